@@ -1,0 +1,38 @@
+# Build settings for krmx's own targets (tests, examples, benchmarks); never applied to consumers.
+
+# Zero warnings on our own code.
+function(krmx_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Werror)
+endfunction()
+
+# The Catch2 main, built once per build tree and shared by every test executable.
+# Catch2 3 where a system has it, else Catch2 2 (Debian 12 ships 2.13).
+function(krmx_catch2_setup)
+  if(TARGET krmx_catch_main)
+    return()
+  endif()
+  find_package(Catch2 3 QUIET)
+  if(Catch2_FOUND)
+    add_library(krmx_catch_main INTERFACE)
+    target_link_libraries(krmx_catch_main INTERFACE Catch2::Catch2WithMain)
+    target_compile_definitions(krmx_catch_main INTERFACE KRMX_CATCH2_V3=1)
+  else()
+    find_package(Catch2 2.13 REQUIRED)
+    add_library(krmx_catch_main STATIC ${PROJECT_SOURCE_DIR}/tests/support/catch_main.cpp)
+    target_link_libraries(krmx_catch_main PUBLIC Catch2::Catch2)
+    target_compile_features(krmx_catch_main PUBLIC cxx_std_20)
+  endif()
+  target_include_directories(krmx_catch_main INTERFACE ${PROJECT_SOURCE_DIR}/tests/support)
+endfunction()
+
+# krmx_add_test(NAME SOURCES a.cpp b.cpp [LIBS x y] [LABELS l])
+# One executable per layer, registered with CTest as a whole (fast to list, fast to run).
+function(krmx_add_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  krmx_catch2_setup()
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE krmx::krmx krmx_catch_main ${ARG_LIBS})
+  krmx_warnings(${name})
+  add_test(NAME ${name} COMMAND ${name} --order rand --warn NoAssertions)
+  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT 600)
+endfunction()

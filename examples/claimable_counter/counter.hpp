@@ -1,0 +1,50 @@
+#pragma once
+// The claimable counter of Krmx State, as shared game code: included by the server and by every client.
+// Anyone may increment the counter until someone claims it; then only the claimer may, until released.
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <krmx/krmx.hpp>
+
+struct Counter {
+    int counter = 0;
+    std::optional<std::string> claim;
+    friend bool operator==(const Counter&, const Counter&) = default;
+};
+
+namespace counter {
+
+inline constexpr krmx::EventType<int> increment{"increment"};
+inline constexpr krmx::EventType<> claim{"claim"};
+inline constexpr krmx::EventType<> release{"release"};
+
+// Guards refuse without touching the state; handlers then apply what the guards allowed.
+// The model works for any state that is a Counter (benchmarks add a large member to it).
+template <class State = Counter>
+const krmx::StreamModel<State>& model() {
+    static const auto m =
+        krmx::StreamModel<State>{}
+            .when(
+                increment,
+                [](const Counter& s, std::string_view by, int) {
+                    return !s.claim || *s.claim == by ? krmx::allow() : krmx::refuse("claimed by someone else");
+                },
+                [](Counter& s, std::string_view, int n) { s.counter += n; })
+            .when(
+                claim,
+                [](const Counter& s, std::string_view) {
+                    return s.claim ? krmx::refuse("already claimed") : krmx::allow();
+                },
+                [](Counter& s, std::string_view by) { s.claim = std::string{by}; })
+            .when(
+                release,
+                [](const Counter& s, std::string_view by) {
+                    return s.claim == by ? krmx::allow() : krmx::refuse("claimed by someone else");
+                },
+                [](Counter& s, std::string_view) { s.claim.reset(); });
+    return m;
+}
+
+}  // namespace counter

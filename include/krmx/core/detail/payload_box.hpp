@@ -1,0 +1,194 @@
+#pragma once
+// Type-erased storage for one payload, so that a log can hold events of many payload types in one
+// contiguous vector without touching JSON. Small payloads (ints, short structs, std::string) live inline.
+
+#include <cstddef>
+#include <cstring>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "krmx/core/payload.hpp"
+
+namespace krmx::detail {
+
+inline constexpr std::size_t payload_inline_size = 32;
+inline constexpr std::size_t payload_inline_align = 8;
+
+// One table of operations per payload type, shared by every box holding that type.
+struct PayloadOps {
+    bool is_inline;
+    bool has_payload;  // false for NoPayload: the wire form has no `payload` member
+    bool trivially_relocatable;
+    void (*copy)(void* dst, const void* src);
+    void (*relocate)(void* dst, void* src) noexcept;  // move-construct dst from src, then destroy src
+    void (*destroy)(void* storage) noexcept;           // nullptr when there is nothing to destroy
+    void (*to_json)(nlohmann::json& out, const void* payload);
+    void (*from_json)(const nlohmann::json& in, void* storage);  // constructs into empty storage
+    bool (*equals)(const void* a, const void* b);
+};
+
+template <class P>
+constexpr bool payload_is_inline = sizeof(P) <= payload_inline_size &&
+                                   alignof(P) <= payload_inline_align &&
+                                   std::is_nothrow_move_constructible_v<P>;
+
+template <class P>
+const P* payload_ptr(const void* storage) noexcept {
+    if constexpr (payload_is_inline<P>) {
+        return std::launder(static_cast<const P*>(storage));
+    } else {
+        return *static_cast<P* const*>(storage);
+    }
+}
+
+template <class P>
+bool payload_equals(const void* a, const void* b) {
+    if constexpr (std::equality_comparable<P>) {
+        return *payload_ptr<P>(a) == *payload_ptr<P>(b);
+    } else {
+        // Without operator==, two payloads are equal when they serialize alike.
+        return nlohmann::json(*payload_ptr<P>(a)) == nlohmann::json(*payload_ptr<P>(b));
+    }
+}
+
+template <class P>
+inline constexpr PayloadOps payload_ops{
+    payload_is_inline<P>,
+    !std::is_same_v<P, NoPayload>,
+    payload_is_inline<P> && std::is_trivially_copyable_v<P>,
+    [](void* dst, const void* src) {
+        if constexpr (payload_is_inline<P>) {
+            ::new (dst) P(*payload_ptr<P>(src));
+        } else {
+            *static_cast<P**>(dst) = new P(*payload_ptr<P>(src));
+        }
+    },
+    [](void* dst, void* src) noexcept {
+        if constexpr (payload_is_inline<P>) {
+            P* from = std::launder(static_cast<P*>(src));
+            ::new (dst) P(std::move(*from));
+            from->~P();
+        } else {
+            *static_cast<P**>(dst) = *static_cast<P**>(src);
+        }
+    },
+    std::is_trivially_destructible_v<P> && payload_is_inline<P>
+        ? nullptr
+        : +[](void* storage) noexcept {
+              if constexpr (payload_is_inline<P>) {
+                  std::launder(static_cast<P*>(storage))->~P();
+              } else {
+                  delete *static_cast<P**>(storage);
+              }
+          },
+    [](nlohmann::json& out, const void* payload) {
+        if constexpr (std::is_same_v<P, NoPayload>) {
+            out = nullptr;
+        } else {
+            out = *payload_ptr<P>(payload);
+        }
+    },
+    [](const nlohmann::json& in, void* storage) {
+        if constexpr (std::is_same_v<P, NoPayload>) {
+            ::new (storage) NoPayload{};
+        } else if constexpr (payload_is_inline<P>) {
+            ::new (storage) P(in.template get<P>());
+        } else {
+            *static_cast<P**>(storage) = new P(in.template get<P>());
+        }
+    },
+    &payload_equals<P>,
+};
+
+// Owns one payload of a type known only through its ops table.
+class PayloadBox {
+public:
+    PayloadBox() noexcept = default;
+    template <class T>
+    static PayloadBox make(T&& payload) {
+        using P = std::remove_cvref_t<T>;
+        PayloadBox box;
+        if constexpr (payload_is_inline<P>) {
+            ::new (static_cast<void*>(box.storage_)) P(std::forward<T>(payload));
+        } else {
+            *reinterpret_cast<P**>(box.storage_) = new P(std::forward<T>(payload));
+        }
+        box.ops_ = &payload_ops<P>;
+        return box;
+    }
+    static PayloadBox from_json(const PayloadOps& ops, const nlohmann::json& in) {
+        PayloadBox box;
+        ops.from_json(in, box.storage_);  // throws before ops_ is set: nothing to destroy
+        box.ops_ = &ops;
+        return box;
+    }
+
+    PayloadBox(const PayloadBox& other) : ops_(nullptr) {
+        if (other.ops_) {
+            other.ops_->copy(storage_, other.storage_);
+            ops_ = other.ops_;
+        }
+    }
+    PayloadBox(PayloadBox&& other) noexcept : ops_(other.ops_) {
+        if (ops_) {
+            relocate_from(other);
+            other.ops_ = nullptr;
+        }
+    }
+    PayloadBox& operator=(PayloadBox other) noexcept {
+        reset();
+        if (other.ops_) {
+            ops_ = other.ops_;
+            relocate_from(other);
+            other.ops_ = nullptr;
+        }
+        return *this;
+    }
+    ~PayloadBox() { reset(); }
+
+    void reset() noexcept {
+        if (ops_ && ops_->destroy) ops_->destroy(storage_);
+        ops_ = nullptr;
+    }
+
+    [[nodiscard]] bool empty() const noexcept { return ops_ == nullptr; }
+    [[nodiscard]] const PayloadOps* ops() const noexcept { return ops_; }
+    /// Address to hand to a handler thunk: the payload object itself.
+    [[nodiscard]] const void* get() const noexcept {
+        if (!ops_) return nullptr;
+        return ops_->is_inline ? static_cast<const void*>(storage_) : *reinterpret_cast<void* const*>(storage_);
+    }
+    template <class P>
+    [[nodiscard]] const P* get_if() const noexcept {
+        return ops_ == &payload_ops<P> ? static_cast<const P*>(get()) : nullptr;
+    }
+    [[nodiscard]] nlohmann::json to_json() const {
+        nlohmann::json out;
+        if (ops_) ops_->to_json(out, storage_);
+        return out;
+    }
+    [[nodiscard]] bool equals(const PayloadBox& other) const {
+        if (ops_ != other.ops_) {
+            // Different C++ types (or an empty box): compare what they say on the wire.
+            return !empty() && !other.empty() && to_json() == other.to_json();
+        }
+        return !ops_ || ops_->equals(storage_, other.storage_);
+    }
+
+private:
+    void relocate_from(PayloadBox& other) noexcept {
+        if (ops_->trivially_relocatable || !ops_->is_inline) {
+            std::memcpy(storage_, other.storage_, payload_inline_size);
+        } else {
+            ops_->relocate(storage_, other.storage_);
+        }
+    }
+
+    alignas(payload_inline_align) unsigned char storage_[payload_inline_size];
+    const PayloadOps* ops_ = nullptr;
+};
+
+}  // namespace krmx::detail

@@ -1,0 +1,164 @@
+#pragma once
+// Stream<State>: the authoritative, append-only stream a server runs. Each event is validated, applied
+// and recorded; a refused event changes nothing and notifies nobody.
+//
+// Cost model: an accepted typed event costs one handler call and one 48-byte log append; no JSON.
+// A refusal costs what its handler form says (see stream_model.hpp): nothing beyond the guard or the
+// exception when the stream knows the state was not written; otherwise a restore (copy of the last
+// restore point + replay of the events since), after which the restore point moves to the present.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "krmx/core/detail/payload_box.hpp"
+#include "krmx/core/event.hpp"
+#include "krmx/core/event_type.hpp"
+#include "krmx/core/outcome.hpp"
+#include "krmx/core/subscription.hpp"
+#include "krmx/stream/detail/decode.hpp"
+#include "krmx/stream/log.hpp"
+#include "krmx/stream/stream_model.hpp"
+
+namespace krmx {
+
+/// The dispatcher name servers use for their own events.
+inline constexpr std::string_view server_dispatcher = "<server>";
+
+/// Work counters, for tests that pin down costs by counting rather than timing.
+struct StreamCounters {
+    std::uint64_t handler_calls = 0;    ///< handler applications, replays included
+    std::uint64_t restores = 0;         ///< state restores after a refusal that may have written
+    std::uint64_t replayed_events = 0;  ///< events re-applied by restores
+};
+
+template <class State>
+class Stream {
+public:
+    using state_type = State;
+
+    explicit Stream(const StreamModel<State>& model)
+        : model_(model.data()), state_(model_->initial), log_(model_) {}
+
+    /// Dispatches a typed event: `stream.dispatch("alice", counter::increment(3))`.
+    template <class P>
+    DispatchResult dispatch(std::string_view dispatcher, const TypedEvent<P>& event) {
+        const auto index = model_->find(event.key, event.type);
+        if (!index) [[unlikely]]
+            return detail::unknown_type(event.type);
+        const auto& handler = *model_->handlers[*index];
+        if (handler.ops != &detail::payload_ops<P>) [[unlikely]] {
+            // Same name, other C++ payload type: convert through JSON, which also explains a misfit.
+            return dispatch(dispatcher, event.to_json());
+        }
+        return apply_and_record(*index, handler, dispatcher, &event.payload,
+                                [&] { return detail::PayloadBox::make(event.payload); });
+    }
+
+    /// Dispatches an event in its JSON form `{"type":..., "payload"?:...}`, as received from the wire.
+    DispatchResult dispatch(std::string_view dispatcher, const nlohmann::json& event) {
+        detail::DecodedEvent decoded;
+        if (auto result = detail::decode_event(*model_, event, decoded); !result) return result;
+        const auto& handler = *model_->handlers[decoded.index];
+        return apply_and_record(decoded.index, handler, dispatcher, decoded.payload.get(),
+                                [&] { return std::move(decoded.payload); });
+    }
+
+    /// Dispatches an event given as JSON text; text that does not parse is `malformed`.
+    DispatchResult dispatch_text(std::string_view dispatcher, std::string_view event_text) {
+        auto event = nlohmann::json::parse(event_text, nullptr, /*allow_exceptions=*/false);
+        if (event.is_discarded()) return {Outcome::malformed, Reason{"event is not valid JSON"}};
+        return dispatch(dispatcher, event);
+    }
+
+    [[nodiscard]] const State& state() const noexcept { return state_; }
+    [[nodiscard]] const Log& log() const noexcept { return log_; }
+    /// The number of accepted events, which is also the position the next one will get.
+    [[nodiscard]] std::size_t size() const noexcept { return log_.size(); }
+    [[nodiscard]] const typename StreamModel<State>::Data& model() const noexcept { return *model_; }
+    [[nodiscard]] const StreamCounters& counters() const noexcept { return counters_; }
+    /// How many times a subscriber threw (the stream and the other subscribers carried on).
+    [[nodiscard]] std::uint64_t subscriber_errors() const noexcept {
+        return on_change_.errors() + on_event_.errors();
+    }
+
+    /// Back to the model's initial state with an empty log. Notifies `on_change`.
+    void reset() {
+        state_ = model_->initial;
+        log_.clear();
+        restore_point_.reset();
+        restore_position_ = 0;
+        on_change_.emit(state_);
+    }
+
+    /// `f(const State&)` after every change of state (accepted event, reset).
+    template <class F>
+    Subscription on_change(F&& f) {
+        return on_change_.connect(std::forward<F>(f));
+    }
+    /// `f(const State&, const LogEntry&)` once per accepted event, in order.
+    template <class F>
+    Subscription on_event(F&& f) {
+        return on_event_.connect(std::forward<F>(f));
+    }
+
+private:
+    template <class MakeBox>
+    DispatchResult apply_and_record(std::uint32_t index, const detail::Handler<State>& handler,
+                                    std::string_view dispatcher, const void* payload, MakeBox&& make_box) {
+        ++counters_.handler_calls;
+        auto status = handler(state_, dispatcher, payload);
+        if (status.outcome != Outcome::accepted) [[unlikely]] {
+            if (status.written) restore();
+            return {status.outcome, std::move(status.reason)};
+        }
+        try {
+            log_.append(index, dispatcher, make_box());
+        } catch (...) {
+            restore();  // the state moved on but the log could not: bring the state back to the log
+            throw;
+        }
+        const std::size_t position = log_.size() - 1;
+        if (!on_event_.empty()) on_event_.emit(state_, log_[position]);
+        if (!on_change_.empty()) on_change_.emit(state_);
+        return DispatchResult::accepted_at(position);
+    }
+
+    // Rebuilds the state from the restore point (or the initial state) and the log since.
+    void restore() {
+        ++counters_.restores;
+        State rebuilt = restore_point_ ? *restore_point_ : model_->initial;
+        for (std::size_t i = restore_position_; i < log_.size(); ++i) {
+            const auto& record = log_.record(i);
+            const auto& handler = *model_->handlers[record.type_index];
+            ++counters_.handler_calls;
+            ++counters_.replayed_events;
+            auto status = handler(rebuilt, log_.dispatcher_name(record.dispatcher), record.payload.get());
+            if (status.outcome != Outcome::accepted) {
+                throw ModelError("krmx::Stream: replaying accepted event " + std::to_string(i) + " ('" +
+                                 std::string{log_.type_name(record.type_index)} + "') failed (" +
+                                 status.reason.str() + "); handlers must be deterministic");
+            }
+        }
+        state_ = std::move(rebuilt);
+        restore_point_ = state_;
+        restore_position_ = log_.size();
+    }
+
+    std::shared_ptr<const typename StreamModel<State>::Data> model_;
+    State state_;
+    Log log_;
+    std::optional<State> restore_point_;
+    std::size_t restore_position_ = 0;
+    StreamCounters counters_;
+    detail::Signal<const State&> on_change_;
+    detail::Signal<const State&, const LogEntry&> on_event_;
+};
+
+}  // namespace krmx

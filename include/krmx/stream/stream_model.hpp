@@ -1,0 +1,317 @@
+#pragma once
+// StreamModel<State>: an initial state and one typed handler per event type. The same model object
+// serves the authoritative Stream (server), the OptimisticStream (client), replays of stored logs and
+// write models. Game code is written once.
+//
+// Handler forms, and what a refusal costs (N = events since the last restore, S = size of the state):
+//
+//   form                                                 refused before writing   refused after writing
+//   guard (const State&, dispatcher, payload) -> Verdict  no exception, no copy    -
+//     (or -> bool, or -> void and throw krmx::Rejected)  one exception, no copy
+//   (Draft<State>&, dispatcher, payload)                 one exception, no copy   restore: copy S + replay N
+//   (const State&, dispatcher, payload) -> State         one exception, no copy   - (cannot write)
+//   (State&, dispatcher, payload) [-> State]             restore: copy S + replay N (the stream cannot
+//                                                         know whether the handler wrote before throwing)
+//
+// Prefer a guard for refusals: players and cheaters send invalid events all the time. Events without
+// payload (EventType<>) take handlers without the payload parameter: (State&, dispatcher).
+// Handlers must be deterministic (no clocks, no randomness, no I/O): they are replayed.
+// Name the state type in the handler's parameter list; `auto&` makes the form ambiguous.
+//
+// Sharing a model across translation units: EventTypes are constexpr and always safe. A model held
+// in an `inline const` variable is initialised dynamically; if it may be used during static
+// initialisation of another translation unit, return it from a function instead:
+//   inline const krmx::StreamModel<Counter>& model() { static const auto m = ...; return m; }
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "krmx/core/detail/payload_box.hpp"
+#include "krmx/core/event.hpp"
+#include "krmx/core/event_type.hpp"
+#include "krmx/core/outcome.hpp"
+#include "krmx/stream/draft.hpp"
+
+namespace krmx {
+
+/// Thrown when a model is used in a way that can never work (a type registered twice, a replay of an
+/// accepted event that now fails because a handler is not deterministic).
+struct ModelError : std::logic_error {
+    using std::logic_error::logic_error;
+};
+
+namespace detail {
+
+struct NoGuard {};
+
+// What one handler application did.
+struct ApplyStatus {
+    Outcome outcome = Outcome::accepted;
+    bool written = false;  // the state may have been changed (only meaningful when not accepted)
+    Reason reason;
+};
+
+template <class F, class S, class P>
+concept handler_callable = (std::same_as<P, NoPayload> && std::invocable<const F&, S, std::string_view>) ||
+                           (!std::same_as<P, NoPayload> && std::invocable<const F&, S, std::string_view, const P&>);
+
+template <class F, class S, class P>
+decltype(auto) call_handler(const F& f, S&& state, std::string_view dispatcher, const P& payload) {
+    if constexpr (std::same_as<P, NoPayload>) {
+        (void)payload;
+        return std::invoke(f, std::forward<S>(state), dispatcher);
+    } else {
+        return std::invoke(f, std::forward<S>(state), dispatcher, payload);
+    }
+}
+
+template <class F, class S, class P>
+using handler_result_t = decltype(call_handler(std::declval<const F&>(), std::declval<S>(),
+                                               std::declval<std::string_view>(), std::declval<const P&>()));
+
+template <class State, class P, class H>
+constexpr bool check_handler() {
+    constexpr bool ok = handler_callable<H, const State&, P> || handler_callable<H, State&, P> ||
+                        handler_callable<H, Draft<State>&, P>;
+    static_assert(ok,
+                  "krmx::StreamModel::when: the handler must be callable as one of\n"
+                  "  (State&, std::string_view dispatcher, const Payload&)          mutate in place\n"
+                  "  (const State&, std::string_view dispatcher, const Payload&) -> State   return the next state\n"
+                  "  (krmx::Draft<State>&, std::string_view dispatcher, const Payload&)    tracked writes\n"
+                  "(without the payload parameter for an EventType<> without payload)");
+    if constexpr (handler_callable<H, const State&, P>) {
+        static_assert(std::convertible_to<handler_result_t<H, const State&, P>, State>,
+                      "krmx::StreamModel::when: a handler taking `const State&` cannot change the state, so it "
+                      "must return the next State");
+    }
+    return ok;
+}
+
+template <class State, class P, class G>
+constexpr bool check_guard() {
+    if constexpr (std::same_as<G, NoGuard>) {
+        return true;
+    } else {
+        static_assert(handler_callable<G, const State&, P>,
+                      "krmx::StreamModel::when: the guard must be callable as (const State&, std::string_view "
+                      "dispatcher, const Payload&) (without the payload for an EventType<>)");
+        using R = handler_result_t<G, const State&, P>;
+        static_assert(std::is_void_v<R> || std::same_as<std::remove_cvref_t<R>, Verdict> ||
+                          std::convertible_to<R, bool>,
+                      "krmx::StreamModel::when: a guard returns krmx::Verdict, bool, or void (and throws "
+                      "krmx::Rejected to refuse)");
+        return true;
+    }
+}
+
+template <class G, class H>
+struct Callables {
+    G guard;
+    H handler;
+};
+
+template <class State, class P, class G>
+Verdict run_guard(const G& guard, const State& state, std::string_view dispatcher, const P& payload) {
+    using R = handler_result_t<G, const State&, P>;
+    if constexpr (std::is_void_v<R>) {
+        call_handler(guard, state, dispatcher, payload);
+        return allow();
+    } else if constexpr (std::same_as<std::remove_cvref_t<R>, Verdict>) {
+        return call_handler(guard, state, dispatcher, payload);
+    } else {
+        return call_handler(guard, state, dispatcher, payload) ? allow() : refuse("refused by guard");
+    }
+}
+
+template <class State, class P, class H>
+void run_handler(const H& handler, State& state, std::string_view dispatcher, const P& payload, bool& written) {
+    if constexpr (handler_callable<H, const State&, P>) {
+        State next = call_handler(handler, std::as_const(state), dispatcher, payload);
+        written = true;
+        state = std::move(next);
+    } else if constexpr (handler_callable<H, State&, P>) {
+        written = true;  // unknowable: assume the worst
+        if constexpr (std::is_void_v<handler_result_t<H, State&, P>>) {
+            call_handler(handler, state, dispatcher, payload);
+        } else {
+            state = call_handler(handler, state, dispatcher, payload);
+        }
+    } else {
+        Draft<State> draft{state, written};
+        call_handler(handler, draft, dispatcher, payload);
+    }
+}
+
+// The one function a stream calls per event: guard, handler, and the translation of exceptions.
+template <class State, class P, class G, class H>
+ApplyStatus apply_thunk(const void* callables, State& state, std::string_view dispatcher, const void* payload) {
+    const auto& c = *static_cast<const Callables<G, H>*>(callables);
+    const P& p = *static_cast<const P*>(payload);
+    bool written = false;
+    try {
+        if constexpr (!std::same_as<G, NoGuard>) {
+            Verdict verdict = run_guard<State, P>(c.guard, std::as_const(state), dispatcher, p);
+            if (!verdict.allowed()) return {Outcome::rejected, false, std::move(verdict).take_reason()};
+        }
+        run_handler<State, P>(c.handler, state, dispatcher, p, written);
+        return {};
+    } catch (const Rejected& e) {
+        return {Outcome::rejected, written, Reason{std::string{e.what()}}};
+    } catch (const std::exception& e) {
+        return {Outcome::failed, written, Reason{"handler failed: " + std::string{e.what()}}};
+    } catch (...) {
+        return {Outcome::failed, written, Reason{"handler failed with a non-standard exception"}};
+    }
+}
+
+// The part of a model that logs need: names and payload operations by type index.
+struct ModelTypes {
+    std::vector<std::string_view> names;
+    std::vector<const PayloadOps*> ops;
+};
+
+template <class State>
+struct Handler {
+    std::string name;
+    const void* key;  // the registering EventType's address, or nullptr
+    const PayloadOps* ops;
+    std::shared_ptr<const void> callables;
+    ApplyStatus (*apply)(const void*, State&, std::string_view, const void*);
+    std::string (*describe_error)(const nlohmann::json& actual, std::string_view conversion_error);
+
+    ApplyStatus operator()(State& state, std::string_view dispatcher, const void* payload) const {
+        return apply(callables.get(), state, dispatcher, payload);
+    }
+};
+
+struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+template <class State>
+struct ModelData : ModelTypes {
+    State initial;
+    std::vector<std::shared_ptr<const Handler<State>>> handlers;
+    std::vector<const void*> keys;
+    std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> by_name;
+
+    explicit ModelData(State s) : initial(std::move(s)) {}
+
+    // The EventType's address finds the handler with a few pointer compares; the name is the fallback
+    // (events from JSON, copies of EventTypes).
+    [[nodiscard]] std::optional<std::uint32_t> find(const void* key, std::string_view name) const {
+        if (key) {
+            for (std::size_t i = 0; i < keys.size(); ++i) {
+                if (keys[i] == key) return static_cast<std::uint32_t>(i);
+            }
+        }
+        const auto it = by_name.find(name);
+        if (it == by_name.end()) return std::nullopt;
+        return it->second;
+    }
+};
+
+}  // namespace detail
+
+/// An initial state plus typed handlers, registered with `when`. Immutable once shared: registering on
+/// a model that streams already use copies it first, so running streams never change under you.
+template <class State>
+class StreamModel {
+    static_assert(std::is_object_v<State> && !std::is_const_v<State>, "krmx::StreamModel<State>: State must be a plain object type");
+    static_assert(std::copy_constructible<State>,
+                  "krmx::StreamModel<State>: State must be copy constructible (streams start from a copy of "
+                  "the initial state)");
+    static_assert(std::is_move_assignable_v<State>, "krmx::StreamModel<State>: State must be move assignable");
+
+public:
+    using state_type = State;
+    using Data = detail::ModelData<State>;
+
+    StreamModel()
+        requires std::default_initializable<State>
+        : StreamModel(State{}) {}
+    explicit StreamModel(State initial) : data_(std::make_shared<Data>(std::move(initial))) {}
+
+    /// Registers `handler` for events of `type`. Throws krmx::ModelError when the type is registered already.
+    template <class P, class H>
+    StreamModel& when(const EventType<P>& type, H handler) & {
+        add<P>(type.name(), &type, detail::NoGuard{}, std::move(handler));
+        return *this;
+    }
+    template <class P, class H>
+    StreamModel&& when(const EventType<P>& type, H handler) && {
+        return std::move(when(type, std::move(handler)));
+    }
+    /// Registers a guard that may refuse before the handler runs, and the handler.
+    template <class P, class G, class H>
+    StreamModel& when(const EventType<P>& type, G guard, H handler) & {
+        add<P>(type.name(), &type, std::move(guard), std::move(handler));
+        return *this;
+    }
+    template <class P, class G, class H>
+    StreamModel&& when(const EventType<P>& type, G guard, H handler) && {
+        return std::move(when(type, std::move(guard), std::move(handler)));
+    }
+    /// The TypeScript shape: `auto increment = model.when<int>("increment", handler);` returns the event
+    /// type (whose name lives in the model, so the model must outlive the events made from it).
+    template <class P = NoPayload, class H>
+    [[nodiscard]] EventType<P> when(std::string_view name, H handler) & {
+        const auto& registered = add<P>(name, nullptr, detail::NoGuard{}, std::move(handler));
+        return EventType<P>{registered.name};
+    }
+
+    [[nodiscard]] const State& initial_state() const noexcept { return data_->initial; }
+    [[nodiscard]] std::size_t size() const noexcept { return data_->handlers.size(); }
+    [[nodiscard]] bool handles(std::string_view type) const { return data_->by_name.contains(type); }
+    /// The registered event type names, in registration order.
+    [[nodiscard]] const std::vector<std::string_view>& event_types() const noexcept { return data_->names; }
+
+    /// The shared, immutable definition streams hold on to (so a model may go out of scope before them).
+    [[nodiscard]] std::shared_ptr<const Data> data() const noexcept { return data_; }
+
+private:
+    template <class P, class G, class H>
+    const detail::Handler<State>& add(std::string_view name, const void* key, G guard, H handler) {
+        static_assert(detail::check_payload<P>());
+        static_assert(detail::check_handler<State, P, H>());
+        static_assert(detail::check_guard<State, P, G>());
+        if (name.empty()) throw ModelError("krmx::StreamModel::when: an event type needs a name");
+        if (data_->by_name.contains(name)) {
+            throw ModelError("krmx::StreamModel::when: event type '" + std::string{name} +
+                             "' is registered twice");
+        }
+        if (data_.use_count() > 1) data_ = std::make_shared<Data>(*data_);  // copy on write
+        auto h = std::make_shared<detail::Handler<State>>();
+        h->name = std::string{name};
+        h->key = key;
+        h->ops = &detail::payload_ops<P>;
+        h->callables = std::make_shared<detail::Callables<G, H>>(detail::Callables<G, H>{std::move(guard), std::move(handler)});
+        h->apply = &detail::apply_thunk<State, P, G, H>;
+        h->describe_error = &detail::describe_payload_error<P>;
+        const auto index = static_cast<std::uint32_t>(data_->handlers.size());
+        data_->by_name.emplace(h->name, index);
+        data_->handlers.push_back(h);
+        data_->keys.push_back(key);
+        data_->names.push_back(h->name);  // views into the shared, never-moved Handler
+        data_->ops.push_back(h->ops);
+        return *h;
+    }
+
+    std::shared_ptr<Data> data_;
+};
+
+}  // namespace krmx

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The two quick-start commands (and the benchmark runner) in one place:
+#   scripts/krmx.sh demo     build and run the main demo (the claimable counter)
+#   scripts/krmx.sh test     the whole test suite: g++ with ASan+UBSan, then clang++, then a benchmark smoke run
+#   scripts/krmx.sh bench    the benchmarks side by side with the TypeScript reference (not part of `test`)
+# Each installs the Debian packages it needs when they are missing (as root), or says what to install.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+jobs="${KRMX_JOBS:-$(nproc 2>/dev/null || echo 2)}"
+build_root="${KRMX_BUILD_DIR:-$root/build}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Installs the given Debian packages when any is missing.
+need_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local cmd="apt-get update && apt-get install -y ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then
+    say "installing ${missing[*]}"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null \
+      || die "could not install ${missing[*]}; run: $cmd"
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    say "installing ${missing[*]} (sudo)"
+    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null \
+      || die "could not install ${missing[*]}; run as root: $cmd"
+  else
+    die "missing Debian packages: ${missing[*]}
+  install them as root with:  $cmd
+  then run this command again."
+  fi
+}
+
+# configure_and_build DIR CXX BUILD_TYPE [extra cmake args...]
+configure_and_build() {
+  local dir="$1" cxx="$2" type="$3"; shift 3
+  say "configure $dir ($cxx, $type)"
+  cmake -S "$root" -B "$dir" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE="$type" "$@" >"$dir.configure.log" 2>&1 \
+    || { cat "$dir.configure.log"; die "configure failed ($dir)"; }
+  say "build $dir"
+  cmake --build "$dir" --parallel "$jobs"
+}
+
+core_packages=(g++ cmake nlohmann-json3-dev)
+test_packages=("${core_packages[@]}" clang catch2 libsqlite3-dev libbenchmark-dev)
+
+cmd_demo() {
+  need_packages "${core_packages[@]}"
+  mkdir -p "$build_root"
+  configure_and_build "$build_root/demo" g++ Release -DKRMX_BUILD_TESTS=OFF -DKRMX_BUILD_BENCHMARKS=OFF
+  "$build_root/demo/examples/claimable_counter/claimable_counter"
+}
+
+cmd_test() {
+  need_packages "${test_packages[@]}"
+  mkdir -p "$build_root"
+  local sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+  # g++ with AddressSanitizer + UndefinedBehaviorSanitizer: every test, example and the benchmark build.
+  configure_and_build "$build_root/gcc-asan" g++ Debug \
+    -DCMAKE_CXX_FLAGS="-O1 $sanitize" -DKRMX_HEADER_CHECKS=ON
+  say "ctest (g++, ASan+UBSan)"
+  ctest --test-dir "$build_root/gcc-asan" --output-on-failure --parallel "$jobs"
+
+  # clang++ keeps the code portable and warning-free on a second compiler.
+  configure_and_build "$build_root/clang" clang++ RelWithDebInfo -DKRMX_HEADER_CHECKS=OFF
+  say "ctest (clang++)"
+  ctest --test-dir "$build_root/clang" --output-on-failure --parallel "$jobs"
+
+  # Benchmarks are too noisy to be tests, but each workload runs once so that none can rot.
+  say "benchmark smoke run (clang++ build, each workload once)"
+  "$root/scripts/krmx.sh" bench --quick --build "$build_root/clang"
+}
+
+cmd_bench() {
+  local quick=0 build=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --quick) quick=1 ;;
+      --build) build="$2"; shift ;;
+      *) die "unknown bench option: $1" ;;
+    esac
+    shift
+  done
+  need_packages "${test_packages[@]}"
+  if [ -z "$build" ]; then
+    build="$build_root/release"
+    mkdir -p "$build_root"
+    configure_and_build "$build" g++ Release -DKRMX_BUILD_TESTS=OFF -DKRMX_BUILD_EXAMPLES=OFF
+  fi
+  local bench="$build/tests/benchmarks/krmx_benchmarks"
+  [ -x "$bench" ] || die "no benchmark binary at $bench"
+  if [ "$quick" -eq 1 ]; then
+    # One short pass over every workload: proves they run, measures nothing.
+    "$bench" --benchmark_min_time=0.001 --benchmark_repetitions=1 --krmx_quick
+    return
+  fi
+  "$root/tests/benchmarks/run_side_by_side.sh" "$bench"
+}
+
+case "${1:-}" in
+  demo) shift; cmd_demo "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  bench) shift; cmd_bench "$@" ;;
+  *) echo "usage: scripts/krmx.sh demo | test | bench [--quick]" >&2; exit 2 ;;
+esac

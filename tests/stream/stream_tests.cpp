@@ -77,11 +77,16 @@ TEST_CASE("malformed events are refused cleanly and change nothing") {
     }
     auto not_json = stream.dispatch_text("alice", R"({"type":"increment","payload":)");
     CHECK(not_json.outcome() == Outcome::malformed);
-    CHECK(not_json.reason() == "event is not valid JSON");
+    CHECK(not_json.reason().starts_with("event is not valid JSON: "));
+    CHECK(stream.dispatch_text("alice", "[1]").reason() == "event must be a JSON object, got array");
+    CHECK(stream.dispatch_text("alice", R"({"type":1})").reason() == R"(event "type" must be a string, got number)");
+    CHECK(stream.dispatch_text("alice", R"({"type":"incr\u0065ment","payload":1})").accepted());
+    CHECK(stream.dispatch_text("alice", R"({"type":"increment","payload":"1"})").reason() ==
+          "payload: expected number, got string");
     CHECK(stream.dispatch_text("alice", R"({"type":"increment","payload":2})").accepted());
-    CHECK(stream.state().counter == 2);
-    CHECK(stream.size() == 1);
-    CHECK(notified == 1);
+    CHECK(stream.state().counter == 3);
+    CHECK(stream.size() == 2);
+    CHECK(notified == 2);
 }
 
 namespace {

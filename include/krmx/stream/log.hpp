@@ -4,6 +4,7 @@
 // Memory: 48 bytes per event for payloads up to 32 bytes (ints, short strings, small structs), plus
 // the payload's own heap for larger ones; dispatcher names are stored once each.
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -31,17 +32,28 @@ struct LogRecord {
     PayloadBox payload;
     std::uint32_t type_index;
     std::uint32_t dispatcher;
+
+    LogRecord(PayloadBox&& p, std::uint32_t type, std::uint32_t by) noexcept
+        : payload(std::move(p)), type_index(type), dispatcher(by) {}
+    template <class P>
+        requires(!std::same_as<P, PayloadBox>)
+    LogRecord(const P& p, std::uint32_t type, std::uint32_t by) : payload(PayloadBox::make(p)), type_index(type), dispatcher(by) {}
 };
 
 // Dispatcher names, each stored once. Consecutive events by the same dispatcher skip the hash lookup.
 class NameTable {
 public:
     std::uint32_t intern(std::string_view name) {
-        if (last_ < names_.size() && names_[last_] == name) return last_;
-        if (auto it = index_.find(name); it != index_.end()) return last_ = it->second;
-        const auto id = static_cast<std::uint32_t>(names_.size());
-        names_.emplace_back(name);
-        index_.emplace(names_.back(), id);  // deque elements never move: the view stays valid
+        if (name == last_name_ && !names_.empty()) return last_;
+        std::uint32_t id;
+        if (auto it = index_.find(name); it != index_.end()) {
+            id = it->second;
+        } else {
+            id = static_cast<std::uint32_t>(names_.size());
+            names_.emplace_back(name);
+            index_.emplace(names_.back(), id);  // deque elements never move: the view stays valid
+        }
+        last_name_ = names_[id];
         return last_ = id;
     }
     [[nodiscard]] std::string_view name(std::uint32_t id) const { return names_[id]; }
@@ -49,12 +61,14 @@ public:
         index_.clear();
         names_.clear();
         last_ = 0;
+        last_name_ = {};
     }
 
 private:
     std::deque<std::string> names_;
     std::unordered_map<std::string_view, std::uint32_t> index_;
     std::uint32_t last_ = 0;
+    std::string_view last_name_;  // consecutive events by one dispatcher skip the hash lookup
 };
 
 }  // namespace detail
@@ -143,7 +157,14 @@ public:
     // For streams: append an accepted event, read the raw record, start over.
     void append(std::uint32_t type_index, std::string_view dispatcher, detail::PayloadBox&& payload) {
         const auto id = dispatchers_.intern(dispatcher);
-        records_.push_back(detail::LogRecord{std::move(payload), type_index, id});
+        records_.emplace_back(std::move(payload), type_index, id);
+    }
+    /// Copies a typed payload straight into its place in the log.
+    template <class P>
+        requires(!std::same_as<P, detail::PayloadBox>)
+    void append(std::uint32_t type_index, std::string_view dispatcher, const P& payload) {
+        const auto id = dispatchers_.intern(dispatcher);
+        records_.emplace_back(payload, type_index, id);
     }
     [[nodiscard]] const detail::LogRecord& record(std::size_t position) const noexcept { return records_[position]; }
     [[nodiscard]] std::string_view dispatcher_name(std::uint32_t id) const { return dispatchers_.name(id); }

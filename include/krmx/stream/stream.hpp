@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -57,8 +58,7 @@ public:
             // Same name, other C++ payload type: convert through JSON, which also explains a misfit.
             return dispatch(dispatcher, event.to_json());
         }
-        return apply_and_record(*index, handler, dispatcher, &event.payload,
-                                [&] { return detail::PayloadBox::make(event.payload); });
+        return apply_and_record(*index, handler, dispatcher, &event.payload, event.payload);
     }
 
     /// Dispatches an event in its JSON form `{"type":..., "payload"?:...}`, as received from the wire.
@@ -66,15 +66,16 @@ public:
         detail::DecodedEvent decoded;
         if (auto result = detail::decode_event(*model_, event, decoded); !result) return result;
         const auto& handler = *model_->handlers[decoded.index];
-        return apply_and_record(decoded.index, handler, dispatcher, decoded.payload.get(),
-                                [&] { return std::move(decoded.payload); });
+        return apply_and_record(decoded.index, handler, dispatcher, decoded.payload.get(), std::move(decoded.payload));
     }
 
-    /// Dispatches an event given as JSON text; text that does not parse is `malformed`.
+    /// Dispatches an event given as JSON text, as it arrives on a socket. Text that is not exactly one
+    /// JSON object is `malformed`. Only the payload is parsed into a DOM.
     DispatchResult dispatch_text(std::string_view dispatcher, std::string_view event_text) {
-        auto event = nlohmann::json::parse(event_text, nullptr, /*allow_exceptions=*/false);
-        if (event.is_discarded()) return {Outcome::malformed, Reason{"event is not valid JSON"}};
-        return dispatch(dispatcher, event);
+        detail::DecodedEvent decoded;
+        if (auto result = detail::decode_event_text(*model_, event_text, scratch_, decoded); !result) return result;
+        const auto& handler = *model_->handlers[decoded.index];
+        return apply_and_record(decoded.index, handler, dispatcher, decoded.payload.get(), std::move(decoded.payload));
     }
 
     [[nodiscard]] const State& state() const noexcept { return state_; }
@@ -109,9 +110,10 @@ public:
     }
 
 private:
-    template <class MakeBox>
+    // `record` is what goes into the log: the typed payload itself, or a PayloadBox holding it.
+    template <class Record>
     DispatchResult apply_and_record(std::uint32_t index, const detail::Handler<State>& handler,
-                                    std::string_view dispatcher, const void* payload, MakeBox&& make_box) {
+                                    std::string_view dispatcher, const void* payload, Record&& record) {
         ++counters_.handler_calls;
         auto status = handler(state_, dispatcher, payload);
         if (status.outcome != Outcome::accepted) [[unlikely]] {
@@ -119,7 +121,7 @@ private:
             return {status.outcome, std::move(status.reason)};
         }
         try {
-            log_.append(index, dispatcher, make_box());
+            log_.append(index, dispatcher, std::forward<Record>(record));
         } catch (...) {
             restore();  // the state moved on but the log could not: bring the state back to the log
             throw;
@@ -159,6 +161,7 @@ private:
     StreamCounters counters_;
     detail::Signal<const State&> on_change_;
     detail::Signal<const State&, const LogEntry&> on_event_;
+    std::vector<detail::JsonMember> scratch_;
 };
 
 }  // namespace krmx

@@ -3,7 +3,11 @@
 // contiguous vector without touching JSON. Small payloads (ints, short structs, std::string) live inline.
 
 #include <cstddef>
+#include <charconv>
 #include <cstring>
+#include <string>
+#include <string_view>
+#include <system_error>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -28,7 +32,39 @@ struct PayloadOps {
     void (*to_json)(nlohmann::json& out, const void* payload);
     void (*from_json)(const nlohmann::json& in, void* storage);  // constructs into empty storage
     bool (*equals)(const void* a, const void* b);
+    // Constructs straight from raw, already validated JSON text when that gives exactly what
+    // nlohmann would; returns false (constructing nothing) when the general path must decide.
+    bool (*from_raw)(std::string_view raw, void* storage);
 };
+
+// The raw fast path: integers that fit, booleans, and strings without escapes. Anything else (floats
+// for integer types, out-of-range numbers, escapes, structs) goes through nlohmann, whose semantics
+// stay the reference.
+template <class P>
+bool payload_from_raw(std::string_view raw, void* storage) {
+    if (raw.empty()) return false;
+    if constexpr (std::is_same_v<P, bool>) {
+        if (raw == "true" || raw == "false") {
+            ::new (storage) bool(raw.front() == 't');
+            return true;
+        }
+        return false;
+    } else if constexpr (std::is_integral_v<P> && !std::is_same_v<P, char>) {
+        P value{};
+        const auto [end, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), value);
+        if (ec != std::errc{} || end != raw.data() + raw.size()) return false;
+        if (std::is_unsigned_v<P> && raw.front() == '-') return false;
+        ::new (storage) P(value);
+        return true;
+    } else if constexpr (std::is_same_v<P, std::string>) {
+        if (raw.size() < 2 || raw.front() != '"' || raw.find('\\') != std::string_view::npos) return false;
+        ::new (storage) std::string(raw.substr(1, raw.size() - 2));
+        return true;
+    } else {
+        (void)storage;
+        return false;
+    }
+}
 
 template <class P>
 constexpr bool payload_is_inline = sizeof(P) <= payload_inline_size &&
@@ -101,6 +137,7 @@ inline constexpr PayloadOps payload_ops{
         }
     },
     &payload_equals<P>,
+    &payload_from_raw<P>,
 };
 
 // Owns one payload of a type known only through its ops table.
@@ -124,6 +161,16 @@ public:
         ops.from_json(in, box.storage_);  // throws before ops_ is set: nothing to destroy
         box.ops_ = &ops;
         return box;
+    }
+
+    /// From raw, validated JSON text: the fast path when it applies, else nlohmann.
+    static PayloadBox from_raw(const PayloadOps& ops, std::string_view raw) {
+        PayloadBox box;
+        if (ops.is_inline && ops.from_raw(raw, box.storage_)) {
+            box.ops_ = &ops;
+            return box;
+        }
+        return from_json(ops, nlohmann::json::parse(raw));
     }
 
     PayloadBox(const PayloadBox& other) : ops_(nullptr) {

@@ -6,9 +6,12 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "krmx/core/detail/json_scan.hpp"
 #include "krmx/core/detail/payload_box.hpp"
 #include "krmx/core/event.hpp"
 #include "krmx/core/outcome.hpp"
@@ -25,6 +28,31 @@ inline DispatchResult unknown_type(std::string_view type) {
     return {Outcome::unknown_type, Reason{"unknown event type '" + std::string{type} + "'"}};
 }
 
+// Converts the payload (nullptr when the event has none) for the handler at `index`.
+template <class State>
+DispatchResult decode_payload(const ModelData<State>& model, std::uint32_t index, std::string_view type,
+                              const nlohmann::json* payload, DecodedEvent& out) {
+    const auto& handler = *model.handlers[index];
+    if (!handler.ops->has_payload) {
+        if (payload) {
+            return {Outcome::invalid_payload, Reason{"event type '" + std::string{type} + "' takes no payload, got " +
+                                                     json_kind(*payload)}};
+        }
+        out.payload = PayloadBox::make(NoPayload{});
+    } else if (!payload) {
+        return {Outcome::invalid_payload,
+                Reason{"payload: missing (event type '" + std::string{type} + "' needs a payload)"}};
+    } else {
+        try {
+            out.payload = PayloadBox::from_json(*handler.ops, *payload);
+        } catch (const std::exception& e) {
+            return {Outcome::invalid_payload, Reason{handler.describe_error(*payload, e.what())}};
+        }
+    }
+    out.index = index;
+    return DispatchResult::accepted_at(0);
+}
+
 // Fills `out` and returns an accepted result, or returns why the event cannot be dispatched.
 template <class State>
 DispatchResult decode_event(const ModelData<State>& model, const nlohmann::json& event, DecodedEvent& out) {
@@ -32,23 +60,43 @@ DispatchResult decode_event(const ModelData<State>& model, const nlohmann::json&
     const auto& type = event.find("type")->template get_ref<const std::string&>();
     const auto index = model.find(nullptr, type);
     if (!index) return unknown_type(type);
-    const auto& handler = *model.handlers[*index];
     const auto payload = event.find("payload");
+    return decode_payload(model, *index, type, payload == event.end() ? nullptr : &*payload, out);
+}
+
+// The same from JSON text, without a DOM for the envelope: only the payload is parsed by nlohmann.
+// `scratch` is reused between calls to save allocations.
+template <class State>
+DispatchResult decode_event_text(const ModelData<State>& model, std::string_view text,
+                                 std::vector<JsonMember>& scratch, DecodedEvent& out) {
+    scratch.clear();
+    if (auto error = scan_object(text, scratch); !error.empty()) {
+        if (!scan_value(text).empty()) return {Outcome::malformed, Reason{"event is not valid JSON: " + error}};
+        return {Outcome::malformed, Reason{"event must be a JSON object, got " + std::string{json_raw_kind(text.substr(text.find_first_not_of(" \t\r\n")))}}};
+    }
+    const JsonMember* type = find_member(scratch, "type");
+    if (!type) return {Outcome::malformed, Reason{"event has no \"type\" member"}};
+    if (json_raw_kind(type->value) != "string") {
+        return {Outcome::malformed,
+                Reason{"event \"type\" must be a string, got " + std::string{json_raw_kind(type->value)}}};
+    }
+    std::string decoded_name;
+    std::string_view name = type->value.substr(1, type->value.size() - 2);
+    if (name.find('\\') != std::string_view::npos) name = decoded_name = *json_string_value(type->value);
+    const auto index = model.find(nullptr, name);
+    if (!index) return unknown_type(name);
+    const JsonMember* payload_member = find_member(scratch, "payload");
+    if (!payload_member) return decode_payload(model, *index, name, nullptr, out);
+    const auto& handler = *model.handlers[*index];
     if (!handler.ops->has_payload) {
-        if (payload != event.end()) {
-            return {Outcome::invalid_payload, Reason{"event type '" + type + "' takes no payload, got " +
-                                                     json_kind(*payload)}};
-        }
-        out.payload = PayloadBox::make(NoPayload{});
-    } else if (payload == event.end()) {
+        const auto payload = nlohmann::json::parse(payload_member->value);  // validated above: cannot fail
+        return decode_payload(model, *index, name, &payload, out);
+    }
+    try {
+        out.payload = PayloadBox::from_raw(*handler.ops, payload_member->value);
+    } catch (const std::exception& e) {
         return {Outcome::invalid_payload,
-                Reason{"payload: missing (event type '" + type + "' needs a payload)"}};
-    } else {
-        try {
-            out.payload = PayloadBox::from_json(*handler.ops, *payload);
-        } catch (const std::exception& e) {
-            return {Outcome::invalid_payload, Reason{handler.describe_error(*payload, e.what())}};
-        }
+                Reason{handler.describe_error(nlohmann::json::parse(payload_member->value), e.what())}};
     }
     out.index = *index;
     return DispatchResult::accepted_at(0);

@@ -1,0 +1,95 @@
+#include <random>
+#include <string>
+#include <vector>
+
+#include <krmx/core/detail/json_scan.hpp>
+
+#include "catch.hpp"
+
+using krmx::detail::JsonMember;
+using krmx::detail::scan_object;
+using krmx::detail::scan_value;
+
+TEST_CASE("the scanner hands out an object's members exactly as written") {
+    std::vector<JsonMember> members;
+    const std::string text = R"( {"type":"increment", "payload" : 3.50e0 ,"z":{"a":[1,{"b":null}]},"s":"x\"y"} )";
+    REQUIRE(scan_object(text, members).empty());
+    REQUIRE(members.size() == 4);
+    CHECK(members[0].key == "type");
+    CHECK(members[0].value == R"("increment")");
+    CHECK(members[1].value == "3.50e0");  // number spelling survives
+    CHECK(members[2].value == R"({"a":[1,{"b":null}]})");
+    CHECK(members[3].value == R"("x\"y")");
+    CHECK(krmx::detail::json_string_value(members[3].value) == "x\"y");
+    CHECK(krmx::detail::find_member(members, "payload") == &members[1]);
+}
+
+TEST_CASE("the scanner agrees with nlohmann on what is valid JSON") {
+    const std::vector<std::string> corpus = {
+        "{}", "[]", "0", "-0", "1.5", "-1.5e+10", "1E5", "01", "1.", ".5", "-", "1e", "+1", "\"\"", "\"\\u00e9\"",
+        "\"\\u12\"", "\"\\x\"", "\"a\nb\"", "\"\xc3\xa9\"", "\"\xc3\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"",
+        "\"\xc0\xaf\"", "true", "tru", "nul", "null ", " [1,2,]", "[1,,2]", "{\"a\":1,}", "{\"a\" 1}", "{1:2}",
+        "{\"a\":1}}", "[[[[]]]]", "[1 2]", "{\"a\":[1,{\"b\":[true,false,null]}]}", "", "   ", "\"unterminated",
+        "[\"\\/\\b\\f\\n\\r\\t\\\"\\\\\"]", "1 2", "{\"a\":\"\x01\"}", "-01", "2.e3", "[-]",
+    };
+    for (const auto& text : corpus) {
+        INFO(text);
+        CHECK(scan_value(text).empty() == nlohmann::json::accept(text));
+    }
+}
+
+TEST_CASE("a byte order mark is refused, as JavaScript's JSON.parse refuses it (nlohmann skips it)") {
+    CHECK_FALSE(scan_value("\xef\xbb\xbf{}").empty());
+}
+
+TEST_CASE("random mutations of valid JSON are judged as nlohmann judges them") {
+    const std::vector<std::string> seeds = {
+        R"({"type":"stream/append","payload":{"domain":"counter","dispatcher":"alice","event":{"type":"increment","payload":3},"id":17}})",
+        R"({"a":[1,2.5,-3e-2,true,false,null,"s\u00e9\n"],"b":{"c":{}}})",
+    };
+    const std::string alphabet = "{}[]\":,.-+eE0123456789truefalsn \\u\xc3\xa9\x01";
+    std::mt19937 rng{20261124};
+    int disagreements = 0;
+    for (int round = 0; round < 20000; ++round) {
+        std::string text = seeds[round % seeds.size()];
+        const int edits = 1 + static_cast<int>(rng() % 3);
+        for (int e = 0; e < edits; ++e) {
+            const auto at = rng() % (text.size() + 1);
+            switch (rng() % 3) {
+                case 0: text.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+                case 1: if (at < text.size()) text.erase(at, 1); break;
+                default: if (at < text.size()) text[at] = alphabet[rng() % alphabet.size()]; break;
+            }
+        }
+        if (scan_value(text).empty() != nlohmann::json::accept(text)) {
+            ++disagreements;
+            UNSCOPED_INFO(text);
+        }
+    }
+    CHECK(disagreements == 0);
+}
+
+TEST_CASE("nesting beyond the limit is refused, not a stack overflow") {
+    const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    CHECK(scan_value(deep).find("nested too deeply") != std::string::npos);
+    std::vector<JsonMember> members;
+    CHECK_FALSE(scan_object("[1]", members).empty());
+    CHECK(scan_object("{\"a\":1} x", members).find("unexpected text") != std::string::npos);
+}
+
+TEST_CASE("one pass collects the members of a nested object too") {
+    std::vector<JsonMember> outer;
+    std::vector<JsonMember> inner;
+    const std::string text = R"({"type":"stream/append","payload":{"domain":"d","event":{"type":"x"},"id":1}})";
+    REQUIRE(scan_object(text, outer, "payload", inner).empty());
+    REQUIRE(outer.size() == 2);
+    CHECK(outer[1].value == R"({"domain":"d","event":{"type":"x"},"id":1})");
+    REQUIRE(inner.size() == 3);
+    CHECK(inner[1].key == "event");
+    CHECK(inner[1].value == R"({"type":"x"})");
+    outer.clear();
+    inner.clear();
+    CHECK(scan_object(R"({"payload":[1]})", outer, "payload", inner).empty());
+    CHECK(inner.empty());
+    CHECK_FALSE(scan_object(R"({"payload":{"a":}})", outer, "payload", inner).empty());
+}

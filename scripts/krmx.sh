@@ -98,11 +98,17 @@ cmd_bench() {
   local bench="$build/tests/benchmarks/krmx_benchmarks"
   [ -x "$bench" ] || die "no benchmark binary at $bench"
   if [ "$quick" -eq 1 ]; then
-    # One short pass over every workload: proves they run, measures nothing.
-    "$bench" --benchmark_min_time=0.001 --benchmark_repetitions=1 --krmx_quick
+    # One short pass over every workload on both sides: proves they run, measures nothing.
+    if command -v node >/dev/null && command -v npm >/dev/null; then
+      "$root/tests/benchmarks/run_side_by_side.sh" --quick --out "$build_root/bench-table-quick.md" "$bench" \
+        -- --benchmark_min_time=0.01 --krmx_quick
+    else
+      say "node/npm not found: C++ side only (for the reference: apt-get install nodejs npm)"
+      "$bench" --benchmark_min_time=0.01 --benchmark_repetitions=1 --krmx_quick
+    fi
     return
   fi
-  "$root/tests/benchmarks/run_side_by_side.sh" "$bench"
+  "$root/tests/benchmarks/run_side_by_side.sh" --out "$build_root/bench-table.md" "$bench"
 }
 
 case "${1:-}" in

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -40,25 +41,47 @@ struct Rejected : std::runtime_error {
 
 /// A refusal reason. Holds a string literal without allocating (refusals are frequent: players and cheaters
 /// send invalid events all the time), or an owned string when the reason is composed at run time.
+/// Three words, all zero when empty: results and verdicts that carry no reason cost next to nothing.
 class Reason {
 public:
-    Reason() = default;
+    Reason() noexcept = default;
     /// From a string literal: kept by pointer, no allocation.
     template <std::size_t N>
-    constexpr Reason(const char (&literal)[N]) noexcept : literal_(literal), literal_size_(N - 1) {}  // NOLINT
-    explicit Reason(std::string text) : owned_(std::move(text)) {}
-
-    [[nodiscard]] std::string_view view() const noexcept {
-        return literal_ ? std::string_view{literal_, literal_size_} : std::string_view{owned_};
+    constexpr Reason(const char (&literal)[N]) noexcept : data_(literal), size_(N - 1) {}  // NOLINT
+    explicit Reason(std::string text) : owned_(std::make_unique<std::string>(std::move(text))) {
+        data_ = owned_->data();
+        size_ = owned_->size();
     }
+    Reason(const Reason& other) : data_(other.data_), size_(other.size_) {
+        if (other.owned_) {
+            owned_ = std::make_unique<std::string>(*other.owned_);
+            data_ = owned_->data();
+        }
+    }
+    // The heap string itself does not move, so data_ stays valid in the new owner.
+    Reason(Reason&& other) noexcept
+        : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)), owned_(std::move(other.owned_)) {}
+    Reason& operator=(const Reason& other) {
+        if (this != &other) *this = Reason{other};
+        return *this;
+    }
+    Reason& operator=(Reason&& other) noexcept {
+        data_ = std::exchange(other.data_, nullptr);
+        size_ = std::exchange(other.size_, 0);
+        owned_ = std::move(other.owned_);
+        return *this;
+    }
+    ~Reason() = default;
+
+    [[nodiscard]] std::string_view view() const noexcept { return {data_, size_}; }
     [[nodiscard]] std::string str() const { return std::string{view()}; }
-    [[nodiscard]] bool empty() const noexcept { return view().empty(); }
+    [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
     friend bool operator==(const Reason& a, const Reason& b) noexcept { return a.view() == b.view(); }
 
 private:
-    const char* literal_ = nullptr;
-    std::size_t literal_size_ = 0;
-    std::string owned_;
+    const char* data_ = nullptr;
+    std::size_t size_ = 0;
+    std::unique_ptr<std::string> owned_;
 };
 
 /// What a guard answers: allow, or refuse with a reason. Refusing through a verdict costs no exception.

@@ -57,6 +57,7 @@ public:
         const std::uint64_t id = ++s.next_id;
         Slot slot{id, true, std::function<void(Args...)>(std::forward<F>(callback))};
         (s.depth > 0 ? s.added : s.slots).push_back(std::move(slot));
+        ++s.live;
         std::weak_ptr<State> weak = state_;
         return Subscription{[weak, id] {
             if (auto alive = weak.lock()) alive->cancel(id);
@@ -79,8 +80,9 @@ public:
         if (--s.depth == 0) s.settle();
     }
 
-    [[nodiscard]] bool empty() const noexcept { return state_->slots.empty() && state_->added.empty(); }
-    [[nodiscard]] std::size_t size() const noexcept { return state_->slots.size() + state_->added.size(); }
+    // On every dispatch's path: one load, not a walk over the slot lists.
+    [[nodiscard]] bool empty() const noexcept { return state_->live == 0; }
+    [[nodiscard]] std::size_t size() const noexcept { return state_->live; }
     /// How many times a subscriber threw.
     [[nodiscard]] std::uint64_t errors() const noexcept { return state_->errors; }
 
@@ -95,11 +97,15 @@ private:
         std::vector<Slot> added;
         std::uint64_t next_id = 0;
         std::uint64_t errors = 0;
+        std::size_t live = 0;  // subscriptions not cancelled
         int depth = 0;
         void cancel(std::uint64_t id) {
             for (auto* list : {&slots, &added}) {
                 for (auto& slot : *list) {
-                    if (slot.id == id) slot.alive = false;
+                    if (slot.id == id && slot.alive) {
+                        slot.alive = false;
+                        --live;
+                    }
                 }
             }
             if (depth == 0) settle();

@@ -325,3 +325,27 @@ TEST_CASE("a handler that is not deterministic is reported when a restore replay
     REQUIRE(stream.dispatch("p", flaky()).accepted());
     CHECK_THROWS_AS((void)stream.dispatch("p", fail()), krmx::ModelError);
 }
+
+TEST_CASE("a journal sees each accepted event before subscribers, and a journal failure takes it back") {
+    krmx::Stream<Counter> stream{counter::model()};
+    std::vector<std::string> order;
+    bool fail_next = false;
+    stream.set_journal([&](const krmx::LogEntry& e) {
+        if (fail_next) throw std::runtime_error("disk full");
+        order.push_back("journal " + std::to_string(e.position()));
+    });
+    auto sub = stream.on_event([&](const Counter&, const krmx::LogEntry& e) {
+        order.push_back("subscriber " + std::to_string(e.position()));
+    });
+    REQUIRE(stream.dispatch("alice", counter::increment(2)).accepted());
+    fail_next = true;
+    auto r = stream.dispatch("alice", counter::claim());
+    CHECK(r.outcome() == Outcome::failed);
+    CHECK(r.reason() == "event not stored: disk full");
+    CHECK(stream.state() == Counter{2, std::nullopt});
+    CHECK(stream.size() == 1);
+    fail_next = false;
+    CHECK(stream.dispatch("alice", counter::claim()).position() == 1u);
+    CHECK(order == std::vector<std::string>{"journal 0", "subscriber 0", "journal 1", "subscriber 1"});
+    CHECK(stream.state() == Counter{2, "alice"});
+}

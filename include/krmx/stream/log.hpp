@@ -173,6 +173,8 @@ public:
         records_.clear();
         dispatchers_.clear();
     }
+    /// Takes back the newest record (an event whose storage failed). Its dispatcher name stays interned.
+    void pop_back() noexcept { records_.pop_back(); }
     void reserve(std::size_t n) { records_.reserve(n); }
 
 private:

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -89,6 +90,12 @@ public:
         return on_change_.errors() + on_event_.errors();
     }
 
+    /// The journal sees every accepted event after it is applied and before anyone is told (subscribers,
+    /// the dispatcher's result): the place where a durable stream stores it. If the journal throws, the
+    /// event is taken back (log and state) and refused as `failed`, so nothing unstored is ever confirmed.
+    /// Pass an empty function to detach.
+    void set_journal(std::function<void(const LogEntry&)> journal) { journal_ = std::move(journal); }
+
     /// Back to the model's initial state with an empty log. Notifies `on_change`.
     void reset() {
         state_ = model_->initial;
@@ -127,6 +134,19 @@ private:
             throw;
         }
         const std::size_t position = log_.size() - 1;
+        if (journal_) [[unlikely]] {
+            try {
+                journal_(log_[position]);
+            } catch (const std::exception& e) {
+                log_.pop_back();
+                restore();
+                return {Outcome::failed, Reason{"event not stored: " + std::string{e.what()}}};
+            } catch (...) {
+                log_.pop_back();
+                restore();
+                return {Outcome::failed, Reason{"event not stored"}};
+            }
+        }
         if (!on_event_.empty()) on_event_.emit(state_, log_[position]);
         if (!on_change_.empty()) on_change_.emit(state_);
         return DispatchResult::accepted_at(position);
@@ -162,6 +182,7 @@ private:
     detail::Signal<const State&> on_change_;
     detail::Signal<const State&, const LogEntry&> on_event_;
     std::vector<detail::JsonMember> scratch_;
+    std::function<void(const LogEntry&)> journal_;
 };
 
 }  // namespace krmx

@@ -14,5 +14,6 @@
 
 #include "krmx/stream/draft.hpp"
 #include "krmx/stream/log.hpp"
+#include "krmx/stream/optimistic_stream.hpp"
 #include "krmx/stream/stream.hpp"
 #include "krmx/stream/stream_model.hpp"

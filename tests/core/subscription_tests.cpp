@@ -68,6 +68,10 @@ TEST_CASE("a manual clock moves only when told") {
     const auto first = steady.now();
     const auto second = krmx::Clock::now();
     CHECK(first <= second);
+    const krmx::CoarseSteadyClock coarse;
+    const auto fine = krmx::SteadyClock{}.now();
+    CHECK(coarse.now() - fine < std::chrono::milliseconds{100});  // same epoch, tick-level resolution
+    CHECK(fine - coarse.now() < std::chrono::milliseconds{100});
     const krmx::ClockRef copy = ref;  // a copy refers to the same clock, not to the ClockRef
     clock.advance(std::chrono::seconds{1});
     CHECK(copy.now() == ref.now());

@@ -56,12 +56,23 @@ DispatchResult decode_payload(const ModelData<State>& model, std::uint32_t index
 // Fills `out` and returns an accepted result, or returns why the event cannot be dispatched.
 template <class State>
 DispatchResult decode_event(const ModelData<State>& model, const nlohmann::json& event, DecodedEvent& out) {
-    if (auto reason = malformed_event_reason(event)) return {Outcome::malformed, Reason{std::move(*reason)}};
-    const auto& type = event.find("type")->template get_ref<const std::string&>();
-    const auto index = model.find(nullptr, type);
-    if (!index) return unknown_type(type);
-    const auto payload = event.find("payload");
-    return decode_payload(model, *index, type, payload == event.end() ? nullptr : &*payload, out);
+    // One pass over the (two or three) members instead of a lookup per member.
+    const nlohmann::json* type = nullptr;
+    const nlohmann::json* payload = nullptr;
+    if (event.is_object()) {
+        for (const auto& [key, value] : event.items()) {
+            if (key == "type") {
+                type = &value;
+            } else if (key == "payload") {
+                payload = &value;
+            }
+        }
+    }
+    if (!type || !type->is_string()) return {Outcome::malformed, Reason{*malformed_event_reason(event)}};
+    const auto& name = type->template get_ref<const std::string&>();
+    const auto index = model.find(nullptr, name);
+    if (!index) return unknown_type(name);
+    return decode_payload(model, *index, name, payload, out);
 }
 
 // The same from JSON text, without a DOM for the envelope: only the payload is parsed by nlohmann.

@@ -29,7 +29,8 @@ const krmx::StreamModel<State>& model() {
             .when(
                 increment,
                 [](const Counter& s, std::string_view by, int) {
-                    return !s.claim || *s.claim == by ? krmx::allow() : krmx::refuse("claimed by someone else");
+                    return !s.claim || *s.claim == by ? krmx::allow()
+                                                      : krmx::refuse("claimed by someone else");
                 },
                 [](Counter& s, std::string_view, int n) { s.counter += n; })
             .when(

@@ -46,8 +46,10 @@ void BM_json_dispatch(benchmark::State& state) {
     for (auto _ : state) {
         outer.clear();
         inner.clear();
-        if (!krmx::detail::scan_object(message, outer, "payload", inner).empty()) state.SkipWithError("invalid");
-        if (krmx::detail::find_member(inner, "domain")->value != R"("counter")") state.SkipWithError("domain");
+        if (!krmx::detail::scan_object(message, outer, "payload", inner).empty())
+            state.SkipWithError("invalid");
+        if (krmx::detail::find_member(inner, "domain")->value != R"("counter")")
+            state.SkipWithError("domain");
         auto result = stream.dispatch_text("alice", krmx::detail::find_member(inner, "event")->value);
         benchmark::DoNotOptimize(result);
         keep_bounded(state, stream);
@@ -69,11 +71,16 @@ void rejected(benchmark::State& state) {
         auto result = stream.dispatch("bob", counter::increment(1));
         benchmark::DoNotOptimize(result);
     }
-    if (stream.size() != 1 || stream.counters().restores != 0) state.SkipWithError("a rejection changed the stream");
+    if (stream.size() != 1 || stream.counters().restores != 0)
+        state.SkipWithError("a rejection changed the stream");
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
-void BM_rejected_big(benchmark::State& state) { rejected<BigCounter>(state); }
-void BM_rejected_tiny(benchmark::State& state) { rejected<Counter>(state); }
+void BM_rejected_big(benchmark::State& state) {
+    rejected<BigCounter>(state);
+}
+void BM_rejected_tiny(benchmark::State& state) {
+    rejected<Counter>(state);
+}
 BENCHMARK(BM_rejected_big);
 BENCHMARK(BM_rejected_tiny);
 

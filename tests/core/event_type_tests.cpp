@@ -66,7 +66,8 @@ TEST_CASE("a JSON event is read with its payload, and payload null is not an abs
 TEST_CASE("malformed JSON events are described, not accepted") {
     CHECK(krmx::malformed_event_reason(nlohmann::json::array()) == "event must be a JSON object, got array");
     CHECK(krmx::malformed_event_reason(nlohmann::json::object()) == R"(event has no "type" member)");
-    CHECK(krmx::malformed_event_reason(nlohmann::json{{"type", 3}}) == R"(event "type" must be a string, got number)");
+    CHECK(krmx::malformed_event_reason(nlohmann::json{{"type", 3}}) ==
+          R"(event "type" must be a string, got number)");
     CHECK_FALSE(krmx::malformed_event_reason(nlohmann::json{{"type", "a"}}).has_value());
     CHECK_THROWS_AS(krmx::event_from_json(nlohmann::json(42)), std::invalid_argument);
 }

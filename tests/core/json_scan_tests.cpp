@@ -12,7 +12,8 @@ using krmx::detail::scan_value;
 
 TEST_CASE("the scanner hands out an object's members exactly as written") {
     std::vector<JsonMember> members;
-    const std::string text = R"( {"type":"increment", "payload" : 3.50e0 ,"z":{"a":[1,{"b":null}]},"s":"x\"y"} )";
+    const std::string text =
+        R"( {"type":"increment", "payload" : 3.50e0 ,"z":{"a":[1,{"b":null}]},"s":"x\"y"} )";
     REQUIRE(scan_object(text, members).empty());
     REQUIRE(members.size() == 4);
     CHECK(members[0].key == "type");
@@ -26,11 +27,51 @@ TEST_CASE("the scanner hands out an object's members exactly as written") {
 
 TEST_CASE("the scanner agrees with nlohmann on what is valid JSON") {
     const std::vector<std::string> corpus = {
-        "{}", "[]", "0", "-0", "1.5", "-1.5e+10", "1E5", "01", "1.", ".5", "-", "1e", "+1", "\"\"", "\"\\u00e9\"",
-        "\"\\u12\"", "\"\\x\"", "\"a\nb\"", "\"\xc3\xa9\"", "\"\xc3\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"",
-        "\"\xc0\xaf\"", "true", "tru", "nul", "null ", " [1,2,]", "[1,,2]", "{\"a\":1,}", "{\"a\" 1}", "{1:2}",
-        "{\"a\":1}}", "[[[[]]]]", "[1 2]", "{\"a\":[1,{\"b\":[true,false,null]}]}", "", "   ", "\"unterminated",
-        "[\"\\/\\b\\f\\n\\r\\t\\\"\\\\\"]", "1 2", "{\"a\":\"\x01\"}", "-01", "2.e3", "[-]",
+        "{}",
+        "[]",
+        "0",
+        "-0",
+        "1.5",
+        "-1.5e+10",
+        "1E5",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "1e",
+        "+1",
+        "\"\"",
+        "\"\\u00e9\"",
+        "\"\\u12\"",
+        "\"\\x\"",
+        "\"a\nb\"",
+        "\"\xc3\xa9\"",
+        "\"\xc3\"",
+        "\"\xed\xa0\x80\"",
+        "\"\xf4\x90\x80\x80\"",
+        "\"\xc0\xaf\"",
+        "true",
+        "tru",
+        "nul",
+        "null ",
+        " [1,2,]",
+        "[1,,2]",
+        "{\"a\":1,}",
+        "{\"a\" 1}",
+        "{1:2}",
+        "{\"a\":1}}",
+        "[[[[]]]]",
+        "[1 2]",
+        "{\"a\":[1,{\"b\":[true,false,null]}]}",
+        "",
+        "   ",
+        "\"unterminated",
+        "[\"\\/\\b\\f\\n\\r\\t\\\"\\\\\"]",
+        "1 2",
+        "{\"a\":\"\x01\"}",
+        "-01",
+        "2.e3",
+        "[-]",
     };
     for (const auto& text : corpus) {
         INFO(text);
@@ -56,9 +97,15 @@ TEST_CASE("random mutations of valid JSON are judged as nlohmann judges them") {
         for (int e = 0; e < edits; ++e) {
             const auto at = rng() % (text.size() + 1);
             switch (rng() % 3) {
-                case 0: text.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
-                case 1: if (at < text.size()) text.erase(at, 1); break;
-                default: if (at < text.size()) text[at] = alphabet[rng() % alphabet.size()]; break;
+                case 0:
+                    text.insert(at, 1, alphabet[rng() % alphabet.size()]);
+                    break;
+                case 1:
+                    if (at < text.size()) text.erase(at, 1);
+                    break;
+                default:
+                    if (at < text.size()) text[at] = alphabet[rng() % alphabet.size()];
+                    break;
             }
         }
         if (scan_value(text).empty() != nlohmann::json::accept(text)) {
@@ -80,7 +127,8 @@ TEST_CASE("nesting beyond the limit is refused, not a stack overflow") {
 TEST_CASE("one pass collects the members of a nested object too") {
     std::vector<JsonMember> outer;
     std::vector<JsonMember> inner;
-    const std::string text = R"({"type":"stream/append","payload":{"domain":"d","event":{"type":"x"},"id":1}})";
+    const std::string text =
+        R"({"type":"stream/append","payload":{"domain":"d","event":{"type":"x"},"id":1}})";
     REQUIRE(scan_object(text, outer, "payload", inner).empty());
     REQUIRE(outer.size() == 2);
     CHECK(outer[1].value == R"({"domain":"d","event":{"type":"x"},"id":1})");

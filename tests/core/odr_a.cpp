@@ -1,5 +1,4 @@
 #include <krmx/krmx.hpp>
-#include <krmx/krmx.hpp>
 
 #include "claimable_counter/counter.hpp"
 
@@ -8,5 +7,9 @@ int odr_counter_from_a() {
     (void)stream.dispatch("a", counter::increment(1));
     return stream.state().counter;
 }
-const void* odr_model_address_a() { return &counter::model(); }
-const void* odr_event_type_address_a() { return &counter::increment; }
+const void* odr_model_address_a() {
+    return &counter::model();
+}
+const void* odr_event_type_address_a() {
+    return &counter::increment;
+}

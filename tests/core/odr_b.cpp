@@ -1,5 +1,4 @@
 #include <krmx/krmx.hpp>
-#include <krmx/krmx.hpp>
 
 #include "claimable_counter/counter.hpp"
 
@@ -8,5 +7,9 @@ int odr_counter_from_b() {
     (void)stream.dispatch("a", counter::increment(2));
     return stream.state().counter;
 }
-const void* odr_model_address_b() { return &counter::model(); }
-const void* odr_event_type_address_b() { return &counter::increment; }
+const void* odr_model_address_b() {
+    return &counter::model();
+}
+const void* odr_event_type_address_b() {
+    return &counter::increment;
+}

@@ -17,8 +17,12 @@ struct Counted {
     ~Counted() { --alive; }
     friend bool operator==(const Counted& a, const Counted& b) { return a.big == b.big; }
 };
-void to_json(nlohmann::json& j, const Counted& c) { j = c.big; }
-void from_json(const nlohmann::json& j, Counted& c) { c.big = j.get<std::vector<int>>(); }
+void to_json(nlohmann::json& j, const Counted& c) {
+    j = c.big;
+}
+void from_json(const nlohmann::json& j, Counted& c) {
+    c.big = j.get<std::vector<int>>();
+}
 }  // namespace
 
 using krmx::detail::PayloadBox;

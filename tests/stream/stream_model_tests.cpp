@@ -11,13 +11,15 @@ TEST_CASE("registering an event type twice is an error at registration") {
     CHECK_THROWS_WITH(model.when(counter::increment, [](Counter&, std::string_view, int) {}),
                       "krmx::StreamModel::when: event type 'increment' is registered twice");
     constexpr krmx::EventType<std::string> same_name{"increment"};
-    CHECK_THROWS_AS(model.when(same_name, [](Counter&, std::string_view, const std::string&) {}), krmx::ModelError);
+    CHECK_THROWS_AS(model.when(same_name, [](Counter&, std::string_view, const std::string&) {}),
+                    krmx::ModelError);
     CHECK(model.size() == 1);
 }
 
 TEST_CASE("the TypeScript shape: when<Payload>(name, handler) returns the event creator") {
     krmx::StreamModel<Counter> model;
-    const auto increment = model.when<int>("increment", [](Counter& s, std::string_view, int n) { s.counter += n; });
+    const auto increment =
+        model.when<int>("increment", [](Counter& s, std::string_view, int n) { s.counter += n; });
     const auto claim = model.when("claim", [](Counter& s, std::string_view by) {
         if (s.claim) throw krmx::Rejected{"already claimed"};
         s.claim = std::string{by};

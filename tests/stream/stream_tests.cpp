@@ -69,7 +69,8 @@ TEST_CASE("malformed events are refused cleanly and change nothing") {
     krmx::Stream<Counter> stream{counter::model()};
     int notified = 0;
     auto sub = stream.on_change([&](const Counter&) { ++notified; });
-    for (const char* text : {"[1,2]", "42", "null", R"({"payload":1})", R"({"type":7})", R"({"type":null})"}) {
+    for (const char* text :
+         {"[1,2]", "42", "null", R"({"payload":1})", R"({"type":7})", R"({"type":null})"}) {
         INFO(text);
         auto r = stream.dispatch("alice", nlohmann::json::parse(text));
         CHECK(r.outcome() == Outcome::malformed);
@@ -79,7 +80,8 @@ TEST_CASE("malformed events are refused cleanly and change nothing") {
     CHECK(not_json.outcome() == Outcome::malformed);
     CHECK(not_json.reason().starts_with("event is not valid JSON: "));
     CHECK(stream.dispatch_text("alice", "[1]").reason() == "event must be a JSON object, got array");
-    CHECK(stream.dispatch_text("alice", R"({"type":1})").reason() == R"(event "type" must be a string, got number)");
+    CHECK(stream.dispatch_text("alice", R"({"type":1})").reason() ==
+          R"(event "type" must be a string, got number)");
     CHECK(stream.dispatch_text("alice", R"({"type":"incr\u0065ment","payload":1})").accepted());
     CHECK(stream.dispatch_text("alice", R"({"type":"increment","payload":"1"})").reason() ==
           "payload: expected number, got string");
@@ -268,7 +270,8 @@ TEST_CASE("refused events notify nobody; subscribers see every accepted event on
     });
     int changes = 0;
     auto change = stream.on_change([&](const Counter&) { ++changes; });
-    auto thrower = stream.on_event([](const Counter&, const krmx::LogEntry&) { throw std::runtime_error("x"); });
+    auto thrower =
+        stream.on_event([](const Counter&, const krmx::LogEntry&) { throw std::runtime_error("x"); });
 
     (void)stream.dispatch("alice", counter::increment(1));
     (void)stream.dispatch("alice", counter::claim());
@@ -348,4 +351,31 @@ TEST_CASE("a journal sees each accepted event before subscribers, and a journal 
     CHECK(stream.dispatch("alice", counter::claim()).position() == 1u);
     CHECK(order == std::vector<std::string>{"journal 0", "subscriber 0", "journal 1", "subscriber 1"});
     CHECK(stream.state() == Counter{2, "alice"});
+}
+
+TEST_CASE("an integer payload refuses fractions and numbers out of its range instead of truncating them") {
+    krmx::Stream<Counter> stream{counter::model()};
+    CHECK(stream.dispatch_text("alice", R"({"type":"increment","payload":3.0})").accepted());
+    const auto fraction = stream.dispatch_text("alice", R"({"type":"increment","payload":1.5})");
+    CHECK(fraction.outcome() == Outcome::invalid_payload);
+    CHECK(fraction.reason() == "payload: expected an integer from -2147483648 to 2147483647, got 1.5");
+    CHECK(
+        stream.dispatch("alice", nlohmann::json::parse(R"({"type":"increment","payload":1.5})")).outcome() ==
+        Outcome::invalid_payload);
+    CHECK(stream.dispatch_text("alice", R"({"type":"increment","payload":3000000000})").outcome() ==
+          Outcome::invalid_payload);
+    CHECK(stream.dispatch_text("alice", R"({"type":"increment","payload":-1e300})").outcome() ==
+          Outcome::invalid_payload);
+    CHECK(stream.dispatch_text("alice", R"({"type":"increment","payload":-2147483648})").accepted());
+    CHECK(stream.state().counter == 3 - 2147483647 - 1);
+
+    constexpr krmx::EventType<unsigned> grow{"grow"};
+    const auto model =
+        krmx::StreamModel<unsigned>{}.when(grow, [](unsigned& s, std::string_view, unsigned n) { s += n; });
+    krmx::Stream<unsigned> unsigned_stream{model};
+    CHECK(unsigned_stream.dispatch_text("a", R"({"type":"grow","payload":-1})").outcome() ==
+          Outcome::invalid_payload);
+    CHECK(unsigned_stream.dispatch_text("a", R"({"type":"grow","payload":4294967295})").accepted());
+    CHECK(unsigned_stream.dispatch_text("a", R"({"type":"grow","payload":4294967296})").outcome() ==
+          Outcome::invalid_payload);
 }

@@ -47,27 +47,27 @@ struct CoarseSteadyClock {
 
 /// A clock that moves only when told to; starts at an arbitrary fixed point.
 class ManualClock {
-public:
+  public:
     [[nodiscard]] TimePoint now() const noexcept { return now_; }
     void advance(Duration by) noexcept { now_ += by; }
     void set(TimePoint to) noexcept { now_ = to; }
 
-private:
+  private:
     TimePoint now_{std::chrono::hours{1}};
 };
 
 /// A non-owning reference to any clock source; the referenced clock must outlive it.
 class ClockRef {
-public:
+  public:
     ClockRef() noexcept : ClockRef(default_clock()) {}
     template <ClockSource C>
-        requires(!std::same_as<C, ClockRef>)
-    ClockRef(const C& clock) noexcept  // NOLINT(google-explicit-constructor): any clock converts
+    requires(!std::same_as<C, ClockRef>) ClockRef(const C& clock)
+    noexcept  // NOLINT(google-explicit-constructor): any clock converts
         : object_(&clock), now_([](const void* c) -> TimePoint { return static_cast<const C*>(c)->now(); }) {}
 
     [[nodiscard]] TimePoint now() const { return now_(object_); }
 
-private:
+  private:
     static const CoarseSteadyClock& default_clock() noexcept {
         static constexpr CoarseSteadyClock clock;
         return clock;

@@ -28,7 +28,9 @@ struct Event {
     friend bool operator==(const Event&, const Event&) = default;
 };
 
-inline void to_json(nlohmann::json& j, const Event& event) { j = event.to_json(); }
+inline void to_json(nlohmann::json& j, const Event& event) {
+    j = event.to_json();
+}
 
 /// Why a JSON value is not an event, or nothing when it is one.
 [[nodiscard]] inline std::optional<std::string> malformed_event_reason(const nlohmann::json& event) {
@@ -65,7 +67,8 @@ inline std::string json_kind(const nlohmann::json& j) {
 // place where they part: "payload.book.price: expected number, got string". Returns nothing when the
 // shapes agree as far as the expected one can tell (arrays' elements and optionals are not described).
 inline std::optional<std::string> first_shape_mismatch(const nlohmann::json& expected,
-                                                       const nlohmann::json& actual, const std::string& path) {
+                                                       const nlohmann::json& actual,
+                                                       const std::string& path) {
     if (expected.is_null()) return std::nullopt;  // an optional member: anything may stand here
     if (json_kind(expected) != json_kind(actual)) {
         return path + ": expected " + json_kind(expected) + ", got " + json_kind(actual);

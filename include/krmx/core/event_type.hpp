@@ -20,8 +20,8 @@ class EventType;
 template <class P>
 struct TypedEvent {
     using payload_type = P;
-    std::string_view type;        ///< the event type's name (static storage, like the EventType's)
-    const void* key = nullptr;    ///< the address of the EventType that made it; only an optimisation
+    std::string_view type;      ///< the event type's name (static storage, like the EventType's)
+    const void* key = nullptr;  ///< the address of the EventType that made it; only an optimisation
     P payload{};
 
     /// The wire form: `{"type":..., "payload":...}`, without `payload` when the type takes none.
@@ -31,9 +31,7 @@ struct TypedEvent {
         if constexpr (!std::is_same_v<P, NoPayload>) j["payload"] = payload;
         return j;
     }
-    friend bool operator==(const TypedEvent& a, const TypedEvent& b)
-        requires std::equality_comparable<P>
-    {
+    friend bool operator==(const TypedEvent& a, const TypedEvent& b) requires std::equality_comparable<P> {
         return a.type == b.type && a.payload == b.payload;
     }
 };
@@ -50,7 +48,7 @@ template <class P = NoPayload>
 class EventType {
     static_assert(detail::check_payload<P>());
 
-public:
+  public:
     using payload_type = P;
 
     constexpr explicit EventType(std::string_view name) noexcept : name_(name) {}
@@ -59,18 +57,17 @@ public:
 
     /// `increment(3)`. A payload of another type does not compile; arithmetic payloads refuse narrowing.
     template <class U>
-        requires(!std::is_same_v<P, NoPayload> && detail::converts_without_narrowing<U, P>)
-    [[nodiscard]] constexpr TypedEvent<P> operator()(U&& payload) const {
+    requires(!std::is_same_v<P, NoPayload> && detail::converts_without_narrowing<U, P>)
+        [[nodiscard]] constexpr TypedEvent<P>
+        operator()(U&& payload) const {
         return TypedEvent<P>{name_, this, P(std::forward<U>(payload))};
     }
     /// `claim()` for an event type without payload.
-    [[nodiscard]] constexpr TypedEvent<P> operator()() const
-        requires std::is_same_v<P, NoPayload>
-    {
+    [[nodiscard]] constexpr TypedEvent<P> operator()() const requires std::is_same_v<P, NoPayload> {
         return TypedEvent<P>{name_, this, NoPayload{}};
     }
 
-private:
+  private:
     std::string_view name_;
 };
 

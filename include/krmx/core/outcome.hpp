@@ -24,12 +24,18 @@ enum class Outcome : std::uint8_t {
 
 [[nodiscard]] constexpr std::string_view to_string(Outcome outcome) noexcept {
     switch (outcome) {
-        case Outcome::accepted: return "accepted";
-        case Outcome::unknown_type: return "unknown_type";
-        case Outcome::invalid_payload: return "invalid_payload";
-        case Outcome::malformed: return "malformed";
-        case Outcome::rejected: return "rejected";
-        case Outcome::failed: return "failed";
+        case Outcome::accepted:
+            return "accepted";
+        case Outcome::unknown_type:
+            return "unknown_type";
+        case Outcome::invalid_payload:
+            return "invalid_payload";
+        case Outcome::malformed:
+            return "malformed";
+        case Outcome::rejected:
+            return "rejected";
+        case Outcome::failed:
+            return "failed";
     }
     return "unknown";
 }
@@ -43,7 +49,7 @@ struct Rejected : std::runtime_error {
 /// send invalid events all the time), or an owned string when the reason is composed at run time.
 /// Three words, all zero when empty: results and verdicts that carry no reason cost next to nothing.
 class Reason {
-public:
+  public:
     Reason() noexcept = default;
     /// From a string literal: kept by pointer, no allocation.
     template <std::size_t N>
@@ -60,7 +66,9 @@ public:
     }
     // The heap string itself does not move, so data_ stays valid in the new owner.
     Reason(Reason&& other) noexcept
-        : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)), owned_(std::move(other.owned_)) {}
+        : data_(std::exchange(other.data_, nullptr)),
+          size_(std::exchange(other.size_, 0)),
+          owned_(std::move(other.owned_)) {}
     Reason& operator=(const Reason& other) {
         if (this != &other) *this = Reason{other};
         return *this;
@@ -78,7 +86,7 @@ public:
     [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
     friend bool operator==(const Reason& a, const Reason& b) noexcept { return a.view() == b.view(); }
 
-private:
+  private:
     const char* data_ = nullptr;
     std::size_t size_ = 0;
     std::unique_ptr<std::string> owned_;
@@ -86,7 +94,7 @@ private:
 
 /// What a guard answers: allow, or refuse with a reason. Refusing through a verdict costs no exception.
 class [[nodiscard]] Verdict {
-public:
+  public:
     [[nodiscard]] static Verdict allow() noexcept { return Verdict{}; }
     [[nodiscard]] static Verdict refuse(Reason reason) noexcept {
         Verdict v;
@@ -99,23 +107,27 @@ public:
     [[nodiscard]] const Reason& reason() const noexcept { return reason_; }
     [[nodiscard]] Reason&& take_reason() && noexcept { return std::move(reason_); }
 
-private:
+  private:
     Verdict() = default;
     bool allowed_ = true;
     Reason reason_;
 };
 
-[[nodiscard]] inline Verdict allow() noexcept { return Verdict::allow(); }
+[[nodiscard]] inline Verdict allow() noexcept {
+    return Verdict::allow();
+}
 /// `return krmx::refuse("already claimed");` from a guard.
 template <std::size_t N>
 [[nodiscard]] Verdict refuse(const char (&literal)[N]) noexcept {
     return Verdict::refuse(Reason{literal});
 }
-[[nodiscard]] inline Verdict refuse(std::string reason) { return Verdict::refuse(Reason{std::move(reason)}); }
+[[nodiscard]] inline Verdict refuse(std::string reason) {
+    return Verdict::refuse(Reason{std::move(reason)});
+}
 
 /// The answer to one dispatch.
 class [[nodiscard]] DispatchResult {
-public:
+  public:
     DispatchResult() = default;
     DispatchResult(Outcome outcome, Reason reason) noexcept : outcome_(outcome), reason_(std::move(reason)) {}
     [[nodiscard]] static DispatchResult accepted_at(std::size_t position) noexcept {
@@ -134,7 +146,7 @@ public:
         return accepted() ? std::optional<std::size_t>{position_} : std::nullopt;
     }
 
-private:
+  private:
     Outcome outcome_ = Outcome::accepted;
     Reason reason_;
     std::size_t position_ = 0;

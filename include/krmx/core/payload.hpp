@@ -20,11 +20,11 @@ struct NoPayload {
 /// ADL `to_json`/`from_json`, or the NLOHMANN_DEFINE_TYPE_* macros).
 template <class P>
 concept Payload = std::same_as<P, NoPayload> ||
-                  (std::is_object_v<P> && std::copy_constructible<P> && !std::is_const_v<P> &&
-                   requires(const P& p, const nlohmann::json& j) {
-                       nlohmann::json(p);
-                       j.template get<P>();
-                   });
+    (std::is_object_v<P>&& std::copy_constructible<P> && !std::is_const_v<P> &&
+     requires(const P& p, const nlohmann::json& j) {
+         nlohmann::json(p);
+         j.template get<P>();
+     });
 
 namespace detail {
 template <class P>
@@ -40,10 +40,9 @@ constexpr bool check_payload() {
 
 // Arithmetic payloads refuse narrowing (increment(3.5) for an int payload does not compile).
 template <class U, class P>
-concept converts_without_narrowing =
-    std::convertible_to<U, P> &&
+concept converts_without_narrowing = std::convertible_to<U, P> &&
     (!(std::is_arithmetic_v<std::remove_cvref_t<U>> && std::is_arithmetic_v<P>) ||
-     requires(U&& u) { P{static_cast<U&&>(u)}; });
+     requires(U && u) { P{static_cast<U&&>(u)}; });
 }  // namespace detail
 
 }  // namespace krmx

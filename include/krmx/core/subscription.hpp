@@ -13,7 +13,7 @@ namespace krmx {
 
 /// Ends its subscription when destroyed (or on `cancel()`). Move-only; outliving the source is safe.
 class [[nodiscard]] Subscription {
-public:
+  public:
     Subscription() = default;
     explicit Subscription(std::function<void()> cancel) : cancel_(std::move(cancel)) {}
     Subscription(Subscription&& other) noexcept : cancel_(std::exchange(other.cancel_, nullptr)) {}
@@ -39,7 +39,7 @@ public:
     }
     [[nodiscard]] bool active() const noexcept { return static_cast<bool>(cancel_); }
 
-private:
+  private:
     std::function<void()> cancel_;
 };
 
@@ -50,7 +50,7 @@ namespace detail {
 // `added` and cancelled ones are only marked until the outermost emission ends.
 template <class... Args>
 class Signal {
-public:
+  public:
     template <class F>
     Subscription connect(F&& callback) {
         State& s = *state_;
@@ -86,7 +86,7 @@ public:
     /// How many times a subscriber threw.
     [[nodiscard]] std::uint64_t errors() const noexcept { return state_->errors; }
 
-private:
+  private:
     struct Slot {
         std::uint64_t id;
         bool alive;

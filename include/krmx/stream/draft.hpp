@@ -10,7 +10,7 @@ namespace krmx {
 /// before `write()`, a handler that throws before it costs no restore, however large the state.
 template <class State>
 class Draft {
-public:
+  public:
     Draft(State& state, bool& written) noexcept : state_(state), written_(written) {}
     Draft(const Draft&) = delete;
     Draft& operator=(const Draft&) = delete;
@@ -29,7 +29,7 @@ public:
     }
     [[nodiscard]] bool written() const noexcept { return written_; }
 
-private:
+  private:
     State& state_;
     bool& written_;
 };

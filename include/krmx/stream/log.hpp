@@ -36,13 +36,13 @@ struct LogRecord {
     LogRecord(PayloadBox&& p, std::uint32_t type, std::uint32_t by) noexcept
         : payload(std::move(p)), type_index(type), dispatcher(by) {}
     template <class P>
-        requires(!std::same_as<P, PayloadBox>)
-    LogRecord(const P& p, std::uint32_t type, std::uint32_t by) : payload(PayloadBox::make(p)), type_index(type), dispatcher(by) {}
+    requires(!std::same_as<P, PayloadBox>) LogRecord(const P& p, std::uint32_t type, std::uint32_t by)
+        : payload(PayloadBox::make(p)), type_index(type), dispatcher(by) {}
 };
 
 // Dispatcher names, each stored once. Consecutive events by the same dispatcher skip the hash lookup.
 class NameTable {
-public:
+  public:
     std::uint32_t intern(std::string_view name) {
         if (name == last_name_ && !names_.empty()) return last_;
         std::uint32_t id;
@@ -64,7 +64,7 @@ public:
         last_name_ = {};
     }
 
-private:
+  private:
     std::deque<std::string> names_;
     std::unordered_map<std::string_view, std::uint32_t> index_;
     std::uint32_t last_ = 0;
@@ -77,7 +77,7 @@ class Log;
 
 /// A view of one accepted event. Valid while the log is not cleared.
 class LogEntry {
-public:
+  public:
     LogEntry(const Log& log, std::size_t position) noexcept : log_(&log), position_(position) {}
 
     [[nodiscard]] std::size_t position() const noexcept { return position_; }
@@ -95,19 +95,21 @@ public:
     /// Same type and equal payload.
     [[nodiscard]] bool same_event(const LogEntry& other) const;
 
-private:
+  private:
     [[nodiscard]] const detail::LogRecord& record() const;
     const Log* log_;
     std::size_t position_;
 };
 
 class Log {
-public:
+  public:
     explicit Log(std::shared_ptr<const detail::ModelTypes> types) : types_(std::move(types)) {}
 
     [[nodiscard]] std::size_t size() const noexcept { return records_.size(); }
     [[nodiscard]] bool empty() const noexcept { return records_.empty(); }
-    [[nodiscard]] LogEntry operator[](std::size_t position) const noexcept { return LogEntry{*this, position}; }
+    [[nodiscard]] LogEntry operator[](std::size_t position) const noexcept {
+        return LogEntry{*this, position};
+    }
     [[nodiscard]] LogEntry at(std::size_t position) const {
         if (position >= records_.size()) {
             throw std::out_of_range("krmx::Log::at: position " + std::to_string(position) + " of " +
@@ -118,7 +120,7 @@ public:
     [[nodiscard]] LogEntry back() const { return at(records_.size() - 1); }
 
     class iterator {
-    public:
+      public:
         using iterator_category = std::forward_iterator_tag;
         using value_type = LogEntry;
         using difference_type = std::ptrdiff_t;
@@ -138,7 +140,7 @@ public:
         }
         friend bool operator==(const iterator& a, const iterator& b) noexcept { return a.i_ == b.i_; }
 
-    private:
+      private:
         const Log* log_ = nullptr;
         std::size_t i_ = 0;
     };
@@ -161,14 +163,19 @@ public:
     }
     /// Copies a typed payload straight into its place in the log.
     template <class P>
-        requires(!std::same_as<P, detail::PayloadBox>)
-    void append(std::uint32_t type_index, std::string_view dispatcher, const P& payload) {
+    requires(!std::same_as<P, detail::PayloadBox>) void append(std::uint32_t type_index,
+                                                               std::string_view dispatcher,
+                                                               const P& payload) {
         const auto id = dispatchers_.intern(dispatcher);
         records_.emplace_back(payload, type_index, id);
     }
-    [[nodiscard]] const detail::LogRecord& record(std::size_t position) const noexcept { return records_[position]; }
+    [[nodiscard]] const detail::LogRecord& record(std::size_t position) const noexcept {
+        return records_[position];
+    }
     [[nodiscard]] std::string_view dispatcher_name(std::uint32_t id) const { return dispatchers_.name(id); }
-    [[nodiscard]] std::string_view type_name(std::uint32_t type_index) const { return types_->names[type_index]; }
+    [[nodiscard]] std::string_view type_name(std::uint32_t type_index) const {
+        return types_->names[type_index];
+    }
     void clear() noexcept {
         records_.clear();
         dispatchers_.clear();
@@ -177,17 +184,27 @@ public:
     void pop_back() noexcept { records_.pop_back(); }
     void reserve(std::size_t n) { records_.reserve(n); }
 
-private:
+  private:
     std::shared_ptr<const detail::ModelTypes> types_;
     std::vector<detail::LogRecord> records_;
     detail::NameTable dispatchers_;
 };
 
-inline const detail::LogRecord& LogEntry::record() const { return log_->record(position_); }
-inline std::string_view LogEntry::dispatcher() const { return log_->dispatcher_name(record().dispatcher); }
-inline std::string_view LogEntry::type() const { return log_->type_name(record().type_index); }
-inline bool LogEntry::has_payload() const { return record().payload.ops()->has_payload; }
-inline nlohmann::json LogEntry::payload_json() const { return record().payload.to_json(); }
+inline const detail::LogRecord& LogEntry::record() const {
+    return log_->record(position_);
+}
+inline std::string_view LogEntry::dispatcher() const {
+    return log_->dispatcher_name(record().dispatcher);
+}
+inline std::string_view LogEntry::type() const {
+    return log_->type_name(record().type_index);
+}
+inline bool LogEntry::has_payload() const {
+    return record().payload.ops()->has_payload;
+}
+inline nlohmann::json LogEntry::payload_json() const {
+    return record().payload.to_json();
+}
 inline nlohmann::json LogEntry::event_json() const {
     nlohmann::json j = nlohmann::json::object();
     j["type"] = type();

@@ -42,7 +42,7 @@ struct StreamCounters {
 
 template <class State>
 class Stream {
-public:
+  public:
     using state_type = State;
 
     explicit Stream(const StreamModel<State>& model)
@@ -67,16 +67,19 @@ public:
         detail::DecodedEvent decoded;
         if (auto result = detail::decode_event(*model_, event, decoded); !result) return result;
         const auto& handler = *model_->handlers[decoded.index];
-        return apply_and_record(decoded.index, handler, dispatcher, decoded.payload.get(), std::move(decoded.payload));
+        return apply_and_record(decoded.index, handler, dispatcher, decoded.payload.get(),
+                                std::move(decoded.payload));
     }
 
     /// Dispatches an event given as JSON text, as it arrives on a socket. Text that is not exactly one
     /// JSON object is `malformed`. Only the payload is parsed into a DOM.
     DispatchResult dispatch_text(std::string_view dispatcher, std::string_view event_text) {
         detail::DecodedEvent decoded;
-        if (auto result = detail::decode_event_text(*model_, event_text, scratch_, decoded); !result) return result;
+        if (auto result = detail::decode_event_text(*model_, event_text, scratch_, decoded); !result)
+            return result;
         const auto& handler = *model_->handlers[decoded.index];
-        return apply_and_record(decoded.index, handler, dispatcher, decoded.payload.get(), std::move(decoded.payload));
+        return apply_and_record(decoded.index, handler, dispatcher, decoded.payload.get(),
+                                std::move(decoded.payload));
     }
 
     [[nodiscard]] const State& state() const noexcept { return state_; }
@@ -116,7 +119,7 @@ public:
         return on_event_.connect(std::forward<F>(f));
     }
 
-private:
+  private:
     // `record` is what goes into the log: the typed payload itself, or a PayloadBox holding it.
     template <class Record>
     DispatchResult apply_and_record(std::uint32_t index, const detail::Handler<State>& handler,

@@ -66,7 +66,8 @@ struct ApplyStatus {
 
 template <class F, class S, class P>
 concept handler_callable = (std::same_as<P, NoPayload> && std::invocable<const F&, S, std::string_view>) ||
-                           (!std::same_as<P, NoPayload> && std::invocable<const F&, S, std::string_view, const P&>);
+                           (!std::same_as<P, NoPayload> &&
+                            std::invocable<const F&, S, std::string_view, const P&>);
 
 template <class F, class S, class P>
 decltype(auto) call_handler(const F& f, S&& state, std::string_view dispatcher, const P& payload) {
@@ -86,16 +87,18 @@ template <class State, class P, class H>
 constexpr bool check_handler() {
     constexpr bool ok = handler_callable<H, const State&, P> || handler_callable<H, State&, P> ||
                         handler_callable<H, Draft<State>&, P>;
-    static_assert(ok,
-                  "krmx::StreamModel::when: the handler must be callable as one of\n"
-                  "  (State&, std::string_view dispatcher, const Payload&)          mutate in place\n"
-                  "  (const State&, std::string_view dispatcher, const Payload&) -> State   return the next state\n"
-                  "  (krmx::Draft<State>&, std::string_view dispatcher, const Payload&)    tracked writes\n"
-                  "(without the payload parameter for an EventType<> without payload)");
+    static_assert(
+        ok,
+        "krmx::StreamModel::when: the handler must be callable as one of\n"
+        "  (State&, std::string_view dispatcher, const Payload&)          mutate in place\n"
+        "  (const State&, std::string_view dispatcher, const Payload&) -> State   return the next state\n"
+        "  (krmx::Draft<State>&, std::string_view dispatcher, const Payload&)    tracked writes\n"
+        "(without the payload parameter for an EventType<> without payload)");
     if constexpr (handler_callable<H, const State&, P>) {
-        static_assert(std::convertible_to<handler_result_t<H, const State&, P>, State>,
-                      "krmx::StreamModel::when: a handler taking `const State&` cannot change the state, so it "
-                      "must return the next State");
+        static_assert(
+            std::convertible_to<handler_result_t<H, const State&, P>, State>,
+            "krmx::StreamModel::when: a handler taking `const State&` cannot change the state, so it "
+            "must return the next State");
     }
     return ok;
 }
@@ -105,9 +108,10 @@ constexpr bool check_guard() {
     if constexpr (std::same_as<G, NoGuard>) {
         return true;
     } else {
-        static_assert(handler_callable<G, const State&, P>,
-                      "krmx::StreamModel::when: the guard must be callable as (const State&, std::string_view "
-                      "dispatcher, const Payload&) (without the payload for an EventType<>)");
+        static_assert(
+            handler_callable<G, const State&, P>,
+            "krmx::StreamModel::when: the guard must be callable as (const State&, std::string_view "
+            "dispatcher, const Payload&) (without the payload for an EventType<>)");
         using R = handler_result_t<G, const State&, P>;
         static_assert(std::is_void_v<R> || std::same_as<std::remove_cvref_t<R>, Verdict> ||
                           std::convertible_to<R, bool>,
@@ -137,7 +141,8 @@ Verdict run_guard(const G& guard, const State& state, std::string_view dispatche
 }
 
 template <class State, class P, class H>
-void run_handler(const H& handler, State& state, std::string_view dispatcher, const P& payload, bool& written) {
+void run_handler(const H& handler, State& state, std::string_view dispatcher, const P& payload,
+                 bool& written) {
     if constexpr (handler_callable<H, const State&, P>) {
         State next = call_handler(handler, std::as_const(state), dispatcher, payload);
         written = true;
@@ -157,7 +162,8 @@ void run_handler(const H& handler, State& state, std::string_view dispatcher, co
 
 // The one function a stream calls per event: guard, handler, and the translation of exceptions.
 template <class State, class P, class G, class H>
-ApplyStatus apply_thunk(const void* callables, State& state, std::string_view dispatcher, const void* payload) {
+ApplyStatus apply_thunk(const void* callables, State& state, std::string_view dispatcher,
+                        const void* payload) {
     const auto& c = *static_cast<const Callables<G, H>*>(callables);
     const P& p = *static_cast<const P*>(payload);
     bool written = false;
@@ -231,19 +237,19 @@ struct ModelData : ModelTypes {
 /// a model that streams already use copies it first, so running streams never change under you.
 template <class State>
 class StreamModel {
-    static_assert(std::is_object_v<State> && !std::is_const_v<State>, "krmx::StreamModel<State>: State must be a plain object type");
+    static_assert(std::is_object_v<State> && !std::is_const_v<State>,
+                  "krmx::StreamModel<State>: State must be a plain object type");
     static_assert(std::copy_constructible<State>,
                   "krmx::StreamModel<State>: State must be copy constructible (streams start from a copy of "
                   "the initial state)");
-    static_assert(std::is_move_assignable_v<State>, "krmx::StreamModel<State>: State must be move assignable");
+    static_assert(std::is_move_assignable_v<State>,
+                  "krmx::StreamModel<State>: State must be move assignable");
 
-public:
+  public:
     using state_type = State;
     using Data = detail::ModelData<State>;
 
-    StreamModel()
-        requires std::default_initializable<State>
-        : StreamModel(State{}) {}
+    StreamModel() requires std::default_initializable<State> : StreamModel(State{}) {}
     explicit StreamModel(State initial) : data_(std::make_shared<Data>(std::move(initial))) {}
 
     /// Registers `handler` for events of `type`. Throws krmx::ModelError when the type is registered already.
@@ -283,7 +289,7 @@ public:
     /// The shared, immutable definition streams hold on to (so a model may go out of scope before them).
     [[nodiscard]] std::shared_ptr<const Data> data() const noexcept { return data_; }
 
-private:
+  private:
     template <class P, class G, class H>
     const detail::Handler<State>& add(std::string_view name, const void* key, G guard, H handler) {
         static_assert(detail::check_payload<P>());
@@ -299,7 +305,8 @@ private:
         h->name = std::string{name};
         h->key = key;
         h->ops = &detail::payload_ops<P>;
-        h->callables = std::make_shared<detail::Callables<G, H>>(detail::Callables<G, H>{std::move(guard), std::move(handler)});
+        h->callables = std::make_shared<detail::Callables<G, H>>(
+            detail::Callables<G, H>{std::move(guard), std::move(handler)});
         h->apply = &detail::apply_thunk<State, P, G, H>;
         h->describe_error = &detail::describe_payload_error<P>;
         const auto index = static_cast<std::uint32_t>(data_->handlers.size());

@@ -17,7 +17,8 @@ int main() {
     const auto model = krmx::StreamModel<Counter>{}
                            .when(increment,
                                  [](Counter& s, std::string_view by, int n) {
-                                     if (s.claim && *s.claim != by) throw krmx::Rejected{"claimed by someone else"};
+                                     if (s.claim && *s.claim != by)
+                                         throw krmx::Rejected{"claimed by someone else"};
                                      s.counter += n;
                                  })
                            .when(claim, [](Counter& s, std::string_view by) {

@@ -24,7 +24,7 @@ struct JsonMember {
 inline constexpr int json_max_depth = 512;
 
 class JsonScanner {
-public:
+  public:
     explicit JsonScanner(std::string_view text) noexcept
         : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()) {}
 
@@ -49,7 +49,7 @@ public:
         return {};
     }
 
-private:
+  private:
     void skip_ws() noexcept {
         while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
     }
@@ -65,13 +65,20 @@ private:
     bool value(int depth) {
         if (p_ == end_) return fail_bool("unexpected end of JSON");
         switch (*p_) {
-            case '{': return object(depth + 1);
-            case '[': return array(depth + 1);
-            case '"': return string();
-            case 't': return literal("true");
-            case 'f': return literal("false");
-            case 'n': return literal("null");
-            default: return number();
+            case '{':
+                return object(depth + 1);
+            case '[':
+                return array(depth + 1);
+            case '"':
+                return string();
+            case 't':
+                return literal("true");
+            case 'f':
+                return literal("false");
+            case 'n':
+                return literal("null");
+            default:
+                return number();
         }
     }
 
@@ -103,7 +110,8 @@ private:
         if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
             ++p_;
             if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
-            if (p_ == end_ || !digit(*p_)) return fail_bool("invalid number: digits expected in the exponent");
+            if (p_ == end_ || !digit(*p_))
+                return fail_bool("invalid number: digits expected in the exponent");
             while (p_ < end_ && digit(*p_)) ++p_;
         }
         return true;
@@ -151,7 +159,8 @@ private:
             if ((b & 0xC0u) != 0x80u) return fail_bool("invalid UTF-8");
             cp = (cp << 6) | (b & 0x3Fu);
         }
-        if ((extra == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF))) {
+        if ((extra == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF))) {
             return fail_bool("invalid UTF-8");
         }
         p_ += extra + 1;
@@ -178,7 +187,16 @@ private:
                 ++p_;
                 if (p_ == end_) break;
                 switch (*p_) {
-                    case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't': ++p_; break;
+                    case '"':
+                    case '\\':
+                    case '/':
+                    case 'b':
+                    case 'f':
+                    case 'n':
+                    case 'r':
+                    case 't':
+                        ++p_;
+                        break;
                     case 'u':
                         ++p_;
                         if (end_ - p_ < 4) return fail_bool("invalid \\u escape");
@@ -187,7 +205,8 @@ private:
                         }
                         p_ += 4;
                         break;
-                    default: return fail_bool("invalid escape in a string");
+                    default:
+                        return fail_bool("invalid escape in a string");
                 }
             } else if (c >= 0x80) {
                 if (!utf8()) return false;
@@ -276,16 +295,20 @@ private:
 /// As scan_object, and in the same pass the members of the nested object `nested_key` (left empty when
 /// that member is absent or not an object): `{"type":..., "payload":{...}}` messages in one pass.
 [[nodiscard]] inline std::string scan_object(std::string_view text, std::vector<JsonMember>& out,
-                                             std::string_view nested_key, std::vector<JsonMember>& nested_out) {
+                                             std::string_view nested_key,
+                                             std::vector<JsonMember>& nested_out) {
     return JsonScanner{text}.object_members(out, nested_key, &nested_out);
 }
 
 /// Validates that `text` is exactly one JSON value; empty on success, else the error.
-[[nodiscard]] inline std::string scan_value(std::string_view text) { return JsonScanner{text}.any_value(); }
+[[nodiscard]] inline std::string scan_value(std::string_view text) {
+    return JsonScanner{text}.any_value();
+}
 
 /// The member with this key (compared raw: keys with escapes never match a plain key), or nullptr.
 /// With duplicate keys the last one wins, as in nlohmann/json and JavaScript's JSON.parse.
-[[nodiscard]] inline const JsonMember* find_member(const std::vector<JsonMember>& members, std::string_view key) {
+[[nodiscard]] inline const JsonMember* find_member(const std::vector<JsonMember>& members,
+                                                   std::string_view key) {
     for (auto it = members.rbegin(); it != members.rend(); ++it) {
         if (it->key == key) return &*it;
     }
@@ -304,12 +327,19 @@ private:
 [[nodiscard]] inline std::string_view json_raw_kind(std::string_view raw) noexcept {
     if (raw.empty()) return "nothing";
     switch (raw.front()) {
-        case '{': return "object";
-        case '[': return "array";
-        case '"': return "string";
-        case 't': case 'f': return "boolean";
-        case 'n': return "null";
-        default: return "number";
+        case '{':
+            return "object";
+        case '[':
+            return "array";
+        case '"':
+            return "string";
+        case 't':
+        case 'f':
+            return "boolean";
+        case 'n':
+            return "null";
+        default:
+            return "number";
     }
 }
 

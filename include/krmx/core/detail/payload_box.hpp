@@ -2,13 +2,17 @@
 // Type-erased storage for one payload, so that a log can hold events of many payload types in one
 // contiguous vector without touching JSON. Small payloads (ints, short structs, std::string) live inline.
 
-#include <cstddef>
 #include <charconv>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <cstring>
+#include <limits>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <new>
 #include <type_traits>
 #include <utility>
 
@@ -28,7 +32,7 @@ struct PayloadOps {
     bool trivially_relocatable;
     void (*copy)(void* dst, const void* src);
     void (*relocate)(void* dst, void* src) noexcept;  // move-construct dst from src, then destroy src
-    void (*destroy)(void* storage) noexcept;           // nullptr when there is nothing to destroy
+    void (*destroy)(void* storage) noexcept;          // nullptr when there is nothing to destroy
     void (*to_json)(nlohmann::json& out, const void* payload);
     void (*from_json)(const nlohmann::json& in, void* storage);  // constructs into empty storage
     bool (*equals)(const void* a, const void* b);
@@ -67,9 +71,9 @@ bool payload_from_raw(std::string_view raw, void* storage) {
 }
 
 template <class P>
-constexpr bool payload_is_inline = sizeof(P) <= payload_inline_size &&
-                                   alignof(P) <= payload_inline_align &&
-                                   std::is_nothrow_move_constructible_v<P>;
+constexpr bool payload_is_inline =
+    sizeof(P) <= payload_inline_size &&
+    alignof(P) <= payload_inline_align&& std::is_nothrow_move_constructible_v<P>;
 
 template <class P>
 const P* payload_ptr(const void* storage) noexcept {
@@ -77,6 +81,47 @@ const P* payload_ptr(const void* storage) noexcept {
         return std::launder(static_cast<const P*>(storage));
     } else {
         return *static_cast<P* const*>(storage);
+    }
+}
+
+// nlohmann converts 1.5 to an int as 1 and 1e20 to whatever wraps; for a payload that is data loss.
+// Integral payloads take integers that fit (3.0 counts as 3), and refuse everything else by name.
+template <class P>
+P strict_integer(const nlohmann::json& j) {
+    using Limits = std::numeric_limits<P>;
+    const auto refuse = [&] {
+        return std::out_of_range("expected an integer from " + std::to_string(Limits::min()) + " to " +
+                                 std::to_string(Limits::max()) + ", got " + j.dump());
+    };
+    if (j.is_number_unsigned()) {
+        const auto v = j.get<std::uint64_t>();
+        if (v > static_cast<std::uint64_t>(Limits::max())) throw refuse();
+        return static_cast<P>(v);
+    }
+    if (j.is_number_integer()) {
+        const auto v = j.get<std::int64_t>();
+        if (v < 0 && (std::is_unsigned_v<P> || v < static_cast<std::int64_t>(Limits::min()))) throw refuse();
+        if (v > 0 && static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(Limits::max()))
+            throw refuse();
+        return static_cast<P>(v);
+    }
+    if (j.is_number_float()) {
+        const auto d = j.get<double>();
+        if (!(std::trunc(d) == d) || d < static_cast<double>(Limits::min()) ||
+            d >= static_cast<double>(Limits::max()) + 1.0) {
+            throw refuse();
+        }
+        return static_cast<P>(d);
+    }
+    return j.get<P>();  // not a number: nlohmann's type error names what it is
+}
+
+template <class P>
+P payload_from_json(const nlohmann::json& in) {
+    if constexpr (std::is_integral_v<P> && !std::is_same_v<P, bool>) {
+        return strict_integer<P>(in);
+    } else {
+        return in.template get<P>();
     }
 }
 
@@ -131,9 +176,9 @@ inline constexpr PayloadOps payload_ops{
         if constexpr (std::is_same_v<P, NoPayload>) {
             ::new (storage) NoPayload{};
         } else if constexpr (payload_is_inline<P>) {
-            ::new (storage) P(in.template get<P>());
+            ::new (storage) P(payload_from_json<P>(in));
         } else {
-            *static_cast<P**>(storage) = new P(in.template get<P>());
+            *static_cast<P**>(storage) = new P(payload_from_json<P>(in));
         }
     },
     &payload_equals<P>,
@@ -142,7 +187,7 @@ inline constexpr PayloadOps payload_ops{
 
 // Owns one payload of a type known only through its ops table.
 class PayloadBox {
-public:
+  public:
     PayloadBox() noexcept = default;
     template <class T>
     static PayloadBox make(T&& payload) {
@@ -206,7 +251,8 @@ public:
     /// Address to hand to a handler thunk: the payload object itself.
     [[nodiscard]] const void* get() const noexcept {
         if (!ops_) return nullptr;
-        return ops_->is_inline ? static_cast<const void*>(storage_) : *reinterpret_cast<void* const*>(storage_);
+        return ops_->is_inline ? static_cast<const void*>(storage_)
+                               : *reinterpret_cast<void* const*>(storage_);
     }
     template <class P>
     [[nodiscard]] const P* get_if() const noexcept {
@@ -225,7 +271,7 @@ public:
         return !ops_ || ops_->equals(storage_, other.storage_);
     }
 
-private:
+  private:
     void relocate_from(PayloadBox& other) noexcept {
         if (ops_->trivially_relocatable || !ops_->is_inline) {
             std::memcpy(storage_, other.storage_, payload_inline_size);

@@ -35,8 +35,8 @@ DispatchResult decode_payload(const ModelData<State>& model, std::uint32_t index
     const auto& handler = *model.handlers[index];
     if (!handler.ops->has_payload) {
         if (payload) {
-            return {Outcome::invalid_payload, Reason{"event type '" + std::string{type} + "' takes no payload, got " +
-                                                     json_kind(*payload)}};
+            return {Outcome::invalid_payload, Reason{"event type '" + std::string{type} +
+                                                     "' takes no payload, got " + json_kind(*payload)}};
         }
         out.payload = PayloadBox::make(NoPayload{});
     } else if (!payload) {
@@ -82,8 +82,11 @@ DispatchResult decode_event_text(const ModelData<State>& model, std::string_view
                                  std::vector<JsonMember>& scratch, DecodedEvent& out) {
     scratch.clear();
     if (auto error = scan_object(text, scratch); !error.empty()) {
-        if (!scan_value(text).empty()) return {Outcome::malformed, Reason{"event is not valid JSON: " + error}};
-        return {Outcome::malformed, Reason{"event must be a JSON object, got " + std::string{json_raw_kind(text.substr(text.find_first_not_of(" \t\r\n")))}}};
+        if (!scan_value(text).empty())
+            return {Outcome::malformed, Reason{"event is not valid JSON: " + error}};
+        return {Outcome::malformed,
+                Reason{"event must be a JSON object, got " +
+                       std::string{json_raw_kind(text.substr(text.find_first_not_of(" \t\r\n")))}}};
     }
     const JsonMember* type = find_member(scratch, "type");
     if (!type) return {Outcome::malformed, Reason{"event has no \"type\" member"}};

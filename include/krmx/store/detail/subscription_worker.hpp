@@ -1,0 +1,219 @@
+#pragma once
+// Subscription delivery shared by every store. Each subscription owns one thread that reads committed
+// events from its store after the last position it delivered; catch-up and live delivery are the same
+// loop, so the hand-over can have no gap and no duplicate. A store publishes its head only after the
+// events up to it are committed and readable, so a reader never sees position n+1 before n.
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "krmx/core/subscription.hpp"
+#include "krmx/store/event_store.hpp"
+
+namespace krmx::detail {
+
+/// The committed head of a store and a wake-up for the subscribers waiting for it to move.
+class HeadNotifier {
+  public:
+    explicit HeadNotifier(Position head = 0) : head_(head) {}
+
+    [[nodiscard]] Position head() const noexcept { return head_.load(std::memory_order_acquire); }
+
+    /// Call after the events up to `head` are committed and readable.
+    void publish(Position head) {
+        {
+            std::lock_guard lock{mutex_};
+            if (head > head_.load(std::memory_order_relaxed)) head_.store(head, std::memory_order_release);
+        }
+        moved_.notify_all();
+    }
+
+    /// The store is going away: every waiter returns.
+    void close() {
+        {
+            std::lock_guard lock{mutex_};
+            closed_ = true;
+        }
+        moved_.notify_all();
+    }
+
+    /// Waits until the head passes `after`; false when the store closes or `stop` is set (under `wake`).
+    [[nodiscard]] bool wait_beyond(Position after, const std::atomic<bool>& stop) {
+        std::unique_lock lock{mutex_};
+        moved_.wait(lock, [&] {
+            return closed_ || stop.load(std::memory_order_acquire) ||
+                   head_.load(std::memory_order_relaxed) > after;
+        });
+        return !closed_ && !stop.load(std::memory_order_acquire);
+    }
+
+    /// Sets `stop` so that a waiter cannot miss it.
+    void wake(std::atomic<bool>& stop) {
+        {
+            std::lock_guard lock{mutex_};
+            stop.store(true, std::memory_order_release);
+        }
+        moved_.notify_all();
+    }
+
+  private:
+    std::atomic<Position> head_;
+    bool closed_ = false;
+    std::mutex mutex_;
+    std::condition_variable moved_;
+};
+
+/// Reads the committed events in (after, up_to] that pass the subscription's filter, at most max_count.
+using RangeReader =
+    std::function<std::vector<RecordedEvent>(Position after, Position up_to, std::size_t max_count)>;
+
+class SubscriptionWorker : public std::enable_shared_from_this<SubscriptionWorker> {
+  public:
+    SubscriptionWorker(std::shared_ptr<HeadNotifier> notifier, RangeReader reader,
+                       SubscriptionHandlers handlers, Position after, std::size_t batch_size)
+        : notifier_(std::move(notifier)),
+          reader_(std::move(reader)),
+          handlers_(std::move(handlers)),
+          after_(after),
+          batch_size_(std::max<std::size_t>(batch_size, 1)) {}
+
+    SubscriptionWorker(const SubscriptionWorker&) = delete;
+    SubscriptionWorker& operator=(const SubscriptionWorker&) = delete;
+
+    ~SubscriptionWorker() {
+        // The thread holds a reference to its worker, so the last one may be dropped on the thread itself.
+        if (thread_.joinable()) {
+            if (thread_.get_id() == std::this_thread::get_id()) {
+                thread_.detach();
+            } else {
+                thread_.join();
+            }
+        }
+    }
+
+    void start() {
+        std::lock_guard lock{join_mutex_};
+        thread_ = std::thread([self = shared_from_this()] { self->run(); });
+    }
+
+    /// Ends delivery. From another thread it returns once no callback is running any more; from inside a
+    /// callback it returns at once and nothing more is delivered after that callback.
+    void stop() noexcept {
+        notifier_->wake(stop_);
+        if (current() == this) return;
+        std::lock_guard lock{join_mutex_};
+        if (thread_.joinable()) thread_.join();
+    }
+
+    [[nodiscard]] bool stopped() const noexcept { return stop_.load(std::memory_order_acquire); }
+
+  private:
+    static SubscriptionWorker*& current() noexcept {
+        thread_local SubscriptionWorker* worker = nullptr;
+        return worker;
+    }
+
+    void run() {
+        current() = this;
+        try {
+            deliver();
+        } catch (...) {
+            stop_.store(true, std::memory_order_release);
+            if (handlers_.on_error) {
+                try {
+                    handlers_.on_error(std::current_exception());
+                } catch (...) {
+                    // Nobody left to tell.
+                }
+            }
+        }
+        current() = nullptr;
+    }
+
+    void deliver() {
+        Position last = after_;
+        bool caught_up = false;
+        while (!stopped()) {
+            const Position head = notifier_->head();
+            while (last < head) {
+                if (stopped()) return;
+                const auto batch = reader_(last, head, batch_size_);
+                for (const auto& event : batch) {
+                    if (stopped()) return;
+                    if (handlers_.on_event) handlers_.on_event(event);
+                }
+                // A short batch means everything up to `head` was read, filtered or not.
+                last = batch.size() < batch_size_ ? head : batch.back().position;
+            }
+            if (!caught_up) {
+                caught_up = true;
+                if (stopped()) return;
+                if (handlers_.on_caught_up) handlers_.on_caught_up();
+            }
+            if (!notifier_->wait_beyond(last, stop_)) return;
+        }
+    }
+
+    std::shared_ptr<HeadNotifier> notifier_;
+    RangeReader reader_;
+    SubscriptionHandlers handlers_;
+    Position after_;
+    std::size_t batch_size_;
+    std::atomic<bool> stop_{false};
+    std::mutex join_mutex_;
+    std::thread thread_;
+};
+
+/// The subscriptions of one store. The store calls `stop_all()` first thing in its destructor, so no
+/// worker reads from a store that is being torn down.
+class SubscriptionRegistry {
+  public:
+    SubscriptionRegistry() = default;
+    SubscriptionRegistry(const SubscriptionRegistry&) = delete;
+    SubscriptionRegistry& operator=(const SubscriptionRegistry&) = delete;
+    ~SubscriptionRegistry() { stop_all(); }
+
+    [[nodiscard]] Subscription start(std::shared_ptr<HeadNotifier> notifier, RangeReader reader,
+                                     SubscriptionHandlers handlers, Position after, std::size_t batch_size) {
+        auto worker = std::make_shared<SubscriptionWorker>(std::move(notifier), std::move(reader),
+                                                           std::move(handlers), after, batch_size);
+        {
+            std::lock_guard lock{mutex_};
+            std::erase_if(workers_, [](const std::weak_ptr<SubscriptionWorker>& weak) {
+                const auto alive = weak.lock();
+                return !alive || alive->stopped();
+            });
+            workers_.push_back(worker);
+        }
+        worker->start();
+        return Subscription{[worker] {
+            worker->stop();
+        }};
+    }
+
+    void stop_all() noexcept {
+        std::vector<std::weak_ptr<SubscriptionWorker>> workers;
+        {
+            std::lock_guard lock{mutex_};
+            workers.swap(workers_);
+        }
+        for (const auto& weak : workers) {
+            if (const auto worker = weak.lock()) worker->stop();
+        }
+    }
+
+  private:
+    std::mutex mutex_;
+    std::vector<std::weak_ptr<SubscriptionWorker>> workers_;
+};
+
+}  // namespace krmx::detail

@@ -1,0 +1,313 @@
+#pragma once
+// The event store vocabulary shared by every store: the records that go in and come out, expected
+// revisions, append results, filters, subscription callbacks, the errors, and the `EventStore` concept.
+//
+// Errors are exceptions, all derived from `krmx::StoreError`: a store is I/O, and a failed append must not
+// be mistaken for a successful one by a caller that forgot to look. Every store checks its input before it
+// writes anything, so bad input gets an error and leaves the store exactly as it was.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "krmx/core/subscription.hpp"
+
+namespace krmx {
+
+/// Global position of an event in a store: 1 for the first event, dense and increasing. 0 means "before
+/// the first event", so a reader or subscriber that has seen nothing yet is "after position 0".
+using Position = std::uint64_t;
+/// Revision of an event within its stream: 0 for the stream's first event.
+using Revision = std::uint64_t;
+
+/// "No limit" for the `max_count` of a read. Large reads are fine for tests; replays should read in batches.
+inline constexpr std::size_t read_unbounded = std::numeric_limits<std::size_t>::max();
+
+/// A fresh event id: a version 7 UUID (RFC 9562), i.e. a millisecond timestamp, a counter and random bits.
+/// Ids from one process sort in the order they were made, so a store's id index grows at its end instead
+/// of being written all over (much less write amplification than random ids). Generate ids before
+/// appending to make retries idempotent.
+[[nodiscard]] inline std::string new_event_id() {
+    // 48 bits of milliseconds and 12 bits of counter, strictly increasing within the process.
+    static std::atomic<std::uint64_t> last{0};
+    const auto now_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                       std::chrono::system_clock::now().time_since_epoch())
+                                                       .count());
+    std::uint64_t previous = last.load(std::memory_order_relaxed);
+    std::uint64_t stamp = 0;
+    do {
+        stamp = std::max(now_ms << 12, previous + 1);
+    } while (!last.compare_exchange_weak(previous, stamp, std::memory_order_relaxed));
+    // One generator per thread: no lock, and seeded from the OS so processes never share a sequence.
+    thread_local std::mt19937_64 generator{[] {
+        std::random_device device;
+        return (std::uint64_t{device()} << 32) ^ device();
+    }()};
+    const std::uint64_t high = ((stamp >> 12) << 16) | 0x7000 | (stamp & 0xFFF);  // version 7
+    const std::uint64_t low =
+        (generator() & ~(std::uint64_t{0x3} << 62)) | (std::uint64_t{0x2} << 62);  // variant
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string id(36, '-');
+    std::size_t at = 0;
+    for (int nibble = 0; nibble < 32; ++nibble) {
+        if (at == 8 || at == 13 || at == 18 || at == 23) ++at;
+        const std::uint64_t word = nibble < 16 ? high : low;
+        id[at++] = digits[(word >> (60 - 4 * (nibble % 16))) & 0xF];
+    }
+    return id;
+}
+
+/// An event to append. Everything except `type` may be left default.
+struct NewEvent {
+    /// Unique across the store. Empty: the store generates one (see new_event_id). Give your own id to make
+    /// retries safe: repeating an append with the same ids stores nothing twice.
+    std::string id{};
+    std::string type{};
+    /// Empty means the event has no payload, which is not the same as a `null` payload (as in krmx::Event).
+    std::optional<nlohmann::json> payload{};
+    std::string dispatcher{};
+    /// Default (the epoch): the store fills in `system_clock::now()` when it accepts the append.
+    std::chrono::system_clock::time_point timestamp{};
+    /// A JSON object; `null` counts as the empty object.
+    nlohmann::json metadata = nlohmann::json::object();
+};
+
+/// An event as stored.
+struct RecordedEvent {
+    Position position = 0;
+    std::string stream{};
+    Revision revision = 0;
+    std::string id{};
+    std::string type{};
+    std::optional<nlohmann::json> payload{};
+    std::string dispatcher{};
+    std::chrono::system_clock::time_point timestamp{};
+    nlohmann::json metadata = nlohmann::json::object();
+
+    friend bool operator==(const RecordedEvent&, const RecordedEvent&) = default;
+};
+
+/// What an append expects of its stream before it writes.
+class ExpectedRevision {
+  public:
+    enum class Kind { any, no_stream, stream_exists, exact };
+
+    /// Append whatever the stream holds.
+    [[nodiscard]] static constexpr ExpectedRevision any() noexcept { return {Kind::any, 0}; }
+    /// The stream must have no events yet.
+    [[nodiscard]] static constexpr ExpectedRevision no_stream() noexcept { return {Kind::no_stream, 0}; }
+    /// The stream must have at least one event.
+    [[nodiscard]] static constexpr ExpectedRevision stream_exists() noexcept {
+        return {Kind::stream_exists, 0};
+    }
+    /// The stream's last event must have revision `revision`; the first appended event gets `revision + 1`.
+    [[nodiscard]] static constexpr ExpectedRevision exact(Revision revision) noexcept {
+        return {Kind::exact, revision};
+    }
+
+    [[nodiscard]] constexpr Kind kind() const noexcept { return kind_; }
+    /// Meaningful for `exact` only.
+    [[nodiscard]] constexpr Revision revision() const noexcept { return revision_; }
+
+    /// Whether a stream whose last revision is `actual` (empty: no stream) satisfies this expectation.
+    [[nodiscard]] constexpr bool matches(std::optional<Revision> actual) const noexcept {
+        switch (kind_) {
+            case Kind::any:
+                return true;
+            case Kind::no_stream:
+                return !actual.has_value();
+            case Kind::stream_exists:
+                return actual.has_value();
+            case Kind::exact:
+                return actual.has_value() && *actual == revision_;
+        }
+        return false;
+    }
+
+    [[nodiscard]] std::string to_string() const {
+        switch (kind_) {
+            case Kind::any:
+                return "any";
+            case Kind::no_stream:
+                return "no stream";
+            case Kind::stream_exists:
+                return "stream exists";
+            case Kind::exact:
+                return "revision " + std::to_string(revision_);
+        }
+        return "?";
+    }
+
+    friend constexpr bool operator==(ExpectedRevision, ExpectedRevision) noexcept = default;
+
+  private:
+    constexpr ExpectedRevision(Kind kind, Revision revision) noexcept : kind_(kind), revision_(revision) {}
+    Kind kind_;
+    Revision revision_;
+};
+
+/// Where a successful append put its events. Positions and revisions are of the first and last event.
+struct [[nodiscard]] AppendResult {
+    Position first_position = 0;
+    Position last_position = 0;
+    Revision first_revision = 0;
+    Revision last_revision = 0;
+    /// True when every event was already stored by an earlier, identical append: nothing was written.
+    bool already_stored = false;
+
+    friend bool operator==(const AppendResult&, const AppendResult&) = default;
+};
+
+/// Selects events by stream and type. Empty lists select everything.
+struct EventFilter {
+    std::vector<std::string> streams{};
+    std::vector<std::string> types{};
+
+    [[nodiscard]] bool empty() const noexcept { return streams.empty() && types.empty(); }
+    [[nodiscard]] bool matches(std::string_view stream, std::string_view type) const {
+        const auto has = [](const std::vector<std::string>& list, std::string_view value) {
+            return list.empty() || std::find(list.begin(), list.end(), value) != list.end();
+        };
+        return has(streams, stream) && has(types, type);
+    }
+};
+
+/// Where a subscription starts. Positions are exclusive: `after(p)` delivers `p + 1` first.
+class SubscribeFrom {
+  public:
+    [[nodiscard]] static constexpr SubscribeFrom start() noexcept { return SubscribeFrom{false, 0}; }
+    /// Only events appended after the subscription was made.
+    [[nodiscard]] static constexpr SubscribeFrom end() noexcept { return SubscribeFrom{true, 0}; }
+    [[nodiscard]] static constexpr SubscribeFrom after(Position position) noexcept {
+        return SubscribeFrom{false, position};
+    }
+
+    [[nodiscard]] constexpr bool is_end() const noexcept { return end_; }
+    [[nodiscard]] constexpr Position position() const noexcept { return position_; }
+
+  private:
+    constexpr SubscribeFrom(bool end, Position position) noexcept : end_(end), position_(position) {}
+    bool end_;
+    Position position_;
+};
+
+/// The callbacks of a subscription. Stores call them on a thread owned by the subscription, one at a
+/// time, in position order: first the stored events (catch-up), then `on_caught_up` exactly once, then
+/// live events as they are committed, with no gap and no duplicate in between.
+struct SubscriptionHandlers {
+    std::function<void(const RecordedEvent&)> on_event{};
+    std::function<void()> on_caught_up{};
+    /// A callback that throws, or a failed read (e.g. a corrupt record), ends the subscription; this says
+    /// why.
+    std::function<void(std::exception_ptr)> on_error{};
+};
+
+// ---- errors ----
+
+/// Base of every error a store reports.
+class StoreError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+/// The stream was not at the expected revision; nothing was written.
+class WrongExpectedRevision : public StoreError {
+  public:
+    WrongExpectedRevision(std::string stream, ExpectedRevision expected, std::optional<Revision> actual)
+        : StoreError("stream '" + stream + "' expected " + expected.to_string() + " but is at " +
+                     (actual ? "revision " + std::to_string(*actual) : std::string{"no stream"})),
+          stream_(std::move(stream)),
+          expected_(expected),
+          actual_(actual) {}
+
+    [[nodiscard]] const std::string& stream() const noexcept { return stream_; }
+    [[nodiscard]] ExpectedRevision expected() const noexcept { return expected_; }
+    /// The stream's actual last revision; empty when the stream has no events.
+    [[nodiscard]] std::optional<Revision> actual() const noexcept { return actual_; }
+
+  private:
+    std::string stream_;
+    ExpectedRevision expected_;
+    std::optional<Revision> actual_;
+};
+
+/// An event id is already stored for a different event (other content, stream or revision); nothing was
+/// written. A repeat of the very same append is not an error (see `AppendResult::already_stored`).
+class DuplicateEventId : public StoreError {
+  public:
+    DuplicateEventId(std::string event_id, Position stored_at)
+        : StoreError("event id '" + event_id + "' is already stored for a different event at position " +
+                     std::to_string(stored_at)),
+          event_id_(std::move(event_id)),
+          stored_at_(stored_at) {}
+
+    [[nodiscard]] const std::string& event_id() const noexcept { return event_id_; }
+    [[nodiscard]] Position stored_at() const noexcept { return stored_at_; }
+
+  private:
+    std::string event_id_;
+    Position stored_at_;
+};
+
+/// The append itself is malformed (empty stream name or type, no events, metadata that is not an object,
+/// a payload that cannot be serialized, an id repeated within the append); nothing was written.
+class InvalidAppend : public StoreError {
+  public:
+    using StoreError::StoreError;
+};
+
+/// A stored record failed its integrity check. It is reported, never served.
+class CorruptRecord : public StoreError {
+  public:
+    using StoreError::StoreError;
+};
+
+/// The file is not a krmx store this version can open: another application's database, not a database
+/// at all, or a newer krmx schema. The file is left untouched.
+class IncompatibleStoreFile : public StoreError {
+  public:
+    using StoreError::StoreError;
+};
+
+// ---- the concept ----
+
+/// An append-only log of events in named streams.
+/// - `append` is atomic (all events or none) and checks the expected revision first; a repeated append
+///   whose event ids are all stored, at the same stream and revisions, succeeds without writing.
+/// - `read_stream(stream, from_revision, max_count)` reads one stream from a revision (inclusive);
+///   `read_all(after_position, max_count, filter)` reads every stream after a position (exclusive).
+/// - `subscribe` delivers catch-up, one `caught_up`, then live events; positions are never out of order.
+/// - `head_position()` is the last committed position (0 when empty); `stream_revision` the stream's last
+///   revision (empty when the stream has no events).
+template <class S>
+concept EventStore = requires(S& store, const S& const_store, std::string_view stream,
+                              ExpectedRevision expected, std::span<const NewEvent> events,
+                              const NewEvent& event, Revision revision, Position position,
+                              std::size_t max_count, const EventFilter& filter, SubscribeFrom from,
+                              SubscriptionHandlers handlers) {
+    { store.append(stream, expected, events) } -> std::same_as<AppendResult>;
+    { store.append(stream, expected, event) } -> std::same_as<AppendResult>;
+    { const_store.read_stream(stream, revision, max_count) } -> std::same_as<std::vector<RecordedEvent>>;
+    { const_store.read_all(position, max_count, filter) } -> std::same_as<std::vector<RecordedEvent>>;
+    { const_store.stream_revision(stream) } -> std::same_as<std::optional<Revision>>;
+    { const_store.head_position() } -> std::same_as<Position>;
+    { store.subscribe(from, std::move(handlers), filter) } -> std::same_as<Subscription>;
+};
+
+}  // namespace krmx

@@ -1,0 +1,116 @@
+// Checkpoint storage, the same contract for every checkpoint store.
+
+#include <string>
+#include <tuple>
+
+#include "catch.hpp"
+#include "krmx/store/checkpoint_store.hpp"
+#include "store_test_support.hpp"
+#if defined(KRMX_TEST_SQLITE)
+#include "krmx/store/sqlite_checkpoint_store.hpp"
+#endif
+
+using krmx::Checkpoint;
+using nlohmann::json;
+
+namespace {
+
+struct MemoryCheckpoints {
+    std::unique_ptr<krmx::MemoryCheckpointStore> open() {
+        return std::make_unique<krmx::MemoryCheckpointStore>();
+    }
+};
+#if defined(KRMX_TEST_SQLITE)
+struct SqliteCheckpoints {
+    krmx::testing::TempDir dir;
+    std::unique_ptr<krmx::SqliteCheckpointStore> open() {
+        return std::make_unique<krmx::SqliteCheckpointStore>(dir.path() / "checkpoints.sqlite");
+    }
+};
+using CheckpointFactories = std::tuple<MemoryCheckpoints, SqliteCheckpoints>;
+#else
+using CheckpointFactories = std::tuple<MemoryCheckpoints>;
+#endif
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("a saved checkpoint loads back with its state, position and version",
+                        "[store][checkpoint]", CheckpointFactories) {
+    TestType factory;
+    auto store = factory.open();
+    CHECK_FALSE(store->load("counter").has_value());
+    const Checkpoint saved{
+        .state = {{"counter", 42}, {"claim", "alice"}}, .position = 1234, .version = "model:3"};
+    store->save("counter", saved);
+    CHECK(store->load("counter") == saved);
+    CHECK_FALSE(store->load("other").has_value());
+}
+
+TEMPLATE_LIST_TEST_CASE("saving a checkpoint again replaces it", "[store][checkpoint]", CheckpointFactories) {
+    TestType factory;
+    auto store = factory.open();
+    store->save("counter", {.state = {{"counter", 1}}, .position = 1, .version = "v1"});
+    store->save("counter", {.state = {{"counter", 9}}, .position = 9, .version = "v2"});
+    const auto loaded = store->load("counter");
+    REQUIRE(loaded.has_value());
+    CHECK(loaded->state == json{{"counter", 9}});
+    CHECK(loaded->position == 9);
+    CHECK(loaded->version == "v2");
+}
+
+TEMPLATE_LIST_TEST_CASE("an erased checkpoint is gone", "[store][checkpoint]", CheckpointFactories) {
+    TestType factory;
+    auto store = factory.open();
+    store->save("a", {.state = json::array(), .position = 3, .version = "v"});
+    store->save("b", {.state = nullptr, .position = 4, .version = "v"});
+    CHECK(store->erase("a"));
+    CHECK_FALSE(store->erase("a"));
+    CHECK_FALSE(store->load("a").has_value());
+    CHECK(store->load("b").has_value());
+}
+
+TEMPLATE_LIST_TEST_CASE("a checkpoint whose state cannot be stored is refused and the old one kept",
+                        "[store][checkpoint]", CheckpointFactories) {
+    TestType factory;
+    auto store = factory.open();
+    store->save("a", {.state = {{"ok", true}}, .position = 1, .version = "v"});
+    if constexpr (std::is_same_v<TestType, MemoryCheckpoints>) {
+        SUCCEED("the memory store keeps JSON as it is");
+    } else {
+        CHECK_THROWS_AS(
+            store->save("a", {.state = {{"bad", std::string{"\xff"}}}, .position = 2, .version = "v"}),
+            krmx::InvalidAppend);
+        CHECK(store->load("a")->position == 1);
+    }
+}
+
+#if defined(KRMX_TEST_SQLITE)
+namespace {
+void corrupt(const std::filesystem::path& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+}
+}  // namespace
+
+TEST_CASE("checkpoints survive reopening the file", "[store][checkpoint][sqlite]") {
+    krmx::testing::TempDir dir;
+    const auto path = dir.path() / "checkpoints.sqlite";
+    { krmx::SqliteCheckpointStore{path}.save("k", {.state = {{"n", 5}}, .position = 77, .version = "v"}); }
+    krmx::SqliteCheckpointStore store{path};
+    CHECK(store.load("k") == Checkpoint{.state = {{"n", 5}}, .position = 77, .version = "v"});
+}
+
+TEST_CASE("a damaged checkpoint is reported, never served", "[store][checkpoint][sqlite]") {
+    krmx::testing::TempDir dir;
+    const auto path = dir.path() / "checkpoints.sqlite";
+    { krmx::SqliteCheckpointStore{path}.save("k", {.state = {{"n", 5}}, .position = 77, .version = "v"}); }
+    corrupt(path, "UPDATE krmx_checkpoints SET position = 78");
+    krmx::SqliteCheckpointStore store{path};
+    CHECK_THROWS_AS(store.load("k"), krmx::CorruptRecord);
+    // Saving over it repairs it.
+    store.save("k", {.state = {{"n", 6}}, .position = 80, .version = "v"});
+    CHECK(store.load("k")->position == 80);
+}
+#endif

@@ -1,0 +1,549 @@
+// The event store contract, written once and run against every store (see StoreFactories).
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+#include "store_test_support.hpp"
+
+using krmx::AppendResult;
+using krmx::EventFilter;
+using krmx::ExpectedRevision;
+using krmx::NewEvent;
+using krmx::Position;
+using krmx::RecordedEvent;
+using krmx::SubscribeFrom;
+using krmx::testing::event;
+using krmx::testing::Recorder;
+using krmx::testing::StoreFactories;
+using nlohmann::json;
+
+namespace {
+
+std::vector<Position> positions_of(const std::vector<RecordedEvent>& events) {
+    std::vector<Position> result;
+    for (const auto& e : events) result.push_back(e.position);
+    return result;
+}
+
+// Appends `count` events of type "tick" with payload {"n": i} to `stream`.
+template <class Store>
+void append_ticks(Store& store, const std::string& stream, int count, int first = 0) {
+    for (int i = first; i < first + count; ++i) {
+        (void)store.append(stream, ExpectedRevision::any(), event("tick", {{"n", i}}));
+    }
+}
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("an empty store is at position 0 and has no streams", "[store][contract]",
+                        StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    CHECK(store->head_position() == 0);
+    CHECK(store->read_all().empty());
+    CHECK(store->read_stream("nothing").empty());
+    CHECK_FALSE(store->stream_revision("nothing").has_value());
+}
+
+TEMPLATE_LIST_TEST_CASE("appended events get dense global positions and 0-based stream revisions",
+                        "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    const std::vector<NewEvent> two{event("a"), event("b")};
+    const AppendResult first = store->append("alpha", ExpectedRevision::no_stream(), two);
+    CHECK(first == AppendResult{1, 2, 0, 1, false});
+    CHECK(store->append("beta", ExpectedRevision::any(), event("c")) == AppendResult{3, 3, 0, 0, false});
+    CHECK(store->append("alpha", ExpectedRevision::exact(1), event("d")) == AppendResult{4, 4, 2, 2, false});
+
+    CHECK(store->head_position() == 4);
+    CHECK(store->stream_revision("alpha") == 2);
+    CHECK(store->stream_revision("beta") == 0);
+    const auto all = store->read_all();
+    REQUIRE(all.size() == 4);
+    for (std::size_t i = 0; i < all.size(); ++i) CHECK(all[i].position == i + 1);
+    CHECK(all[3].stream == "alpha");
+    CHECK(all[3].revision == 2);
+    CHECK(all[3].type == "d");
+}
+
+TEMPLATE_LIST_TEST_CASE("a stored event reads back with every field intact", "[store][contract]",
+                        StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    NewEvent full;
+    full.id = "0b5c8f8e-6a53-4d8e-9d7f-2f0a5b1c9e11";
+    full.type = "claim";
+    full.payload = json{{"by", "älice ✓"}, {"items", {1, 2.5, nullptr, true}}, {"nested", {{"deep", "x"}}}};
+    full.dispatcher = "alice";
+    full.timestamp =
+        std::chrono::system_clock::time_point{std::chrono::nanoseconds{1'700'000'000'123'456'789LL}};
+    full.metadata = json{{"trace", "t-1"}, {"hops", 2}};
+    NewEvent no_payload = event("ping");
+    NewEvent null_payload = event("nothing");
+    null_payload.payload = json(nullptr);
+    const std::vector<NewEvent> events{full, no_payload, null_payload};
+    (void)store->append("game/1", ExpectedRevision::no_stream(), events);
+
+    const auto all = store->read_all();
+    REQUIRE(all.size() == 3);
+    const RecordedEvent& read = all[0];
+    CHECK(read.position == 1);
+    CHECK(read.stream == "game/1");
+    CHECK(read.revision == 0);
+    CHECK(read.id == full.id);
+    CHECK(read.type == "claim");
+    CHECK(read.payload == full.payload);
+    CHECK(read.dispatcher == "alice");
+    CHECK(read.timestamp == full.timestamp);
+    CHECK(read.metadata == full.metadata);
+    CHECK_FALSE(all[1].payload.has_value());
+    REQUIRE(all[2].payload.has_value());
+    CHECK(all[2].payload->is_null());
+    CHECK(store->read_stream("game/1") == all);
+}
+
+TEMPLATE_LIST_TEST_CASE("the store fills in a missing event id, timestamp and metadata", "[store][contract]",
+                        StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    const auto before = std::chrono::system_clock::now();
+    NewEvent bare = event("x");
+    bare.metadata = nullptr;
+    const std::vector<NewEvent> events{bare, event("y"), event("z")};
+    (void)store->append("s", ExpectedRevision::any(), events);
+    const auto after = std::chrono::system_clock::now();
+
+    const auto all = store->read_all();
+    REQUIRE(all.size() == 3);
+    std::set<std::string> ids;
+    for (const auto& e : all) {
+        CHECK(e.id.size() == 36);
+        ids.insert(e.id);
+        CHECK(e.timestamp >= before);
+        CHECK(e.timestamp <= after);
+        CHECK(e.metadata == json::object());
+    }
+    CHECK(ids.size() == 3);
+}
+
+TEMPLATE_LIST_TEST_CASE(
+    "an append that expects no stream fails once the stream exists and reports its revision",
+    "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    (void)store->append("s", ExpectedRevision::no_stream(), event("first"));
+    try {
+        (void)store->append("s", ExpectedRevision::no_stream(), event("second"));
+        FAIL("the append should have failed");
+    } catch (const krmx::WrongExpectedRevision& e) {
+        CHECK(e.stream() == "s");
+        CHECK(e.expected() == ExpectedRevision::no_stream());
+        CHECK(e.actual() == 0);
+        CHECK(std::string{e.what()}.find("revision 0") != std::string::npos);
+    }
+    CHECK(store->head_position() == 1);
+}
+
+TEMPLATE_LIST_TEST_CASE("an append that expects the stream to exist fails on a new stream",
+                        "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    try {
+        (void)store->append("s", ExpectedRevision::stream_exists(), event("first"));
+        FAIL("the append should have failed");
+    } catch (const krmx::WrongExpectedRevision& e) {
+        CHECK_FALSE(e.actual().has_value());
+    }
+    CHECK(store->head_position() == 0);
+    (void)store->append("s", ExpectedRevision::any(), event("first"));
+    CHECK(store->append("s", ExpectedRevision::stream_exists(), event("second")).last_revision == 1);
+}
+
+TEMPLATE_LIST_TEST_CASE("an append that expects revision n succeeds only when the stream is at n",
+                        "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    CHECK_THROWS_AS(store->append("s", ExpectedRevision::exact(0), event("a")), krmx::WrongExpectedRevision);
+    (void)store->append("s", ExpectedRevision::no_stream(), event("a"));
+    CHECK(store->append("s", ExpectedRevision::exact(0), event("b")).first_revision == 1);
+    try {
+        (void)store->append("s", ExpectedRevision::exact(0), event("c"));
+        FAIL("the append should have failed");
+    } catch (const krmx::WrongExpectedRevision& e) {
+        CHECK(e.actual() == 1);
+    }
+    CHECK_THROWS_AS(store->append("s", ExpectedRevision::exact(5), event("c")), krmx::WrongExpectedRevision);
+    CHECK(store->stream_revision("s") == 1);
+    CHECK(store->head_position() == 2);
+}
+
+TEMPLATE_LIST_TEST_CASE("a failed append writes none of its events", "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    (void)store->append("s", ExpectedRevision::any(), event("a", {{"n", 1}}, "id-a"));
+
+    SECTION("on a wrong expected revision") {
+        const std::vector<NewEvent> events{event("b"), event("c")};
+        CHECK_THROWS_AS(store->append("s", ExpectedRevision::no_stream(), events),
+                        krmx::WrongExpectedRevision);
+    }
+    SECTION("on an invalid event in the middle") {
+        const std::vector<NewEvent> events{event("b"), event(""), event("c")};
+        CHECK_THROWS_AS(store->append("s", ExpectedRevision::any(), events), krmx::InvalidAppend);
+    }
+    SECTION("on an id stored for another event in the middle") {
+        const std::vector<NewEvent> events{event("b", nullptr, "id-b"), event("x", {{"n", 2}}, "id-a")};
+        CHECK_THROWS_AS(store->append("s", ExpectedRevision::any(), events), krmx::DuplicateEventId);
+    }
+    CHECK(store->head_position() == 1);
+    CHECK(store->read_all().size() == 1);
+    CHECK(store->stream_revision("s") == 0);
+    // The failed append left nothing behind that blocks the next one.
+    CHECK(store->append("s", ExpectedRevision::exact(0), event("b", nullptr, "id-b")) ==
+          AppendResult{2, 2, 1, 1});
+}
+
+TEMPLATE_LIST_TEST_CASE("a repeated append with the same event ids writes nothing twice", "[store][contract]",
+                        StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    (void)store->append("other", ExpectedRevision::any(), event("noise"));
+    const std::vector<NewEvent> events{event("a", {{"n", 1}}, "id-1"), event("b", {{"n", 2}}, "id-2")};
+    const AppendResult original = store->append("s", ExpectedRevision::no_stream(), events);
+    CHECK(original == AppendResult{2, 3, 0, 1, false});
+
+    AppendResult expected_repeat = original;
+    expected_repeat.already_stored = true;
+    CHECK(store->append("s", ExpectedRevision::no_stream(), events) == expected_repeat);
+    CHECK(store->append("s", ExpectedRevision::any(), events) == expected_repeat);
+    CHECK(store->append("s", ExpectedRevision::stream_exists(), events) == expected_repeat);
+    // The tail of the original append on its own is a repeat too.
+    CHECK(store->append("s", ExpectedRevision::exact(0), events[1]) == AppendResult{3, 3, 1, 1, true});
+    // A repeat after more events were appended still finds the originals.
+    (void)store->append("s", ExpectedRevision::any(), event("c"));
+    CHECK(store->append("s", ExpectedRevision::no_stream(), events) == expected_repeat);
+
+    CHECK(store->head_position() == 4);
+    CHECK(store->read_stream("s").size() == 3);
+}
+
+TEMPLATE_LIST_TEST_CASE("reusing an event id for a different event is an error", "[store][contract]",
+                        StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    (void)store->append("s", ExpectedRevision::no_stream(), event("a", {{"n", 1}}, "id-1"));
+
+    SECTION("with other content") {
+        try {
+            (void)store->append("s", ExpectedRevision::any(), event("a", {{"n", 99}}, "id-1"));
+            FAIL("the append should have failed");
+        } catch (const krmx::DuplicateEventId& e) {
+            CHECK(e.event_id() == "id-1");
+            CHECK(e.stored_at() == 1);
+        }
+    }
+    SECTION("in another stream") {
+        CHECK_THROWS_AS(store->append("t", ExpectedRevision::any(), event("a", {{"n", 1}}, "id-1")),
+                        krmx::DuplicateEventId);
+    }
+    SECTION("at another revision") {
+        CHECK_THROWS_AS(store->append("s", ExpectedRevision::exact(3), event("a", {{"n", 1}}, "id-1")),
+                        krmx::DuplicateEventId);
+    }
+    SECTION("with another dispatcher") {
+        NewEvent changed = event("a", {{"n", 1}}, "id-1");
+        changed.dispatcher = "mallory";
+        CHECK_THROWS_AS(store->append("s", ExpectedRevision::any(), changed), krmx::DuplicateEventId);
+    }
+    CHECK(store->head_position() == 1);
+}
+
+TEMPLATE_LIST_TEST_CASE("a partly repeated append is an error and writes nothing", "[store][contract]",
+                        StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    (void)store->append("s", ExpectedRevision::no_stream(), event("a", nullptr, "id-1"));
+    const std::vector<NewEvent> stored_then_new{event("a", nullptr, "id-1"), event("b", nullptr, "id-2")};
+    CHECK_THROWS_AS(store->append("s", ExpectedRevision::any(), stored_then_new), krmx::DuplicateEventId);
+    const std::vector<NewEvent> new_then_stored{event("b", nullptr, "id-2"), event("a", nullptr, "id-1")};
+    CHECK_THROWS_AS(store->append("s", ExpectedRevision::any(), new_then_stored), krmx::DuplicateEventId);
+    CHECK(store->head_position() == 1);
+    CHECK(store->read_all().size() == 1);
+}
+
+TEMPLATE_LIST_TEST_CASE("bad input gets a clear error and leaves the store unchanged", "[store][contract]",
+                        StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    (void)store->append("s", ExpectedRevision::any(), event("a"));
+    const auto check_refused = [&](std::string_view stream, const std::vector<NewEvent>& events,
+                                   const std::string& mentions) {
+        try {
+            (void)store->append(stream, ExpectedRevision::any(), events);
+            FAIL("the append should have failed");
+        } catch (const krmx::InvalidAppend& e) {
+            CHECK_THAT(e.what(), Catch::Matchers::Contains(mentions));
+        }
+    };
+    check_refused("", {event("a")}, "stream name is empty");
+    check_refused("s", {}, "no events");
+    check_refused("s", {event("")}, "empty type");
+    NewEvent array_metadata = event("a");
+    array_metadata.metadata = json::array({1, 2});
+    check_refused("s", {array_metadata}, "not a JSON object");
+    check_refused("s", {event("a", json{{"bad", std::string{"\xff\xfe"}}})}, "cannot be stored as JSON");
+    check_refused("s", {event("a", nullptr, "same"), event("b", nullptr, "same")}, "repeats the event id");
+
+    CHECK(store->head_position() == 1);
+    CHECK(store->read_all().size() == 1);
+    CHECK(store->stream_revision("s") == 0);
+}
+
+TEMPLATE_LIST_TEST_CASE("reading a stream starts at a revision and stops at the batch size",
+                        "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    for (int i = 0; i < 10; ++i) {
+        (void)store->append("s", ExpectedRevision::any(), event("tick", {{"n", i}}));
+        (void)store->append("noise", ExpectedRevision::any(), event("tock"));
+    }
+    const auto batch = store->read_stream("s", 3, 4);
+    REQUIRE(batch.size() == 4);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        CHECK(batch[i].stream == "s");
+        CHECK(batch[i].revision == 3 + i);
+        CHECK(batch[i].payload == json{{"n", 3 + i}});
+    }
+    CHECK(store->read_stream("s", 8).size() == 2);
+    CHECK(store->read_stream("s", 10).empty());
+    CHECK(store->read_stream("missing").empty());
+}
+
+TEMPLATE_LIST_TEST_CASE("reading all streams after a position comes in bounded batches in position order",
+                        "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    for (int i = 0; i < 25; ++i)
+        (void)store->append("s" + std::to_string(i % 3), ExpectedRevision::any(), event("t"));
+    std::vector<Position> seen;
+    Position after = 0;
+    int batches = 0;
+    for (;;) {
+        const auto batch = store->read_all(after, 7);
+        CHECK(batch.size() <= 7);
+        if (batch.empty()) break;
+        ++batches;
+        for (const auto& e : batch) seen.push_back(e.position);
+        after = batch.back().position;
+    }
+    CHECK(batches == 4);
+    REQUIRE(seen.size() == 25);
+    for (std::size_t i = 0; i < seen.size(); ++i) CHECK(seen[i] == i + 1);
+    CHECK(store->read_all(25).empty());
+    CHECK(store->read_all(100).empty());
+}
+
+TEMPLATE_LIST_TEST_CASE("reads filter by stream and by type", "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    for (int i = 0; i < 12; ++i) {
+        (void)store->append("s" + std::to_string(i % 3), ExpectedRevision::any(),
+                            event(i % 2 == 0 ? "even" : "odd"));
+    }
+    const auto by_stream = store->read_all(0, krmx::read_unbounded, EventFilter{.streams = {"s1"}});
+    CHECK(positions_of(by_stream) == std::vector<Position>{2, 5, 8, 11});
+    const auto by_streams = store->read_all(4, krmx::read_unbounded, EventFilter{.streams = {"s0", "s2"}});
+    CHECK(positions_of(by_streams) == std::vector<Position>{6, 7, 9, 10, 12});
+    const auto by_type = store->read_all(0, 3, EventFilter{.types = {"odd"}});
+    CHECK(positions_of(by_type) == std::vector<Position>{2, 4, 6});
+    const auto both =
+        store->read_all(0, krmx::read_unbounded, EventFilter{.streams = {"s0"}, .types = {"odd"}});
+    CHECK(positions_of(both) == std::vector<Position>{4, 10});
+    CHECK(store->read_all(0, krmx::read_unbounded, EventFilter{.streams = {"none"}}).empty());
+}
+
+TEMPLATE_LIST_TEST_CASE(
+    "a subscription from the start delivers the stored events, then caught_up, then live events",
+    "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    append_ticks(*store, "s", 5);
+    Recorder recorder;
+    auto subscription = store->subscribe(SubscribeFrom::start(), recorder.handlers());
+    REQUIRE(recorder.wait_caught_up());
+    CHECK(recorder.caught_up_after() >= 5);
+    append_ticks(*store, "s", 5, 5);
+    REQUIRE(recorder.wait_for_events(10));
+    const auto events = recorder.events();
+    REQUIRE(events.size() == 10);
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        CHECK(events[i].position == i + 1);
+        CHECK(events[i].payload == json{{"n", i}});
+    }
+    CHECK(recorder.caught_up() == 1);
+    CHECK_FALSE(recorder.error());
+}
+
+TEMPLATE_LIST_TEST_CASE("a subscription on an empty store still signals caught_up", "[store][contract]",
+                        StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    Recorder recorder;
+    auto subscription = store->subscribe(SubscribeFrom::start(), recorder.handlers());
+    REQUIRE(recorder.wait_caught_up());
+    CHECK(recorder.caught_up_after() == 0);
+    (void)store->append("s", ExpectedRevision::any(), event("first"));
+    REQUIRE(recorder.wait_for_events(1));
+    CHECK(recorder.caught_up() == 1);
+}
+
+TEMPLATE_LIST_TEST_CASE(
+    "a subscription after a position starts with the next one and one from the end sees only new events",
+    "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    append_ticks(*store, "s", 6);
+    Recorder after_four;
+    Recorder from_end;
+    auto a = store->subscribe(SubscribeFrom::after(4), after_four.handlers());
+    auto b = store->subscribe(SubscribeFrom::end(), from_end.handlers());
+    REQUIRE(after_four.wait_caught_up());
+    REQUIRE(from_end.wait_caught_up());
+    CHECK(from_end.caught_up_after() == 0);
+    append_ticks(*store, "s", 2, 6);
+    REQUIRE(after_four.wait_for_events(4));
+    REQUIRE(from_end.wait_for_events(2));
+    CHECK(after_four.positions() == std::vector<Position>{5, 6, 7, 8});
+    CHECK(from_end.positions() == std::vector<Position>{7, 8});
+}
+
+TEMPLATE_LIST_TEST_CASE("a subscription filters by stream and type", "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    (void)store->append("a", ExpectedRevision::any(), event("x"));
+    (void)store->append("b", ExpectedRevision::any(), event("x"));
+    (void)store->append("a", ExpectedRevision::any(), event("y"));
+    Recorder recorder;
+    auto subscription =
+        store->subscribe(SubscribeFrom::start(), recorder.handlers(), EventFilter{.streams = {"a"}});
+    REQUIRE(recorder.wait_caught_up());
+    (void)store->append("b", ExpectedRevision::any(), event("x"));
+    (void)store->append("a", ExpectedRevision::any(), event("z"));
+    REQUIRE(recorder.wait_for_events(3));
+    CHECK(recorder.positions() == std::vector<Position>{1, 3, 5});
+}
+
+TEMPLATE_LIST_TEST_CASE("a cancelled subscription receives nothing more", "[store][contract]",
+                        StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    Recorder recorder;
+    auto subscription = store->subscribe(SubscribeFrom::start(), recorder.handlers());
+    (void)store->append("s", ExpectedRevision::any(), event("a"));
+    REQUIRE(recorder.wait_for_events(1));
+    subscription.cancel();
+    CHECK_FALSE(subscription.active());
+    append_ticks(*store, "s", 3);
+    // A fresh subscription sees the new events, so the old one had every chance to see them too.
+    Recorder witness;
+    auto other = store->subscribe(SubscribeFrom::start(), witness.handlers());
+    REQUIRE(witness.wait_for_events(4));
+    CHECK(recorder.events().size() == 1);
+}
+
+TEMPLATE_LIST_TEST_CASE("a subscription can be cancelled from inside its own callback", "[store][contract]",
+                        StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    append_ticks(*store, "s", 5);
+    std::atomic<int> seen{0};
+    krmx::Subscription subscription;
+    std::mutex handle_mutex;
+    std::atomic<bool> cancelled{false};
+    {
+        std::lock_guard lock{handle_mutex};
+        subscription = store->subscribe(SubscribeFrom::start(), {.on_event = [&](const RecordedEvent&) {
+                                            if (++seen == 2) {
+                                                std::lock_guard inner{handle_mutex};
+                                                subscription.cancel();
+                                                cancelled = true;
+                                            }
+                                        }});
+    }
+    for (int i = 0; i < 200 && !cancelled; ++i) std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    REQUIRE(cancelled);
+    append_ticks(*store, "s", 2);
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    CHECK(seen == 2);
+}
+
+TEMPLATE_LIST_TEST_CASE("a subscriber that throws is stopped and told why", "[store][contract]",
+                        StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    append_ticks(*store, "s", 3);
+    Recorder recorder;
+    auto handlers = recorder.handlers();
+    auto record = handlers.on_event;
+    handlers.on_event = [record](const RecordedEvent& e) {
+        if (e.position == 2) throw std::runtime_error("subscriber broke");
+        record(e);
+    };
+    auto subscription = store->subscribe(SubscribeFrom::start(), handlers);
+    REQUIRE(recorder.wait_error());
+    CHECK_THROWS_WITH(std::rethrow_exception(recorder.error()), "subscriber broke");
+    append_ticks(*store, "s", 1);
+    CHECK(recorder.positions() == std::vector<Position>{1});
+    CHECK(recorder.caught_up() == 0);
+}
+
+TEMPLATE_LIST_TEST_CASE("concurrent appends expecting the same revision: exactly one wins each round",
+                        "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    (void)store->append("s", ExpectedRevision::no_stream(), event("start"));
+    constexpr int threads = 4;
+    constexpr int rounds = 20;
+    for (int round = 0; round < rounds; ++round) {
+        std::atomic<int> wins{0};
+        std::atomic<int> losses{0};
+        std::vector<std::thread> racers;
+        for (int t = 0; t < threads; ++t) {
+            racers.emplace_back([&, t] {
+                try {
+                    (void)store->append("s", ExpectedRevision::exact(round), event("move", {{"by", t}}));
+                    ++wins;
+                } catch (const krmx::WrongExpectedRevision& e) {
+                    if (e.actual() == krmx::Revision(round + 1)) ++losses;
+                }
+            });
+        }
+        for (auto& racer : racers) racer.join();
+        CHECK(wins == 1);
+        CHECK(losses == threads - 1);
+    }
+    CHECK(store->stream_revision("s") == rounds);
+    CHECK(store->head_position() == rounds + 1);
+}
+
+TEMPLATE_LIST_TEST_CASE("the store satisfies the EventStore concept", "[store][contract]", StoreFactories) {
+    STATIC_REQUIRE(krmx::EventStore<typename TestType::Store>);
+}
+
+TEMPLATE_LIST_TEST_CASE("a subscription handle that outlives its store is harmless", "[store][contract]",
+                        StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    append_ticks(*store, "s", 3);
+    Recorder recorder;
+    auto subscription = store->subscribe(SubscribeFrom::start(), recorder.handlers());
+    REQUIRE(recorder.wait_for_events(3));
+    store.reset();  // stops delivery first, then closes
+    subscription.cancel();
+    CHECK(recorder.events().size() == 3);
+}

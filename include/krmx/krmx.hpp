@@ -17,3 +17,11 @@
 #include "krmx/stream/optimistic_stream.hpp"
 #include "krmx/stream/stream.hpp"
 #include "krmx/stream/stream_model.hpp"
+
+#include "krmx/sync/messages.hpp"
+#include "krmx/sync/stream_client.hpp"
+#include "krmx/sync/stream_host.hpp"
+#include "krmx/sync/stream_server.hpp"
+#include "krmx/sync/transport.hpp"
+
+#include "krmx/testing/hub.hpp"

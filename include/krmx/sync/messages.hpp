@@ -1,0 +1,184 @@
+#pragma once
+// The stream protocol's messages (PROTOCOL.md, section 2), built as text. Events are spliced in as the raw
+// text they arrived as, so key order and number spelling survive the trip through the server: JavaScript
+// clients match their optimistic events on the serialized text.
+
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include <nlohmann/json.hpp>
+
+namespace krmx {
+
+/// The `type` of each stream message.
+namespace stream_message {
+inline constexpr std::string_view append = "stream/append";
+inline constexpr std::string_view history = "stream/history";
+inline constexpr std::string_view invalidate = "stream/invalidate";
+inline constexpr std::string_view prefix = "stream/";
+}  // namespace stream_message
+
+namespace detail {
+
+// Appends `text` as a JSON string literal. Text that is not valid UTF-8 (a handler's reason, say) is
+// repaired rather than allowed to throw or to put invalid JSON on the wire.
+inline void append_json_string(std::string& out, std::string_view text) {
+    for (const char c : text) {
+        if (static_cast<unsigned char>(c) >= 0x80) {
+            out += nlohmann::json(std::string{text})
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            return;
+        }
+    }
+    out += '"';
+    for (const char c : text) {
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    static constexpr char hex[] = "0123456789abcdef";
+                    out += "\\u00";
+                    out += hex[(c >> 4) & 0xF];
+                    out += hex[c & 0xF];
+                } else {
+                    out += c;
+                }
+        }
+    }
+    out += '"';
+}
+
+inline void append_number(std::string& out, std::uint64_t n) {
+    out += std::to_string(n);
+}
+
+/// `{"type":"stream/append","payload":{"domain":..,"dispatcher":..,"event":<raw>,"position":n[,"id":m]}}`
+[[nodiscard]] inline std::string append_message(std::string_view domain, std::string_view dispatcher,
+                                                std::string_view raw_event, std::size_t position,
+                                                std::optional<std::uint64_t> id) {
+    std::string out;
+    out.reserve(96 + domain.size() + dispatcher.size() + raw_event.size());
+    out += R"({"type":"stream/append","payload":{"domain":)";
+    append_json_string(out, domain);
+    out += R"(,"dispatcher":)";
+    append_json_string(out, dispatcher);
+    out += R"(,"event":)";
+    out += raw_event;
+    out += R"(,"position":)";
+    append_number(out, position);
+    if (id) {
+        out += R"(,"id":)";
+        append_number(out, *id);
+    }
+    out += "}}";
+    return out;
+}
+
+/// `{"type":"stream/invalidate","payload":{"domain":..[,"id":n][,"event":<raw>],"reason":..}}`; the id and
+/// the event are left out when the client gave none (or none that could be read).
+[[nodiscard]] inline std::string invalidate_message(std::string_view domain, std::optional<std::uint64_t> id,
+                                                    std::string_view raw_event, std::string_view reason) {
+    std::string out;
+    out.reserve(96 + domain.size() + raw_event.size() + reason.size());
+    out += R"({"type":"stream/invalidate","payload":{"domain":)";
+    append_json_string(out, domain);
+    if (id) {
+        out += R"(,"id":)";
+        append_number(out, *id);
+    }
+    if (!raw_event.empty()) {
+        out += R"(,"event":)";
+        out += raw_event;
+    }
+    out += R"(,"reason":)";
+    append_json_string(out, reason);
+    out += "}}";
+    return out;
+}
+
+/// `{"type":"stream/history","payload":{"domain":..,"position":first,"events":[{"dispatcher":..,"event":<raw>},..]}}`
+/// `at(i)` returns the pair (dispatcher, raw event) of the i-th listed event.
+template <class At>
+[[nodiscard]] std::string history_message(std::string_view domain, std::size_t first, std::size_t count,
+                                          At&& at) {
+    std::string out;
+    out += R"({"type":"stream/history","payload":{"domain":)";
+    append_json_string(out, domain);
+    out += R"(,"position":)";
+    append_number(out, first);
+    out += R"(,"events":[)";
+    for (std::size_t i = 0; i < count; ++i) {
+        const auto [dispatcher, raw_event] = at(i);
+        if (i > 0) out += ',';
+        out += R"({"dispatcher":)";
+        append_json_string(out, dispatcher);
+        out += R"(,"event":)";
+        out += raw_event;
+        out += '}';
+    }
+    out += "]}}";
+    return out;
+}
+
+/// What a client sends: `{"type":"stream/append","payload":{"domain":..,"dispatcher":..,"event":..,"id":n}}`.
+[[nodiscard]] inline std::string client_append_message(std::string_view domain, std::string_view dispatcher,
+                                                       std::string_view event_text, std::uint64_t id) {
+    std::string out;
+    out += R"({"type":"stream/append","payload":{"domain":)";
+    append_json_string(out, domain);
+    out += R"(,"dispatcher":)";
+    append_json_string(out, dispatcher);
+    out += R"(,"event":)";
+    out += event_text;
+    out += R"(,"id":)";
+    append_number(out, id);
+    out += "}}";
+    return out;
+}
+
+/// An event as wire text: `{"type":..,"payload":..}` in that order, as the protocol and the JavaScript
+/// clients write it (nlohmann would sort the keys). Never throws on invalid UTF-8: it is replaced.
+[[nodiscard]] inline std::string event_text(const nlohmann::json& event) {
+    constexpr auto replace = nlohmann::json::error_handler_t::replace;
+    const auto type = event.is_object() ? event.find("type") : event.end();
+    if (!event.is_object() || event.size() > 2 || type == event.end())
+        return event.dump(-1, ' ', false, replace);
+    std::string out = R"({"type":)" + type->dump(-1, ' ', false, replace);
+    if (const auto payload = event.find("payload"); payload != event.end()) {
+        out += R"(,"payload":)" + payload->dump(-1, ' ', false, replace);
+    } else if (event.size() > 1) {
+        return event.dump(-1, ' ', false, replace);
+    }
+    return out + "}";
+}
+
+/// A raw JSON value that is a non-negative integer fitting 64 bits, written without fraction or exponent.
+[[nodiscard]] inline std::optional<std::uint64_t> raw_unsigned(std::string_view raw) noexcept {
+    std::uint64_t value = 0;
+    if (raw.empty() || raw.front() < '0' || raw.front() > '9') return std::nullopt;
+    const auto [end, error] = std::from_chars(raw.data(), raw.data() + raw.size(), value);
+    if (error != std::errc{} || end != raw.data() + raw.size()) return std::nullopt;
+    return value;
+}
+
+}  // namespace detail
+}  // namespace krmx

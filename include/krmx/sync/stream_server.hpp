@@ -1,0 +1,234 @@
+#pragma once
+// StreamServer<State>: the authoritative end of one domain's stream (PROTOCOL.md, section 2). The seed's
+// `registerStream(server, 'my-claimable-counter', model)`:
+//
+//   krmx::StreamHost host{transport};
+//   krmx::StreamServer counter{host, "my-claimable-counter", counter::model()};
+//
+// - On link: the user gets the history (one `stream/history`, or one `stream/append` per event with
+//   `history_as_appends`, which is what the JavaScript Krmx clients understand).
+// - On `stream/append` from user U: U is the dispatcher, whatever the message says. Accepted: stored (when
+//   `persist` is set), then `stream/append` with position, dispatcher and the echoed id to every linked user.
+//   Refused: `stream/invalidate` with the reason to U only.
+// - The event is re-sent as the exact text it arrived as (key order, number spelling), in the broadcast and
+//   in every later history: JavaScript clients match their optimistic events on the serialized text.
+// - Server code dispatches its own events with any dispatcher name (krmx::server_dispatcher, "<server>").
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "krmx/core/detail/json_scan.hpp"
+#include "krmx/core/event_type.hpp"
+#include "krmx/core/outcome.hpp"
+#include "krmx/stream/stream.hpp"
+#include "krmx/stream/stream_model.hpp"
+#include "krmx/sync/messages.hpp"
+#include "krmx/sync/stream_host.hpp"
+
+namespace krmx {
+
+/// Called with every accepted event before anyone sees it confirmed; throw to refuse the event (it is then
+/// undone and the sender gets an invalidate "not stored: <what>").
+using PersistHook =
+    std::function<void(std::size_t position, std::string_view dispatcher, std::string_view event_text)>;
+
+struct StreamServerOptions {
+    /// Send the history as one `stream/append` per event (JavaScript Krmx clients) instead of
+    /// `stream/history`.
+    bool history_as_appends = false;
+    /// Durability: see PersistHook. Empty: the stream lives in memory only.
+    PersistHook persist = {};
+};
+
+/// Per-domain counters. Never reset.
+struct StreamServerStatistics {
+    std::uint64_t accepted = 0;         ///< events appended (from users and from server code)
+    std::uint64_t unknown_type = 0;     ///< refused: no handler for the event's type
+    std::uint64_t invalid_payload = 0;  ///< refused: the payload does not fit the handler's payload type
+    std::uint64_t malformed = 0;   ///< refused: no event, an event that is not `{"type":string,..}`, a bad id
+    std::uint64_t rejected = 0;    ///< refused by a guard or handler
+    std::uint64_t failed = 0;      ///< refused: a handler threw something else
+    std::uint64_t not_stored = 0;  ///< accepted by the model, refused because `persist` failed
+    std::uint64_t invalidates_sent = 0;
+    std::uint64_t dropped = 0;  ///< refused appends without a readable id: nothing to answer
+    std::uint64_t histories_sent = 0;
+
+    [[nodiscard]] std::uint64_t refused() const noexcept {
+        return unknown_type + invalid_payload + malformed + rejected + failed + not_stored;
+    }
+};
+
+template <class State>
+class StreamServer final : private detail::StreamDomain {
+  public:
+    using state_type = State;
+
+    StreamServer(StreamHost& host, std::string domain, const StreamModel<State>& model,
+                 StreamServerOptions options = {})
+        : host_(host), domain_(std::move(domain)), options_(std::move(options)), stream_(model) {
+        host_.attach(domain_, *this);
+    }
+    StreamServer(const StreamServer&) = delete;
+    StreamServer& operator=(const StreamServer&) = delete;
+    ~StreamServer() override { host_.detach(domain_); }
+
+    /// Server code's own event, e.g. `dispatch(krmx::server_dispatcher, round::end())`; broadcast when
+    /// accepted.
+    template <class P>
+    DispatchResult dispatch(std::string_view dispatcher, const TypedEvent<P>& event) {
+        auto result = stream_.dispatch(dispatcher, event);
+        if (!result) return count(std::move(result));
+        return commit(dispatcher, detail::event_text(event.to_json()), std::nullopt);
+    }
+    DispatchResult dispatch(std::string_view dispatcher, const nlohmann::json& event) {
+        auto result = stream_.dispatch(dispatcher, event);
+        if (!result) return count(std::move(result));
+        return commit(dispatcher, detail::event_text(event), std::nullopt);
+    }
+    /// The same from JSON text, which is re-sent exactly as given.
+    DispatchResult dispatch_text(std::string_view dispatcher, std::string_view event_text) {
+        auto result = stream_.dispatch_text(dispatcher, event_text);
+        if (!result) return count(std::move(result));
+        return commit(dispatcher, std::string{event_text}, std::nullopt);
+    }
+
+    /// Sends the whole stream to a linked user (done on every link).
+    void send_history(std::string_view user) {
+        ++statistics_.histories_sent;
+        if (options_.history_as_appends) {
+            for (std::size_t i = 0; i < events_.size(); ++i) {
+                host_.send(user, detail::append_message(domain_, stream_.log()[i].dispatcher(), events_[i], i,
+                                                        std::nullopt));
+            }
+            return;
+        }
+        host_.send(user, detail::history_message(domain_, 0, events_.size(), [this](std::size_t i) {
+                       return std::pair<std::string_view, std::string_view>{stream_.log()[i].dispatcher(),
+                                                                            events_[i]};
+                   }));
+    }
+
+    [[nodiscard]] const State& state() const noexcept { return stream_.state(); }
+    [[nodiscard]] const Stream<State>& stream() const noexcept { return stream_; }
+    [[nodiscard]] std::size_t size() const noexcept { return stream_.size(); }
+    /// The event at `position` as the text it arrived as (and is re-sent as).
+    [[nodiscard]] std::string_view event_text(std::size_t position) const { return events_.at(position); }
+    [[nodiscard]] const std::string& domain() const noexcept { return domain_; }
+    [[nodiscard]] const StreamServerStatistics& statistics() const noexcept { return statistics_; }
+    [[nodiscard]] const StreamServerOptions& options() const noexcept { return options_; }
+
+  private:
+    void user_linked(std::string_view user) override { send_history(user); }
+    void user_unlinked(std::string_view) override {}
+
+    void append_from(std::string_view user, const std::vector<detail::JsonMember>& payload) override {
+        std::optional<std::uint64_t> id;
+        if (const auto* id_member = detail::find_member(payload, "id")) {
+            id = detail::raw_unsigned(id_member->value);
+            if (!id) {  // an id we cannot echo is no id at all: the client could match no answer
+                ++statistics_.malformed;
+                ++statistics_.dropped;
+                return;
+            }
+        }
+        // The payload's `dispatcher` is ignored on purpose: the sender is the dispatcher.
+        const auto* event = detail::find_member(payload, "event");
+        if (!event) {
+            ++statistics_.malformed;
+            refuse_to(user, id, {}, DispatchResult{Outcome::malformed, "stream/append without an event"});
+            return;
+        }
+        auto result = stream_.dispatch_text(user, event->value);
+        if (result) {
+            result = commit(user, std::string{event->value}, id);
+        } else {
+            (void)count(DispatchResult{result});
+        }
+        if (!result) refuse_to(user, id, event->value, result);
+    }
+
+    void refuse_to(std::string_view user, std::optional<std::uint64_t> id, std::string_view raw_event,
+                   const DispatchResult& result) {
+        ++statistics_.invalidates_sent;
+        host_.send(user, detail::invalidate_message(domain_, id, raw_event, result.reason()));
+    }
+
+    // The stream accepted the event: keep its text, store it, then tell everyone.
+    DispatchResult commit(std::string_view dispatcher, std::string event_text,
+                          std::optional<std::uint64_t> id) {
+        const std::size_t position = stream_.size() - 1;
+        events_.push_back(std::move(event_text));
+        if (options_.persist) {
+            try {
+                options_.persist(position, dispatcher, events_.back());
+            } catch (const std::exception& e) {
+                return not_stored(std::string{"not stored: "} + e.what());
+            } catch (...) {
+                return not_stored("not stored");
+            }
+        }
+        ++statistics_.accepted;
+        host_.broadcast(detail::append_message(domain_, dispatcher, events_.back(), position, id));
+        return DispatchResult::accepted_at(position);
+    }
+
+    // Takes the last event back out: the stream has no undo, so it is rebuilt from the kept texts.
+    // Rare (a failing disk), so the O(n) rebuild is acceptable.
+    DispatchResult not_stored(std::string reason) {
+        ++statistics_.not_stored;
+        events_.pop_back();
+        std::vector<std::string> dispatchers;
+        dispatchers.reserve(events_.size());
+        for (std::size_t i = 0; i < events_.size(); ++i)
+            dispatchers.emplace_back(stream_.log()[i].dispatcher());
+        stream_.reset();
+        for (std::size_t i = 0; i < events_.size(); ++i)
+            (void)stream_.dispatch_text(dispatchers[i], events_[i]);
+        return DispatchResult{Outcome::failed, Reason{std::move(reason)}};
+    }
+
+    DispatchResult count(DispatchResult result) {
+        switch (result.outcome()) {
+            case Outcome::accepted:
+                break;
+            case Outcome::unknown_type:
+                ++statistics_.unknown_type;
+                break;
+            case Outcome::invalid_payload:
+                ++statistics_.invalid_payload;
+                break;
+            case Outcome::malformed:
+                ++statistics_.malformed;
+                break;
+            case Outcome::rejected:
+                ++statistics_.rejected;
+                break;
+            case Outcome::failed:
+                ++statistics_.failed;
+                break;
+        }
+        return result;
+    }
+
+    StreamHost& host_;
+    std::string domain_;
+    StreamServerOptions options_;
+    Stream<State> stream_;
+    std::vector<std::string> events_;  // parallel to the log: each event's text as received
+    StreamServerStatistics statistics_;
+};
+
+template <class State>
+StreamServer(StreamHost&, std::string, const StreamModel<State>&, StreamServerOptions = {})
+    -> StreamServer<State>;
+
+}  // namespace krmx

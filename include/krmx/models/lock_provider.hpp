@@ -1,0 +1,109 @@
+#pragma once
+// Pessimistic locks for write models, keyed by a name ("book-1"). A provider hands out `Lock`s, RAII
+// handles that release when destroyed. `InProcessLockProvider` serializes the threads of one process that
+// share the provider; `SqliteLockProvider` (sqlite_lock_provider.hpp) serializes processes sharing a file.
+// Locks are not reentrant: acquiring a key you hold already waits forever (in-process) or for the lease.
+
+#include <concepts>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace krmx {
+
+/// A held lock; releases on destruction or `release()`. Move-only.
+class [[nodiscard]] Lock {
+  public:
+    Lock() = default;
+    explicit Lock(std::function<void()> release) : release_(std::move(release)) {}
+    Lock(Lock&& other) noexcept : release_(std::exchange(other.release_, nullptr)) {}
+    Lock& operator=(Lock&& other) noexcept {
+        if (this != &other) {
+            release();
+            release_ = std::exchange(other.release_, nullptr);
+        }
+        return *this;
+    }
+    Lock(const Lock&) = delete;
+    Lock& operator=(const Lock&) = delete;
+    ~Lock() { release(); }
+
+    void release() noexcept {
+        if (auto r = std::exchange(release_, nullptr)) {
+            try {
+                r();
+            } catch (...) {
+                // A lock that cannot be released expires with its lease (SQLite); nothing better to do here.
+            }
+        }
+    }
+    [[nodiscard]] bool held() const noexcept { return static_cast<bool>(release_); }
+
+  private:
+    std::function<void()> release_;
+};
+
+/// Anything that hands out locks by key, blocking until the lock is free.
+template <class P>
+concept LockProvider = requires(P& provider, std::string_view key) {
+    { provider.acquire(key) } -> std::same_as<Lock>;
+};
+
+/// Locks shared by the threads of one process that use the same provider object.
+class InProcessLockProvider {
+  public:
+    InProcessLockProvider() = default;
+    InProcessLockProvider(const InProcessLockProvider&) = delete;
+    InProcessLockProvider& operator=(const InProcessLockProvider&) = delete;
+
+    [[nodiscard]] Lock acquire(std::string_view key) {
+        std::string owned{key};
+        {
+            std::unique_lock lock{mutex_};
+            released_.wait(lock, [&] { return !held_.contains(owned); });
+            held_.insert(owned);
+        }
+        return Lock{[this, owned = std::move(owned)] {
+            {
+                std::lock_guard lock{mutex_};
+                held_.erase(owned);
+            }
+            released_.notify_all();
+        }};
+    }
+
+    /// Whether `key` is held right now (for tests and diagnostics).
+    [[nodiscard]] bool is_held(std::string_view key) const {
+        std::lock_guard lock{mutex_};
+        return held_.contains(std::string{key});
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    std::condition_variable released_;
+    std::set<std::string> held_;
+};
+
+static_assert(LockProvider<InProcessLockProvider>);
+
+/// A non-owning reference to any lock provider; the provider must outlive it.
+class LockProviderRef {
+  public:
+    LockProviderRef() = default;
+    template <LockProvider P>
+    requires(!std::same_as<P, LockProviderRef>)
+        LockProviderRef(P& provider)  // NOLINT(google-explicit-constructor): any provider converts
+        : acquire_([&provider](std::string_view key) { return provider.acquire(key); }) {}
+
+    [[nodiscard]] Lock acquire(std::string_view key) const { return acquire_(key); }
+    [[nodiscard]] explicit operator bool() const noexcept { return static_cast<bool>(acquire_); }
+
+  private:
+    std::function<Lock(std::string_view)> acquire_;
+};
+
+}  // namespace krmx

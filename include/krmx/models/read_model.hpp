@@ -1,0 +1,538 @@
+#pragma once
+// Read models: a name, a revision, a catalog and a reducer over a state (or a StreamModel's handlers), and
+// the runner that feeds them from an event store.
+//
+// Run modes (ReadModelRunner):
+// - `catch_up()`: from where the model is (its checkpoint, or the start) to the end of the store, then stop;
+// - `follow(stop_token)`: catch up, then apply live events until the token is stopped;
+// - `restore_only()`: load the last checkpoint (or the initial state) and read nothing.
+//
+// Signals, per run, in this order: `head` (starting from the first event) or `restored` (from a checkpoint,
+// or resuming the runner's own progress); then one `event` per stored event, with `unknown_event`,
+// `invalid_event` or `refused_event` in place of events the model cannot take; then `caught_up` once the
+// end of the store is reached (catch_up and follow only). Skipped events are reported and counted, never
+// silently dropped, and never stop the model.
+//
+// Checkpoints (`use_checkpoints(storage, strategy)`): state and position saved together under the model's
+// name, with the version "<model>@<revision>/<catalog>@<revision>". A checkpoint of another version is
+// discarded and the model replays from the start. Delivery is at-least-once: when the reducer throws (or
+// a checkpoint cannot be saved), the run fails, the runner forgets its in-memory progress, and the next
+// run restores the last good checkpoint and processes the events after it again. Side effects outside the
+// state must therefore be idempotent, or move in the same transaction as the checkpoint (SqliteProjection).
+//
+// Threads: only `follow` uses one (the store's subscription thread applies live events). State and
+// position may be read from any thread (`state()`, `position()`); runs of one runner never overlap.
+
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "krmx/core/subscription.hpp"
+#include "krmx/models/checkpoint_strategy.hpp"
+#include "krmx/models/event_catalog.hpp"
+#include "krmx/models/reducer.hpp"
+#include "krmx/store/checkpoint_store.hpp"
+#include "krmx/store/event_store.hpp"
+#include "krmx/stream/stream_model.hpp"
+
+namespace krmx {
+
+/// A framework signal or a skipped event, as the model's signal handler sees it.
+struct ModelSignal {
+    enum class Kind : std::uint8_t {
+        head,           ///< the run starts from the first event, with the initial state
+        restored,       ///< the run starts from `position` (a checkpoint, or the runner's own progress)
+        unknown_event,  ///< the event at `position` has a type the catalog does not hold; skipped
+        invalid_event,  ///< the event at `position` did not decode (payload, upcaster); skipped
+        refused_event,  ///< the model's handler refused the event at `position`; skipped
+        caught_up,      ///< every stored event up to `position` is processed
+    };
+    Kind kind = Kind::head;
+    Position position = 0;
+    const RecordedEvent* record = nullptr;  ///< the skipped event, for the three *_event kinds
+    std::string_view reason{};              ///< why it was skipped
+};
+
+[[nodiscard]] constexpr std::string_view to_string(ModelSignal::Kind kind) noexcept {
+    switch (kind) {
+        case ModelSignal::Kind::head:
+            return "head";
+        case ModelSignal::Kind::restored:
+            return "restored";
+        case ModelSignal::Kind::unknown_event:
+            return "unknown_event";
+        case ModelSignal::Kind::invalid_event:
+            return "invalid_event";
+        case ModelSignal::Kind::refused_event:
+            return "refused_event";
+        case ModelSignal::Kind::caught_up:
+            return "caught_up";
+    }
+    return "?";
+}
+
+/// A state that checkpoints: converted to and from JSON by nlohmann/json.
+template <class S>
+concept CheckpointableState = requires(const S& s, const nlohmann::json& j) {
+    nlohmann::json(s);
+    j.template get<S>();
+};
+
+/// The definition of a read model. A value: copy it, share it, run it many times.
+template <class State>
+class ReadModel {
+    static_assert(std::copy_constructible<State> && std::is_move_assignable_v<State>,
+                  "krmx::ReadModel<State>: State must be copy constructible and move assignable");
+
+  public:
+    using state_type = State;
+
+    ReadModel(std::string name, std::uint32_t revision, EventCatalog catalog, State initial = State{})
+        : name_(std::move(name)),
+          revision_(revision),
+          catalog_(std::move(catalog)),
+          initial_(std::move(initial)) {}
+
+    /// A reducing read model over a StreamModel: stored events go through its handlers (one definition,
+    /// used by the game server, the clients and this read model).
+    static ReadModel reducing(std::string name, std::uint32_t revision, EventCatalog catalog,
+                              const StreamModel<State>& model) {
+        ReadModel m{std::move(name), revision, std::move(catalog), model.initial_state()};
+        m.reducer_ = detail::reducer_from_model(model);
+        return m;
+    }
+
+    /// The reducer: `(State&, const CatalogEvent&)`, `(const State&, const CatalogEvent&) -> State`, or
+    /// `(const CatalogEvent&)` for a pure projection. Anything it throws fails the run (at-least-once).
+    template <class F>
+    ReadModel& reduce(F reducer) & {
+        reducer_ = detail::make_reducer<State>(std::move(reducer));
+        return *this;
+    }
+    template <class F>
+    ReadModel&& reduce(F reducer) && {
+        return std::move(reduce(std::move(reducer)));
+    }
+    /// `(State&, const ModelSignal&)` or `(const ModelSignal&)`: framework signals and skipped events.
+    template <class F>
+    ReadModel& on_signal(F handler) & {
+        if constexpr (std::invocable<F&, State&, const ModelSignal&>) {
+            on_signal_ = std::move(handler);
+        } else {
+            static_assert(std::invocable<F&, const ModelSignal&>,
+                          "krmx::ReadModel::on_signal: the handler must be callable as (State&, const "
+                          "krmx::ModelSignal&) or (const krmx::ModelSignal&)");
+            on_signal_ = [h = std::move(handler)](State&, const ModelSignal& s) mutable {
+                h(s);
+            };
+        }
+        return *this;
+    }
+    template <class F>
+    ReadModel&& on_signal(F handler) && {
+        return std::move(on_signal(std::move(handler)));
+    }
+    /// Reads only the events that pass the filter (streams, types).
+    ReadModel& filter(EventFilter filter) & {
+        filter_ = std::move(filter);
+        return *this;
+    }
+    ReadModel&& filter(EventFilter filter) && { return std::move(this->filter(std::move(filter))); }
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] std::uint32_t revision() const noexcept { return revision_; }
+    [[nodiscard]] const EventCatalog& catalog() const noexcept { return catalog_; }
+    [[nodiscard]] const State& initial_state() const noexcept { return initial_; }
+    [[nodiscard]] const EventFilter& event_filter() const noexcept { return filter_; }
+    /// The checkpoint version: a change of either revision discards checkpoints.
+    [[nodiscard]] std::string version() const {
+        return name_ + "@" + std::to_string(revision_) + "/" + catalog_.name() + "@" +
+               std::to_string(catalog_.revision());
+    }
+    [[nodiscard]] const detail::Reducer<State>& reducer() const noexcept { return reducer_; }
+    [[nodiscard]] const std::function<void(State&, const ModelSignal&)>& signal_handler() const noexcept {
+        return on_signal_;
+    }
+
+  private:
+    std::string name_;
+    std::uint32_t revision_;
+    EventCatalog catalog_;
+    State initial_;
+    detail::Reducer<State> reducer_;
+    std::function<void(State&, const ModelSignal&)> on_signal_;
+    EventFilter filter_;
+};
+
+/// What one run did.
+struct [[nodiscard]] RunReport {
+    Position position = 0;              ///< the last event processed (0: none)
+    bool restored = false;              ///< the run started from a checkpoint or earlier progress
+    bool discarded_checkpoint = false;  ///< a checkpoint of another version was thrown away
+    std::uint64_t events = 0;           ///< events applied
+    std::uint64_t ignored = 0;          ///< events the model has no handler for
+    std::uint64_t unknown = 0;          ///< events of types outside the catalog
+    std::uint64_t invalid = 0;          ///< events that did not decode
+    std::uint64_t refused = 0;          ///< events the model's handlers refused
+    std::uint64_t checkpoints = 0;      ///< checkpoints saved
+};
+
+namespace detail {
+
+// A checkpoint store behind three functions, plus the transaction hooks of projections that keep their
+// rows in the checkpoint's transaction (SqliteProjection: `begin_batch()` and `abort_batch()`).
+struct CheckpointTarget {
+    std::function<std::optional<Checkpoint>(std::string_view)> load;
+    std::function<void(std::string_view, const Checkpoint&)> save;
+    std::function<bool(std::string_view)> erase;
+    std::function<void()> begin_batch;
+    std::function<void()> abort_batch;
+};
+
+template <class C>
+CheckpointTarget checkpoint_target(C& storage) {
+    CheckpointTarget target;
+    target.load = [&storage](std::string_view key) {
+        return storage.load(key);
+    };
+    target.save = [&storage](std::string_view key, const Checkpoint& cp) {
+        storage.save(key, cp);
+    };
+    target.erase = [&storage](std::string_view key) {
+        return storage.erase(key);
+    };
+    if constexpr (requires {
+                      storage.begin_batch();
+                      storage.abort_batch();
+                  }) {
+        target.begin_batch = [&storage] {
+            storage.begin_batch();
+        };
+        target.abort_batch = [&storage] {
+            storage.abort_batch();
+        };
+    }
+    return target;
+}
+
+}  // namespace detail
+
+/// Runs a ReadModel against an EventStore. Not copyable; keep it alive while a run is in progress.
+template <class State, EventStore Store>
+class ReadModelRunner {
+  public:
+    static constexpr std::size_t batch_size = 512;
+
+    ReadModelRunner(ReadModel<State> model, Store& store)
+        : model_(std::move(model)), store_(&store), state_(model_.initial_state()) {}
+    ReadModelRunner(const ReadModelRunner&) = delete;
+    ReadModelRunner& operator=(const ReadModelRunner&) = delete;
+
+    /// Saves checkpoints in `storage` (a CheckpointStore, or a SqliteProjection) as `strategy` says.
+    template <CheckpointStore C>
+    ReadModelRunner& use_checkpoints(C& storage, CheckpointStrategy strategy = CheckpointStrategy::at_end()) {
+        static_assert(CheckpointableState<State>,
+                      "krmx::ReadModelRunner::use_checkpoints: the state must convert to and from "
+                      "nlohmann::json (ADL to_json/from_json or NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE)");
+        target_ = detail::checkpoint_target(storage);
+        strategy_ = strategy;
+        encode_ = [](const State& s) {
+            return nlohmann::json(s);
+        };
+        decode_ = [](const nlohmann::json& j) {
+            return j.template get<State>();
+        };
+        return *this;
+    }
+
+    /// Catches up to the end of the store and stops.
+    RunReport catch_up() {
+        RunGuard guard{*this};
+        RunReport report;
+        try {
+            start(report);
+            read_to_head(report);
+            finish_catch_up(report);
+        } catch (...) {
+            fail();
+            throw;
+        }
+        return report;
+    }
+
+    /// Catches up, then applies live events until `stop` is requested. Rethrows what failed the model.
+    RunReport follow(std::stop_token stop) {
+        RunGuard guard{*this};
+        RunReport report;
+        try {
+            start(report);
+            read_to_head(report);
+            finish_catch_up(report);
+        } catch (...) {
+            fail();
+            throw;
+        }
+        std::exception_ptr error;
+        std::mutex wait_mutex;
+        std::condition_variable_any wake;
+        bool failed = false;
+        const auto on_failure = [&](std::exception_ptr e) {
+            {
+                std::lock_guard lock{wait_mutex};
+                if (!error) error = std::move(e);
+                failed = true;
+            }
+            wake.notify_all();
+        };
+        Subscription subscription;
+        {
+            std::lock_guard lock{mutex_};
+            SubscriptionHandlers handlers;
+            handlers.on_event = [this, &report, on_failure](const RecordedEvent& record) {
+                if (record.position <= position_) return;  // seen during catch-up
+                try {
+                    process(RecordedEvent{record}, report);
+                } catch (...) {
+                    on_failure(std::current_exception());
+                    throw;  // ends the subscription
+                }
+            };
+            handlers.on_error = [on_failure](std::exception_ptr e) {
+                on_failure(std::move(e));
+            };
+            subscription = store_->subscribe(SubscribeFrom::after(position_), std::move(handlers),
+                                             model_.event_filter());
+        }
+        {
+            std::unique_lock lock{wait_mutex};
+            wake.wait(lock, stop, [&] { return failed; });
+        }
+        subscription.cancel();  // returns once no callback runs any more
+        if (error) {
+            fail();
+            std::rethrow_exception(error);
+        }
+        try {
+            std::lock_guard lock{mutex_};
+            if (events_since_checkpoint_ > 0 && target_.save && strategy_.at_end_of_run())
+                save_checkpoint(report);
+        } catch (...) {
+            fail();
+            throw;
+        }
+        return report;
+    }
+
+    /// Loads the last checkpoint (or the initial state) and reads no event.
+    RunReport restore_only() {
+        RunGuard guard{*this};
+        RunReport report;
+        try {
+            start(report);
+        } catch (...) {
+            fail();
+            throw;
+        }
+        return report;
+    }
+
+    /// Saves a checkpoint of the current state and position now (the `manual` strategy's trigger).
+    /// Returns false when no checkpoint storage is configured.
+    bool checkpoint() {
+        std::lock_guard lock{mutex_};
+        if (!target_.save) return false;
+        RunReport ignored;
+        save_checkpoint(ignored);
+        return true;
+    }
+
+    /// A copy of the current state (safe while `follow` runs on another thread).
+    [[nodiscard]] State state() const {
+        std::lock_guard lock{mutex_};
+        return state_;
+    }
+    /// Calls `f(const State&)` under the runner's lock, without a copy.
+    template <class F>
+    decltype(auto) with_state(F&& f) const {
+        std::lock_guard lock{mutex_};
+        return std::forward<F>(f)(std::as_const(state_));
+    }
+    /// The last event processed (0: none).
+    [[nodiscard]] Position position() const {
+        std::lock_guard lock{mutex_};
+        return position_;
+    }
+    [[nodiscard]] const ReadModel<State>& model() const noexcept { return model_; }
+
+  private:
+    // Runs of one runner never overlap: the state has one writer.
+    struct RunGuard {
+        explicit RunGuard(ReadModelRunner& r) : runner(r) {
+            if (runner.running_.exchange(true)) {
+                throw std::logic_error("krmx::ReadModelRunner '" + runner.model_.name() +
+                                       "': a run is already in progress");
+            }
+        }
+        RunGuard(const RunGuard&) = delete;
+        RunGuard& operator=(const RunGuard&) = delete;
+        ~RunGuard() { runner.running_.store(false); }
+        ReadModelRunner& runner;
+    };
+
+    void signal(ModelSignal::Kind kind, Position position, const RecordedEvent* record = nullptr,
+                std::string_view reason = {}) {
+        if (const auto& handler = model_.signal_handler())
+            handler(state_, ModelSignal{kind, position, record, reason});
+    }
+
+    // Restores the checkpoint (or resumes in-memory progress, or starts at the head) and signals it.
+    void start(RunReport& report) {
+        std::lock_guard lock{mutex_};
+        if (!started_) {
+            state_ = model_.initial_state();
+            position_ = 0;
+            events_since_checkpoint_ = 0;
+            if (target_.load) {
+                if (auto cp = target_.load(model_.name())) {
+                    if (cp->version == model_.version()) {
+                        try {
+                            state_ = decode_(cp->state);
+                            position_ = cp->position;
+                        } catch (const std::exception&) {
+                            // A checkpoint that no longer reads as the state: replay instead.
+                            state_ = model_.initial_state();
+                            position_ = 0;
+                            report.discarded_checkpoint = true;
+                        }
+                    } else {
+                        report.discarded_checkpoint = true;
+                    }
+                    if (report.discarded_checkpoint) (void)target_.erase(model_.name());
+                }
+            }
+            started_ = true;
+            last_checkpoint_time_ = strategy_.now();
+        }
+        report.position = position_;
+        report.restored = position_ > 0;
+        if (position_ > 0) {
+            signal(ModelSignal::Kind::restored, position_);
+        } else {
+            signal(ModelSignal::Kind::head, 0);
+        }
+    }
+
+    void read_to_head(RunReport& report) {
+        for (;;) {
+            const Position after = position();
+            // The head first: every event up to it is readable, so a short (filtered) batch covers it all.
+            const Position head = store_->head_position();
+            auto batch = store_->read_all(after, batch_size, model_.event_filter());
+            std::lock_guard lock{mutex_};
+            for (auto& record : batch) process_locked(std::move(record), report);
+            if (batch.size() < batch_size) {
+                if (head > position_) position_ = head;  // the rest up to the head did not pass the filter
+                return;
+            }
+        }
+    }
+
+    void finish_catch_up(RunReport& report) {
+        std::lock_guard lock{mutex_};
+        if (events_since_checkpoint_ > 0 && target_.save && strategy_.at_end_of_run())
+            save_checkpoint(report);
+        report.position = position_;
+        signal(ModelSignal::Kind::caught_up, position_);
+    }
+
+    void process(RecordedEvent record, RunReport& report) {
+        std::lock_guard lock{mutex_};
+        process_locked(std::move(record), report);
+    }
+
+    void process_locked(RecordedEvent record, RunReport& report) {
+        if (record.position <= position_) return;
+        if (target_.begin_batch) target_.begin_batch();
+        const Position position = record.position;
+        auto decoded = model_.catalog().decode(std::move(record));
+        if (!decoded.decoded()) {
+            const bool unknown = decoded.status == DecodeStatus::unknown_type;
+            ++(unknown ? report.unknown : report.invalid);
+            signal(unknown ? ModelSignal::Kind::unknown_event : ModelSignal::Kind::invalid_event, position,
+                   &decoded.event.record(), decoded.reason);
+        } else if (model_.reducer()) {
+            std::string reason;
+            switch (model_.reducer()(state_, decoded.event, reason)) {
+                case Applied::applied:
+                    ++report.events;
+                    break;
+                case Applied::ignored:
+                    ++report.ignored;
+                    break;
+                case Applied::refused:
+                    ++report.refused;
+                    signal(ModelSignal::Kind::refused_event, position, &decoded.event.record(), reason);
+                    break;
+            }
+        } else {
+            ++report.ignored;
+        }
+        position_ = position;
+        report.position = position;
+        ++events_since_checkpoint_;
+        if (target_.save && strategy_.after_event(events_since_checkpoint_, last_checkpoint_time_)) {
+            save_checkpoint(report);
+        }
+    }
+
+    void save_checkpoint(RunReport& report) {
+        target_.save(model_.name(), Checkpoint{encode_(state_), position_, model_.version()});
+        events_since_checkpoint_ = 0;
+        last_checkpoint_time_ = strategy_.now();
+        ++report.checkpoints;
+    }
+
+    // The state may be half-way through an event, or ahead of the last checkpoint: forget it, so that the
+    // next run restores the last good checkpoint (at-least-once).
+    void fail() noexcept {
+        std::lock_guard lock{mutex_};
+        if (target_.abort_batch) {
+            try {
+                target_.abort_batch();
+            } catch (...) {
+                // The rollback failed too; the next run restores the checkpoint all the same.
+            }
+        }
+        started_ = false;
+    }
+
+    ReadModel<State> model_;
+    Store* store_;
+    mutable std::mutex mutex_;
+    State state_;
+    Position position_ = 0;
+    bool started_ = false;
+    std::atomic<bool> running_{false};
+    detail::CheckpointTarget target_;
+    CheckpointStrategy strategy_ = CheckpointStrategy::at_end();
+    std::function<nlohmann::json(const State&)> encode_;
+    std::function<State(const nlohmann::json&)> decode_;
+    std::uint64_t events_since_checkpoint_ = 0;
+    TimePoint last_checkpoint_time_{};
+};
+
+}  // namespace krmx

@@ -1,0 +1,91 @@
+// The event catalog: typed decoding, unknown types and bad payloads reported, upcasting old shapes.
+
+#include "catch.hpp"
+#include "krmx/models/event_catalog.hpp"
+#include "krmx/store/memory_event_store.hpp"
+#include "models_test_support.hpp"
+
+using namespace bookstore;
+using nlohmann::json;
+
+namespace {
+krmx::RecordedEvent record_of(std::string type, std::optional<json> payload, json metadata = json::object()) {
+    krmx::RecordedEvent r;
+    r.position = 1;
+    r.stream = "book-1";
+    r.type = std::move(type);
+    r.payload = std::move(payload);
+    r.metadata = std::move(metadata);
+    return r;
+}
+}  // namespace
+
+TEST_CASE("an encoded event decodes back to its typed payload", "[models][catalog]") {
+    const auto encoded = catalog().encode(book_lent(Lending{"1", "alice"}), "desk");
+    CHECK(encoded.type == "book.lent");
+    CHECK(encoded.metadata["schema"] == 1);
+    auto record = record_of(encoded.type, encoded.payload, encoded.metadata);
+    const auto decoded = catalog().decode(record);
+    REQUIRE(decoded.decoded());
+    const auto* lending = decoded.event.payload_if(book_lent);
+    REQUIRE(lending != nullptr);
+    CHECK(lending->user_id == "alice");
+    CHECK(decoded.event.payload_if(book_returned) == nullptr);  // same payload type, other event type
+    CHECK(decoded.event.is(book_lent));
+}
+
+TEST_CASE("an event type outside the catalog is reported as unknown, not dropped and not thrown",
+          "[models][catalog]") {
+    const auto decoded = catalog().decode(record_of("book.stolen", json{{"book_id", "1"}}));
+    CHECK(decoded.status == krmx::DecodeStatus::unknown_type);
+    CHECK(decoded.reason.find("book.stolen") != std::string::npos);
+    CHECK(decoded.event.record().type == "book.stolen");
+}
+
+TEST_CASE("a payload that does not fit is reported with the path of the misfit", "[models][catalog]") {
+    const auto decoded =
+        catalog().decode(record_of("book.price_changed", json{{"book_id", "1"}, {"price", "cheap"}}));
+    CHECK(decoded.status == krmx::DecodeStatus::invalid_payload);
+    CHECK(decoded.reason == "payload.price: expected number, got string");
+}
+
+TEST_CASE("an old payload shape is upcast to the current one at decode time", "[models][catalog]") {
+    CHECK(catalog().schema_version("book.added") == 2);
+    const json v1 = {
+        {"id", "7"}, {"title", "Dune"}, {"author", "Frank Herbert"}, {"price_cents", 2999}, {"copies", 3}};
+    SECTION("an event without a schema version is schema 1") {
+        const auto decoded = catalog().decode(record_of("book.added", std::optional<json>{v1}));
+        REQUIRE(decoded.decoded());
+        const auto* added = decoded.event.payload_if(book_added);
+        REQUIRE(added != nullptr);
+        CHECK(added->book_id == "7");
+        CHECK(added->price == Approx(29.99));
+        CHECK(added->copies == 3);
+    }
+    SECTION("an event of the current schema is not upcast") {
+        const auto encoded = catalog().encode(book_added(BookAdded{"8", "t", "a", 1.5, 1}));
+        CHECK(encoded.metadata["schema"] == 2);
+        const auto decoded = catalog().decode(record_of("book.added", encoded.payload, encoded.metadata));
+        REQUIRE(decoded.decoded());
+        CHECK(decoded.event.payload_if(book_added)->price == 1.5);
+    }
+    SECTION("a schema newer than the catalog knows is reported, not guessed") {
+        const auto decoded =
+            catalog().decode(record_of("book.added", std::optional<json>{v1}, json{{"schema", 3}}));
+        CHECK(decoded.status == krmx::DecodeStatus::invalid_payload);
+        CHECK(decoded.reason.find("schema version 3") != std::string::npos);
+    }
+    SECTION("an upcaster that fails is reported as an invalid payload") {
+        const auto decoded = catalog().decode(record_of("book.added", json{{"title", "no id"}}));
+        CHECK(decoded.status == krmx::DecodeStatus::invalid_payload);
+        CHECK(decoded.reason.find("upcasting 'book.added' failed") != std::string::npos);
+    }
+}
+
+TEST_CASE("adding an event type twice to a catalog is an error", "[models][catalog]") {
+    krmx::EventCatalog c{"c", 1};
+    c.add(book_lent);
+    CHECK_THROWS_AS(c.add(book_lent), krmx::CatalogError);
+    CHECK_THROWS_AS(c.upcast(book_added, [](json p) { return p; }), krmx::CatalogError);
+    CHECK_THROWS_AS((void)c.encode(book_removed(BookRef{"1"})), krmx::CatalogError);
+}

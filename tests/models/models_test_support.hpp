@@ -1,0 +1,75 @@
+#pragma once
+// Shared by the models tests: the canonical bookstore history, a temporary directory, waiting with a limit.
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include <unistd.h>
+
+#include "bookstore/bookstore.hpp"
+#include "krmx/store/event_store.hpp"
+
+namespace models_test {
+
+template <class Store, class P>
+void append(Store& store, std::string_view book_id, const krmx::TypedEvent<P>& event) {
+    (void)store.append(bookstore::stream_of(book_id), krmx::ExpectedRevision::any(),
+                       bookstore::catalog().encode(event));
+}
+
+/// Add book 1 at 29.99 with 10 copies, add book 2 at 34.99 with 5, change book 1 to 24.99, lend book 1,
+/// add book 3, remove book 3, lend book 1, return book 1.
+template <class Store>
+void append_canonical_history(Store& store) {
+    using namespace bookstore;
+    append(store, "1", book_added(BookAdded{"1", "Dune", "Frank Herbert", 29.99, 10}));
+    append(store, "2", book_added(BookAdded{"2", "Neuromancer", "William Gibson", 34.99, 5}));
+    append(store, "1", price_changed(PriceChanged{"1", 24.99}));
+    append(store, "1", book_lent(Lending{"1", "alice"}));
+    append(store, "3", book_added(BookAdded{"3", "Snow Crash", "Neal Stephenson", 19.99, 2}));
+    append(store, "3", book_removed(BookRef{"3"}));
+    append(store, "1", book_lent(Lending{"1", "bob"}));
+    append(store, "1", book_returned(Lending{"1", "alice"}));
+}
+inline constexpr krmx::Position canonical_history_size = 8;
+
+/// Polls `condition` until it holds or `limit` passes; returns whether it held.
+inline bool eventually(const std::function<bool()>& condition,
+                       std::chrono::milliseconds limit = std::chrono::milliseconds{5000}) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds{1});
+    }
+    return true;
+}
+
+class TempDir {
+  public:
+    TempDir() {
+        static std::atomic<int> counter{0};
+        std::random_device device;
+        path_ = std::filesystem::temp_directory_path() /
+                ("krmx-models-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
+                 std::to_string(device()));
+        std::filesystem::create_directories(path_);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+
+  private:
+    std::filesystem::path path_;
+};
+
+}  // namespace models_test

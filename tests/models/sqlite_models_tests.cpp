@@ -1,0 +1,157 @@
+// The SQLite parts of the models: the database as a projection target (rows and checkpoint in one
+// transaction) and locks across processes.
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+#include "krmx/models/read_model.hpp"
+#include "krmx/models/sqlite_lock_provider.hpp"
+#include "krmx/models/sqlite_projection.hpp"
+#include "krmx/models/write_model.hpp"
+#include "krmx/store/memory_event_store.hpp"
+#include "krmx/store/sqlite_checkpoint_store.hpp"
+#include "krmx/store/sqlite_event_store.hpp"
+#include "models_test_support.hpp"
+
+using namespace bookstore;
+
+namespace {
+// A projection of available copies into a table, written by the reducer inside the checkpoint's transaction.
+krmx::ReadModel<krmx::NoState> available_table(krmx::SqliteProjection& db,
+                                               std::atomic<int>* fail_at = nullptr) {
+    return krmx::ReadModel<krmx::NoState>{"book.available_table", 1, catalog()}.reduce(
+        [&db, fail_at](const krmx::CatalogEvent& e) {
+            if (fail_at && static_cast<int>(e.position()) == fail_at->load())
+                throw std::runtime_error("crash");
+            if (const auto* added = e.payload_if(book_added)) {
+                db.execute("INSERT INTO available (book_id, copies) VALUES (?1, ?2)",
+                           {added->book_id, std::int64_t{added->copies}});
+            } else if (const auto* lent = e.payload_if(book_lent)) {
+                db.execute("UPDATE available SET copies = copies - 1 WHERE book_id = ?1", {lent->book_id});
+            } else if (const auto* returned = e.payload_if(book_returned)) {
+                db.execute("UPDATE available SET copies = copies + 1 WHERE book_id = ?1",
+                           {returned->book_id});
+            } else if (const auto* removed = e.payload_if(book_removed)) {
+                db.execute("DELETE FROM available WHERE book_id = ?1", {removed->book_id});
+            }
+        });
+}
+
+std::vector<krmx::SqlRow> rows(krmx::SqliteProjection& db) {
+    return db.query("SELECT book_id, copies FROM available ORDER BY book_id");
+}
+const std::vector<krmx::SqlRow> expected_rows{{std::string{"1"}, std::int64_t{9}},
+                                              {std::string{"2"}, std::int64_t{5}}};
+}  // namespace
+
+TEST_CASE("a SQLite projection commits its rows with the checkpoint, so a failure never leaves them apart",
+          "[models][sqlite][projection]") {
+    models_test::TempDir dir;
+    krmx::SqliteEventStore store{dir.path() / "events.sqlite"};
+    models_test::append_canonical_history(store);
+    std::atomic<int> fail_at{6};
+    {
+        krmx::SqliteProjection db{dir.path() / "projection.sqlite"};
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS available (book_id TEXT PRIMARY KEY, copies INTEGER NOT NULL)");
+        krmx::ReadModelRunner<krmx::NoState, krmx::SqliteEventStore> runner{available_table(db, &fail_at),
+                                                                            store};
+        runner.use_checkpoints(db, krmx::CheckpointStrategy::every_n_events(4));
+        CHECK_THROWS_WITH(runner.catch_up(), "crash");
+        // Committed: events 1-4 and their checkpoint; event 5's rows are rolled back with the failure.
+        CHECK(db.load("book.available_table")->position == 4);
+        CHECK(rows(db) == std::vector<krmx::SqlRow>{{std::string{"1"}, std::int64_t{9}},
+                                                    {std::string{"2"}, std::int64_t{5}}});
+        CHECK(db.query("SELECT count(*) FROM available WHERE book_id = '3'")[0][0] ==
+              krmx::SqlValue{std::int64_t{0}});
+    }
+    fail_at = -1;
+    krmx::SqliteProjection db{dir.path() / "projection.sqlite"};
+    krmx::ReadModelRunner<krmx::NoState, krmx::SqliteEventStore> restarted{available_table(db), store};
+    restarted.use_checkpoints(db, krmx::CheckpointStrategy::every_n_events(4));
+    const auto report = restarted.catch_up();
+    CHECK(report.restored);
+    CHECK(report.events == 4);
+    CHECK(rows(db) == expected_rows);
+    // The checkpoint row is the one SqliteCheckpointStore reads.
+    krmx::SqliteCheckpointStore checkpoints{dir.path() / "projection.sqlite"};
+    CHECK(checkpoints.load("book.available_table")->position == models_test::canonical_history_size);
+}
+
+TEST_CASE("a checkpointed read model on SQLite resumes after a restart", "[models][sqlite][checkpoint]") {
+    models_test::TempDir dir;
+    {
+        krmx::SqliteEventStore store{dir.path() / "events.sqlite"};
+        models_test::append_canonical_history(store);
+        krmx::SqliteCheckpointStore checkpoints{dir.path() / "checkpoints.sqlite"};
+        krmx::ReadModelRunner<Available, krmx::SqliteEventStore> runner{available_model(), store};
+        runner.use_checkpoints(checkpoints);
+        CHECK(runner.catch_up().events == 7);
+    }
+    krmx::SqliteEventStore store{dir.path() / "events.sqlite"};
+    models_test::append(store, "2", book_lent(Lending{"2", "frank"}));
+    krmx::SqliteCheckpointStore checkpoints{dir.path() / "checkpoints.sqlite"};
+    krmx::ReadModelRunner<Available, krmx::SqliteEventStore> runner{available_model(), store};
+    runner.use_checkpoints(checkpoints);
+    const auto report = runner.catch_up();
+    CHECK(report.restored);
+    CHECK(report.events == 1);
+    CHECK(runner.state() == Available{{{"1", 9}, {"2", 4}}});
+}
+
+TEST_CASE("SQLite locks exclude each other across providers on one file", "[models][sqlite][lock]") {
+    models_test::TempDir dir;
+    krmx::MemoryEventStore store;
+    models_test::append(store, "1", book_added(BookAdded{"1", "Dune", "Frank Herbert", 29.99, 100}));
+    // Two providers on one file stand for two processes.
+    krmx::SqliteLockProvider first{dir.path() / "locks.sqlite"};
+    krmx::SqliteLockProvider second{dir.path() / "locks.sqlite"};
+    std::atomic<int> inside{0};
+    std::atomic<bool> overlapped{false};
+    std::atomic<int> appended{0};
+    {
+        std::vector<std::jthread> threads;
+        for (int t = 0; t < 4; ++t) {
+            threads.emplace_back([&, t] {
+                auto model = book_write_model("1").use_lock(t % 2 == 0 ? first : second);
+                for (int i = 0; i < 4; ++i) {
+                    const auto result = model.with_source(store).handle([&](krmx::WriteContext<Book>& w) {
+                        if (inside.fetch_add(1) > 0) overlapped = true;
+                        std::this_thread::sleep_for(std::chrono::milliseconds{1});
+                        w.emit(book_lent(Lending{"1", "u"}));
+                        inside.fetch_sub(1);
+                    });
+                    if (result.appended()) ++appended;
+                }
+            });
+        }
+    }
+    CHECK_FALSE(overlapped);
+    CHECK(appended == 16);
+}
+
+TEST_CASE("a SQLite lock whose holder vanished is taken over after its lease", "[models][sqlite][lock]") {
+    models_test::TempDir dir;
+    krmx::SqliteLockProvider crashed{dir.path() / "locks.sqlite", {.lease = std::chrono::milliseconds{50}}};
+    krmx::SqliteLockProvider other{dir.path() / "locks.sqlite", {.lease = std::chrono::milliseconds{50}}};
+    auto held = crashed.acquire("book-1");
+    const auto start = std::chrono::steady_clock::now();
+    auto taken = other.acquire("book-1");  // the holder never releases: the lease ends
+    CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds{40});
+    CHECK(taken.held());
+    held.release();  // the late release does not free the new holder's lock
+    std::atomic<bool> got{false};
+    std::jthread waiter{[&] {
+        auto lock = crashed.acquire("book-1");
+        got = true;
+    }};
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    CHECK_FALSE(got.load());
+    taken.release();
+    waiter.join();
+    CHECK(got.load());
+}

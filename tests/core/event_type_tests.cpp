@@ -8,13 +8,18 @@
 
 #include "catch.hpp"
 
-namespace {
+// A named namespace: with internal linkage clang warns that the unused from_json is never emitted.
+namespace event_type_tests {
 struct Book {
     std::string title;
     double price = 0;
     friend bool operator==(const Book&, const Book&) = default;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Book, title, price)
+}  // namespace event_type_tests
+using event_type_tests::Book;
+
+namespace {
 
 inline constexpr krmx::EventType<int> increment{"increment"};
 inline constexpr krmx::EventType<> claim{"claim"};

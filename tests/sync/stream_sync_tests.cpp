@@ -302,7 +302,7 @@ TEST_CASE("the persist hook runs before anyone sees the event; when it fails the
     CHECK(t.server.size() == 2);
     CHECK(t.server.statistics().not_stored == 2);
     CHECK(alice.state() == Counter{2, "alice"});
-    CHECK(parsed(t.hub.client("alice")).back()["payload"]["reason"] == "not stored: disk full");
+    CHECK(parsed(t.hub.client("alice")).back()["payload"]["reason"] == "event not stored: disk full");
 
     disk_full = false;
     REQUIRE(alice.dispatch(counter::increment(1)));

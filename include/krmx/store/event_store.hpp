@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "krmx/core/json_optional.hpp"  // before anything instantiates a std::optional<json> conversion
 #include "krmx/core/subscription.hpp"
 
 namespace krmx {

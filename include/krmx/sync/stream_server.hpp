@@ -37,7 +37,8 @@
 namespace krmx {
 
 /// Called with every accepted event before anyone sees it confirmed; throw to refuse the event (it is then
-/// undone and the sender gets an invalidate "not stored: <what>").
+/// undone and the sender gets an invalidate "event not stored: <what>"). See krmx/sync/durable.hpp for
+/// one that stores into an EventStore.
 using PersistHook =
     std::function<void(std::size_t position, std::string_view dispatcher, std::string_view event_text)>;
 
@@ -75,6 +76,17 @@ class StreamServer final : private detail::StreamDomain {
     StreamServer(StreamHost& host, std::string domain, const StreamModel<State>& model,
                  StreamServerOptions options = {})
         : host_(host), domain_(std::move(domain)), options_(std::move(options)), stream_(model) {
+        // Persisting is the stream's journal: it runs after the event is applied and before anyone is
+        // told, and a failure makes the stream take the event back (no rebuild of the whole log).
+        stream_.set_journal([this](const LogEntry& entry) {
+            if (!options_.persist || restoring_) return;
+            try {
+                options_.persist(entry.position(), entry.dispatcher(), journal_text_);
+            } catch (...) {
+                journal_failed_ = true;
+                throw;
+            }
+        });
         host_.attach(domain_, *this);
     }
     StreamServer(const StreamServer&) = delete;
@@ -85,20 +97,32 @@ class StreamServer final : private detail::StreamDomain {
     /// accepted.
     template <class P>
     DispatchResult dispatch(std::string_view dispatcher, const TypedEvent<P>& event) {
-        auto result = stream_.dispatch(dispatcher, event);
-        if (!result) return count(std::move(result));
-        return commit(dispatcher, detail::event_text(event.to_json()), std::nullopt);
+        const std::string text = detail::event_text(event.to_json());
+        return submit(dispatcher, text, std::nullopt, [&] { return stream_.dispatch(dispatcher, event); });
     }
     DispatchResult dispatch(std::string_view dispatcher, const nlohmann::json& event) {
-        auto result = stream_.dispatch(dispatcher, event);
-        if (!result) return count(std::move(result));
-        return commit(dispatcher, detail::event_text(event), std::nullopt);
+        const std::string text = detail::event_text(event);
+        return submit(dispatcher, text, std::nullopt, [&] { return stream_.dispatch(dispatcher, event); });
     }
     /// The same from JSON text, which is re-sent exactly as given.
     DispatchResult dispatch_text(std::string_view dispatcher, std::string_view event_text) {
+        return submit(dispatcher, event_text, std::nullopt,
+                      [&] { return stream_.dispatch_text(dispatcher, event_text); });
+    }
+
+    /// Loads an event stored earlier (on start, before users link): applied and kept for the history,
+    /// but neither persisted again nor broadcast. A stored event the model refuses throws krmx::ModelError:
+    /// the stored log is the truth, and skipping an event would rewrite history.
+    void restore(std::string_view dispatcher, std::string_view event_text) {
+        restoring_ = true;
         auto result = stream_.dispatch_text(dispatcher, event_text);
-        if (!result) return count(std::move(result));
-        return commit(dispatcher, std::string{event_text}, std::nullopt);
+        restoring_ = false;
+        if (!result) {
+            throw ModelError("krmx::StreamServer '" + domain_ + "': stored event " +
+                             std::to_string(events_.size()) + " is refused by the model (" +
+                             std::string{result.reason()} + ")");
+        }
+        events_.emplace_back(event_text);
     }
 
     /// Sends the whole stream to a linked user (done on every link).
@@ -147,12 +171,8 @@ class StreamServer final : private detail::StreamDomain {
             refuse_to(user, id, {}, DispatchResult{Outcome::malformed, "stream/append without an event"});
             return;
         }
-        auto result = stream_.dispatch_text(user, event->value);
-        if (result) {
-            result = commit(user, std::string{event->value}, id);
-        } else {
-            (void)count(DispatchResult{result});
-        }
+        const auto result =
+            submit(user, event->value, id, [&] { return stream_.dispatch_text(user, event->value); });
         if (!result) refuse_to(user, id, event->value, result);
     }
 
@@ -162,38 +182,26 @@ class StreamServer final : private detail::StreamDomain {
         host_.send(user, detail::invalidate_message(domain_, id, raw_event, result.reason()));
     }
 
-    // The stream accepted the event: keep its text, store it, then tell everyone.
-    DispatchResult commit(std::string_view dispatcher, std::string event_text,
-                          std::optional<std::uint64_t> id) {
-        const std::size_t position = stream_.size() - 1;
-        events_.push_back(std::move(event_text));
-        if (options_.persist) {
-            try {
-                options_.persist(position, dispatcher, events_.back());
-            } catch (const std::exception& e) {
-                return not_stored(std::string{"not stored: "} + e.what());
-            } catch (...) {
-                return not_stored("not stored");
+    // Dispatches through the stream (whose journal persists), then keeps the text and tells everyone.
+    template <class Dispatch>
+    DispatchResult submit(std::string_view dispatcher, std::string_view text, std::optional<std::uint64_t> id,
+                          Dispatch&& dispatch) {
+        journal_text_ = text;
+        journal_failed_ = false;
+        auto result = dispatch();
+        journal_text_ = {};
+        if (!result) {
+            if (journal_failed_) {
+                ++statistics_.not_stored;
+                return result;
             }
+            return count(std::move(result));
         }
+        const std::size_t position = *result.position();
+        events_.emplace_back(text);
         ++statistics_.accepted;
         host_.broadcast(detail::append_message(domain_, dispatcher, events_.back(), position, id));
-        return DispatchResult::accepted_at(position);
-    }
-
-    // Takes the last event back out: the stream has no undo, so it is rebuilt from the kept texts.
-    // Rare (a failing disk), so the O(n) rebuild is acceptable.
-    DispatchResult not_stored(std::string reason) {
-        ++statistics_.not_stored;
-        events_.pop_back();
-        std::vector<std::string> dispatchers;
-        dispatchers.reserve(events_.size());
-        for (std::size_t i = 0; i < events_.size(); ++i)
-            dispatchers.emplace_back(stream_.log()[i].dispatcher());
-        stream_.reset();
-        for (std::size_t i = 0; i < events_.size(); ++i)
-            (void)stream_.dispatch_text(dispatchers[i], events_[i]);
-        return DispatchResult{Outcome::failed, Reason{std::move(reason)}};
+        return result;
     }
 
     DispatchResult count(DispatchResult result) {
@@ -224,6 +232,9 @@ class StreamServer final : private detail::StreamDomain {
     StreamServerOptions options_;
     Stream<State> stream_;
     std::vector<std::string> events_;  // parallel to the log: each event's text as received
+    std::string_view journal_text_;    // the text of the event being dispatched, for the journal
+    bool journal_failed_ = false;
+    bool restoring_ = false;
     StreamServerStatistics statistics_;
 };
 

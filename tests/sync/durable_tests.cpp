@@ -1,0 +1,185 @@
+// Durable domains: a StreamServer whose accepted events go to an EventStore before anyone is told, and a
+// restarted server that restores exactly the confirmed stream from it.
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include <krmx/store/memory_event_store.hpp>
+#include <krmx/sync/durable.hpp>
+#if defined(KRMX_TEST_SQLITE)
+#include <unistd.h>
+
+#include <krmx/store/sqlite_event_store.hpp>
+#endif
+
+#include "catch.hpp"
+#include "sync_support.hpp"
+
+namespace {
+
+struct MemoryStore {
+    std::unique_ptr<krmx::MemoryEventStore> store = std::make_unique<krmx::MemoryEventStore>();
+    krmx::MemoryEventStore& open() { return *store; }
+    void reopen() {}  // a memory store lives as long as the process
+};
+
+#if defined(KRMX_TEST_SQLITE)
+struct SqliteStore {
+    std::filesystem::path path = std::filesystem::temp_directory_path() /
+                                 ("krmx-durable-" + std::to_string(::getpid()) + "-" +
+                                  std::to_string(reinterpret_cast<std::uintptr_t>(this)) + ".sqlite");
+    std::unique_ptr<krmx::SqliteEventStore> store;
+    SqliteStore() {
+        std::filesystem::remove(path);
+        reopen();
+    }
+    ~SqliteStore() {
+        store.reset();
+        for (const char* suffix : {"", "-wal", "-shm"}) {
+            std::error_code ignored;
+            std::filesystem::remove(path.string() + suffix, ignored);
+        }
+    }
+    krmx::SqliteEventStore& open() { return *store; }
+    // A restart: the file is closed and opened again, so only what reached it survives.
+    void reopen() {
+        store.reset();
+        store = std::make_unique<krmx::SqliteEventStore>(path);
+    }
+};
+#define KRMX_DURABLE_STORES MemoryStore, SqliteStore
+#else
+#define KRMX_DURABLE_STORES MemoryStore
+#endif
+
+krmx::StreamServerOptions persisting(auto& store) {
+    return {.persist = krmx::persist_to(store, counter_domain)};
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("every confirmed event is in the store before any client sees it", "[durable]",
+                   KRMX_DURABLE_STORES) {
+    TestType stores;
+    auto& store = stores.open();
+    Table t{persisting(store)};
+    auto& alice = t.join("alice", 10ms);
+    auto& bob = t.join("bob", 30ms);
+    t.hub.run_until_idle();
+
+    // Whenever a client has a confirmed event, the store has it too (checked after every hub step).
+    REQUIRE(t.server.dispatch("<server>", counter::increment(5)));  // server code: stored at once
+    REQUIRE(alice.dispatch(counter::increment(2)));
+    REQUIRE(alice.dispatch(counter::claim()));
+    REQUIRE(bob.dispatch(counter::claim()));  // arrives after alice's claim: invalidated, never stored
+    while (t.hub.step()) {
+        const auto stored = store.read_stream(counter_domain).size();
+        CHECK(alice.confirmed_size() <= stored);
+        CHECK(bob.confirmed_size() <= stored);
+    }
+    REQUIRE(t.converged());
+
+    const auto records = store.read_stream(counter_domain);
+    REQUIRE(records.size() == t.server.size());
+    REQUIRE(records.size() == 3);
+    CHECK(records[0].dispatcher == "<server>");
+    CHECK(records[1].type == "increment");
+    CHECK(records[1].dispatcher == "alice");
+    CHECK(records[1].payload == nlohmann::json(2));
+    CHECK(records[2].type == "claim");
+    CHECK(records[2].dispatcher == "alice");
+    CHECK(records[2].revision == 2);
+    CHECK(t.server.statistics().rejected == 1);
+}
+
+TEMPLATE_TEST_CASE("a restarted server restores the confirmed stream and relinking clients converge",
+                   "[durable]", KRMX_DURABLE_STORES) {
+    TestType stores;
+    Counter before;
+    std::vector<std::string> sent_before;
+    {
+        Table t{persisting(stores.open())};
+        auto& alice = t.join("alice", 5ms);
+        auto& bob = t.join("bob", 40ms);
+        t.hub.run_until_idle();
+        for (int i = 0; i < 5; ++i) REQUIRE(alice.dispatch(counter::increment(i)));
+        REQUIRE(bob.dispatch(counter::claim()));
+        t.hub.run_until_idle();
+        // Sent, but the server goes down before it arrives: never confirmed, so never stored.
+        REQUIRE(bob.dispatch(counter::increment(100)));
+        REQUIRE(bob.pending_count() == 1);
+        before = t.server.state();
+        REQUIRE(before == Counter{10, "bob"});
+        for (std::size_t i = 0; i < t.server.size(); ++i) sent_before.emplace_back(t.server.event_text(i));
+    }  // the server and every connection go away
+
+    stores.reopen();
+    Table t{persisting(stores.open())};
+    CHECK(krmx::restore_from(stores.open(), counter_domain, t.server) == 6);
+    CHECK(t.server.state() == before);
+    CHECK(t.server.statistics().accepted == 0);  // restoring is not accepting: nothing was broadcast
+
+    auto& alice = t.join("alice");
+    auto& bob = t.join("bob");
+    t.hub.run_until_idle();
+    CHECK(t.converged());
+    CHECK(alice.state() == before);
+    // The history re-sends each event exactly as it was received before the restart.
+    std::vector<std::string> sent_after;
+    for (std::size_t i = 0; i < t.server.size(); ++i) sent_after.emplace_back(t.server.event_text(i));
+    CHECK(sent_after == sent_before);
+
+    // The restored stream goes on where it stopped, in the store too.
+    REQUIRE(bob.dispatch(counter::increment(1)));
+    CHECK_FALSE(alice.dispatch(counter::increment(1)));  // claimed by bob: refused on the spot
+    t.hub.run_until_idle();
+    CHECK(t.converged());
+    CHECK(t.server.state() == Counter{11, "bob"});
+    CHECK(stores.open().read_stream(counter_domain).size() == 7);
+}
+
+TEST_CASE("a store that refuses the append: the event is not confirmed to anyone and the state is unchanged",
+          "[durable]") {
+    krmx::MemoryEventStore store;
+    Table t{persisting(store)};
+    auto& alice = t.join("alice");
+    (void)t.join("bob");
+    t.hub.run_until_idle();
+    REQUIRE(alice.dispatch(counter::increment(1)));
+    t.hub.run_until_idle();
+
+    // Someone else wrote to the stream behind the server's back (a second server on the same store):
+    // the expected revision no longer matches, so the server's next append is refused, not forked.
+    (void)store.append(counter_domain, krmx::ExpectedRevision::any(),
+                       krmx::NewEvent{.type = "increment", .payload = 50, .dispatcher = "intruder"});
+    t.hub.client("bob").clear_received();
+    REQUIRE(alice.dispatch(counter::increment(2)));
+    t.hub.run_until_idle();
+    CHECK(t.server.size() == 1);
+    CHECK(t.server.state() == Counter{1, std::nullopt});
+    CHECK(t.server.statistics().not_stored == 1);
+    CHECK(alice.state() == Counter{1, std::nullopt});
+    CHECK(alice.pending_count() == 0);
+    CHECK(t.hub.client("bob").received().empty());  // nothing was broadcast
+    const auto reason = parsed(t.hub.client("alice")).back()["payload"]["reason"].template get<std::string>();
+    CHECK(reason.starts_with("event not stored: "));
+    CHECK(store.read_stream(counter_domain).size() == 2);  // the intruder's event, not alice's second one
+}
+
+TEST_CASE("restoring refuses a server with events, and a stored event the model refuses", "[durable]") {
+    krmx::MemoryEventStore store;
+    {
+        Table t;
+        REQUIRE(t.server.dispatch("<server>", counter::increment(1)));
+        CHECK_THROWS_AS(krmx::restore_from(store, counter_domain, t.server), std::logic_error);
+    }
+    // A stored history that the current model cannot replay (bob increments while alice holds the claim):
+    // restoring stops loudly instead of silently skipping an event and rewriting history.
+    (void)store.append(counter_domain, krmx::ExpectedRevision::no_stream(),
+                       krmx::NewEvent{.type = "claim", .payload = std::nullopt, .dispatcher = "alice"});
+    (void)store.append(counter_domain, krmx::ExpectedRevision::exact(0),
+                       krmx::NewEvent{.type = "increment", .payload = 1, .dispatcher = "bob"});
+    Table t;
+    CHECK_THROWS_AS(krmx::restore_from(store, counter_domain, t.server), krmx::ModelError);
+}

@@ -12,6 +12,8 @@
 
 #include <unistd.h>
 
+#include "temp_dir.hpp"
+
 #include "bookstore/bookstore.hpp"
 #include "krmx/store/event_store.hpp"
 
@@ -50,26 +52,6 @@ inline bool eventually(const std::function<bool()>& condition,
     return true;
 }
 
-class TempDir {
-  public:
-    TempDir() {
-        static std::atomic<int> counter{0};
-        std::random_device device;
-        path_ = std::filesystem::temp_directory_path() /
-                ("krmx-models-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
-                 std::to_string(device()));
-        std::filesystem::create_directories(path_);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-
-  private:
-    std::filesystem::path path_;
-};
+using krmx::testing::TempDir;
 
 }  // namespace models_test

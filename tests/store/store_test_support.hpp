@@ -17,6 +17,8 @@
 
 #include <unistd.h>
 
+#include "temp_dir.hpp"
+
 #include "krmx/store/event_store.hpp"
 #include "krmx/store/memory_event_store.hpp"
 #if defined(KRMX_TEST_SQLITE)
@@ -24,29 +26,6 @@
 #endif
 
 namespace krmx::testing {
-
-/// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
-  public:
-    TempDir() {
-        static std::atomic<int> counter{0};
-        std::random_device device;
-        path_ = std::filesystem::temp_directory_path() /
-                ("krmx-store-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
-                 std::to_string(device()));
-        std::filesystem::create_directories(path_);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-
-  private:
-    std::filesystem::path path_;
-};
 
 struct MemoryStoreFactory {
     using Store = MemoryEventStore;

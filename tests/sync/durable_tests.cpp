@@ -1,6 +1,5 @@
 // Durable domains: a StreamServer whose accepted events go to an EventStore before anyone is told, and a
 // restarted server that restores exactly the confirmed stream from it.
-#include <filesystem>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -8,13 +7,12 @@
 #include <krmx/store/memory_event_store.hpp>
 #include <krmx/sync/durable.hpp>
 #if defined(KRMX_TEST_SQLITE)
-#include <unistd.h>
-
 #include <krmx/store/sqlite_event_store.hpp>
 #endif
 
 #include "catch.hpp"
 #include "sync_support.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -26,26 +24,14 @@ struct MemoryStore {
 
 #if defined(KRMX_TEST_SQLITE)
 struct SqliteStore {
-    std::filesystem::path path = std::filesystem::temp_directory_path() /
-                                 ("krmx-durable-" + std::to_string(::getpid()) + "-" +
-                                  std::to_string(reinterpret_cast<std::uintptr_t>(this)) + ".sqlite");
+    krmx::testing::TempDir dir;
     std::unique_ptr<krmx::SqliteEventStore> store;
-    SqliteStore() {
-        std::filesystem::remove(path);
-        reopen();
-    }
-    ~SqliteStore() {
-        store.reset();
-        for (const char* suffix : {"", "-wal", "-shm"}) {
-            std::error_code ignored;
-            std::filesystem::remove(path.string() + suffix, ignored);
-        }
-    }
+    SqliteStore() { reopen(); }
     krmx::SqliteEventStore& open() { return *store; }
     // A restart: the file is closed and opened again, so only what reached it survives.
     void reopen() {
         store.reset();
-        store = std::make_unique<krmx::SqliteEventStore>(path);
+        store = std::make_unique<krmx::SqliteEventStore>(dir.path() / "game.sqlite");
     }
 };
 #define KRMX_DURABLE_STORES MemoryStore, SqliteStore

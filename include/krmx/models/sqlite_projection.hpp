@@ -40,6 +40,7 @@
 #include "krmx/store/checkpoint_store.hpp"
 #include "krmx/store/detail/append_checks.hpp"
 #include "krmx/store/detail/sqlite.hpp"
+#include "krmx/store/detail/sqlite_checkpoint_rows.hpp"
 #include "krmx/store/event_store.hpp"
 
 namespace krmx {
@@ -99,61 +100,20 @@ class SqliteProjection {
 
     [[nodiscard]] std::optional<Checkpoint> load(std::string_view key) const {
         std::lock_guard lock{mutex_};
-        auto& select = connection_->statement(
-            "SELECT state, position, version, checksum FROM krmx_checkpoints WHERE key = ?1");
-        detail::Reset reset{select};
-        select.bind(1, key);
-        if (!select.step()) return std::nullopt;
-        const std::string_view state = select.text(0);
-        const auto position = static_cast<Position>(select.int64(1));
-        const std::string_view version = select.text(2);
-        if (checksum(key, state, position, version) != select.int64(3)) {
-            throw CorruptRecord("the checkpoint '" + std::string{key} +
-                                "' failed its checksum: it is damaged");
-        }
-        Checkpoint checkpoint;
-        try {
-            checkpoint.state = nlohmann::json::parse(state.begin(), state.end());
-        } catch (const nlohmann::json::exception& e) {
-            throw CorruptRecord("the checkpoint '" + std::string{key} + "' does not parse: " + e.what());
-        }
-        checkpoint.position = position;
-        checkpoint.version = std::string{version};
-        return checkpoint;
+        return detail::load_checkpoint_row(*connection_, key);
     }
 
     /// Writes the checkpoint row and commits it together with the rows of the open batch.
     void save(std::string_view key, const Checkpoint& checkpoint) {
-        const std::string state = detail::serialize_json(checkpoint.state, "checkpoint state");
-        const auto saved_at = std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::system_clock::now().time_since_epoch());
         std::lock_guard lock{mutex_};
-        auto& upsert = connection_->statement(
-            "INSERT INTO krmx_checkpoints (key, state, position, version, saved_at, checksum) "
-            "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (key) DO UPDATE SET state = excluded.state, "
-            "position = excluded.position, version = excluded.version, saved_at = excluded.saved_at, "
-            "checksum = excluded.checksum");
-        {
-            detail::Reset reset{upsert};
-            upsert.bind(1, key);
-            upsert.bind(2, std::string_view{state});
-            upsert.bind(3, static_cast<std::int64_t>(checkpoint.position));
-            upsert.bind(4, std::string_view{checkpoint.version});
-            upsert.bind(5, static_cast<std::int64_t>(saved_at.count()));
-            upsert.bind(6, checksum(key, state, checkpoint.position, checkpoint.version));
-            upsert.run();
-        }
+        detail::save_checkpoint_row(*connection_, key, checkpoint);
         if (in_batch()) connection_->exec("COMMIT");
         ++commits_;
     }
 
     bool erase(std::string_view key) {
         std::lock_guard lock{mutex_};
-        auto& remove = connection_->statement("DELETE FROM krmx_checkpoints WHERE key = ?1");
-        detail::Reset reset{remove};
-        remove.bind(1, key);
-        remove.run();
-        return sqlite3_changes(connection_->handle()) > 0;
+        return detail::erase_checkpoint_row(*connection_, key);
     }
 
     /// Opens a transaction unless one is open (the runner calls it before each event).
@@ -174,13 +134,6 @@ class SqliteProjection {
   private:
     [[nodiscard]] bool in_batch() const noexcept {
         return sqlite3_get_autocommit(connection_->handle()) == 0;
-    }
-
-    // Must match SqliteCheckpointStore's row checksum, so either can read the other's checkpoints.
-    static std::int64_t checksum(std::string_view key, std::string_view state, Position position,
-                                 std::string_view version) {
-        return static_cast<std::int64_t>(
-            detail::RecordHasher{}.add(key).add(state).add(position).add(version).value());
     }
 
     sqlite3_stmt* prepared(std::string_view sql) {

@@ -65,12 +65,14 @@ void BM_replay_memory(benchmark::State& state) {
     fill(store, count);
     std::int64_t counter = 0;
     std::uint64_t events = 0;
+    const PeakResidentMemory peak;  // the replays, with the store already loaded
     for (auto _ : state) {
         events += replay(store, counter);
         benchmark::DoNotOptimize(counter);
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(events));
     state.counters["events"] = static_cast<double>(count);
+    peak.report(state);
     state.counters["bytes_per_event"] = static_cast<double>(store.approximate_bytes_per_event());
 }
 BENCHMARK(BM_replay_memory)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -173,12 +175,14 @@ void BM_replay_sqlite(benchmark::State& state) {
     store.checkpoint_wal();
     std::int64_t counter = 0;
     std::uint64_t events = 0;
+    const PeakResidentMemory peak;  // the replays, with the store already loaded
     for (auto _ : state) {
         events += replay(store, counter);
         benchmark::DoNotOptimize(counter);
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(events));
     state.counters["events"] = static_cast<double>(count);
+    peak.report(state);
     state.counters["bytes_per_event"] = bytes_per_event(store);
 }
 BENCHMARK(BM_replay_sqlite)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -55,3 +55,29 @@ TEST_CASE("a model starts streams from its initial state, which may be given") {
     CHECK(b.state().counter == 100);
     CHECK(model.initial_state() == Counter{100, "server"});
 }
+
+TEST_CASE("events from the wire find their handler by name, with few event types and with many") {
+    // Up to detail::ModelData::linear_search_limit names are compared one by one; beyond it they are hashed.
+    for (const int types : {3, 8, 9, 40}) {
+        CAPTURE(types);
+        krmx::StreamModel<Counter> model;
+        for (int t = 0; t < types; ++t) {
+            // Names share prefixes and lengths, so a comparison that stops early would pick the wrong one.
+            (void)model.when<int>("add" + std::to_string(t),
+                                  [t](Counter& s, std::string_view, int n) { s.counter += (t + 1) * n; });
+        }
+        krmx::Stream<Counter> stream{model};
+        int expected = 0;
+        for (int t = types - 1; t >= 0; --t) {
+            const auto text = R"({"type":"add)" + std::to_string(t) + R"(","payload":1})";
+            REQUIRE(stream.dispatch_text("alice", text).accepted());
+            REQUIRE(stream.dispatch("alice", nlohmann::json::parse(text)).accepted());
+            expected += 2 * (t + 1);
+        }
+        CHECK(stream.state().counter == expected);
+        CHECK(stream.dispatch_text("alice", R"({"type":"add","payload":1})").outcome() ==
+              krmx::Outcome::unknown_type);
+        CHECK(stream.dispatch_text("alice", R"({"type":"add999","payload":1})").outcome() ==
+              krmx::Outcome::unknown_type);
+    }
+}

@@ -44,7 +44,25 @@ struct LogRecord {
 class NameTable {
   public:
     std::uint32_t intern(std::string_view name) {
-        if (name == last_name_ && !names_.empty()) return last_;
+        // Consecutive events by one dispatcher skip the hash lookup. Names are short: a byte loop the
+        // compiler inlines beats a call to memcmp here.
+        if (name.size() == last_name_.size() && !names_.empty()) {
+            std::size_t i = 0;
+            while (i < name.size() && name[i] == last_name_[i]) ++i;
+            if (i == name.size()) return last_;
+        }
+        return intern_slow(name);
+    }
+    [[nodiscard]] std::string_view name(std::uint32_t id) const { return names_[id]; }
+    void clear() {
+        index_.clear();
+        names_.clear();
+        last_ = 0;
+        last_name_ = {};
+    }
+
+  private:
+    [[gnu::noinline]] std::uint32_t intern_slow(std::string_view name) {
         std::uint32_t id;
         if (auto it = index_.find(name); it != index_.end()) {
             id = it->second;
@@ -56,19 +74,11 @@ class NameTable {
         last_name_ = names_[id];
         return last_ = id;
     }
-    [[nodiscard]] std::string_view name(std::uint32_t id) const { return names_[id]; }
-    void clear() {
-        index_.clear();
-        names_.clear();
-        last_ = 0;
-        last_name_ = {};
-    }
 
-  private:
     std::deque<std::string> names_;
     std::unordered_map<std::string_view, std::uint32_t> index_;
     std::uint32_t last_ = 0;
-    std::string_view last_name_;  // consecutive events by one dispatcher skip the hash lookup
+    std::string_view last_name_;
 };
 
 }  // namespace detail

@@ -218,17 +218,33 @@ struct ModelData : ModelTypes {
     explicit ModelData(State s) : initial(std::move(s)) {}
 
     // The EventType's address finds the handler with a few pointer compares; the name is the fallback
-    // (events from JSON, copies of EventTypes).
-    [[nodiscard]] std::optional<std::uint32_t> find(const void* key, std::string_view name) const {
+    // (events from JSON, copies of EventTypes). The name is taken by reference so that it is only read
+    // on a miss (copying it up front costs a store-forwarding stall on the typed path).
+    [[nodiscard]] std::optional<std::uint32_t> find(const void* key, const std::string_view& name) const {
         if (key) {
             for (std::size_t i = 0; i < keys.size(); ++i) {
                 if (keys[i] == key) return static_cast<std::uint32_t>(i);
             }
         }
+        return find_name(name);
+    }
+
+    // Most models have a handful of event types: comparing the names beats hashing one.
+    [[nodiscard]] std::optional<std::uint32_t> find_name(std::string_view name) const {
+        if (names.size() <= linear_search_limit) {
+            for (std::size_t i = 0; i < names.size(); ++i) {
+                if (names[i].size() != name.size()) continue;
+                std::size_t c = 0;
+                while (c < name.size() && names[i][c] == name[c]) ++c;
+                if (c == name.size()) return static_cast<std::uint32_t>(i);
+            }
+            return std::nullopt;
+        }
         const auto it = by_name.find(name);
         if (it == by_name.end()) return std::nullopt;
         return it->second;
     }
+    static constexpr std::size_t linear_search_limit = 8;
 };
 
 }  // namespace detail

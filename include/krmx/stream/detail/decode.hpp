@@ -61,9 +61,10 @@ DispatchResult decode_event(const ModelData<State>& model, const nlohmann::json&
     const nlohmann::json* payload = nullptr;
     if (event.is_object()) {
         for (const auto& [key, value] : event.items()) {
-            if (key == "type") {
+            const std::string_view k = key;  // compared without strlen
+            if (k == std::string_view{"type"}) {
                 type = &value;
-            } else if (key == "payload") {
+            } else if (k == std::string_view{"payload"}) {
                 payload = &value;
             }
         }

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <string>
 
+#include <malloc.h>
+
 #include <benchmark/benchmark.h>
 
 extern bool krmx_bench_quick;
@@ -19,6 +21,8 @@ inline std::size_t krmx_bench_size(std::size_t full, std::size_t quick) {
 class PeakResidentMemory {
   public:
     PeakResidentMemory() {
+        // Hand memory freed by earlier benchmarks back to the system first, or it would count here.
+        ::malloc_trim(0);
         // Writing "5" to clear_refs resets VmHWM to the current resident size (Linux 4.0+).
         std::ofstream clear{"/proc/self/clear_refs"};
         clear << "5";

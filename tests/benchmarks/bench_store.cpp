@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,11 +16,13 @@
 
 #include <benchmark/benchmark.h>
 #include <krmx/store/memory_event_store.hpp>
+#include <krmx/stream/stream.hpp>
 #if __has_include(<sqlite3.h>)
 #include <krmx/store/sqlite_event_store.hpp>
 #endif
 
 #include "bench_common.hpp"
+#include "claimable_counter/counter.hpp"
 
 namespace {
 
@@ -28,23 +31,32 @@ constexpr std::size_t replay_batch = 4096;
 krmx::NewEvent counter_event(std::int64_t n) {
     krmx::NewEvent event;
     event.type = "increment";
-    event.payload = nlohmann::json{{"n", n}};
+    event.payload = n;
     event.dispatcher = "alice";
     return event;
 }
 
-// Reads every event after position 0 in batches and folds the payloads; returns the events read.
+// Reads every event after position 0 in batches and dispatches each into an authoritative stream of the
+// claimable counter, as a server does on start; returns the events read. The stream keeps its log, so
+// its memory is part of the replay's peak.
 template <class Store>
 std::uint64_t replay(const Store& store, std::int64_t& counter) {
+    krmx::Stream<Counter> stream{counter::model()};
     std::uint64_t events = 0;
     krmx::Position after = 0;
     for (;;) {
         const auto batch = store.read_all(after, replay_batch);
         if (batch.empty()) break;
-        for (const auto& event : batch) counter += (*event.payload)["n"].template get<std::int64_t>();
+        for (const auto& event : batch) {
+            if (!stream.dispatch(event.dispatcher, event.type, event.payload ? &*event.payload : nullptr))
+                [[unlikely]] {
+                throw std::runtime_error("replay: a stored event was refused");
+            }
+        }
         events += batch.size();
         after = batch.back().position;
     }
+    counter += stream.state().counter;
     return events;
 }
 

@@ -379,3 +379,19 @@ TEST_CASE("an integer payload refuses fractions and numbers out of its range ins
     CHECK(unsigned_stream.dispatch_text("a", R"({"type":"grow","payload":4294967296})").outcome() ==
           Outcome::invalid_payload);
 }
+
+TEST_CASE("a stored record dispatches by type name and payload, with the same checks as the wire") {
+    krmx::Stream<Counter> stream{counter::model()};
+    const nlohmann::json two = 2;
+    const nlohmann::json text = "two";
+    const nlohmann::json null;
+    CHECK(stream.dispatch("alice", "increment", &two).position() == 0u);
+    CHECK(stream.dispatch("alice", "claim", nullptr).accepted());
+    CHECK(stream.dispatch("bob", "increment", &two).reason() == "claimed by someone else");
+    CHECK(stream.dispatch("alice", "increment", &text).outcome() == krmx::Outcome::invalid_payload);
+    CHECK(stream.dispatch("alice", "increment", nullptr).outcome() == krmx::Outcome::invalid_payload);
+    CHECK(stream.dispatch("alice", "release", &null).outcome() == krmx::Outcome::invalid_payload);
+    CHECK(stream.dispatch("alice", "decrement", &two).outcome() == krmx::Outcome::unknown_type);
+    CHECK(stream.state() == Counter{2, "alice"});
+    CHECK(stream.size() == 2);
+}

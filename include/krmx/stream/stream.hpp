@@ -82,6 +82,20 @@ class Stream {
                                 std::move(decoded.payload));
     }
 
+    /// Dispatches an event given as its type name and payload (nullptr: none), as stored records hold it
+    /// (krmx::RecordedEvent): replaying a store needs no `{"type","payload"}` envelope.
+    DispatchResult dispatch(std::string_view dispatcher, std::string_view type,
+                            const nlohmann::json* payload) {
+        const auto index = model_->find_name(type);
+        if (!index) return detail::unknown_type(type);
+        detail::DecodedEvent decoded;
+        if (auto result = detail::decode_payload(*model_, *index, type, payload, decoded); !result)
+            return result;
+        const auto& handler = *model_->handlers[decoded.index];
+        return apply_and_record(decoded.index, handler, dispatcher, decoded.payload.get(),
+                                std::move(decoded.payload));
+    }
+
     [[nodiscard]] const State& state() const noexcept { return state_; }
     [[nodiscard]] const Log& log() const noexcept { return log_; }
     /// The number of accepted events, which is also the position the next one will get.

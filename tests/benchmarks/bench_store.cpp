@@ -6,13 +6,10 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <unistd.h>
 
 #include <benchmark/benchmark.h>
 #include <krmx/store/memory_event_store.hpp>
@@ -23,6 +20,7 @@
 
 #include "bench_common.hpp"
 #include "claimable_counter/counter.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -92,26 +90,9 @@ BENCHMARK(BM_replay_memory)->Unit(benchmark::kMillisecond)->UseRealTime();
 #if __has_include(<sqlite3.h>)
 
 // A store file in a fresh temporary directory, removed afterwards.
-class TempStoreFile {
-  public:
-    TempStoreFile() {
-        static int counter = 0;
-        std::random_device device;
-        dir_ = std::filesystem::temp_directory_path() /
-               ("krmx-bench-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
-                std::to_string(device()));
-        std::filesystem::create_directories(dir_);
-    }
-    TempStoreFile(const TempStoreFile&) = delete;
-    TempStoreFile& operator=(const TempStoreFile&) = delete;
-    ~TempStoreFile() {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir_, ignored);
-    }
-    [[nodiscard]] std::filesystem::path path() const { return dir_ / "events.sqlite"; }
-
-  private:
-    std::filesystem::path dir_;
+struct TempStoreFile {
+    krmx::testing::TempDir dir;
+    [[nodiscard]] std::filesystem::path path() const { return dir.path() / "events.sqlite"; }
 };
 
 double bytes_per_event(const krmx::SqliteEventStore& store) {

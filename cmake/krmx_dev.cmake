@@ -27,11 +27,21 @@ endfunction()
 
 # krmx_add_test(NAME SOURCES a.cpp b.cpp [LIBS x y] [LABELS l])
 # One executable per layer, registered with CTest as a whole (fast to list, fast to run).
+# krmx_add_test(name SOURCES ... [LIBS ...] [LABELS ...] [SQLITE])
+# SQLITE: with krmx::sqlite, link it and define KRMX_TEST_SQLITE=1; without it, leave out the sources
+# named sqlite_*.cpp, so that the rest of the suite still runs.
 function(krmx_add_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "SQLITE" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  if(ARG_SQLITE AND NOT TARGET krmx::sqlite)
+    list(FILTER ARG_SOURCES EXCLUDE REGEX "/sqlite_[^/]*\\.cpp$")
+  endif()
   krmx_catch2_setup()
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE krmx::krmx krmx_catch_main ${ARG_LIBS})
+  if(ARG_SQLITE AND TARGET krmx::sqlite)
+    target_link_libraries(${name} PRIVATE krmx::sqlite)
+    target_compile_definitions(${name} PRIVATE KRMX_TEST_SQLITE=1)
+  endif()
   krmx_warnings(${name})
   add_test(NAME ${name} COMMAND ${name} --order rand --warn NoAssertions)
   set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT 600)

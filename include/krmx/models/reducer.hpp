@@ -89,7 +89,7 @@ template <class State>
 Applied apply_with_model(const ModelData<State>& model, State& state, std::string_view type,
                          std::string_view dispatcher, const PayloadBox& payload,
                          const nlohmann::json* payload_json, std::string& reason) {
-    const auto index = model.find(nullptr, type);
+    const auto index = model.find_name(type);
     if (!index) return Applied::ignored;
     const auto& handler = *model.handlers[*index];
     ApplyStatus status;

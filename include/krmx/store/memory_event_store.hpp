@@ -111,13 +111,11 @@ class MemoryEventStore {
     /// Delivery happens on a thread owned by the subscription; cancel it through the returned handle.
     [[nodiscard]] Subscription subscribe(SubscribeFrom from, SubscriptionHandlers handlers,
                                          EventFilter filter = {}) {
-        const Position after = from.is_end() ? notifier_->head() : from.position();
-        auto reader = [this, filter = std::move(filter)](Position after_position, Position up_to,
-                                                         std::size_t max) {
-            return read_range(after_position, up_to, max, filter);
-        };
-        return subscriptions_.start(notifier_, std::move(reader), std::move(handlers), after,
-                                    subscription_batch);
+        return subscriptions_.start(
+            notifier_, from, std::move(handlers), std::move(filter), subscription_batch,
+            [this](Position after, Position up_to, std::size_t max, const EventFilter& f) {
+                return read_range(after, up_to, max, f);
+            });
     }
 
     /// Roughly the bytes held per event (record, strings, JSON nodes and indexes), for capacity planning.

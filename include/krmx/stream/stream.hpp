@@ -66,9 +66,7 @@ class Stream {
     DispatchResult dispatch(std::string_view dispatcher, const nlohmann::json& event) {
         detail::DecodedEvent decoded;
         if (auto result = detail::decode_event(*model_, event, decoded); !result) return result;
-        const auto& handler = *model_->handlers[decoded.index];
-        return apply_and_record(decoded.index, handler, dispatcher, decoded.payload.get(),
-                                std::move(decoded.payload));
+        return apply_decoded(dispatcher, std::move(decoded));
     }
 
     /// Dispatches an event given as JSON text, as it arrives on a socket. Text that is not exactly one
@@ -77,23 +75,16 @@ class Stream {
         detail::DecodedEvent decoded;
         if (auto result = detail::decode_event_text(*model_, event_text, scratch_, decoded); !result)
             return result;
-        const auto& handler = *model_->handlers[decoded.index];
-        return apply_and_record(decoded.index, handler, dispatcher, decoded.payload.get(),
-                                std::move(decoded.payload));
+        return apply_decoded(dispatcher, std::move(decoded));
     }
 
     /// Dispatches an event given as its type name and payload (nullptr: none), as stored records hold it
     /// (krmx::RecordedEvent): replaying a store needs no `{"type","payload"}` envelope.
     DispatchResult dispatch(std::string_view dispatcher, std::string_view type,
                             const nlohmann::json* payload) {
-        const auto index = model_->find_name(type);
-        if (!index) return detail::unknown_type(type);
         detail::DecodedEvent decoded;
-        if (auto result = detail::decode_payload(*model_, *index, type, payload, decoded); !result)
-            return result;
-        const auto& handler = *model_->handlers[decoded.index];
-        return apply_and_record(decoded.index, handler, dispatcher, decoded.payload.get(),
-                                std::move(decoded.payload));
+        if (auto result = detail::decode_named(*model_, type, payload, decoded); !result) return result;
+        return apply_decoded(dispatcher, std::move(decoded));
     }
 
     [[nodiscard]] const State& state() const noexcept { return state_; }
@@ -167,6 +158,12 @@ class Stream {
         if (!on_event_.empty()) on_event_.emit(state_, log_[position]);
         if (!on_change_.empty()) on_change_.emit(state_);
         return DispatchResult::accepted_at(position);
+    }
+
+    DispatchResult apply_decoded(std::string_view dispatcher, detail::DecodedEvent&& decoded) {
+        const auto& handler = *model_->handlers[decoded.index];
+        return apply_and_record(decoded.index, handler, dispatcher, decoded.payload.get(),
+                                std::move(decoded.payload));
     }
 
     // Rebuilds the state from the restore point (or the initial state) and the log since.

@@ -71,9 +71,11 @@ inline void append_number(std::string& out, std::uint64_t n) {
     out += std::to_string(n);
 }
 
-/// `{"type":"stream/append","payload":{"domain":..,"dispatcher":..,"event":<raw>,"position":n[,"id":m]}}`
+/// `{"type":"stream/append","payload":{"domain":..,"dispatcher":..,"event":<raw>[,"position":n][,"id":m]}}`:
+/// What the server broadcasts for an accepted event (with its position); clients send it without.
 [[nodiscard]] inline std::string append_message(std::string_view domain, std::string_view dispatcher,
-                                                std::string_view raw_event, std::size_t position,
+                                                std::string_view raw_event,
+                                                std::optional<std::size_t> position,
                                                 std::optional<std::uint64_t> id) {
     std::string out;
     out.reserve(96 + domain.size() + dispatcher.size() + raw_event.size());
@@ -83,8 +85,10 @@ inline void append_number(std::string& out, std::uint64_t n) {
     append_json_string(out, dispatcher);
     out += R"(,"event":)";
     out += raw_event;
-    out += R"(,"position":)";
-    append_number(out, position);
+    if (position) {
+        out += R"(,"position":)";
+        append_number(out, *position);
+    }
     if (id) {
         out += R"(,"id":)";
         append_number(out, *id);
@@ -139,20 +143,10 @@ template <class At>
     return out;
 }
 
-/// What a client sends: `{"type":"stream/append","payload":{"domain":..,"dispatcher":..,"event":..,"id":n}}`.
+/// What a client sends: the same message without position, with the client's id.
 [[nodiscard]] inline std::string client_append_message(std::string_view domain, std::string_view dispatcher,
                                                        std::string_view event_text, std::uint64_t id) {
-    std::string out;
-    out += R"({"type":"stream/append","payload":{"domain":)";
-    append_json_string(out, domain);
-    out += R"(,"dispatcher":)";
-    append_json_string(out, dispatcher);
-    out += R"(,"event":)";
-    out += event_text;
-    out += R"(,"id":)";
-    append_number(out, id);
-    out += "}}";
-    return out;
+    return append_message(domain, dispatcher, event_text, std::nullopt, id);
 }
 
 /// An event as wire text: `{"type":..,"payload":..}` in that order, as the protocol and the JavaScript

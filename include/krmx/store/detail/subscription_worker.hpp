@@ -182,8 +182,17 @@ class SubscriptionRegistry {
     SubscriptionRegistry& operator=(const SubscriptionRegistry&) = delete;
     ~SubscriptionRegistry() { stop_all(); }
 
-    [[nodiscard]] Subscription start(std::shared_ptr<HeadNotifier> notifier, RangeReader reader,
-                                     SubscriptionHandlers handlers, Position after, std::size_t batch_size) {
+    /// Starts a worker that delivers from `from` on. `read_range(after, up_to, max_count, filter)` is the
+    /// store's own read of the committed events in (after, up_to].
+    template <class ReadRange>
+    [[nodiscard]] Subscription start(std::shared_ptr<HeadNotifier> notifier, SubscribeFrom from,
+                                     SubscriptionHandlers handlers, EventFilter filter,
+                                     std::size_t batch_size, ReadRange read_range) {
+        const Position after = from.is_end() ? notifier->head() : from.position();
+        RangeReader reader = [read_range = std::move(read_range), filter = std::move(filter)](
+                                 Position after_position, Position up_to, std::size_t max) {
+            return read_range(after_position, up_to, max, filter);
+        };
         auto worker = std::make_shared<SubscriptionWorker>(std::move(notifier), std::move(reader),
                                                            std::move(handlers), after, batch_size);
         {

@@ -54,6 +54,16 @@ DispatchResult decode_payload(const ModelData<State>& model, std::uint32_t index
 }
 
 // Fills `out` and returns an accepted result, or returns why the event cannot be dispatched.
+// An event given as its type name and payload (nullptr: none): a stored record, or a wire event whose
+// envelope has been read.
+template <class State>
+DispatchResult decode_named(const ModelData<State>& model, std::string_view name,
+                            const nlohmann::json* payload, DecodedEvent& out) {
+    const auto index = model.find_name(name);
+    if (!index) return unknown_type(name);
+    return decode_payload(model, *index, name, payload, out);
+}
+
 template <class State>
 DispatchResult decode_event(const ModelData<State>& model, const nlohmann::json& event, DecodedEvent& out) {
     // One pass over the (two or three) members instead of a lookup per member.
@@ -70,10 +80,7 @@ DispatchResult decode_event(const ModelData<State>& model, const nlohmann::json&
         }
     }
     if (!type || !type->is_string()) return {Outcome::malformed, Reason{*malformed_event_reason(event)}};
-    const auto& name = type->template get_ref<const std::string&>();
-    const auto index = model.find(nullptr, name);
-    if (!index) return unknown_type(name);
-    return decode_payload(model, *index, name, payload, out);
+    return decode_named(model, type->template get_ref<const std::string&>(), payload, out);
 }
 
 // The same from JSON text, without a DOM for the envelope: only the payload is parsed by nlohmann.
@@ -98,7 +105,7 @@ DispatchResult decode_event_text(const ModelData<State>& model, std::string_view
     std::string decoded_name;
     std::string_view name = type->value.substr(1, type->value.size() - 2);
     if (name.find('\\') != std::string_view::npos) name = decoded_name = *json_string_value(type->value);
-    const auto index = model.find(nullptr, name);
+    const auto index = model.find_name(name);
     if (!index) return unknown_type(name);
     const JsonMember* payload_member = find_member(scratch, "payload");
     if (!payload_member) return decode_payload(model, *index, name, nullptr, out);

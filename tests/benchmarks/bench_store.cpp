@@ -69,13 +69,12 @@ void fill(Store& store, std::size_t count) {
     }
 }
 
-void BM_replay_memory(benchmark::State& state) {
-    const std::size_t count = krmx_bench_size(1'000'000, 10'000);
-    krmx::MemoryEventStore store;
-    fill(store, count);
+// Times replays of the whole store, with the peak resident memory while they run (store already loaded).
+template <class Store>
+void measure_replay(benchmark::State& state, const Store& store, std::size_t count) {
     std::int64_t counter = 0;
     std::uint64_t events = 0;
-    const PeakResidentMemory peak;  // the replays, with the store already loaded
+    const PeakResidentMemory peak;
     for (auto _ : state) {
         events += replay(store, counter);
         benchmark::DoNotOptimize(counter);
@@ -83,6 +82,13 @@ void BM_replay_memory(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(events));
     state.counters["events"] = static_cast<double>(count);
     peak.report(state);
+}
+
+void BM_replay_memory(benchmark::State& state) {
+    const std::size_t count = krmx_bench_size(1'000'000, 10'000);
+    krmx::MemoryEventStore store;
+    fill(store, count);
+    measure_replay(state, store, count);
     state.counters["bytes_per_event"] = static_cast<double>(store.approximate_bytes_per_event());
 }
 BENCHMARK(BM_replay_memory)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -166,16 +172,7 @@ void BM_replay_sqlite(benchmark::State& state) {
     krmx::SqliteEventStore store{file.path(), {.durability = krmx::SqliteDurability::group_commit}};
     fill(store, count);
     store.checkpoint_wal();
-    std::int64_t counter = 0;
-    std::uint64_t events = 0;
-    const PeakResidentMemory peak;  // the replays, with the store already loaded
-    for (auto _ : state) {
-        events += replay(store, counter);
-        benchmark::DoNotOptimize(counter);
-    }
-    state.SetItemsProcessed(static_cast<std::int64_t>(events));
-    state.counters["events"] = static_cast<double>(count);
-    peak.report(state);
+    measure_replay(state, store, count);
     state.counters["bytes_per_event"] = bytes_per_event(store);
 }
 BENCHMARK(BM_replay_sqlite)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -107,7 +107,7 @@ TEST_CASE("SQLite locks exclude each other across providers on one file", "[mode
     models_test::TempDir dir;
     krmx::MemoryEventStore store;
     models_test::append(store, "1", book_added(BookAdded{"1", "Dune", "Frank Herbert", 29.99, 100}));
-    // Two providers on one file stand for two processes.
+    // Two providers on one file: two connections of one process (sqlite_lock_process_tests.cpp: processes).
     krmx::SqliteLockProvider first{dir.path() / "locks.sqlite"};
     krmx::SqliteLockProvider second{dir.path() / "locks.sqlite"};
     std::atomic<int> inside{0};

@@ -1,26 +1,20 @@
 // Kill -9 of a process that appends to SQLite: every acknowledged event survives intact, positions stay
 // dense, and nothing half-written is ever read (every record passes its checksum).
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <map>
 #include <random>
 #include <sstream>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "catch.hpp"
+#include "child_process.hpp"
 #include "krmx/store/sqlite_event_store.hpp"
 #include "store_test_support.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -36,55 +30,16 @@ struct Acknowledged {
 // every append it acknowledged (complete lines only).
 std::vector<Acknowledged> run_and_kill(const std::filesystem::path& file, const std::string& mode,
                                        unsigned seed, std::chrono::milliseconds run_for) {
-    int pipe_fds[2];
-    REQUIRE(::pipe(pipe_fds) == 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-    posix_spawn_file_actions_addclose(&actions, pipe_fds[1]);
-    const std::string program = KRMX_CRASH_APPENDER;
-    const std::string seed_text = std::to_string(seed);
-    std::vector<char*> argv{const_cast<char*>(program.c_str()), const_cast<char*>(file.c_str()),
-                            const_cast<char*>(mode.c_str()), const_cast<char*>(seed_text.c_str()), nullptr};
-    pid_t child = 0;
-    const int spawned = posix_spawn(&child, program.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(pipe_fds[1]);
-    REQUIRE(spawned == 0);
-
-    std::string output;
-    bool ready = false;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
-    char buffer[4096];
-    for (;;) {
-        const auto now = std::chrono::steady_clock::now();
-        if (now >= deadline) break;
-        pollfd fd{pipe_fds[0], POLLIN, 0};
-        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
-        if (::poll(&fd, 1, static_cast<int>(std::max<long long>(wait, 1))) > 0) {
-            const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
-            if (n <= 0) break;  // the child died on its own
-            output.append(buffer, static_cast<std::size_t>(n));
-            if (!ready && output.find("ready\n") != std::string::npos) {
-                ready = true;
-                deadline = std::chrono::steady_clock::now() + run_for;
-            }
-        }
-    }
-    ::kill(child, SIGKILL);
-    int status = 0;
-    ::waitpid(child, &status, 0);
+    krmx::testing::ChildProcess appender{KRMX_CRASH_APPENDER, {file.string(), mode, std::to_string(seed)}};
+    const bool ready = appender.wait_for_line("ready", std::chrono::seconds{30});
+    if (ready) appender.read_for(run_for);
     // Whatever the child wrote before it died was acknowledged before it was written.
-    for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;)
-        output.append(buffer, static_cast<std::size_t>(n));
-    ::close(pipe_fds[0]);
+    const int status = appender.kill_and_wait();
     REQUIRE(ready);
     CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
 
     std::vector<Acknowledged> acknowledged;
-    std::istringstream lines{output.substr(0, output.rfind('\n') + 1)};
-    for (std::string line; std::getline(lines, line);) {
+    for (const auto& line : appender.lines()) {
         if (line == "ready") continue;
         std::istringstream fields{line};
         Acknowledged ack;

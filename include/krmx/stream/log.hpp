@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "krmx/core/detail/payload_box.hpp"
+#include "krmx/core/detail/short_equal.hpp"
 #include "krmx/core/event.hpp"
 #include "krmx/core/event_type.hpp"
 #include "krmx/stream/stream_model.hpp"
@@ -44,13 +45,8 @@ struct LogRecord {
 class NameTable {
   public:
     std::uint32_t intern(std::string_view name) {
-        // Consecutive events by one dispatcher skip the hash lookup. Names are short: a byte loop the
-        // compiler inlines beats a call to memcmp here.
-        if (name.size() == last_name_.size() && !names_.empty()) {
-            std::size_t i = 0;
-            while (i < name.size() && name[i] == last_name_[i]) ++i;
-            if (i == name.size()) return last_;
-        }
+        // Consecutive events by one dispatcher skip the hash lookup.
+        if (!names_.empty() && short_equal(name, last_name_)) return last_;
         return intern_slow(name);
     }
     [[nodiscard]] std::string_view name(std::uint32_t id) const { return names_[id]; }

@@ -40,6 +40,7 @@
 #include <nlohmann/json.hpp>
 
 #include "krmx/core/detail/payload_box.hpp"
+#include "krmx/core/detail/short_equal.hpp"
 #include "krmx/core/event.hpp"
 #include "krmx/core/event_type.hpp"
 #include "krmx/core/outcome.hpp"
@@ -232,12 +233,8 @@ struct ModelData : ModelTypes {
     // Most models have a handful of event types: comparing the names beats hashing one.
     [[nodiscard]] std::optional<std::uint32_t> find_name(std::string_view name) const {
         if (names.size() <= linear_search_limit) {
-            for (std::size_t i = 0; i < names.size(); ++i) {
-                if (names[i].size() != name.size()) continue;
-                std::size_t c = 0;
-                while (c < name.size() && names[i][c] == name[c]) ++c;
-                if (c == name.size()) return static_cast<std::uint32_t>(i);
-            }
+            for (std::size_t i = 0; i < names.size(); ++i)
+                if (short_equal(names[i], name)) return static_cast<std::uint32_t>(i);
             return std::nullopt;
         }
         const auto it = by_name.find(name);

@@ -6,6 +6,8 @@
 // the row of a holder that crashed stops counting when its lease ends, so one dead process cannot block a
 // key forever. A holder that keeps a lock longer than its lease may lose it to another process: choose a
 // lease well above the longest decision. Use a file of its own (not an event store's file).
+// The processes must share one machine and a local file system: the file is in WAL mode, whose index
+// lives in shared memory, and leases compare each process's wall clock.
 
 #include <algorithm>
 #include <chrono>

@@ -39,8 +39,7 @@ class SqliteLockProvider {
     explicit SqliteLockProvider(std::filesystem::path path, SqliteLockOptions options = {})
         : path_(std::move(path)), options_(options), owner_prefix_(new_event_id()) {
         connection_ = std::make_unique<detail::SqliteConnection>(path_);
-        const std::string mode = connection_->query_text("PRAGMA journal_mode=WAL");
-        if (mode != "wal") throw StoreError("'" + path_.string() + "' cannot use WAL journaling");
+        connection_->use_wal(path_);  // several processes may open a new lock file at once
         connection_->exec("PRAGMA synchronous=NORMAL");
         connection_->exec(
             "CREATE TABLE IF NOT EXISTS krmx_locks (key TEXT PRIMARY KEY, owner TEXT NOT NULL, "

@@ -4,7 +4,9 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -133,7 +136,7 @@ class SqliteConnection {
         }
         sqlite3_extended_result_codes(db_, 1);
         // Another process may hold the write lock briefly (a checkpoint, a second store on the file).
-        sqlite3_busy_timeout(db_, 10'000);
+        sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout.count()));
     }
     SqliteConnection(const SqliteConnection&) = delete;
     SqliteConnection& operator=(const SqliteConnection&) = delete;
@@ -143,6 +146,35 @@ class SqliteConnection {
     }
 
     [[nodiscard]] sqlite3* handle() const noexcept { return db_; }
+
+    /// Puts the file in WAL mode. Changing the journal mode fails at once with SQLITE_BUSY instead of
+    /// waiting on the busy timeout, which happens when several processes open a new file together:
+    /// retry for as long as the timeout would have waited.
+    void use_wal(const std::filesystem::path& path) {
+        const auto until = std::chrono::steady_clock::now() + busy_timeout;
+        for (auto wait = std::chrono::milliseconds{1};;
+             wait = std::min(wait * 2, std::chrono::milliseconds{50})) {
+            std::string mode;
+            const auto keep_mode = [](void* out, int columns, char** values, char**) {
+                if (columns > 0 && values[0] != nullptr) *static_cast<std::string*>(out) = values[0];
+                return 0;
+            };
+            const int code = sqlite3_exec(db_, "PRAGMA journal_mode=WAL", keep_mode, &mode, nullptr);
+            if (code == SQLITE_OK) {
+                if (mode != "wal")
+                    throw StoreError("'" + path.string() + "' cannot use WAL journaling (got '" + mode +
+                                     "')");
+                return;
+            }
+            const int primary = code & 0xff;
+            if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) ||
+                std::chrono::steady_clock::now() >= until)
+                throw_sqlite(db_, code, "running PRAGMA journal_mode=WAL");
+            std::this_thread::sleep_for(wait);
+        }
+    }
+
+    static constexpr std::chrono::milliseconds busy_timeout{10'000};
 
     void exec(const std::string& sql) {
         char* error = nullptr;
@@ -242,9 +274,7 @@ inline std::unique_ptr<SqliteConnection> open_krmx_file(const std::filesystem::p
     };
     const bool fresh = check();
     // WAL: readers never block the writer, and a commit is one append to the log.
-    const std::string mode = connection->query_text("PRAGMA journal_mode=WAL");
-    if (mode != "wal")
-        throw StoreError("'" + path.string() + "' cannot use WAL journaling (got '" + mode + "')");
+    connection->use_wal(path);
     if (fresh) {
         connection->exec("BEGIN IMMEDIATE");
         try {

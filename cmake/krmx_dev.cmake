@@ -25,9 +25,8 @@ function(krmx_catch2_setup)
   target_include_directories(krmx_catch_main INTERFACE ${PROJECT_SOURCE_DIR}/tests/support)
 endfunction()
 
-# krmx_add_test(NAME SOURCES a.cpp b.cpp [LIBS x y] [LABELS l])
+# krmx_add_test(name SOURCES a.cpp b.cpp [LIBS x y] [LABELS l] [SQLITE])
 # One executable per layer, registered with CTest as a whole (fast to list, fast to run).
-# krmx_add_test(name SOURCES ... [LIBS ...] [LABELS ...] [SQLITE])
 # SQLITE: with krmx::sqlite, link it and define KRMX_TEST_SQLITE=1; without it, leave out the sources
 # named sqlite_*.cpp, so that the rest of the suite still runs.
 function(krmx_add_test name)
@@ -45,4 +44,16 @@ function(krmx_add_test name)
   krmx_warnings(${name})
   add_test(NAME ${name} COMMAND ${name} --order rand --warn NoAssertions)
   set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT 600)
+endfunction()
+
+# krmx_add_test_child(test child SOURCE file.cpp DEFINE NAME [LIBS x y])
+# A program a test starts as a separate process (kill -9, locks between processes): built with the test,
+# linked like it, and its path handed to the test as the macro NAME.
+function(krmx_add_test_child test child)
+  cmake_parse_arguments(ARG "" "SOURCE;DEFINE" "LIBS" ${ARGN})
+  add_executable(${child} ${ARG_SOURCE})
+  target_link_libraries(${child} PRIVATE krmx::krmx ${ARG_LIBS})
+  krmx_warnings(${child})
+  add_dependencies(${test} ${child})
+  target_compile_definitions(${test} PRIVATE ${ARG_DEFINE}="$<TARGET_FILE:${child}>")
 endfunction()

@@ -192,12 +192,6 @@ class SqliteConnection {
         statement.reset();
         return value;
     }
-    [[nodiscard]] std::string query_text(const std::string& sql) {
-        SqliteStatement statement{db_, sql};
-        std::string value = statement.step() ? std::string{statement.text(0)} : std::string{};
-        statement.reset();
-        return value;
-    }
 
     [[nodiscard]] SqliteStatement& statement(const std::string& sql) {
         auto& slot = statements_[sql];

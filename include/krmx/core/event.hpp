@@ -89,6 +89,8 @@ inline std::optional<std::string> first_shape_mismatch(const nlohmann::json& exp
 /// A readable message for a payload that nlohmann could not convert to P.
 template <class P>
 std::string describe_payload_error(const nlohmann::json& actual, std::string_view conversion_error) {
+    const auto what = strip_json_exception_tag(conversion_error);
+    if (what.starts_with("payload")) return std::string{what};  // krmx's own message names the path already
     if constexpr (std::is_default_constructible_v<P> && !std::is_same_v<P, NoPayload>) {
         try {
             const nlohmann::json expected = P{};
@@ -97,7 +99,7 @@ std::string describe_payload_error(const nlohmann::json& actual, std::string_vie
             // The shape could not be derived; nlohmann's own message below still says what went wrong.
         }
     }
-    return "payload: " + std::string{strip_json_exception_tag(conversion_error)};
+    return "payload: " + std::string{what};
 }
 
 }  // namespace detail

@@ -1,15 +1,30 @@
 #pragma once
-// A validating JSON scanner that builds no DOM. It checks that a text is exactly one JSON value
-// (RFC 8259: grammar, escapes, UTF-8) and hands out the raw text of an object's top-level members.
-// Why: messages arrive as text, the server must re-send an event exactly as received (key order,
-// number spelling), and building a nlohmann DOM for every message costs more than the rest of a
-// dispatch. Only the small payload is then converted with nlohmann.
+// A validating JSON scanner that builds no DOM. It checks that a text is exactly one JSON value and hands
+// out the raw text of an object's top-level members. Why: messages arrive as text, the server must re-send
+// an event exactly as received (key order, number spelling), and building a nlohmann DOM for every message
+// costs more than the rest of a dispatch. Only the small payload is then converted with nlohmann.
+//
+// The grammar is krmx's one grammar for everything on the wire: whatever the server accepts, nlohmann/json
+// on a C++ client and JSON.parse in JavaScript must read the same way. So it is RFC 8259 (grammar, escapes,
+// UTF-8, no byte order mark), narrowed where readers part ways:
+// - numbers must be finite as a double (nlohmann refuses 1e400; JavaScript reads Infinity);
+// - integers written without fraction or exponent must lie within +-2^53 (JavaScript rounds beyond it,
+//   nlohmann does not);
+// - \u escapes must form valid UTF-16: no lone surrogates (nlohmann refuses them, JavaScript keeps them);
+// - an object may not repeat a key, compared after decoding escapes (readers differ on which one counts,
+//   and `"p\u0061yload"` is `"payload"` to every reader but a raw comparison);
+// - objects and arrays nest at most `max_depth` levels (events: json_max_event_depth; messages leave room
+//   for their envelopes).
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -17,16 +32,82 @@
 namespace krmx::detail {
 
 struct JsonMember {
-    std::string_view key;    ///< raw key text between the quotes (escapes not decoded)
-    std::string_view value;  ///< raw value text, exactly as received
+    std::string_view key;      ///< raw key text between the quotes (escapes not decoded)
+    std::string_view value;    ///< raw value text, exactly as received
+    bool key_escaped = false;  ///< the key has escapes: compare it decoded
 };
 
-inline constexpr int json_max_depth = 512;
+/// How deep an event (the event object itself is level 1) may nest: deep enough for any game state,
+/// shallow enough that the envelopes around it never push a message past a reader's limit.
+inline constexpr int json_max_event_depth = 128;
+/// The deepest envelope around an event: a history (message, payload, events array, entry).
+inline constexpr int json_envelope_depth = 4;
+/// How deep a whole message may nest.
+inline constexpr int json_max_message_depth = json_max_event_depth + json_envelope_depth;
+
+/// The largest integer every reader holds exactly (JavaScript numbers are doubles).
+inline constexpr std::uint64_t json_max_exact_integer = std::uint64_t{1} << 53;
+
+/// Decodes the inside of a string literal that the scanner validated (escapes well formed, surrogates
+/// paired) into UTF-8.
+inline void json_unescape(std::string_view inner, std::string& out) {
+    const auto hex4 = [](const char* p) {
+        std::uint32_t v = 0;
+        for (int i = 0; i < 4; ++i) {
+            const char c = p[i];
+            v = v * 16 + static_cast<std::uint32_t>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+        }
+        return v;
+    };
+    out.reserve(out.size() + inner.size());
+    for (std::size_t i = 0; i < inner.size(); ++i) {
+        const char c = inner[i];
+        if (c != '\\' || i + 1 >= inner.size()) {
+            out += c;
+            continue;
+        }
+        const char e = inner[++i];
+        switch (e) {
+            case 'b': out += '\b'; break;
+            case 'f': out += '\f'; break;
+            case 'n': out += '\n'; break;
+            case 'r': out += '\r'; break;
+            case 't': out += '\t'; break;
+            case 'u': {
+                if (i + 4 >= inner.size()) return;  // validated text always has four digits
+                std::uint32_t cp = hex4(inner.data() + i + 1);
+                i += 4;
+                // A high surrogate is followed by its low half (validated): join them.
+                if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < inner.size() && inner[i + 1] == '\\') {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (hex4(inner.data() + i + 3) - 0xDC00);
+                    i += 6;
+                }
+                if (cp < 0x80) {
+                    out += static_cast<char>(cp);
+                } else if (cp < 0x800) {
+                    out += static_cast<char>(0xC0 | (cp >> 6));
+                    out += static_cast<char>(0x80 | (cp & 0x3F));
+                } else if (cp < 0x10000) {
+                    out += static_cast<char>(0xE0 | (cp >> 12));
+                    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+                    out += static_cast<char>(0x80 | (cp & 0x3F));
+                } else {
+                    out += static_cast<char>(0xF0 | (cp >> 18));
+                    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+                    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+                    out += static_cast<char>(0x80 | (cp & 0x3F));
+                }
+                break;
+            }
+            default: out += e; break;  // '"', '\\', '/'
+        }
+    }
+}
 
 class JsonScanner {
   public:
-    explicit JsonScanner(std::string_view text) noexcept
-        : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()) {}
+    explicit JsonScanner(std::string_view text, int max_depth = json_max_event_depth) noexcept
+        : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()), max_depth_(max_depth) {}
 
     // Validates exactly one object and collects its top-level members; when `nested_out` is given, also
     // the members of the top-level member `nested_key` if that is an object (one pass for both).
@@ -93,8 +174,10 @@ class JsonScanner {
     static bool digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
     bool number() {
+        const char* start = p_;
         if (p_ < end_ && *p_ == '-') ++p_;
         if (p_ == end_) return fail_bool("invalid number");
+        const char* digits = p_;
         if (*p_ == '0') {
             ++p_;
         } else if (digit(*p_)) {
@@ -102,19 +185,76 @@ class JsonScanner {
         } else {
             return fail_bool("invalid value");
         }
+        const std::size_t integer_digits = static_cast<std::size_t>(p_ - digits);
+        bool plain_integer = true;
         if (p_ < end_ && *p_ == '.') {
+            plain_integer = false;
             ++p_;
             if (p_ == end_ || !digit(*p_)) return fail_bool("invalid number: digits expected after '.'");
             while (p_ < end_ && digit(*p_)) ++p_;
         }
         if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+            plain_integer = false;
             ++p_;
             if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
             if (p_ == end_ || !digit(*p_))
                 return fail_bool("invalid number: digits expected in the exponent");
             while (p_ < end_ && digit(*p_)) ++p_;
         }
+        // Most numbers are short integers: nothing more to check.
+        if (plain_integer && integer_digits <= 15) return true;
+        return number_in_range(start, plain_integer, digits, integer_digits);
+    }
+
+    bool number_in_range(const char* start, bool plain_integer, const char* digits, std::size_t count) {
+        if (plain_integer) {
+            std::uint64_t v = 0;
+            const auto [end, ec] = std::from_chars(digits, digits + count, v);
+            if (ec != std::errc{} || end != digits + count || v > json_max_exact_integer)
+                return fail_bool("integer out of range: at most 2^53 is read alike by every reader");
+            return true;
+        }
+        double d = 0;
+        const auto [end, ec] = std::from_chars(start, p_, d);
+        if (ec == std::errc::result_out_of_range) {
+            // Out of range either way: too large (infinite: refused) or too small (0 to every reader).
+            // The decimal exponent of the first significant digit tells which.
+            if (decimal_exponent(start) > 0) return fail_bool("number out of range: not a finite double");
+            return true;
+        }
+        if (ec != std::errc{} || end != p_ || !std::isfinite(d))
+            return fail_bool("number out of range: not a finite double");
         return true;
+    }
+
+    // The power of ten of the first significant digit of the number [start, p_): 2 for 123.4, -3 for 0.001.
+    long long decimal_exponent(const char* start) const {
+        const char* q = start + (*start == '-');
+        long long integer_digits = 0;
+        long long index = 0;  // of the digit, counted over the digits only
+        long long first = -1;
+        bool after_point = false;
+        for (; q < p_ && *q != 'e' && *q != 'E'; ++q) {
+            if (*q == '.') {
+                after_point = true;
+                continue;
+            }
+            if (!after_point) ++integer_digits;
+            if (first < 0 && *q != '0') first = index;
+            ++index;
+        }
+        if (first < 0) return 0;  // zero
+        long long exponent = 0;
+        if (q < p_) {
+            ++q;
+            const bool negative = *q == '-';
+            if (*q == '+' || *q == '-') ++q;
+            for (; q < p_; ++q) {
+                if (exponent < 1000000000) exponent = exponent * 10 + (*q - '0');
+            }
+            if (negative) exponent = -exponent;
+        }
+        return integer_digits - 1 - first + exponent;
     }
 
     // Bytes a string may contain without a second look: printable ASCII except '"' and '\\'.
@@ -127,6 +267,19 @@ class JsonScanner {
             return t;
         }();
         return table.plain;
+    }
+
+    // Four hex digits at p_ (advanced past them), or -1.
+    int hex4() noexcept {
+        if (end_ - p_ < 4) return -1;
+        int v = 0;
+        for (int i = 0; i < 4; ++i) {
+            const int h = hex(p_[i]);
+            if (h < 0) return -1;
+            v = v * 16 + h;
+        }
+        p_ += 4;
+        return v;
     }
 
     static int hex(char c) noexcept {
@@ -170,6 +323,7 @@ class JsonScanner {
     bool string() {
         if (p_ == end_ || *p_ != '"') return fail_bool("expected a string");
         ++p_;
+        escaped_ = false;
         while (p_ < end_) {
             // The common case first: a run of printable ASCII that needs no further look. A local
             // cursor, because char reads may alias the member and would force a reload per byte.
@@ -196,15 +350,24 @@ class JsonScanner {
                     case 'r':
                     case 't':
                         ++p_;
+                        escaped_ = true;
                         break;
-                    case 'u':
+                    case 'u': {
                         ++p_;
-                        if (end_ - p_ < 4) return fail_bool("invalid \\u escape");
-                        for (int i = 0; i < 4; ++i) {
-                            if (hex(p_[i]) < 0) return fail_bool("invalid \\u escape");
+                        const int unit = hex4();
+                        if (unit < 0) return fail_bool("invalid \\u escape");
+                        if (unit >= 0xDC00 && unit <= 0xDFFF) return fail_bool("lone surrogate in a \\u escape");
+                        if (unit >= 0xD800 && unit <= 0xDBFF) {
+                            // The high half of a pair: the low half must follow at once.
+                            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u')
+                                return fail_bool("lone surrogate in a \\u escape");
+                            p_ += 2;
+                            const int low = hex4();
+                            if (low < 0xDC00 || low > 0xDFFF) return fail_bool("lone surrogate in a \\u escape");
                         }
-                        p_ += 4;
+                        escaped_ = true;
                         break;
+                    }
                     default:
                         return fail_bool("invalid escape in a string");
                 }
@@ -217,29 +380,77 @@ class JsonScanner {
         return fail_bool("unterminated string");
     }
 
+    struct Key {
+        std::string_view raw;  // between the quotes
+        bool escaped;
+    };
+
+    static std::string decoded(const Key& key) {
+        std::string out;
+        json_unescape(key.raw, out);
+        return out;
+    }
+    static bool same_key(const Key& a, const Key& b) {
+        if (!a.escaped && !b.escaped) return a.raw == b.raw;
+        return decoded(a) == decoded(b);
+    }
+
+    // Whether an object's keys repeat, compared as every reader compares them: decoded.
+    static bool repeats(const Key* local, std::size_t n, const std::vector<Key>& more) {
+        if (more.empty()) {
+            for (std::size_t i = 1; i < n; ++i) {
+                for (std::size_t j = 0; j < i; ++j) {
+                    if (local[i].raw.size() == local[j].raw.size() || local[i].escaped || local[j].escaped) {
+                        if (same_key(local[i], local[j])) return true;
+                    }
+                }
+            }
+            return false;
+        }
+        std::vector<std::string> all;
+        all.reserve(n + more.size());
+        for (std::size_t i = 0; i < n; ++i) all.push_back(decoded(local[i]));
+        for (const auto& key : more) all.push_back(decoded(key));
+        std::sort(all.begin(), all.end());
+        return std::adjacent_find(all.begin(), all.end()) != all.end();
+    }
+
     bool object(int depth, std::vector<JsonMember>* out = nullptr, std::string_view nested_key = {},
                 std::vector<JsonMember>* nested_out = nullptr) {
-        if (depth > json_max_depth) return fail_bool("JSON nested too deeply");
+        if (depth > max_depth_) return fail_bool("JSON nested too deeply");
         ++p_;
         skip_ws();
         if (p_ < end_ && *p_ == '}') {
             ++p_;
             return true;
         }
+        // Keys seen so far: a few on the stack (envelopes, small structs), the rest on the heap.
+        constexpr std::size_t local_keys = 8;
+        Key local[local_keys];
+        std::size_t count = 0;
+        std::vector<Key> more;
         for (;;) {
             skip_ws();
             const char* key_start = p_;
             if (!string()) return false;
             const std::string_view key{key_start + 1, static_cast<std::size_t>(p_ - key_start - 2)};
+            const bool key_escaped = escaped_;
+            if (count < local_keys) {
+                local[count++] = Key{key, key_escaped};
+            } else {
+                more.push_back(Key{key, key_escaped});
+            }
             skip_ws();
             if (p_ == end_ || *p_ != ':') return fail_bool("expected ':' after an object key");
             ++p_;
             skip_ws();
             const char* value_start = p_;
             if (out) {
-                const bool nested = nested_out && key == nested_key && p_ < end_ && *p_ == '{';
+                const bool nested = nested_out && p_ < end_ && *p_ == '{' &&
+                                    (key_escaped ? decoded(Key{key, true}) == nested_key : key == nested_key);
                 if (!(nested ? object(depth + 1, nested_out) : value(depth))) return false;
-                out->push_back(JsonMember{key, {value_start, static_cast<std::size_t>(p_ - value_start)}});
+                out->push_back(
+                    JsonMember{key, {value_start, static_cast<std::size_t>(p_ - value_start)}, key_escaped});
             } else if (!value(depth)) {
                 return false;
             }
@@ -250,6 +461,7 @@ class JsonScanner {
             }
             if (p_ < end_ && *p_ == '}') {
                 ++p_;
+                if (count > 1 && repeats(local, count, more)) return fail_bool("repeated key in an object");
                 return true;
             }
             return fail_bool("expected ',' or '}' in an object");
@@ -257,7 +469,7 @@ class JsonScanner {
     }
 
     bool array(int depth) {
-        if (depth > json_max_depth) return fail_bool("JSON nested too deeply");
+        if (depth > max_depth_) return fail_bool("JSON nested too deeply");
         ++p_;
         skip_ws();
         if (p_ < end_ && *p_ == ']') {
@@ -283,44 +495,54 @@ class JsonScanner {
     const char* begin_;
     const char* p_;
     const char* end_;
+    int max_depth_;
+    bool escaped_ = false;  // whether the last string scanned had an escape
     std::string error_;
 };
 
 /// Validates that `text` is exactly one JSON object and appends its top-level members, in order, to
 /// `out`. Returns an empty string on success, else a readable error with the byte offset.
-[[nodiscard]] inline std::string scan_object(std::string_view text, std::vector<JsonMember>& out) {
-    return JsonScanner{text}.object_members(out);
+[[nodiscard]] inline std::string scan_object(std::string_view text, std::vector<JsonMember>& out,
+                                             int max_depth = json_max_event_depth) {
+    return JsonScanner{text, max_depth}.object_members(out);
 }
 
 /// As scan_object, and in the same pass the members of the nested object `nested_key` (left empty when
 /// that member is absent or not an object): `{"type":..., "payload":{...}}` messages in one pass.
 [[nodiscard]] inline std::string scan_object(std::string_view text, std::vector<JsonMember>& out,
-                                             std::string_view nested_key,
-                                             std::vector<JsonMember>& nested_out) {
-    return JsonScanner{text}.object_members(out, nested_key, &nested_out);
+                                             std::string_view nested_key, std::vector<JsonMember>& nested_out,
+                                             int max_depth = json_max_message_depth) {
+    return JsonScanner{text, max_depth}.object_members(out, nested_key, &nested_out);
 }
 
 /// Validates that `text` is exactly one JSON value; empty on success, else the error.
-[[nodiscard]] inline std::string scan_value(std::string_view text) {
-    return JsonScanner{text}.any_value();
+[[nodiscard]] inline std::string scan_value(std::string_view text, int max_depth = json_max_event_depth) {
+    return JsonScanner{text, max_depth}.any_value();
 }
 
-/// The member with this key (compared raw: keys with escapes never match a plain key), or nullptr.
-/// With duplicate keys the last one wins, as in nlohmann/json and JavaScript's JSON.parse.
+/// The member with this key, compared as decoded text, or nullptr. Keys never repeat in scanned text.
 [[nodiscard]] inline const JsonMember* find_member(const std::vector<JsonMember>& members,
                                                    std::string_view key) {
-    for (auto it = members.rbegin(); it != members.rend(); ++it) {
-        if (it->key == key) return &*it;
+    for (const auto& member : members) {
+        if (member.key_escaped) {
+            std::string decoded;
+            json_unescape(member.key, decoded);
+            if (decoded == key) return &member;
+        } else if (member.key == key) {
+            return &member;
+        }
     }
     return nullptr;
 }
 
-/// The decoded text of a raw string value (quotes included); nothing when the value is not a string.
+/// The decoded text of a raw, scanned string value (quotes included); nothing when it is not a string.
 [[nodiscard]] inline std::optional<std::string> json_string_value(std::string_view raw) {
     if (raw.size() < 2 || raw.front() != '"') return std::nullopt;
     const std::string_view inner = raw.substr(1, raw.size() - 2);
     if (inner.find('\\') == std::string_view::npos) return std::string{inner};
-    return nlohmann::json::parse(raw).get<std::string>();  // escapes are rare: let nlohmann decode them
+    std::string out;
+    json_unescape(inner, out);
+    return out;
 }
 
 /// The kind of a raw value, by its first character: "object", "array", "string", "number", ...

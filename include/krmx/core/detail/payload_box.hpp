@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -84,8 +85,8 @@ const P* payload_ptr(const void* storage) noexcept {
     }
 }
 
-// nlohmann converts 1.5 to an int as 1 and 1e20 to whatever wraps; for a payload that is data loss.
-// Integral payloads take integers that fit (3.0 counts as 3), and refuse everything else by name.
+// nlohmann converts 1.5 to an int as 1, true to 1 and 1e20 to whatever wraps; for a payload that is data
+// loss. Integral payloads take integers that fit (3.0 counts as 3), and refuse everything else by name.
 template <class P>
 P strict_integer(const nlohmann::json& j) {
     using Limits = std::numeric_limits<P>;
@@ -113,15 +114,149 @@ P strict_integer(const nlohmann::json& j) {
         }
         return static_cast<P>(d);
     }
+    if (j.is_boolean()) throw refuse();
     return j.get<P>();  // not a number: nlohmann's type error names what it is
+}
+
+// --- Strict conversion of composite payloads, with nothing for the user to write -------------------
+// nlohmann's own conversions inside a user's from_json (NLOHMANN_DEFINE_TYPE_*, get_to) are lenient at
+// every depth: 2.5 becomes 2, true becomes 1, 256 becomes 0 in a uint8_t. Rather than ask users to write
+// strict converters, a composite payload is converted, serialized back, and compared with what was sent:
+// every value the payload type read must read back exactly as it was sent. Members it does not read are
+// not judged (as zod strips unknown keys). The one conversion that is undefined behaviour before it can be
+// compared, a float into an integer type it does not fit, is ruled out first by a probe (see below).
+
+inline std::string json_path_key(const std::string& path, const std::string& key) {
+    return path + "." + key;
+}
+
+inline std::string json_kind_name(const nlohmann::json& j) {
+    if (j.is_number_integer() || j.is_number_unsigned()) return "an integer";
+    if (j.is_number_float()) return "a number";
+    if (j.is_boolean()) return "a boolean";
+    if (j.is_string()) return "a string";
+    if (j.is_array()) return "an array";
+    if (j.is_object()) return "an object";
+    return "null";
+}
+
+inline bool json_numbers_equal(const nlohmann::json& a, const nlohmann::json& b) {
+    if (a.is_number_float() || b.is_number_float()) return a.get<double>() == b.get<double>();
+    const bool a_negative = a.is_number_integer() && a.get<std::int64_t>() < 0;
+    const bool b_negative = b.is_number_integer() && b.get<std::int64_t>() < 0;
+    if (a_negative != b_negative) return false;
+    if (a_negative) return a.get<std::int64_t>() == b.get<std::int64_t>();
+    return a.get<std::uint64_t>() == b.get<std::uint64_t>();
+}
+
+// The first place where `read` (the payload serialized back) says something other than `sent`. `shown`
+// has the shape of `sent` and holds the values to name in the message (the probe compares stand-ins).
+inline std::optional<std::string> first_lossy_value(const nlohmann::json& sent, const nlohmann::json& read,
+                                                    const std::string& path, const nlohmann::json& shown) {
+    const auto differ = [&] {
+        if (read.is_number() && sent.is_number() && shown == sent) {
+            return std::optional<std::string>{path + ": " + shown.dump() + " does not fit (it reads as " +
+                                              read.dump() + ")"};
+        }
+        return std::optional<std::string>{path + ": expected " + json_kind_name(read) + ", got " +
+                                          (shown.is_structured() ? json_kind_name(shown) : shown.dump())};
+    };
+    switch (read.type()) {
+        case nlohmann::json::value_t::object: {
+            if (!sent.is_object()) return differ();
+            for (const auto& [key, value] : read.get_ref<const nlohmann::json::object_t&>()) {
+                const auto it = sent.find(key);
+                if (it == sent.end()) continue;  // absent: the type filled in a default
+                if (auto inner = first_lossy_value(*it, value, json_path_key(path, key), shown.at(key)))
+                    return inner;
+            }
+            return std::nullopt;
+        }
+        case nlohmann::json::value_t::array: {
+            if (!sent.is_array() || sent.size() != read.size()) return differ();
+            for (std::size_t i = 0; i < read.size(); ++i) {
+                if (auto inner =
+                        first_lossy_value(sent[i], read[i], path + "[" + std::to_string(i) + "]", shown[i]))
+                    return inner;
+            }
+            return std::nullopt;
+        }
+        case nlohmann::json::value_t::number_integer:
+        case nlohmann::json::value_t::number_unsigned:
+        case nlohmann::json::value_t::number_float:
+            if (!sent.is_number() || !json_numbers_equal(sent, read)) return differ();
+            return std::nullopt;
+        case nlohmann::json::value_t::boolean:
+        case nlohmann::json::value_t::string:
+        case nlohmann::json::value_t::null:
+            if (sent != read) return differ();
+            return std::nullopt;
+        default:
+            return std::nullopt;  // binary and discarded values never come from the wire
+    }
+}
+
+// Integral floats that fit 64 bits become integers (3.0 is 3 to every reader); reports whether any float
+// is left, and with `probe` replaces each such float by 0.5 (see strict_composite).
+inline bool normalize_floats(nlohmann::json& j, bool probe) {
+    bool left = false;
+    if (j.is_structured()) {
+        for (auto& element : j) left = normalize_floats(element, probe) || left;
+    } else if (j.is_number_float()) {
+        const double d = j.get<double>();
+        if (std::trunc(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
+            j = static_cast<std::int64_t>(d);
+        } else {
+            left = true;
+            if (probe) j = 0.5;
+        }
+    }
+    return left;
+}
+
+inline bool has_float(const nlohmann::json& j) {
+    if (j.is_number_float()) return true;
+    if (!j.is_structured()) return false;
+    for (const auto& element : j) {
+        if (has_float(element)) return true;
+    }
+    return false;
+}
+
+template <class P>
+P strict_composite(const nlohmann::json& in) {
+    if (!has_float(in)) {
+        P value = in.template get<P>();
+        if (auto lossy = first_lossy_value(in, nlohmann::json(value), "payload", in))
+            throw std::invalid_argument(*lossy);
+        return value;
+    }
+    // A float read into an integer type it does not fit is undefined behaviour inside nlohmann. Integral
+    // floats become integers first (integer narrowing is defined); each float left is then a fraction or
+    // huge. A probe with every such float replaced by 0.5, which every integer type holds (as 0), shows
+    // whether any of them lands in an integer: then the payload is refused before the real conversion.
+    nlohmann::json normalized = in;
+    normalize_floats(normalized, false);
+    nlohmann::json probe = normalized;
+    normalize_floats(probe, true);
+    if (auto lossy = first_lossy_value(probe, nlohmann::json(probe.template get<P>()), "payload", in))
+        throw std::invalid_argument(*lossy);
+    P value = normalized.template get<P>();
+    if (auto lossy = first_lossy_value(in, nlohmann::json(value), "payload", in)) throw std::invalid_argument(*lossy);
+    return value;
 }
 
 template <class P>
 P payload_from_json(const nlohmann::json& in) {
     if constexpr (std::is_integral_v<P> && !std::is_same_v<P, bool>) {
         return strict_integer<P>(in);
-    } else {
+    } else if constexpr (std::is_floating_point_v<P>) {
+        if (!in.is_number()) throw std::invalid_argument("payload: expected a number, got " + in.dump());
         return in.template get<P>();
+    } else if constexpr (std::is_same_v<P, bool> || std::is_same_v<P, std::string> || std::is_enum_v<P>) {
+        return in.template get<P>();  // nlohmann is strict about these
+    } else {
+        return strict_composite<P>(in);
     }
 }
 

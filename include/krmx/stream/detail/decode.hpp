@@ -111,15 +111,20 @@ DispatchResult decode_event_text(const ModelData<State>& model, std::string_view
     const JsonMember* payload_member = find_member(scratch, "payload");
     if (!payload_member) return decode_payload(model, *index, name, nullptr, out);
     const auto& handler = *model.handlers[*index];
+    // The scanner's grammar is narrower than nlohmann's, so what it accepted nlohmann reads; parsing
+    // without exceptions all the same keeps a disagreement a refusal, never an escaping exception.
+    const auto parse = [&] { return nlohmann::json::parse(payload_member->value, nullptr, false); };
     if (!handler.ops->has_payload) {
-        const auto payload = nlohmann::json::parse(payload_member->value);  // validated above: cannot fail
+        const auto payload = parse();
+        if (payload.is_discarded()) return {Outcome::malformed, Reason{"event payload is not readable JSON"}};
         return decode_payload(model, *index, name, &payload, out);
     }
     try {
         out.payload = PayloadBox::from_raw(*handler.ops, payload_member->value);
     } catch (const std::exception& e) {
-        return {Outcome::invalid_payload,
-                Reason{handler.describe_error(nlohmann::json::parse(payload_member->value), e.what())}};
+        const auto payload = parse();
+        if (payload.is_discarded()) return {Outcome::malformed, Reason{"event payload is not readable JSON"}};
+        return {Outcome::invalid_payload, Reason{handler.describe_error(payload, e.what())}};
     }
     out.index = *index;
     return DispatchResult::accepted_at(0);

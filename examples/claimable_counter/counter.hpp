@@ -2,6 +2,7 @@
 // The claimable counter of Krmx State, as shared game code: included by the server and by every client.
 // Anyone may increment the counter until someone claims it; then only the claimer may, until released.
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,9 +29,13 @@ const krmx::StreamModel<State>& model() {
         krmx::StreamModel<State>{}
             .when(
                 increment,
-                [](const Counter& s, std::string_view by, int) {
-                    return !s.claim || *s.claim == by ? krmx::allow()
-                                                      : krmx::refuse("claimed by someone else");
+                [](const Counter& s, std::string_view by, int n) {
+                    if (s.claim && *s.claim != by) return krmx::refuse("claimed by someone else");
+                    // Players send whatever they like: a game refuses what it cannot represent.
+                    using limits = std::numeric_limits<int>;
+                    if (n > 0 ? s.counter > limits::max() - n : s.counter < limits::min() - n)
+                        return krmx::refuse("counter would overflow");
+                    return krmx::allow();
                 },
                 [](Counter& s, std::string_view, int n) { s.counter += n; })
             .when(

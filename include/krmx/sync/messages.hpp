@@ -20,6 +20,7 @@ namespace stream_message {
 inline constexpr std::string_view append = "stream/append";
 inline constexpr std::string_view history = "stream/history";
 inline constexpr std::string_view invalidate = "stream/invalidate";
+inline constexpr std::string_view resync = "stream/resync";
 inline constexpr std::string_view prefix = "stream/";
 }  // namespace stream_message
 
@@ -120,10 +121,11 @@ inline void append_number(std::string& out, std::uint64_t n) {
 }
 
 /// `{"type":"stream/history","payload":{"domain":..,"position":first,"events":[{"dispatcher":..,"event":<raw>},..]}}`
-/// `at(i)` returns the pair (dispatcher, raw event) of the i-th listed event.
+/// A page that more pages follow ends in `,"more":true`. `at(i)` returns the pair (dispatcher, raw event)
+/// of the i-th listed event.
 template <class At>
 [[nodiscard]] std::string history_message(std::string_view domain, std::size_t first, std::size_t count,
-                                          At&& at) {
+                                          At&& at, bool more = false) {
     std::string out;
     out += R"({"type":"stream/history","payload":{"domain":)";
     append_json_string(out, domain);
@@ -139,7 +141,48 @@ template <class At>
         out += raw_event;
         out += '}';
     }
-    out += "]}}";
+    out += more ? R"(],"more":true}})" : "]}}";
+    return out;
+}
+
+/// An upper bound of the bytes an event adds to a message: what a history entry or an append broadcast
+/// wraps around its text (escaping can make a name up to six times longer).
+[[nodiscard]] inline std::size_t event_message_bytes(std::string_view domain, std::string_view dispatcher,
+                                                     std::size_t event_bytes) noexcept {
+    return 160 + 6 * (domain.size() + dispatcher.size()) + event_bytes;
+}
+
+/// The history from `first` to `end` as `stream/history` pages of at most `max_bytes` each (an event too
+/// large for any page still goes out, alone), handed to `emit(std::string)` in order; at least one page,
+/// so that an empty history is said too.
+template <class At, class Emit>
+void history_pages(std::string_view domain, std::size_t first, std::size_t end, std::size_t max_bytes,
+                   At&& at, Emit&& emit) {
+    std::size_t start = first;
+    while (true) {
+        std::size_t bytes = event_message_bytes(domain, {}, 0);
+        std::size_t stop = start;
+        while (stop < end) {
+            const auto [dispatcher, raw_event] = at(stop);
+            const std::size_t entry = 40 + 6 * dispatcher.size() + raw_event.size();
+            if (stop > start && bytes + entry > max_bytes) break;
+            bytes += entry;
+            ++stop;
+        }
+        const bool more = stop < end;
+        emit(history_message(domain, start, stop - start, [&](std::size_t i) { return at(start + i); }, more));
+        if (!more) return;
+        start = stop;
+    }
+}
+
+/// `{"type":"stream/resync","payload":{"domain":..,"position":n}}`: a client asks for the history from n.
+[[nodiscard]] inline std::string resync_message(std::string_view domain, std::size_t position) {
+    std::string out = R"({"type":"stream/resync","payload":{"domain":)";
+    append_json_string(out, domain);
+    out += R"(,"position":)";
+    append_number(out, position);
+    out += "}}";
     return out;
 }
 

@@ -11,6 +11,16 @@
 // they expire after `optimistic_seconds` (on every touch, and on the transport's ticks when it has them).
 // On its own link and unlink the stream resets; the history the server sends after a link rebuilds it.
 // Messages it cannot use are counted and ignored; they never change the state.
+//
+// Falling out of sync is said, and mended: a gap in positions, a position repeated with another event, a
+// history that does not start where it should, or a server event this client's model refuses moves
+// sync_status() to `resyncing` (on_sync says why) and sends `stream/resync`; the server answers with the
+// history from where the client stands, or from 0 after a reset. When the model refuses the server's
+// stream again after a full rebuild, the client is `diverged` (said once) and stops applying events: its
+// model differs from the server's and only a new version of the client can follow.
+//
+// With `request_history`, the client keeps its confirmed log across an unlink and, on the next link as the
+// same user, asks only for what follows it (the server's `history_on_link` may then be off).
 
 #include <cstddef>
 #include <cstdint>
@@ -37,9 +47,38 @@ namespace krmx {
 struct StreamClientOptions {
     /// How long an own event waits for the server's answer before it is dropped from the optimistic state.
     double optimistic_seconds = 10.0;
-    /// Messages longer than this are ignored unread (a history can be long: keep it generous).
+    /// Messages longer than this are ignored unread. At least the server's StreamHostOptions::
+    /// max_message_bytes (1 MiB by default; histories come in pages of that size).
     std::size_t max_message_bytes = std::size_t{64} << 20;
+    /// Ask for the history after every link (`stream/resync`) instead of waiting for it, and keep the
+    /// confirmed log across an unlink so that a relink asks only for what was missed.
+    bool request_history = false;
 };
+
+/// Where a client stands with the server's stream.
+enum class SyncStatus : std::uint8_t {
+    unlinked,   ///< not linked
+    syncing,    ///< linked, the history has not arrived yet
+    synced,     ///< linked and following the stream
+    resyncing,  ///< fell out of sync (on_sync said why) and asked for the history again
+    diverged,   ///< this client's model refuses the server's stream even after a full rebuild
+};
+
+[[nodiscard]] constexpr std::string_view to_string(SyncStatus status) noexcept {
+    switch (status) {
+        case SyncStatus::unlinked:
+            return "unlinked";
+        case SyncStatus::syncing:
+            return "syncing";
+        case SyncStatus::synced:
+            return "synced";
+        case SyncStatus::resyncing:
+            return "resyncing";
+        case SyncStatus::diverged:
+            return "diverged";
+    }
+    return "unknown";
+}
 
 /// Per-client counters. Never reset.
 struct StreamClientStatistics {
@@ -51,6 +90,7 @@ struct StreamClientStatistics {
     std::uint64_t out_of_order = 0;  ///< server events past a gap: skipped (a relink resynchronises)
     std::uint64_t divergent = 0;     ///< server events this client's model refused (see OptimisticStream)
     std::uint64_t ignored = 0;       ///< unusable messages for this domain, oversized or unparsable ones
+    std::uint64_t resyncs = 0;       ///< `stream/resync` requests sent after falling out of sync
 };
 
 template <class State>
@@ -103,8 +143,9 @@ class StreamClient {
     /// Server events applied: the position the next one will have.
     [[nodiscard]] std::size_t confirmed_size() const noexcept { return stream_.confirmed_size(); }
     [[nodiscard]] bool linked() const noexcept { return linked_; }
-    /// Linked, and the history since the link has arrived (`stream/history` mode).
-    [[nodiscard]] bool synced() const noexcept { return linked_ && synced_; }
+    /// Linked, and following the server's stream (the history since the link has arrived).
+    [[nodiscard]] bool synced() const noexcept { return status_ == SyncStatus::synced; }
+    [[nodiscard]] SyncStatus sync_status() const noexcept { return status_; }
     /// The username this client is linked as (the last one, when unlinked).
     [[nodiscard]] const std::string& user() const noexcept { return stream_.user(); }
     [[nodiscard]] const std::string& domain() const noexcept { return domain_; }
@@ -131,20 +172,39 @@ class StreamClient {
         return stream_.on_invalidated(std::forward<F>(f));
     }
 
+    /// `f(krmx::SyncStatus status, std::string_view reason)` whenever sync_status() changes; the reason
+    /// says why a client fell out of sync (empty otherwise).
+    template <class F>
+    Subscription on_sync(F&& f) {
+        return on_sync_.connect(std::forward<F>(f));
+    }
+
     /// The transport's callbacks; public so that a caller that drives a client by hand may call them.
     void linked(std::string_view user) {
         linked_ = true;
-        synced_ = false;
-        stream_.reset();
-        stream_.set_user(std::string{user});
+        tried_full_resync_ = false;
+        const bool resume = options_.request_history && user == stream_.user() && stream_.confirmed_size() > 0;
+        if (resume) {
+            stream_.flush();  // pending events were answered, or not, while unlinked: the server decided
+        } else {
+            reset();
+            stream_.set_user(std::string{user});
+        }
+        set_status(SyncStatus::syncing, {});
+        if (options_.request_history) request_history(stream_.confirmed_size());
     }
     void unlinked() {
         linked_ = false;
-        synced_ = false;
-        stream_.reset();
+        if (options_.request_history) {
+            stream_.flush();
+        } else {
+            reset();
+        }
+        set_status(SyncStatus::unlinked, {});
     }
     void receive(std::string_view text) {
-        if (text.size() > options_.max_message_bytes || !detail::scan_value(text).empty()) {
+        if (text.size() > options_.max_message_bytes ||
+            !detail::scan_value(text, detail::json_max_message_depth).empty()) {
             ++statistics_.ignored;
             return;
         }
@@ -211,20 +271,56 @@ class StreamClient {
         return sent;
     }
 
-    // Applies one server event at `position` unless it is a duplicate or lies past a gap.
-    void apply(std::string_view dispatcher, const nlohmann::json& event, std::uint64_t position,
-               std::optional<std::uint64_t> id) {
-        const std::size_t expected = stream_.confirmed_size();
-        if (position < expected) {
-            ++statistics_.duplicates;
-            return;
+    void set_status(SyncStatus status, std::string_view reason) {
+        if (status == status_) return;
+        status_ = status;
+        on_sync_.emit(status, reason);
+    }
+
+    void reset() {
+        stream_.reset();
+        last_dispatcher_.clear();
+        last_event_ = nullptr;
+    }
+
+    void request_history(std::size_t from) {
+        send_(detail::resync_message(domain_, from));
+        awaiting_history_ = true;
+    }
+
+    // Out of sync: ask for the history from where this client stands, or from 0 after a reset when what
+    // it holds cannot be trusted.
+    void resync(std::string_view reason, bool from_scratch) {
+        if (status_ == SyncStatus::diverged || !linked_) return;
+        ++statistics_.resyncs;
+        if (from_scratch) {
+            tried_full_resync_ = true;
+            reset();
         }
-        if (position > expected) {
-            ++statistics_.out_of_order;
-            return;
-        }
+        set_status(SyncStatus::resyncing, reason);
+        request_history(stream_.confirmed_size());
+    }
+
+    bool following() const noexcept { return linked_ && status_ != SyncStatus::diverged; }
+
+    // Applies one server event at the position this client expects next; false when the model refused it
+    // (the client is then resyncing or diverged).
+    bool apply(std::string_view dispatcher, const nlohmann::json& event, std::optional<std::uint64_t> id) {
+        const std::size_t position = stream_.confirmed_size();
         ++statistics_.events;
-        if (!stream_.receive(dispatcher, event, expected, id)) ++statistics_.divergent;
+        if (auto result = stream_.receive(dispatcher, event, position, id); !result) {
+            ++statistics_.divergent;
+            const std::string reason = "event " + std::to_string(position) + ": " + std::string{result.reason()};
+            if (tried_full_resync_) {
+                set_status(SyncStatus::diverged, reason);
+            } else {
+                resync(reason, true);
+            }
+            return false;
+        }
+        last_dispatcher_ = dispatcher;
+        last_event_ = event;
+        return true;
     }
 
     void receive_append(const nlohmann::json& payload) {
@@ -235,17 +331,40 @@ class StreamClient {
             ++statistics_.ignored;
             return;
         }
-        apply(dispatcher->get_ref<const std::string&>(), *event, *position, unsigned_member(payload, "id"));
+        if (!following()) return;
+        const std::size_t expected = stream_.confirmed_size();
+        if (*position == expected) {
+            (void)apply(dispatcher->get_ref<const std::string&>(), *event, unsigned_member(payload, "id"));
+        } else if (*position > expected) {
+            ++statistics_.out_of_order;
+            if (status_ == SyncStatus::synced) {
+                resync("gap: expected position " + std::to_string(expected) + ", got " + std::to_string(*position),
+                       false);
+            }
+        } else {
+            ++statistics_.duplicates;
+            if (status_ == SyncStatus::synced) {
+                resync("position " + std::to_string(*position) + " repeated", true);
+            }
+        }
     }
 
     void receive_history(const nlohmann::json& payload) {
         const auto first = unsigned_member(payload, "position");
         const auto events = payload.find("events");
+        const auto more = payload.find("more");
         if (!first || events == payload.end() || !events->is_array()) {
             ++statistics_.ignored;
             return;
         }
         ++statistics_.histories;
+        if (!following()) return;
+        const std::size_t expected = stream_.confirmed_size();
+        if (*first > expected) {
+            ++statistics_.out_of_order;
+            resync("history starts at " + std::to_string(*first) + ", expected " + std::to_string(expected), false);
+            return;
+        }
         std::uint64_t position = *first;
         for (const auto& entry : *events) {
             const auto dispatcher = entry.is_object() ? entry.find("dispatcher") : entry.end();
@@ -253,11 +372,30 @@ class StreamClient {
             if (!entry.is_object() || dispatcher == entry.end() || !dispatcher->is_string() ||
                 event == entry.end()) {
                 ++statistics_.ignored;
-                return;  // the rest would lie past a gap
+                resync("unreadable history entry at " + std::to_string(position), false);
+                return;
             }
-            apply(dispatcher->get_ref<const std::string&>(), *event, position++, std::nullopt);
+            const auto here = position++;
+            if (here < stream_.confirmed_size()) {
+                // An event this client has: the last one must be the same, or it followed another stream.
+                if (here + 1 == stream_.confirmed_size() &&
+                    (dispatcher->get_ref<const std::string&>() != last_dispatcher_ || *event != last_event_)) {
+                    resync("event " + std::to_string(here) + " differs from the server's", true);
+                    return;
+                }
+                ++statistics_.duplicates;
+                continue;
+            }
+            if (!apply(dispatcher->get_ref<const std::string&>(), *event, std::nullopt)) return;
         }
-        synced_ = true;
+        if (more != payload.end() && *more == true) return;
+        awaiting_history_ = false;
+        if (position < stream_.confirmed_size()) {
+            // The server's stream ends before what this client holds: it is another stream.
+            resync("the server's stream ends at " + std::to_string(position), true);
+            return;
+        }
+        if (status_ == SyncStatus::syncing || status_ == SyncStatus::resyncing) set_status(SyncStatus::synced, {});
     }
 
     void receive_invalidate(const nlohmann::json& payload) {
@@ -278,7 +416,12 @@ class StreamClient {
     OptimisticStream<State> stream_;
     std::function<void(std::string)> send_;
     bool linked_ = false;
-    bool synced_ = false;
+    SyncStatus status_ = SyncStatus::unlinked;
+    bool tried_full_resync_ = false;  // since the link: a second refusal then means diverged
+    bool awaiting_history_ = false;
+    std::string last_dispatcher_;     // the last confirmed event, to check a history's overlap
+    nlohmann::json last_event_;
+    detail::Signal<SyncStatus, std::string_view> on_sync_;
     StreamClientStatistics statistics_;
     Subscription subscriptions_[4];
 };

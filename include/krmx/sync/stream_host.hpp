@@ -1,7 +1,11 @@
 #pragma once
 // StreamHost: the server end of the stream protocol on one transport. It reads every message once,
-// refuses what is not a well-formed `stream/*` message, and hands appends to the StreamServer of their
-// domain; several domains share one host without seeing each other's messages.
+// refuses what is not a well-formed `stream/*` message, and hands appends and resync requests to the
+// StreamServer of their domain; several domains share one host without seeing each other's messages.
+//
+// Every message is held to krmx's one wire grammar (core/detail/json_scan.hpp): a message that a C++ or
+// JavaScript client could read differently from the server, or not at all, is refused whole, so nothing
+// it carries can reach a stream, a history or a store. Events nest at most json_max_event_depth levels.
 //
 //   krmx::StreamHost host{transport};                                     // one per transport
 //   krmx::StreamServer counter{host, "my-claimable-counter", counter::model()};   // one per domain
@@ -29,7 +33,9 @@
 namespace krmx {
 
 struct StreamHostOptions {
-    /// Messages longer than this (in bytes) are dropped unread.
+    /// The one message size limit, both ways: longer messages from users are dropped unread, and every
+    /// message the domains send (broadcasts, history pages) fits it. Clients must accept at least this
+    /// much (StreamClientOptions::max_message_bytes, 64 MiB by default).
     std::size_t max_message_bytes = std::size_t{1} << 20;
 };
 
@@ -39,7 +45,7 @@ struct StreamHostStatistics {
     std::uint64_t oversized = 0;         ///< longer than max_message_bytes: dropped unread
     std::uint64_t not_json = 0;          ///< not exactly one JSON object with a string `type`: dropped
     std::uint64_t other_protocol = 0;    ///< well-formed, but `type` is not `stream/*`: left to others
-    std::uint64_t malformed = 0;         ///< a `stream/*` message that is not a valid append: dropped
+    std::uint64_t malformed = 0;  ///< a `stream/*` message that is not a valid append or resync: dropped
     std::uint64_t unknown_domain = 0;    ///< an append for a domain this host does not have
     std::uint64_t invalidates_sent = 0;  ///< answers to appends for unknown domains that named an id
 };
@@ -54,6 +60,8 @@ class StreamDomain {
     virtual void user_unlinked(std::string_view user) = 0;
     /// A `stream/append` for this domain from `user`; `payload` holds the raw members of its payload.
     virtual void append_from(std::string_view user, const std::vector<JsonMember>& payload) = 0;
+    /// A `stream/resync` (a client asks for the history from a position) for this domain.
+    virtual void resync_from(std::string_view user, const std::vector<JsonMember>& payload) = 0;
 
   protected:
     StreamDomain() = default;
@@ -143,33 +151,31 @@ class StreamHost {
             ++statistics_.oversized;
             return;
         }
-        if (!detail::scan_object(text, members, "payload", fields).empty()) {
+        // The message around an append's event: message, payload, event.
+        constexpr int depth = detail::json_max_event_depth + 2;
+        if (!detail::scan_object(text, members, "payload", fields, depth).empty()) {
             ++statistics_.not_json;
             return;
         }
-        const auto* type = detail::find_member(members, "type");
-        if (!type || detail::json_raw_kind(type->value) != "string") {
+        const auto* type_member = detail::find_member(members, "type");
+        const auto type = type_member ? detail::json_string_value(type_member->value) : std::nullopt;
+        if (!type) {
             ++statistics_.not_json;
             return;
         }
-        const std::string_view raw_type = type->value.substr(1, type->value.size() - 2);
-        if (!raw_type.starts_with(stream_message::prefix)) {
+        if (!type->starts_with(stream_message::prefix)) {
             ++statistics_.other_protocol;
             return;
         }
         const auto* payload = detail::find_member(members, "payload");
-        if (raw_type != stream_message::append || !payload ||
+        const bool append = *type == stream_message::append;
+        if ((!append && *type != stream_message::resync) || !payload ||
             detail::json_raw_kind(payload->value) != "object") {
             ++statistics_.malformed;
             return;
         }
-        if (repeated_payload(members)) {
-            // Duplicate `payload` keys: the scan collected all of them; the last one counts.
-            fields.clear();
-            (void)detail::scan_object(payload->value, fields);
-        }
         const auto* domain_member = detail::find_member(fields, "domain");
-        const auto domain = domain_member ? decode_string(domain_member->value) : std::nullopt;
+        const auto domain = domain_member ? detail::json_string_value(domain_member->value) : std::nullopt;
         if (!domain) {
             ++statistics_.malformed;
             return;
@@ -177,24 +183,14 @@ class StreamHost {
         const auto it = domains_.find(*domain);
         if (it == domains_.end()) {
             ++statistics_.unknown_domain;
-            refuse_unknown_domain(user, *domain, fields);
+            if (append) refuse_unknown_domain(user, *domain, fields);
             return;
         }
-        it->second->append_from(user, fields);
-    }
-
-    static std::optional<std::string> decode_string(std::string_view raw) {
-        try {
-            return detail::json_string_value(raw);
-        } catch (...) {
-            return std::nullopt;  // an escape nlohmann will not decode (a lone surrogate)
+        if (append) {
+            it->second->append_from(user, fields);
+        } else {
+            it->second->resync_from(user, fields);
         }
-    }
-
-    static bool repeated_payload(const std::vector<detail::JsonMember>& members) {
-        std::size_t objects = 0;
-        for (const auto& m : members) objects += m.key == "payload" && m.value.front() == '{';
-        return objects > 1;
     }
 
     void refuse_unknown_domain(std::string_view user, const std::string& domain,

@@ -5,20 +5,32 @@
 //   krmx::StreamHost host{transport};
 //   krmx::StreamServer counter{host, "my-claimable-counter", counter::model()};
 //
-// - On link: the user gets the history (one `stream/history`, or one `stream/append` per event with
-//   `history_as_appends`, which is what the JavaScript Krmx clients understand).
+// - On link: the user gets the history (`stream/history` pages that each fit the host's message limit,
+//   or one `stream/append` per event with `history_as_appends`, which is what the JavaScript Krmx clients
+//   understand), unless `history_on_link` is off.
+// - On `stream/resync` {position: n} from user U: U gets the history from n - 1 (one event it has, so
+//   that it can check it follows the same stream) in `stream/history` pages; from 0 when n is past the
+//   end (U holds events this stream does not: it must rebuild).
 // - On `stream/append` from user U: U is the dispatcher, whatever the message says. Accepted: stored (when
 //   `persist` is set), then `stream/append` with position, dispatcher and the echoed id to every linked user.
 //   Refused: `stream/invalidate` with the reason to U only.
 // - The event is re-sent as the exact text it arrived as (key order, number spelling), in the broadcast and
 //   in every later history: JavaScript clients match their optimistic events on the serialized text.
 // - Server code dispatches its own events with any dispatcher name (krmx::server_dispatcher, "<server>").
+//   That name and every name server code has dispatched with are reserved: a user who links under one
+//   of them cannot append (on any transport), so nobody can dispatch as the server.
+// - Limits: an event may be at most `max_event_bytes` long and the history at most `max_history_bytes`
+//   (event texts and dispatchers); past either the event is refused with a reason ("event too large",
+//   "stream is full"). Every accepted event fits one message of the host's `max_message_bytes`, in a
+//   broadcast and in a history page.
 
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <optional>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -46,6 +58,15 @@ struct StreamServerOptions {
     /// Send the history as one `stream/append` per event (JavaScript Krmx clients) instead of
     /// `stream/history`.
     bool history_as_appends = false;
+    /// Send the history to every user that links. Off: only to clients that ask (`stream/resync`, which
+    /// krmx::StreamClient does with `request_history`), so that a relinking client gets only what it missed.
+    bool history_on_link = true;
+    /// The longest event text accepted, in bytes. Must leave room for the envelope within the host's
+    /// max_message_bytes (checked at construction).
+    std::size_t max_event_bytes = std::size_t{256} << 10;
+    /// The most the history may hold in memory (event texts and dispatchers), in bytes; then the stream
+    /// is full and refuses further events.
+    std::size_t max_history_bytes = std::size_t{256} << 20;
     /// Durability: see PersistHook. Empty: the stream lives in memory only.
     PersistHook persist = {};
 };
@@ -59,12 +80,16 @@ struct StreamServerStatistics {
     std::uint64_t rejected = 0;    ///< refused by a guard or handler
     std::uint64_t failed = 0;      ///< refused: a handler threw something else
     std::uint64_t not_stored = 0;  ///< accepted by the model, refused because `persist` failed
+    std::uint64_t too_large = 0;   ///< refused: over max_event_bytes, or the history is full
+    std::uint64_t reserved_name = 0;  ///< refused: a user named like the server (or its dispatchers)
+    std::uint64_t resyncs = 0;        ///< `stream/resync` requests answered
     std::uint64_t invalidates_sent = 0;
     std::uint64_t dropped = 0;  ///< refused appends without a readable id: nothing to answer
     std::uint64_t histories_sent = 0;
 
     [[nodiscard]] std::uint64_t refused() const noexcept {
-        return unknown_type + invalid_payload + malformed + rejected + failed + not_stored;
+        return unknown_type + invalid_payload + malformed + rejected + failed + not_stored + too_large +
+               reserved_name;
     }
 };
 
@@ -76,6 +101,14 @@ class StreamServer final : private detail::StreamDomain {
     StreamServer(StreamHost& host, std::string domain, const StreamModel<State>& model,
                  StreamServerOptions options = {})
         : host_(host), domain_(std::move(domain)), options_(std::move(options)), stream_(model) {
+        if (detail::event_message_bytes(domain_, {}, options_.max_event_bytes) + 1024 >
+            host_.options().max_message_bytes) {
+            throw std::invalid_argument("krmx::StreamServer '" + domain_ + "': max_event_bytes (" +
+                                        std::to_string(options_.max_event_bytes) +
+                                        ") leaves no room for the envelope within the host's max_message_bytes (" +
+                                        std::to_string(host_.options().max_message_bytes) + ")");
+        }
+        reserved_.emplace(server_dispatcher);
         // Persisting is the stream's journal: it runs after the event is applied and before anyone is
         // told, and a failure makes the stream take the event back (no rebuild of the whole log).
         stream_.set_journal([this](const LogEntry& entry) {
@@ -94,18 +127,19 @@ class StreamServer final : private detail::StreamDomain {
     ~StreamServer() override { host_.detach(domain_); }
 
     /// Server code's own event, e.g. `dispatch(krmx::server_dispatcher, round::end())`; broadcast when
-    /// accepted.
+    /// accepted. It takes the same path as a user's event from its wire text, so server code is held to
+    /// the same grammar and limits (a NaN in a double payload, written as null, is refused here rather than
+    /// by every client). The dispatcher name becomes reserved.
     template <class P>
     DispatchResult dispatch(std::string_view dispatcher, const TypedEvent<P>& event) {
-        const std::string text = detail::event_text(event.to_json());
-        return submit(dispatcher, text, std::nullopt, [&] { return stream_.dispatch(dispatcher, event); });
+        return dispatch_text(dispatcher, detail::event_text(event.to_json()));
     }
     DispatchResult dispatch(std::string_view dispatcher, const nlohmann::json& event) {
-        const std::string text = detail::event_text(event);
-        return submit(dispatcher, text, std::nullopt, [&] { return stream_.dispatch(dispatcher, event); });
+        return dispatch_text(dispatcher, detail::event_text(event));
     }
     /// The same from JSON text, which is re-sent exactly as given.
     DispatchResult dispatch_text(std::string_view dispatcher, std::string_view event_text) {
+        if (reserved_.find(dispatcher) == reserved_.end()) reserved_.emplace(dispatcher);
         return submit(dispatcher, event_text, std::nullopt,
                       [&] { return stream_.dispatch_text(dispatcher, event_text); });
     }
@@ -123,22 +157,23 @@ class StreamServer final : private detail::StreamDomain {
                              std::string{result.reason()} + ")");
         }
         events_.emplace_back(event_text);
+        history_bytes_ += event_text.size() + dispatcher.size();
     }
 
-    /// Sends the whole stream to a linked user (done on every link).
-    void send_history(std::string_view user) {
+    /// Sends the stream from `from` to a linked user (done on every link with `history_on_link`).
+    void send_history(std::string_view user, std::size_t from = 0) {
         ++statistics_.histories_sent;
+        const auto at = [this](std::size_t i) {
+            return std::pair<std::string_view, std::string_view>{stream_.log()[i].dispatcher(), events_[i]};
+        };
         if (options_.history_as_appends) {
-            for (std::size_t i = 0; i < events_.size(); ++i) {
-                host_.send(user, detail::append_message(domain_, stream_.log()[i].dispatcher(), events_[i], i,
-                                                        std::nullopt));
+            for (std::size_t i = from; i < events_.size(); ++i) {
+                host_.send(user, detail::append_message(domain_, at(i).first, at(i).second, i, std::nullopt));
             }
             return;
         }
-        host_.send(user, detail::history_message(domain_, 0, events_.size(), [this](std::size_t i) {
-                       return std::pair<std::string_view, std::string_view>{stream_.log()[i].dispatcher(),
-                                                                            events_[i]};
-                   }));
+        detail::history_pages(domain_, from, events_.size(), host_.options().max_message_bytes, at,
+                              [&](std::string page) { host_.send(user, std::move(page)); });
     }
 
     [[nodiscard]] const State& state() const noexcept { return stream_.state(); }
@@ -151,7 +186,28 @@ class StreamServer final : private detail::StreamDomain {
     [[nodiscard]] const StreamServerOptions& options() const noexcept { return options_; }
 
   private:
-    void user_linked(std::string_view user) override { send_history(user); }
+    void user_linked(std::string_view user) override {
+        if (options_.history_on_link) send_history(user);
+    }
+
+    void resync_from(std::string_view user, const std::vector<detail::JsonMember>& payload) override {
+        const auto* position_member = detail::find_member(payload, "position");
+        const auto position = position_member ? detail::raw_unsigned(position_member->value) : std::nullopt;
+        if (!position) {
+            ++statistics_.malformed;
+            ++statistics_.dropped;
+            return;
+        }
+        ++statistics_.resyncs;
+        // One event the client has goes along, so that it can check that it follows this very stream.
+        const std::size_t from = *position > events_.size() ? 0 : (*position > 0 ? *position - 1 : 0);
+        // history_as_appends is for clients that know no resync; those that ask read pages.
+        const auto at = [this](std::size_t i) {
+            return std::pair<std::string_view, std::string_view>{stream_.log()[i].dispatcher(), events_[i]};
+        };
+        detail::history_pages(domain_, from, events_.size(), host_.options().max_message_bytes, at,
+                              [&](std::string page) { host_.send(user, std::move(page)); });
+    }
     void user_unlinked(std::string_view) override {}
 
     void append_from(std::string_view user, const std::vector<detail::JsonMember>& payload) override {
@@ -166,6 +222,12 @@ class StreamServer final : private detail::StreamDomain {
         }
         // The payload's `dispatcher` is ignored on purpose: the sender is the dispatcher.
         const auto* event = detail::find_member(payload, "event");
+        if (reserved_.find(user) != reserved_.end()) {
+            ++statistics_.reserved_name;
+            refuse_to(user, id, event ? event->value : std::string_view{},
+                      DispatchResult{Outcome::rejected, Reason{"the name '" + std::string{user} + "' is reserved for the server"}});
+            return;
+        }
         if (!event) {
             ++statistics_.malformed;
             refuse_to(user, id, {}, DispatchResult{Outcome::malformed, "stream/append without an event"});
@@ -186,6 +248,10 @@ class StreamServer final : private detail::StreamDomain {
     template <class Dispatch>
     DispatchResult submit(std::string_view dispatcher, std::string_view text, std::optional<std::uint64_t> id,
                           Dispatch&& dispatch) {
+        if (auto refusal = over_limits(dispatcher, text)) {
+            ++statistics_.too_large;
+            return *refusal;
+        }
         journal_text_ = text;
         journal_failed_ = false;
         auto result = dispatch();
@@ -199,9 +265,26 @@ class StreamServer final : private detail::StreamDomain {
         }
         const std::size_t position = *result.position();
         events_.emplace_back(text);
+        history_bytes_ += text.size() + dispatcher.size();
         ++statistics_.accepted;
         host_.broadcast(detail::append_message(domain_, dispatcher, events_.back(), position, id));
         return result;
+    }
+
+    std::optional<DispatchResult> over_limits(std::string_view dispatcher, std::string_view text) const {
+        if (text.size() > options_.max_event_bytes ||
+            detail::event_message_bytes(domain_, dispatcher, text.size()) > host_.options().max_message_bytes) {
+            return DispatchResult{Outcome::malformed,
+                                  Reason{"event too large (" + std::to_string(text.size()) + " bytes; at most " +
+                                         std::to_string(options_.max_event_bytes) + ")"}};
+        }
+        if (history_bytes_ + text.size() + dispatcher.size() > options_.max_history_bytes) {
+            return DispatchResult{Outcome::rejected,
+                                  Reason{"stream is full (" + std::to_string(history_bytes_) +
+                                         " bytes of history; at most " +
+                                         std::to_string(options_.max_history_bytes) + ")"}};
+        }
+        return std::nullopt;
     }
 
     DispatchResult count(DispatchResult result) {
@@ -235,6 +318,8 @@ class StreamServer final : private detail::StreamDomain {
     std::string_view journal_text_;    // the text of the event being dispatched, for the journal
     bool journal_failed_ = false;
     bool restoring_ = false;
+    std::size_t history_bytes_ = 0;
+    std::set<std::string, std::less<>> reserved_;  // dispatcher names users may not link under
     StreamServerStatistics statistics_;
 };
 

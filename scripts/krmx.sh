@@ -3,6 +3,7 @@
 #   scripts/krmx.sh demo     build and run the main demo (the claimable counter)
 #   scripts/krmx.sh test     the whole test suite: g++ with ASan+UBSan, then clang++, then a benchmark smoke run
 #   scripts/krmx.sh bench    the benchmarks side by side with the TypeScript reference (not part of `test`)
+#   scripts/krmx.sh fuzz [--seconds N]   the libFuzzer harnesses for longer than the test suite runs them
 # Each installs the Debian packages it needs when they are missing (as root), or says what to install.
 set -euo pipefail
 
@@ -47,7 +48,8 @@ configure_and_build() {
 }
 
 core_packages=(g++ cmake nlohmann-json3-dev)
-test_packages=("${core_packages[@]}" clang catch2 libsqlite3-dev libbenchmark-dev)
+# nodejs: JavaScript's JSON.parse in the agreement test; libclang-rt-14-dev: libFuzzer for the fuzz harnesses.
+test_packages=("${core_packages[@]}" clang libclang-rt-14-dev catch2 libsqlite3-dev libbenchmark-dev nodejs)
 
 cmd_demo() {
   need_packages "${core_packages[@]}"
@@ -111,9 +113,31 @@ cmd_bench() {
   "$root/tests/benchmarks/run_side_by_side.sh" --out "$build_root/bench-table.md" "$bench"
 }
 
+cmd_fuzz() {
+  local seconds=600
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --seconds) seconds="$2"; shift ;;
+      *) die "unknown fuzz option: $1" ;;
+    esac
+    shift
+  done
+  need_packages "${test_packages[@]}"
+  mkdir -p "$build_root"
+  local dir="$build_root/fuzz"
+  say "configure $dir (clang++, libFuzzer)"
+  cmake -S "$root" -B "$dir" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKRMX_HEADER_CHECKS=OFF \
+    -DKRMX_BUILD_BENCHMARKS=OFF -DKRMX_BUILD_EXAMPLES=OFF -DKRMX_FUZZ_SECONDS="$seconds" >"$dir.configure.log" 2>&1 \
+    || { cat "$dir.configure.log"; die "configure failed ($dir)"; }
+  cmake --build "$dir" --parallel "$jobs" --target krmx_fuzz_json krmx_fuzz_host krmx_fuzz_client
+  say "fuzzing each harness for $seconds s"
+  ctest --test-dir "$build_root/fuzz" --output-on-failure --parallel "$jobs" -L fuzz
+}
+
 case "${1:-}" in
   demo) shift; cmd_demo "$@" ;;
   test) shift; cmd_test "$@" ;;
   bench) shift; cmd_bench "$@" ;;
-  *) echo "usage: scripts/krmx.sh demo | test | bench [--quick]" >&2; exit 2 ;;
+  fuzz) shift; cmd_fuzz "$@" ;;
+  *) echo "usage: scripts/krmx.sh demo | test | bench [--quick] | fuzz [--seconds N]" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The two quick-start commands (and the benchmark runner) in one place:
 #   scripts/krmx.sh demo     build and run the main demo (the claimable counter)
-#   scripts/krmx.sh test     the whole test suite: g++ with ASan+UBSan, then clang++, then a benchmark smoke run
+#   scripts/krmx.sh test     the whole test suite: g++ with ASan+UBSan, clang++, g++ Release, a benchmark smoke run
 #   scripts/krmx.sh bench    the benchmarks side by side with the TypeScript reference (not part of `test`)
 #   scripts/krmx.sh fuzz [--seconds N]   the libFuzzer harnesses for longer than the test suite runs them
 # Each installs the Debian packages it needs when they are missing (as root), or says what to install.
@@ -76,9 +76,15 @@ cmd_test() {
   say "ctest (clang++)"
   ctest --test-dir "$build_root/clang" --output-on-failure --parallel "$jobs"
 
+  # g++ Release (-O3, no sanitizers): what a user's first `cmake -DCMAKE_BUILD_TYPE=Release` builds, where
+  # g++'s optimizer-driven warnings appear; it also builds the benchmarks with the flags they are measured with.
+  configure_and_build "$build_root/gcc-release" g++ Release -DKRMX_HEADER_CHECKS=OFF
+  say "ctest (g++ Release)"
+  ctest --test-dir "$build_root/gcc-release" --output-on-failure --parallel "$jobs"
+
   # Benchmarks are too noisy to be tests, but each workload runs once so that none can rot.
-  say "benchmark smoke run (clang++ build, each workload once)"
-  "$root/scripts/krmx.sh" bench --quick --build "$build_root/clang"
+  say "benchmark smoke run (g++ Release build, each workload once)"
+  "$root/scripts/krmx.sh" bench --quick --build "$build_root/gcc-release"
 }
 
 cmd_bench() {

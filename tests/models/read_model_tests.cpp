@@ -294,3 +294,92 @@ TEST_CASE("a guard of a StreamModel that refuses a stored event is reported and 
     CHECK(reasons == std::vector<std::string>{"refused by guard"});
     CHECK(runner.state().copies.empty());
 }
+
+TEST_CASE("runners of one model with different filters keep separate checkpoints",
+          "[models][read][checkpoint]") {
+    MemoryEventStore store;
+    krmx::MemoryCheckpointStore checkpoints;
+    models_test::append_canonical_history(store);
+    const auto only = [](std::string stream) {
+        return listing_model().filter(krmx::EventFilter{.streams = {std::move(stream)}});
+    };
+    Runner<Listing> book1{only("book-1"), store};
+    Runner<Listing> book2{only("book-2"), store};
+    book1.use_checkpoints(checkpoints);
+    book2.use_checkpoints(checkpoints);
+    (void)book1.catch_up();
+    const auto second = book2.catch_up();
+    CHECK_FALSE(second.restored);  // book 1's checkpoint is no state of book 2
+    CHECK(book2.state() == Listing{{{"2", ListedBook{"Neuromancer", "William Gibson", 34.99}}}});
+    CHECK(book1.checkpoint_key() != book2.checkpoint_key());
+
+    Runner<Listing> book1_again{only("book-1"), store};
+    book1_again.use_checkpoints(checkpoints);
+    const auto report = book1_again.catch_up();
+    CHECK(report.restored);
+    CHECK_FALSE(report.discarded_checkpoint);
+    CHECK(book1_again.state() == Listing{{{"1", ListedBook{"Dune", "Frank Herbert", 24.99}}}});
+    // An unfiltered runner of the same model keeps its own checkpoint too, under the model's name.
+    Runner<Listing> everything{listing_model(), store};
+    everything.use_checkpoints(checkpoints);
+    CHECK_FALSE(everything.catch_up().restored);
+    CHECK(everything.checkpoint_key() == "book.listing");
+    CHECK(everything.state() == expected_listing);
+}
+
+TEST_CASE("checkpoint keys tell every model name and filter apart", "[models][read][checkpoint]") {
+    using krmx::EventFilter;
+    const auto key = [](std::string_view name, EventFilter filter = {}) {
+        return krmx::checkpoint_key(name, filter);
+    };
+    CHECK(key("listing") == "listing");
+    // The order of a filter's lists does not change what it selects, nor its key.
+    CHECK(key("l", EventFilter{.streams = {"a", "b"}}) == key("l", EventFilter{.streams = {"b", "a", "a"}}));
+    const std::vector<std::string> keys{
+        key("l"),
+        key("l", EventFilter{.streams = {"a"}}),
+        key("l", EventFilter{.types = {"a"}}),
+        key("l", EventFilter{.streams = {"a", "b"}}),
+        key("l", EventFilter{.streams = {"a,b"}}),
+        key("l", EventFilter{.streams = {"a"}, .types = {"b"}}),
+        key("l", EventFilter{.streams = {"a|types=b"}}),
+        key("l|streams=a"),
+        key("l", EventFilter{.streams = {""}}),
+        key("l%7Cstreams=a"),
+    };
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        for (std::size_t j = i + 1; j < keys.size(); ++j) {
+            INFO(keys[i] << " vs " << keys[j]);
+            CHECK(keys[i] != keys[j]);
+        }
+    }
+}
+
+TEST_CASE("a read model starting from the head runs its reset hook and saves the reset with the checkpoint",
+          "[models][read][checkpoint]") {
+    MemoryEventStore store;
+    krmx::MemoryCheckpointStore checkpoints;
+    models_test::append_canonical_history(store);
+    int resets = 0;
+    const auto model = [&](std::uint32_t revision) {
+        return listing_model(revision).on_reset([&resets] { ++resets; });
+    };
+    {
+        Runner<Listing> v1{model(1), store};
+        v1.use_checkpoints(checkpoints);
+        (void)v1.catch_up();
+        CHECK(resets == 1);  // from the head: whatever the hook clears is stale
+        (void)v1.catch_up();
+        CHECK(resets == 1);  // resuming its own progress
+    }
+    Runner<Listing> restarted{model(1), store};
+    restarted.use_checkpoints(checkpoints);
+    CHECK(restarted.catch_up().restored);
+    CHECK(resets == 1);  // restored from the checkpoint
+    Runner<Listing> bumped{model(2), store};
+    bumped.use_checkpoints(checkpoints);
+    const auto report = bumped.catch_up();
+    CHECK(report.discarded_checkpoint);
+    CHECK(resets == 2);
+    CHECK(bumped.state() == expected_listing);
+}

@@ -22,8 +22,9 @@ using namespace bookstore;
 namespace {
 // A projection of available copies into a table, written by the reducer inside the checkpoint's transaction.
 krmx::ReadModel<krmx::NoState> available_table(krmx::SqliteProjection& db,
-                                               std::atomic<int>* fail_at = nullptr) {
-    return krmx::ReadModel<krmx::NoState>{"book.available_table", 1, catalog()}.reduce(
+                                               std::atomic<int>* fail_at = nullptr,
+                                               std::uint32_t revision = 1) {
+    return krmx::ReadModel<krmx::NoState>{"book.available_table", revision, catalog()}.reduce(
         [&db, fail_at](const krmx::CatalogEvent& e) {
             if (fail_at && static_cast<int>(e.position()) == fail_at->load())
                 throw std::runtime_error("crash");
@@ -154,4 +155,44 @@ TEST_CASE("a SQLite lock whose holder vanished is taken over after its lease", "
     taken.release();
     waiter.join();
     CHECK(got.load());
+}
+
+TEST_CASE(
+    "a revision bump of a SQLite projection resets its rows in the transaction that resets its checkpoint",
+    "[models][sqlite][projection]") {
+    models_test::TempDir dir;
+    krmx::SqliteEventStore store{dir.path() / "events.sqlite"};
+    models_test::append_canonical_history(store);
+    krmx::SqliteProjection db{dir.path() / "projection.sqlite"};
+    db.execute("CREATE TABLE IF NOT EXISTS available (book_id TEXT PRIMARY KEY, copies INTEGER NOT NULL)");
+    using Runner = krmx::ReadModelRunner<krmx::NoState, krmx::SqliteEventStore>;
+    const auto model = [&](std::uint32_t revision, bool reset_fails = false) {
+        return available_table(db, nullptr, revision).on_reset([&db, reset_fails] {
+            db.execute("DELETE FROM available");
+            if (reset_fails) throw std::runtime_error("reset failed");
+        });
+    };
+    {
+        Runner v1{model(1), store};
+        v1.use_checkpoints(db);
+        (void)v1.catch_up();
+        CHECK(rows(db) == expected_rows);
+    }
+    {
+        // The plain INSERTs of the projection would hit the rows of revision 1 without the reset.
+        Runner v2{model(2), store};
+        v2.use_checkpoints(db);
+        const auto report = v2.catch_up();
+        CHECK(report.discarded_checkpoint);
+        CHECK(report.events == models_test::canonical_history_size);
+        CHECK(rows(db) == expected_rows);
+        CHECK(db.load("book.available_table")->version == "book.available_table@2/bookstore@1");
+    }
+    // A reset that fails half-way leaves rows and checkpoint as they were: they are one transaction.
+    Runner v3{model(3, true), store};
+    v3.use_checkpoints(db);
+    CHECK_THROWS_WITH(v3.catch_up(), "reset failed");
+    CHECK(rows(db) == expected_rows);
+    CHECK(db.load("book.available_table")->version == "book.available_table@2/bookstore@1");
+    CHECK(db.load("book.available_table")->position == models_test::canonical_history_size);
 }

@@ -3,11 +3,13 @@
 // the one place where stored records become typed events. Decoding never throws for bad data: an unknown
 // type or a payload that does not fit is reported as such, so a model can say what it skipped.
 //
-// Upcasting: a payload shape that changes gets a schema version. Every event written through
-// `EventCatalog::encode` carries its type's current version in `metadata["schema"]` (no member means
-// version 1). `upcast(type, fn)` registers the step from the type's current version to the next; at decode
-// time a stored payload goes through every step from its version up to the current one, for catch-up and
-// live events alike, before it is converted to the payload type.
+// Upcasting: a payload shape that changes gets a schema version. Every writer records the version it wrote
+// in `metadata["schema"]` (no member means version 1): `EventCatalog::encode` and `stamp` (direct appends),
+// write models (through `encode`), and durable stream servers (`persist_to(store, stream, catalog)`), so
+// an event written in the current shape is never upcast. `upcast(type, fn)` registers the step from the
+// type's current version to the next; at decode time a stored payload goes through every step from its
+// version up to the current one, for catch-up and live events alike, before it is converted to the payload
+// type.
 
 #include <cstdint>
 #include <exception>
@@ -29,9 +31,6 @@
 #include "krmx/stream/stream_model.hpp"
 
 namespace krmx {
-
-/// The metadata member holding the payload's schema version.
-inline constexpr std::string_view schema_metadata_key = "schema";
 
 /// A stored event decoded by a catalog: the record (position, stream, revision, ...) and the typed payload.
 class CatalogEvent {
@@ -197,6 +196,20 @@ class EventCatalog {
         out.metadata = nlohmann::json::object();
         out.metadata[std::string{schema_metadata_key}] = entry->current_version();
         return out;
+    }
+
+    /// A hand-made record for a store, stamped with its type's current schema version: for direct appends
+    /// of events in the current shape (`store.append(stream, expected, catalog.stamp(record))`). Throws
+    /// CatalogError when the type is not in the catalog.
+    [[nodiscard]] NewEvent stamp(NewEvent event) const {
+        const auto* entry = find(event.type);
+        if (entry == nullptr) {
+            throw CatalogError("krmx::EventCatalog '" + data_->name + "': cannot stamp event type '" +
+                               event.type + "', which is not in the catalog");
+        }
+        if (!event.metadata.is_object()) event.metadata = nlohmann::json::object();
+        event.metadata[std::string{schema_metadata_key}] = entry->current_version();
+        return event;
     }
 
     /// Decodes a stored record: upcasts its payload to the current schema and converts it to the type's

@@ -14,11 +14,14 @@
 // silently dropped, and never stop the model.
 //
 // Checkpoints (`use_checkpoints(storage, strategy)`): state and position saved together under the model's
-// name, with the version "<model>@<revision>/<catalog>@<revision>". A checkpoint of another version is
-// discarded and the model replays from the start. Delivery is at-least-once: when the reducer throws (or
-// a checkpoint cannot be saved), the run fails, the runner forgets its in-memory progress, and the next
-// run restores the last good checkpoint and processes the events after it again. Side effects outside the
-// state must therefore be idempotent, or move in the same transaction as the checkpoint (SqliteProjection).
+// name and event filter (krmx::checkpoint_key: runners of one model with different filters keep separate
+// checkpoints), with the version "<model>@<revision>/<catalog>@<revision>". A checkpoint of another
+// version is discarded and the model replays from the start; whenever a model starts from the first event,
+// its `on_reset` hook clears what it keeps outside its state, in the checkpoint's transaction. Delivery is
+// at-least-once: when the reducer throws (or a checkpoint cannot be saved), the run fails, the runner forgets
+// its in-memory progress, and the next run restores the last good checkpoint and processes the events after
+// it again. Side effects outside the state must therefore be idempotent, or move in the same transaction as
+// the checkpoint (SqliteProjection).
 //
 // Threads: only `follow` uses one (the store's subscription thread applies live events). State and
 // position may be read from any thread (`state()`, `position()`); runs of one runner never overlap.
@@ -153,6 +156,20 @@ class ReadModel {
     }
     ReadModel&& filter(EventFilter filter) && { return std::move(this->filter(std::move(filter))); }
 
+    /// What to clear outside the state when the model starts over from the first event (no checkpoint, or
+    /// one discarded after a revision bump): the rows of a projection, say. With a SqliteProjection as
+    /// checkpoint storage, the hook's statements and the reset checkpoint commit in one transaction.
+    template <class F>
+    ReadModel& on_reset(F hook) & {
+        static_assert(std::invocable<F&>, "krmx::ReadModel::on_reset: the hook must be callable as ()");
+        on_reset_ = std::move(hook);
+        return *this;
+    }
+    template <class F>
+    ReadModel&& on_reset(F hook) && {
+        return std::move(on_reset(std::move(hook)));
+    }
+
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
     [[nodiscard]] std::uint32_t revision() const noexcept { return revision_; }
     [[nodiscard]] const EventCatalog& catalog() const noexcept { return catalog_; }
@@ -167,6 +184,7 @@ class ReadModel {
     [[nodiscard]] const std::function<void(State&, const ModelSignal&)>& signal_handler() const noexcept {
         return on_signal_;
     }
+    [[nodiscard]] const std::function<void()>& reset_hook() const noexcept { return on_reset_; }
 
   private:
     std::string name_;
@@ -175,6 +193,7 @@ class ReadModel {
     State initial_;
     detail::Reducer<State> reducer_;
     std::function<void(State&, const ModelSignal&)> on_signal_;
+    std::function<void()> on_reset_;
     EventFilter filter_;
 };
 
@@ -238,7 +257,10 @@ class ReadModelRunner {
     static constexpr std::size_t batch_size = 512;
 
     ReadModelRunner(ReadModel<State> model, Store& store)
-        : model_(std::move(model)), store_(&store), state_(model_.initial_state()) {}
+        : model_(std::move(model)),
+          key_(krmx::checkpoint_key(model_.name(), model_.event_filter())),
+          store_(&store),
+          state_(model_.initial_state()) {}
     ReadModelRunner(const ReadModelRunner&) = delete;
     ReadModelRunner& operator=(const ReadModelRunner&) = delete;
 
@@ -377,6 +399,8 @@ class ReadModelRunner {
         return position_;
     }
     [[nodiscard]] const ReadModel<State>& model() const noexcept { return model_; }
+    /// The key of this runner's checkpoint: the model's name and filter (see krmx::checkpoint_key).
+    [[nodiscard]] const std::string& checkpoint_key() const noexcept { return key_; }
 
   private:
     // Runs of one runner never overlap: the state has one writer.
@@ -407,7 +431,7 @@ class ReadModelRunner {
             position_ = 0;
             events_since_checkpoint_ = 0;
             if (target_.load) {
-                if (auto cp = target_.load(model_.name())) {
+                if (auto cp = target_.load(key_)) {
                     if (cp->version == model_.version()) {
                         try {
                             state_ = decode_(cp->state);
@@ -421,8 +445,10 @@ class ReadModelRunner {
                     } else {
                         report.discarded_checkpoint = true;
                     }
-                    if (report.discarded_checkpoint) (void)target_.erase(model_.name());
                 }
+            }
+            if (position_ == 0) {
+                start_over(report.discarded_checkpoint);
             }
             started_ = true;
             last_checkpoint_time_ = strategy_.now();
@@ -433,6 +459,19 @@ class ReadModelRunner {
             signal(ModelSignal::Kind::restored, position_);
         } else {
             signal(ModelSignal::Kind::head, 0);
+        }
+    }
+
+    // From the first event, with the initial state: whatever the model keeps outside its state is stale.
+    // The reset hook clears it, and the checkpoint is reset with it, in the storage's transaction when it
+    // has one (SqliteProjection): a crash leaves the old rows with the old checkpoint, or neither.
+    void start_over(bool discarded_checkpoint) {
+        if (const auto& reset = model_.reset_hook()) {
+            if (target_.begin_batch) target_.begin_batch();
+            reset();
+            if (target_.save) target_.save(key_, Checkpoint{encode_(state_), 0, model_.version()});
+        } else if (discarded_checkpoint) {
+            (void)target_.erase(key_);
         }
     }
 
@@ -500,7 +539,7 @@ class ReadModelRunner {
     }
 
     void save_checkpoint(RunReport& report) {
-        target_.save(model_.name(), Checkpoint{encode_(state_), position_, model_.version()});
+        target_.save(key_, Checkpoint{encode_(state_), position_, model_.version()});
         events_since_checkpoint_ = 0;
         last_checkpoint_time_ = strategy_.now();
         ++report.checkpoints;
@@ -521,6 +560,7 @@ class ReadModelRunner {
     }
 
     ReadModel<State> model_;
+    std::string key_;
     Store* store_;
     mutable std::mutex mutex_;
     State state_;

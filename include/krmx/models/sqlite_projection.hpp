@@ -8,8 +8,9 @@
 //
 //   krmx::SqliteProjection db{"available.sqlite"};
 //   db.execute("CREATE TABLE IF NOT EXISTS available (book_id TEXT PRIMARY KEY, copies INTEGER)");
-//   auto model = krmx::ReadModel<krmx::NoState>{"available", 1, catalog}.reduce(
-//       [&db](const krmx::CatalogEvent& e) { db.execute("INSERT ...", {...}); });
+//   auto model = krmx::ReadModel<krmx::NoState>{"available", 1, catalog}
+//       .reduce([&db](const krmx::CatalogEvent& e) { db.execute("INSERT ...", {...}); })
+//       .on_reset([&db] { db.execute("DELETE FROM available"); });  // before a replay from the start
 //   krmx::ReadModelRunner runner{model, store};
 //   runner.use_checkpoints(db, krmx::CheckpointStrategy::every_n_events(1000));
 //
@@ -18,6 +19,9 @@
 // `checkpoint()` is called; uncommitted rows are rolled back when the run fails or the projection closes).
 // While a batch is open the projection holds the file's write lock: give the projection a file of its own.
 // The checkpoint row is the one SqliteCheckpointStore reads (same table, same checksum).
+// When the model starts from the first event (a new projection, or a revision bump that discards the
+// checkpoint), the runner opens a batch, runs the model's `on_reset` hook and saves the reset checkpoint,
+// which commits both: the rows are never cleared without the checkpoint, nor the other way round.
 
 #include <sqlite3.h>
 

@@ -3,12 +3,15 @@
 // of the last event folded into it and the version of the model (and catalog) that produced it. Saving
 // state and position together is what makes "restore, then replay after the position" exact.
 
+#include <algorithm>
 #include <concepts>
+#include <cstddef>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -26,9 +29,9 @@ struct Checkpoint {
     friend bool operator==(const Checkpoint&, const Checkpoint&) = default;
 };
 
-/// `save` replaces the checkpoint under its key atomically; `load` gives it back or nothing;
-/// `erase` removes it and says whether there was one. Errors are StoreErrors (CorruptRecord for a damaged
-/// one).
+/// `save` replaces the checkpoint under its key (see checkpoint_key) atomically; `load` gives it back or
+/// nothing; `erase` removes it and says whether there was one. Errors are StoreErrors (CorruptRecord for a
+/// damaged one).
 template <class S>
 concept CheckpointStore = requires(S& store, const S& const_store, std::string_view key,
                                    const Checkpoint& checkpoint) {
@@ -36,6 +39,57 @@ concept CheckpointStore = requires(S& store, const S& const_store, std::string_v
     store.save(key, checkpoint);
     { store.erase(key) } -> std::same_as<bool>;
 };
+
+namespace detail {
+// Escapes the characters that separate the parts of a checkpoint key, so that parts cannot run together.
+inline void append_key_part(std::string& key, std::string_view part) {
+    for (const char c : part) {
+        switch (c) {
+            case '%':
+                key += "%25";
+                break;
+            case '|':
+                key += "%7C";
+                break;
+            case ',':
+                key += "%2C";
+                break;
+            default:
+                key += c;
+        }
+    }
+}
+
+inline void append_key_list(std::string& key, std::string_view label, std::vector<std::string> items) {
+    if (items.empty()) return;
+    // A filter selects by set membership: the order of its lists and repeats change nothing.
+    std::sort(items.begin(), items.end());
+    items.erase(std::unique(items.begin(), items.end()), items.end());
+    key += '|';
+    key += label;
+    key += '=';
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i > 0) key += ',';
+        append_key_part(key, items[i]);
+    }
+}
+}  // namespace detail
+
+/// The key a read model's checkpoint is stored under: the model's name, followed by its event filter when
+/// it has one (`book.listing|streams=book-1,book-2|types=book.added`), so that two runners of one model
+/// that read different events (book 1, book 2) never restore each other's state. The filter's lists are
+/// sorted and deduplicated, and `%`, `|` and `,` inside names are escaped (`%25`, `%7C`, `%2C`): different
+/// (name, filter) pairs never share a key. An unfiltered model's key is its name (as before filters
+/// counted). Revisions are not part of the key but of the checkpoint's `version`: a model whose revision
+/// changed finds the old checkpoint, discards it and resets (ReadModel::on_reset) instead of leaving it
+/// behind.
+[[nodiscard]] inline std::string checkpoint_key(std::string_view model, const EventFilter& filter) {
+    std::string key;
+    detail::append_key_part(key, model);
+    detail::append_key_list(key, "streams", filter.streams);
+    detail::append_key_list(key, "types", filter.types);
+    return key;
+}
 
 /// Checkpoints in memory, for tests. Thread-safe.
 class MemoryCheckpointStore {

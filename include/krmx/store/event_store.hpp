@@ -89,6 +89,17 @@ struct NewEvent {
     nlohmann::json metadata = nlohmann::json::object();
 };
 
+/// The metadata member in which writers record the schema version of an event's payload (1, 2, ...; no
+/// member means version 1). Readers upcast older versions to the current shape (see krmx::EventCatalog).
+inline constexpr std::string_view schema_metadata_key = "schema";
+
+/// What a writer asks to learn which schema version it writes a type in: `schema_version(type)`, 0 for a
+/// type it does not know. krmx::EventCatalog is one.
+template <class S>
+concept SchemaVersions = std::copy_constructible<S> && requires(const S& schemas, std::string_view type) {
+    { schemas.schema_version(type) } -> std::convertible_to<std::uint32_t>;
+};
+
 /// An event as stored.
 struct RecordedEvent {
     Position position = 0;

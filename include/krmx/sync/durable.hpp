@@ -12,8 +12,11 @@
 // confirmed to anyone, and its dispatcher's pending event expires or is dropped on relink. After a
 // restart, restore_from rebuilds exactly the confirmed stream and relinking clients get it as history.
 // The raw event text is kept in the record's metadata ("text"), so the history re-sends events exactly as
-// they were received, as before the restart.
+// they were received, as before the restart. The metadata also records the payload's schema version
+// ("schema"), so that read models never upcast an event that was written in the current shape: pass the
+// catalog they read with, `persist_to(store, "counter", catalog)`, once any type has an upcaster.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,22 +29,43 @@
 
 namespace krmx {
 
-/// A PersistHook that appends each accepted event to `store` under `stream_id`. The store must outlive
-/// the server.
-template <EventStore Store>
-[[nodiscard]] PersistHook persist_to(Store& store, std::string stream_id) {
-    return [&store, stream_id = std::move(stream_id)](std::size_t position, std::string_view dispatcher,
-                                                      std::string_view event_text) {
+namespace detail {
+template <EventStore Store, class VersionOf>
+PersistHook persist_hook(Store& store, std::string stream_id, VersionOf version_of) {
+    return [&store, stream_id = std::move(stream_id), version_of = std::move(version_of)](
+               std::size_t position, std::string_view dispatcher, std::string_view event_text) {
         const Event event = event_from_json(nlohmann::json::parse(event_text));
         NewEvent record;
         record.type = event.type;
         record.payload = event.payload;
         record.dispatcher = std::string{dispatcher};
-        record.metadata = {{"text", event_text}};
+        const std::uint32_t version = version_of(std::string_view{event.type});
+        record.metadata = {{"text", event_text},
+                           {std::string{schema_metadata_key}, version == 0 ? 1 : version}};
         const auto expected =
             position == 0 ? ExpectedRevision::no_stream() : ExpectedRevision::exact(position - 1);
         (void)store.append(stream_id, expected, record);
     };
+}
+}  // namespace detail
+
+/// A PersistHook that appends each accepted event to `store` under `stream_id`, recording it as schema
+/// version 1 (see `schema_metadata_key`). The store must outlive the server.
+template <EventStore Store>
+[[nodiscard]] PersistHook persist_to(Store& store, std::string stream_id) {
+    return detail::persist_hook(store, std::move(stream_id),
+                                [](std::string_view) { return std::uint32_t{1}; });
+}
+
+/// The same, recording each event with the schema version `schemas` (e.g. the krmx::EventCatalog that read
+/// models decode the store with) gives its type. Pass it as soon as a type the server writes has an
+/// upcaster: an event recorded as an older version than it was written in is upcast again when read.
+template <EventStore Store, SchemaVersions Schemas>
+[[nodiscard]] PersistHook persist_to(Store& store, std::string stream_id, Schemas schemas) {
+    return detail::persist_hook(store, std::move(stream_id),
+                                [schemas = std::move(schemas)](std::string_view type) -> std::uint32_t {
+                                    return schemas.schema_version(type);
+                                });
 }
 
 /// Loads the events stored under `stream_id` into a server that has none yet. A stored event the model

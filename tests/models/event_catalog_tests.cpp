@@ -127,6 +127,7 @@ TEST_CASE("every writer records the schema version it wrote, so the catalog neve
         record.type = "book.added";
         record.payload = json(dune);
         (void)store.append("shelf", krmx::ExpectedRevision::any(), catalog().stamp(std::move(record)));
+        CHECK(store.read_stream("shelf").size() == 1);
     }
     const auto stored = store.read_stream("shelf");
     REQUIRE_FALSE(stored.empty());

@@ -199,17 +199,21 @@ TEST_CASE("a client that falls out of sync says so and resyncs by itself") {
 
     SECTION("a gap") {
         forge(forged_append(5, R"({"type":"increment","payload":100})"));
+        CHECK(bob.statistics().resyncs == 1);
     }
     SECTION("a repeated position with another event") {
         forge(forged_append(0, R"({"type":"increment","payload":100})"));
+        CHECK(bob.statistics().resyncs == 1);
     }
     SECTION("a history that does not start where it should") {
         forge(krmx::detail::history_message("counter", 4, 1, [](std::size_t) {
             return std::pair<std::string_view, std::string_view>{"zed", R"({"type":"claim"})"};
         }));
+        CHECK(bob.statistics().resyncs == 1);
     }
     SECTION("an event the model cannot read") {
         forge(forged_append(1, R"({"type":"explode"})"));
+        CHECK(bob.statistics().resyncs == 1);
     }
     REQUIRE(seen.size() >= 2);
     CHECK(seen.front().first == krmx::SyncStatus::resyncing);

@@ -146,6 +146,90 @@ TEST_CASE("a damaged record is reported, never served", "[store][sqlite]") {
     for (const auto& e : recorder.events()) CHECK(e.position < 3);
 }
 
+namespace {
+// Six events: positions 1-6, streams a (revisions 0-2 at positions 1, 3, 5) and b (0-2 at 2, 4, 6).
+std::filesystem::path six_events(const TempDir& dir) {
+    const auto path = dir.path() / "events.sqlite";
+    SqliteEventStore store{path};
+    for (int i = 0; i < 6; ++i)
+        (void)store.append(i % 2 == 0 ? "a" : "b", ExpectedRevision::any(), event("tick", {{"n", i}}));
+    return path;
+}
+
+void check_subscription_stops_at_the_hole(SqliteEventStore& store, krmx::Position hole,
+                                          krmx::EventFilter filter = {}) {
+    Recorder recorder;
+    auto subscription = store.subscribe(SubscribeFrom::start(), recorder.handlers(), std::move(filter));
+    REQUIRE(recorder.wait_error());
+    CHECK_THROWS_AS(std::rethrow_exception(recorder.error()), krmx::CorruptRecord);
+    for (const auto& e : recorder.events()) CHECK(e.position < hole);  // never a jump over it
+}
+}  // namespace
+
+TEST_CASE("a row missing in the middle of the log is reported, never skipped", "[store][sqlite]") {
+    TempDir dir;
+    const auto path = six_events(dir);
+    raw_sql(path, "DELETE FROM krmx_events WHERE position = 3");  // stream a, revision 1
+
+    SqliteEventStore store{path};
+    CHECK(store.stream_revision("a") == 2);
+    CHECK_THROWS_AS(store.read_all(), krmx::CorruptRecord);
+    CHECK_THROWS_WITH(store.read_all(), Catch::Matchers::Contains("position 3"));
+    CHECK_THROWS_AS(store.read_all(1, 2), krmx::CorruptRecord);
+    CHECK_THROWS_AS(store.read_stream("a"), krmx::CorruptRecord);
+    CHECK_THROWS_WITH(store.read_stream("a"), Catch::Matchers::Contains("revision 1"));
+    CHECK_THROWS_AS(store.read_stream("a", 1), krmx::CorruptRecord);
+    // Filtered reads cover the hole too, even when the missing event would not have passed the filter.
+    CHECK_THROWS_AS(store.read_all(0, krmx::read_unbounded, krmx::EventFilter{.streams = {"b"}}),
+                    krmx::CorruptRecord);
+    CHECK_THROWS_AS(store.read_all(0, krmx::read_unbounded, krmx::EventFilter{.types = {"other"}}),
+                    krmx::CorruptRecord);
+    // What lies before or after the hole still reads.
+    CHECK(store.read_all(0, 2).size() == 2);
+    CHECK(store.read_all(3).size() == 3);
+    CHECK(store.read_stream("a", 2).size() == 1);
+    CHECK(store.read_stream("b").size() == 3);
+    check_subscription_stops_at_the_hole(store, 3);
+    check_subscription_stops_at_the_hole(store, 3, krmx::EventFilter{.streams = {"b"}});
+}
+
+TEST_CASE("rows missing at the end of the log or of a stream are reported", "[store][sqlite]") {
+    TempDir dir;
+    const auto path = six_events(dir);
+    raw_sql(path, "DELETE FROM krmx_events WHERE position >= 5");  // a's revision 2, b's revision 2
+
+    SqliteEventStore store{path};
+    CHECK(store.head_position() == 6);  // the streams still count six events
+    CHECK_THROWS_AS(store.read_all(), krmx::CorruptRecord);
+    CHECK_THROWS_AS(store.read_all(4), krmx::CorruptRecord);
+    CHECK_THROWS_AS(store.read_all(0, krmx::read_unbounded, krmx::EventFilter{.streams = {"a"}}),
+                    krmx::CorruptRecord);
+    CHECK_THROWS_AS(store.read_stream("a"), krmx::CorruptRecord);
+    CHECK_THROWS_AS(store.read_stream("b", 2), krmx::CorruptRecord);
+    CHECK(store.read_all(0, 4).size() == 4);
+    CHECK(store.read_stream("a", 0, 2).size() == 2);
+    check_subscription_stops_at_the_hole(store, 5);
+}
+
+TEST_CASE("a truncated krmx file is reported as damaged, not as a foreign file", "[store][sqlite]") {
+    TempDir dir;
+    const auto path = dir.path() / "events.sqlite";
+    {
+        SqliteEventStore store{path};
+        for (int i = 0; i < 300; ++i)
+            (void)store.append("s", ExpectedRevision::any(),
+                               event("tick", {{"text", std::string(100, 'x')}}));
+        store.checkpoint_wal();  // everything in the main file
+    }
+    const auto size = std::filesystem::file_size(path);
+    REQUIRE(size > 16 * 1024);
+    std::filesystem::resize_file(path, size / 2);
+    CHECK_THROWS_AS(SqliteEventStore{path}, krmx::CorruptRecord);
+    CHECK_THROWS_AS(krmx::SqliteCheckpointStore{path}, krmx::CorruptRecord);
+    std::filesystem::resize_file(path, 80);  // not even a whole SQLite header: still recognizably krmx
+    CHECK_THROWS_AS(SqliteEventStore{path}, krmx::CorruptRecord);
+}
+
 TEST_CASE("moving a field's bytes into another field is detected", "[store][sqlite]") {
     TempDir dir;
     const auto path = dir.path() / "events.sqlite";

@@ -5,11 +5,13 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -235,16 +237,52 @@ CREATE TABLE krmx_checkpoints (
 );
 )sql";
 
+/// Whether the file's own first bytes, read without SQLite, are the header of an SQLite database whose
+/// application is krmx. SQLite reads a truncated file as malformed, as no database, or even as empty; the
+/// header still tells a damaged krmx store from another application's file.
+inline bool header_says_krmx(const std::filesystem::path& path) {
+    std::ifstream file{path, std::ios::binary};
+    std::array<unsigned char, 72> header{};
+    if (!file.read(reinterpret_cast<char*>(header.data()), header.size())) return false;
+    static constexpr std::string_view magic{"SQLite format 3\0", 16};
+    if (!std::equal(magic.begin(), magic.end(), header.begin())) return false;
+    // The application id: 4 bytes, big-endian, at offset 68.
+    const std::uint32_t id = (std::uint32_t{header[68]} << 24) | (std::uint32_t{header[69]} << 16) |
+                             (std::uint32_t{header[70]} << 8) | std::uint32_t{header[71]};
+    return id == static_cast<std::uint32_t>(krmx_application_id);
+}
+
 /// Opens `path` as a krmx store file in WAL mode: creates the schema in a new or empty file, and refuses
-/// (untouched) a file of another application, a file that is not a database, or a newer schema.
+/// (untouched) a file of another application, a file that is not a database, or a newer schema. A file
+/// whose header says krmx but which SQLite cannot read as one (truncated, overwritten) is CorruptRecord.
 inline std::unique_ptr<SqliteConnection> open_krmx_file(const std::filesystem::path& path) {
+    const bool krmx_header = header_says_krmx(path);
+    // Messages are built by appending: g++ 12 -O3 reports a false -Wrestrict (GCC bug 105651) for
+    // `"literal" + std::string` once inlined here.
+    const auto damaged = [&](std::string_view why) {
+        std::string message{"'"};
+        message.append(path.string()).append("' is a damaged krmx store: ").append(why);
+        return CorruptRecord(message);
+    };
     auto connection = std::make_unique<SqliteConnection>(path);
     const auto check = [&] {
         std::int64_t application_id = 0;
         try {
             application_id = connection->query_int("PRAGMA application_id");
-        } catch (const StoreError& e) {
+        } catch (const CorruptRecord& e) {
+            if (krmx_header) throw damaged(e.what());
             throw IncompatibleStoreFile("'" + path.string() + "' is not a krmx store: " + e.what());
+        } catch (const IncompatibleStoreFile& e) {
+            if (krmx_header) throw damaged(e.what());
+            throw IncompatibleStoreFile("'" + path.string() + "' is not a krmx store: " + e.what());
+        } catch (const StoreError& e) {
+            if (krmx_header) throw;  // busy, I/O: not the file's fault
+            throw IncompatibleStoreFile("'" + path.string() + "' is not a krmx store: " + e.what());
+        }
+        if (krmx_header && application_id != krmx_application_id) {
+            std::string why{"its header names krmx, but SQLite reads application id "};
+            why.append(std::to_string(application_id)).append(" (is it truncated?)");
+            throw damaged(why);
         }
         const std::int64_t version = connection->query_int("PRAGMA user_version");
         const std::int64_t objects = connection->query_int("SELECT count(*) FROM sqlite_master");

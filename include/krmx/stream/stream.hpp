@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -113,7 +114,23 @@ class Stream {
         on_change_.emit(state_);
     }
 
-    /// `f(const State&)` after every change of state (accepted event, reset).
+    /// Takes back every event from position `size` on and makes `state` the current state, which must be
+    /// the state after the first `size` events (a snapshot the caller kept, e.g. at its last durable
+    /// commit): no replay. Notifies `on_change`. Throws std::out_of_range when `size` is past the end.
+    void take_back(std::size_t size, State state) {
+        if (size > log_.size()) {
+            throw std::out_of_range("krmx::Stream::take_back: " + std::to_string(size) +
+                                    " is past the end (" + std::to_string(log_.size()) + " events)");
+        }
+        while (log_.size() > size) log_.pop_back();
+        state_ = std::move(state);
+        // The snapshot is the state at `size`: the next restore starts from it.
+        restore_point_ = state_;
+        restore_position_ = size;
+        on_change_.emit(state_);
+    }
+
+    /// `f(const State&)` after every change of state (accepted event, reset, take_back).
     template <class F>
     Subscription on_change(F&& f) {
         return on_change_.connect(std::forward<F>(f));

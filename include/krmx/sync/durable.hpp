@@ -16,10 +16,21 @@
 // ("schema"), so that read models never upcast an event that was written in the current shape: pass the
 // catalog they read with, `persist_to(store, "counter", catalog)`, once any type has an upcaster.
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -85,6 +96,136 @@ std::size_t restore_from(const Store& store, std::string_view stream_id, StreamS
         }
     }
     return records.size();
+}
+
+/// How an application runs a function on the thread that owns its StreamServers (its event loop).
+using PostToLoop = std::function<void(std::function<void()>)>;
+
+namespace detail {
+
+// The record persist_async_to stores for one event: what persist_to(store, stream) stores (schema version
+// 1), built on the writer thread.
+inline NewEvent stored_record(std::string dispatcher, std::string event_text) {
+    const Event event = event_from_json(nlohmann::json::parse(event_text));
+    NewEvent record;
+    record.type = event.type;
+    record.payload = event.payload;
+    record.dispatcher = std::move(dispatcher);
+    record.metadata = {{"text", std::move(event_text)}, {std::string{schema_metadata_key}, 1}};
+    return record;
+}
+
+// One writer thread per persist_async_to hook: takes batches in order, appends each in one go, and posts
+// each outcome to the loop. Destroyed with the last copy of the hook (with its server): it finishes the
+// batches it has, then stops.
+template <EventStore Store>
+class AsyncStreamWriter {
+  public:
+    struct Job {
+        std::size_t first = 0;
+        std::vector<std::pair<std::string, std::string>> events;  // dispatcher, text
+        PersistDone done;
+    };
+
+    AsyncStreamWriter(Store& store, std::string stream_id, PostToLoop post)
+        : store_(store), stream_id_(std::move(stream_id)), post_(std::move(post)) {
+        thread_ = std::thread([this] { run(); });
+    }
+    AsyncStreamWriter(const AsyncStreamWriter&) = delete;
+    AsyncStreamWriter& operator=(const AsyncStreamWriter&) = delete;
+    ~AsyncStreamWriter() {
+        {
+            std::lock_guard lock{mutex_};
+            stopping_ = true;
+        }
+        wake_.notify_one();
+        thread_.join();
+    }
+
+    void submit(Job job) {
+        {
+            std::lock_guard lock{mutex_};
+            jobs_.push_back(std::move(job));
+        }
+        wake_.notify_one();
+    }
+
+  private:
+    void run() {
+        for (;;) {
+            Job job;
+            {
+                std::unique_lock lock{mutex_};
+                wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+                if (jobs_.empty()) return;
+                job = std::move(jobs_.front());
+                jobs_.pop_front();
+            }
+            std::optional<std::string> error;
+            try {
+                std::vector<NewEvent> records;
+                records.reserve(job.events.size());
+                for (auto& [dispatcher, text] : job.events) {
+                    records.push_back(stored_record(std::move(dispatcher), std::move(text)));
+                }
+                // Exactly after the last committed event: a second writer on the stream is refused, not
+                // interleaved.
+                const auto expected =
+                    job.first == 0 ? ExpectedRevision::no_stream() : ExpectedRevision::exact(job.first - 1);
+                (void)store_.append(stream_id_, expected, std::span<const NewEvent>{records});
+            } catch (const std::exception& e) {
+                error = e.what();
+            } catch (...) {
+                error = "the append failed";
+            }
+            try {
+                post_([done = std::move(job.done), error = std::move(error)]() mutable {
+                    done(std::move(error));
+                });
+            } catch (...) {
+                // Nowhere to report to (the loop refused the function): the server keeps waiting, as it
+                // would for a disk that hangs.
+            }
+        }
+    }
+
+    Store& store_;
+    std::string stream_id_;
+    PostToLoop post_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<Job> jobs_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+}  // namespace detail
+
+/// A PersistBatchHook (StreamServerOptions::persist_batch) that appends each batch to `store` under
+/// `stream_id` in one append, on a writer thread of its own, expecting exactly the revision before the
+/// batch; `post` runs the completion on the server's thread (the application's event loop):
+///
+///   krmx::StreamServer counter{host, "counter", counter::model(),
+///                              {.persist_batch = krmx::persist_async_to(store, "counter", post)}};
+///
+/// The store must outlive the server, and `post` must stay callable until the server is destroyed (the
+/// server's destructor waits for the append in flight). Events are stored as persist_to stores them, so
+/// restore_from reads either.
+template <EventStore Store>
+[[nodiscard]] PersistBatchHook persist_async_to(Store& store, std::string stream_id, PostToLoop post) {
+    if (!post) throw std::invalid_argument("krmx::persist_async_to: `post` is empty");
+    auto writer =
+        std::make_shared<detail::AsyncStreamWriter<Store>>(store, std::move(stream_id), std::move(post));
+    return [writer](std::span<const PersistedEvent> batch, PersistDone done) {
+        typename detail::AsyncStreamWriter<Store>::Job job;
+        job.first = batch.front().position;
+        job.events.reserve(batch.size());
+        for (const auto& event : batch) {
+            job.events.emplace_back(std::string{event.dispatcher}, std::string{event.event_text});
+        }
+        job.done = std::move(done);
+        writer->submit(std::move(job));
+    };
 }
 
 }  // namespace krmx

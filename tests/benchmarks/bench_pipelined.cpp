@@ -1,0 +1,131 @@
+// Durable domains: confirmed events per second of a StreamServer whose store is a synced SQLite file,
+// paying one fsync per event (persist_to) against pipelined commits (persist_async_to), side by side.
+// Users keep a window of appends outstanding; an event counts when its `stream/append` is broadcast.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <krmx/sync/durable.hpp>
+#include <krmx/sync/messages.hpp>
+#include <krmx/sync/stream_host.hpp>
+#if __has_include(<sqlite3.h>)
+#include <krmx/store/sqlite_event_store.hpp>
+#endif
+
+#include "bench_common.hpp"
+#include "claimable_counter/counter.hpp"
+#include "temp_dir.hpp"
+
+namespace {
+
+#if __has_include(<sqlite3.h>)
+
+// The server side of a transport with no network: the benchmark delivers messages by hand and counts
+// what the server sends back.
+struct CountingTransport {
+    krmx::detail::Signal<std::string_view> linked;
+    krmx::detail::Signal<std::string_view> unlinked;
+    krmx::detail::Signal<std::string_view, std::string_view> message;
+    std::uint64_t broadcasts = 0;  // confirmations
+
+    krmx::Subscription on_link(krmx::UserCallback f) { return linked.connect(std::move(f)); }
+    krmx::Subscription on_unlink(krmx::UserCallback f) { return unlinked.connect(std::move(f)); }
+    krmx::Subscription on_message(krmx::UserMessageCallback f) { return message.connect(std::move(f)); }
+    void send(std::string_view, std::string) {}  // histories on link; no invalidates are expected
+    void broadcast(std::string) { ++broadcasts; }
+};
+
+// The application's event loop, as far as commit completions go.
+class Loop {
+  public:
+    krmx::PostToLoop poster() {
+        return [this](std::function<void()> f) {
+            {
+                std::lock_guard lock{mutex_};
+                posted_.push_back(std::move(f));
+            }
+            ready_.notify_one();
+        };
+    }
+    // Runs what was posted; waits a little for something when `wait` and nothing is there.
+    void run(bool wait) {
+        std::deque<std::function<void()>> ready;
+        {
+            std::unique_lock lock{mutex_};
+            if (wait)
+                ready_.wait_for(lock, std::chrono::milliseconds{50}, [this] { return !posted_.empty(); });
+            ready.swap(posted_);
+        }
+        for (auto& f : ready) f();
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    std::deque<std::function<void()>> posted_;
+};
+
+// range(0): 0 = one fsync per event (persist_to), 1 = pipelined (persist_async_to). Each iteration
+// confirms `per_iteration` events from 4 users that keep `window` appends outstanding between them.
+void BM_durable_server_sqlite_synced(benchmark::State& state) {
+    const bool pipelined = state.range(0) == 1;
+    const std::size_t per_iteration = pipelined ? krmx_bench_size(50'000, 2'000) : krmx_bench_size(1'000, 50);
+    const std::uint64_t window = 1024;
+    krmx::testing::TempDir dir;
+    krmx::SqliteEventStore store{dir.path() / "events.sqlite",
+                                 {.durability = krmx::SqliteDurability::synced}};
+    Loop loop;
+    CountingTransport transport;
+    krmx::StreamHost host{transport};
+    krmx::StreamServerOptions options;
+    if (pipelined) {
+        options.persist_batch = krmx::persist_async_to(store, "counter", loop.poster());
+    } else {
+        options.persist = krmx::persist_to(store, "counter");
+    }
+    krmx::StreamServer server{host, "counter", counter::model(), std::move(options)};
+    const std::vector<std::string> users{"alice", "bob", "carol", "dave"};
+    std::vector<std::string> messages;
+    for (const auto& user : users) {
+        transport.linked.emit(user);
+        messages.push_back(
+            krmx::detail::client_append_message("counter", user, R"({"type":"increment","payload":1})", 1));
+    }
+    std::uint64_t sent = 0;
+    for (auto _ : state) {
+        const std::uint64_t target = transport.broadcasts + per_iteration;
+        while (transport.broadcasts < target) {
+            while (sent - transport.broadcasts < window && sent < target) {
+                transport.message.emit(users[sent % users.size()], messages[sent % users.size()]);
+                ++sent;
+            }
+            loop.run(pipelined);
+        }
+    }
+    if (server.statistics().refused() != 0) {
+        state.SkipWithError("events were refused");
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(transport.broadcasts));
+    state.counters["confirmed_per_s"] =
+        benchmark::Counter(static_cast<double>(transport.broadcasts), benchmark::Counter::kIsRate);
+    const auto commits = pipelined ? server.statistics().commits : server.statistics().accepted;
+    state.counters["events_per_commit"] =
+        commits == 0 ? 0.0 : static_cast<double>(server.statistics().accepted) / static_cast<double>(commits);
+}
+BENCHMARK(BM_durable_server_sqlite_synced)
+    ->ArgName("pipelined")
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+#endif
+
+}  // namespace

@@ -1,0 +1,106 @@
+// The child of the pipelined-durability crash test: a StreamServer of the claimable counter, durable on a
+// synced SQLite store through persist_async_to, under load from three in-process clients (testing Hub).
+// Each `stream/append` a client receives is reported on stdout the moment the first client receives it:
+// "<position> <event JSON>". The parent kills this process with SIGKILL at some moment and checks that
+// every reported event is in the store.
+// Usage: krmx_sync_pipelined_server <file> <seed>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <krmx/store/sqlite_event_store.hpp>
+#include <krmx/sync/durable.hpp>
+#include <krmx/sync/messages.hpp>
+#include <krmx/sync/stream_host.hpp>
+#include <krmx/testing/hub.hpp>
+
+#include "claimable_counter/counter.hpp"
+#include "pipeline_support.hpp"
+
+namespace {
+
+void report(const std::string& line) {
+    // write(2), not stdio: a confirmation must be in the pipe before anything else happens.
+    std::size_t written = 0;
+    while (written < line.size()) {
+        const ssize_t n = ::write(STDOUT_FILENO, line.data() + written, line.size() - written);
+        if (n <= 0) std::_Exit(3);
+        written += static_cast<std::size_t>(n);
+    }
+}
+
+struct Sender {
+    std::string name;
+    krmx::testing::ClientEndpoint* connection = nullptr;
+    std::size_t outstanding = 0;
+    std::uint64_t next_id = 1;
+    krmx::Subscription subscription;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc != 3) {
+        std::fprintf(stderr, "usage: %s <file> <seed>\n", argv[0]);
+        return 2;
+    }
+    std::mt19937 random{static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10))};
+    krmx::SqliteEventStore store{argv[1], {.durability = krmx::SqliteDurability::synced}};
+    krmx::testing::Mailbox mail;
+    krmx::testing::Hub hub;
+    krmx::StreamHost host{hub.server()};
+    krmx::StreamServer server{host,
+                              "counter",
+                              counter::model(),
+                              {.persist_batch = krmx::persist_async_to(store, "counter", mail.poster())}};
+    (void)krmx::restore_from(store, "counter", server);
+
+    std::vector<bool> seen;
+    std::vector<Sender> senders(3);
+    for (std::size_t i = 0; i < senders.size(); ++i) {
+        auto& sender = senders[i];
+        sender.name = std::string{"player-"} + static_cast<char>('a' + i);
+        sender.connection = &hub.connect(sender.name, std::chrono::milliseconds{0});
+        sender.connection->keep_received(false);
+        sender.subscription = sender.connection->on_message([&sender, &seen](std::string_view text) {
+            const auto message = nlohmann::json::parse(text);
+            const auto& payload = message["payload"];
+            if (message["type"] == "stream/append") {
+                const auto position = payload["position"].get<std::size_t>();
+                if (position >= seen.size()) seen.resize(position + 1);
+                if (!seen[position]) {
+                    seen[position] = true;
+                    report(std::to_string(position) + " " + payload["event"].dump() + "\n");
+                }
+                if (payload["dispatcher"] == sender.name && payload.contains("id")) --sender.outstanding;
+            } else if (message["type"] == "stream/invalidate") {
+                --sender.outstanding;
+            }
+        });
+        sender.connection->link();
+    }
+    hub.run_until_idle();
+    report("ready\n");
+
+    for (;;) {
+        for (auto& sender : senders) {
+            const std::size_t window = 8 + random() % 56;
+            while (sender.outstanding < window) {
+                const std::string event =
+                    R"({"type":"increment","payload":)" + std::to_string(random() % 3) + "}";
+                sender.connection->send(
+                    krmx::detail::client_append_message("counter", sender.name, event, sender.next_id++));
+                ++sender.outstanding;
+            }
+        }
+        while (hub.step()) {
+        }
+        if (mail.run_posted() == 0) (void)mail.wait_and_run(std::chrono::milliseconds{1});
+    }
+}

@@ -1,0 +1,153 @@
+#pragma once
+// For pipelined durability tests: a mailbox that plays the application's event loop (writer threads post
+// completions, the test thread runs them), and a store wrapper that counts appends, can hold them at a
+// gate and can fail one on purpose.
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <krmx/store/event_store.hpp>
+
+namespace krmx::testing {
+
+class Mailbox {
+  public:
+    /// What krmx::persist_async_to takes as `post`: callable from any thread.
+    [[nodiscard]] std::function<void(std::function<void()>)> poster() {
+        return [this](std::function<void()> f) {
+            {
+                std::lock_guard lock{mutex_};
+                posted_.push_back(std::move(f));
+            }
+            arrived_.notify_all();
+        };
+    }
+    /// Runs what was posted so far; returns how many.
+    std::size_t run_posted() {
+        std::deque<std::function<void()>> ready;
+        {
+            std::lock_guard lock{mutex_};
+            ready.swap(posted_);
+        }
+        for (auto& f : ready) f();
+        return ready.size();
+    }
+    /// Waits up to `limit` for something to be posted, then runs it; returns how many ran.
+    std::size_t wait_and_run(std::chrono::milliseconds limit) {
+        {
+            std::unique_lock lock{mutex_};
+            arrived_.wait_for(lock, limit, [this] { return !posted_.empty(); });
+        }
+        return run_posted();
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable arrived_;
+    std::deque<std::function<void()>> posted_;
+};
+
+/// A real store with instruments on its appends: a count, the size of each, a gate (appends wait until
+/// the test lets one through) and one injected failure (nothing is written then).
+template <class Store>
+class InstrumentedStore {
+  public:
+    explicit InstrumentedStore(Store& store) : store_(store) {}
+
+    AppendResult append(std::string_view stream, ExpectedRevision expected,
+                        std::span<const NewEvent> events) {
+        std::unique_lock lock{mutex_};
+        ++waiting_;
+        changed_.notify_all();
+        changed_.wait(lock, [this] { return !gated_ || permits_ > 0; });
+        --waiting_;
+        if (gated_) --permits_;
+        append_sizes_.push_back(events.size());
+        if (fail_next_) {
+            const std::string why = *std::exchange(fail_next_, std::nullopt);
+            changed_.notify_all();
+            throw StoreError(why);
+        }
+        lock.unlock();
+        auto result = store_.append(stream, expected, events);
+        changed_.notify_all();
+        return result;
+    }
+    AppendResult append(std::string_view stream, ExpectedRevision expected, const NewEvent& event) {
+        return append(stream, expected, std::span<const NewEvent>{&event, 1});
+    }
+    std::vector<RecordedEvent> read_stream(std::string_view stream, Revision from = 0,
+                                           std::size_t max_count = read_unbounded) const {
+        return store_.read_stream(stream, from, max_count);
+    }
+    std::vector<RecordedEvent> read_all(Position after = 0, std::size_t max_count = read_unbounded,
+                                        const EventFilter& filter = {}) const {
+        return store_.read_all(after, max_count, filter);
+    }
+    std::optional<Revision> stream_revision(std::string_view stream) const {
+        return store_.stream_revision(stream);
+    }
+    Position head_position() const { return store_.head_position(); }
+    Subscription subscribe(SubscribeFrom from, SubscriptionHandlers handlers,
+                           const EventFilter& filter = {}) {
+        return store_.subscribe(from, std::move(handlers), filter);
+    }
+
+    /// Appends wait from now on until let through.
+    void close_gate() {
+        std::lock_guard lock{mutex_};
+        gated_ = true;
+        permits_ = 0;
+    }
+    /// Lets `n` appends through (gate stays closed after them).
+    void let_through(std::size_t n) {
+        {
+            std::lock_guard lock{mutex_};
+            permits_ += n;
+        }
+        changed_.notify_all();
+    }
+    void open_gate() {
+        {
+            std::lock_guard lock{mutex_};
+            gated_ = false;
+        }
+        changed_.notify_all();
+    }
+    /// Waits until an append is held at the gate; false after `limit`.
+    bool wait_for_held(std::chrono::milliseconds limit) {
+        std::unique_lock lock{mutex_};
+        return changed_.wait_for(lock, limit, [this] { return waiting_ > 0; });
+    }
+    /// The next append that passes the gate fails with `why`.
+    void fail_next(std::string why) {
+        std::lock_guard lock{mutex_};
+        fail_next_ = std::move(why);
+    }
+    /// Sizes of the appends tried so far (failed ones included), in order.
+    std::vector<std::size_t> append_sizes() const {
+        std::lock_guard lock{mutex_};
+        return append_sizes_;
+    }
+
+  private:
+    Store& store_;
+    mutable std::mutex mutex_;
+    std::condition_variable changed_;
+    bool gated_ = false;
+    std::size_t permits_ = 0;
+    std::size_t waiting_ = 0;
+    std::optional<std::string> fail_next_;
+    std::vector<std::size_t> append_sizes_;
+};
+
+}  // namespace krmx::testing

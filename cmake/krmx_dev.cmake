@@ -25,14 +25,18 @@ function(krmx_catch2_setup)
   target_include_directories(krmx_catch_main INTERFACE ${PROJECT_SOURCE_DIR}/tests/support)
 endfunction()
 
-# krmx_add_test(name SOURCES a.cpp b.cpp [LIBS x y] [LABELS l] [SQLITE])
+# krmx_add_test(name SOURCES a.cpp b.cpp [LIBS x y] [LABELS l] [SQLITE] [POSTGRES])
 # One executable per layer, registered with CTest as a whole (fast to list, fast to run).
 # SQLITE: with krmx::sqlite, link it and define KRMX_TEST_SQLITE=1; without it, leave out the sources
-# named sqlite_*.cpp, so that the rest of the suite still runs.
+# named sqlite_*.cpp, so that the rest of the suite still runs. POSTGRES: the same with krmx::postgres,
+# KRMX_TEST_POSTGRES=1 and sources named postgres_*.cpp (those tests start their own server).
 function(krmx_add_test name)
-  cmake_parse_arguments(ARG "SQLITE" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "SQLITE;POSTGRES" "" "SOURCES;LIBS;LABELS" ${ARGN})
   if(ARG_SQLITE AND NOT TARGET krmx::sqlite)
     list(FILTER ARG_SOURCES EXCLUDE REGEX "/sqlite_[^/]*\\.cpp$")
+  endif()
+  if(ARG_POSTGRES AND NOT TARGET krmx::postgres)
+    list(FILTER ARG_SOURCES EXCLUDE REGEX "/postgres_[^/]*\\.cpp$")
   endif()
   krmx_catch2_setup()
   add_executable(${name} ${ARG_SOURCES})
@@ -40,6 +44,10 @@ function(krmx_add_test name)
   if(ARG_SQLITE AND TARGET krmx::sqlite)
     target_link_libraries(${name} PRIVATE krmx::sqlite)
     target_compile_definitions(${name} PRIVATE KRMX_TEST_SQLITE=1)
+  endif()
+  if(ARG_POSTGRES AND TARGET krmx::postgres)
+    target_link_libraries(${name} PRIVATE krmx::postgres)
+    target_compile_definitions(${name} PRIVATE KRMX_TEST_POSTGRES=1)
   endif()
   krmx_warnings(${name})
   add_test(NAME ${name} COMMAND ${name} --order rand --warn NoAssertions)

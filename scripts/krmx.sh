@@ -50,6 +50,9 @@ configure_and_build() {
 core_packages=(g++ cmake nlohmann-json3-dev)
 # nodejs: JavaScript's JSON.parse in the agreement test; libclang-rt-14-dev: libFuzzer for the fuzz harnesses.
 test_packages=("${core_packages[@]}" clang libclang-rt-14-dev catch2 libsqlite3-dev libbenchmark-dev nodejs)
+# PostgreSQL: libpq for krmx::postgres, and the server, which the PostgreSQL tests and benchmarks start
+# themselves (a throw-away one in a temporary folder, see tests/support/postgres_server.hpp).
+test_packages+=(postgresql libpq-dev)
 
 cmd_demo() {
   need_packages "${core_packages[@]}"

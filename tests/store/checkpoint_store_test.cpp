@@ -9,6 +9,9 @@
 #if defined(KRMX_TEST_SQLITE)
 #include "krmx/store/sqlite_checkpoint_store.hpp"
 #endif
+#if defined(KRMX_TEST_POSTGRES)
+#include "krmx/store/postgres_checkpoint_store.hpp"
+#endif
 
 using krmx::Checkpoint;
 using nlohmann::json;
@@ -27,10 +30,24 @@ struct SqliteCheckpoints {
         return std::make_unique<krmx::SqliteCheckpointStore>(dir.path() / "checkpoints.sqlite");
     }
 };
-using CheckpointFactories = std::tuple<MemoryCheckpoints, SqliteCheckpoints>;
+using SqliteCheckpointFactories = std::tuple<SqliteCheckpoints>;
 #else
-using CheckpointFactories = std::tuple<MemoryCheckpoints>;
+using SqliteCheckpointFactories = std::tuple<>;
 #endif
+#if defined(KRMX_TEST_POSTGRES)
+struct PostgresCheckpoints {
+    std::string schema = krmx::testing::unique_postgres_schema("checkpoints");
+    std::unique_ptr<krmx::PostgresCheckpointStore> open() {
+        return std::make_unique<krmx::PostgresCheckpointStore>(krmx::PostgresOptions{
+            .connection = krmx::testing::shared_postgres().conninfo(), .schema = schema});
+    }
+};
+using PostgresCheckpointFactories = std::tuple<PostgresCheckpoints>;
+#else
+using PostgresCheckpointFactories = std::tuple<>;
+#endif
+using CheckpointFactories = decltype(std::tuple_cat(
+    std::tuple<MemoryCheckpoints>{}, SqliteCheckpointFactories{}, PostgresCheckpointFactories{}));
 
 }  // namespace
 

@@ -24,6 +24,10 @@
 #if defined(KRMX_TEST_SQLITE)
 #include "krmx/store/sqlite_event_store.hpp"
 #endif
+#if defined(KRMX_TEST_POSTGRES)
+#include "krmx/store/postgres_event_store.hpp"
+#include "postgres_server.hpp"
+#endif
 
 namespace krmx::testing {
 
@@ -48,10 +52,36 @@ struct SqliteStoreFactory {
 };
 using SqliteSyncedFactory = SqliteStoreFactory<SqliteDurability::synced>;
 using SqliteGroupFactory = SqliteStoreFactory<SqliteDurability::group_commit>;
-using StoreFactories = std::tuple<MemoryStoreFactory, SqliteSyncedFactory, SqliteGroupFactory>;
+using SqliteFactories = std::tuple<SqliteSyncedFactory, SqliteGroupFactory>;
 #else
-using StoreFactories = std::tuple<MemoryStoreFactory>;
+using SqliteFactories = std::tuple<>;
 #endif
+
+#if defined(KRMX_TEST_POSTGRES)
+/// Each factory (one per test case) gets a schema of its own on the executable's one server; each open()
+/// a fresh schema too, as each SQLite open() gets a fresh file.
+struct PostgresStoreFactory {
+    using Store = PostgresEventStore;
+    static constexpr const char* name = "postgres";
+    std::string schema = unique_postgres_schema("store");
+    int opened = 0;
+    [[nodiscard]] PostgresOptions database() const {
+        return {.connection = shared_postgres().conninfo(), .schema = schema};
+    }
+    std::unique_ptr<Store> open() {
+        return std::make_unique<Store>(
+            PostgresOptions{.connection = shared_postgres().conninfo(),
+                            .schema = schema + "_" + std::to_string(opened++)},
+            PostgresEventStoreOptions{.durability = PostgresDurability::group_commit});
+    }
+};
+using PostgresFactories = std::tuple<PostgresStoreFactory>;
+#else
+using PostgresFactories = std::tuple<>;
+#endif
+
+using StoreFactories =
+    decltype(std::tuple_cat(std::tuple<MemoryStoreFactory>{}, SqliteFactories{}, PostgresFactories{}));
 
 /// An event with a type and a payload, and optionally an id.
 inline NewEvent event(std::string type, nlohmann::json payload = nullptr, std::string id = {}) {

@@ -9,6 +9,11 @@
 #if defined(KRMX_TEST_SQLITE)
 #include <krmx/store/sqlite_event_store.hpp>
 #endif
+#if defined(KRMX_TEST_POSTGRES)
+#include <krmx/store/postgres_event_store.hpp>
+
+#include "postgres_server.hpp"
+#endif
 
 #include "catch.hpp"
 #include "sync_support.hpp"
@@ -34,10 +39,30 @@ struct SqliteStore {
         store = std::make_unique<krmx::SqliteEventStore>(dir.path() / "game.sqlite");
     }
 };
-#define KRMX_DURABLE_STORES MemoryStore, SqliteStore
+#define KRMX_DURABLE_SQLITE , SqliteStore
 #else
-#define KRMX_DURABLE_STORES MemoryStore
+#define KRMX_DURABLE_SQLITE
 #endif
+
+#if defined(KRMX_TEST_POSTGRES)
+struct PostgresStore {
+    krmx::PostgresOptions database{.connection = krmx::testing::shared_postgres().conninfo(),
+                                   .schema = krmx::testing::unique_postgres_schema("durable")};
+    std::unique_ptr<krmx::PostgresEventStore> store;
+    PostgresStore() { reopen(); }
+    krmx::PostgresEventStore& open() { return *store; }
+    // A restart: the connections are closed and opened again, so only what was committed survives.
+    void reopen() {
+        store.reset();
+        store = std::make_unique<krmx::PostgresEventStore>(database);
+    }
+};
+#define KRMX_DURABLE_POSTGRES , PostgresStore
+#else
+#define KRMX_DURABLE_POSTGRES
+#endif
+
+#define KRMX_DURABLE_STORES MemoryStore KRMX_DURABLE_SQLITE KRMX_DURABLE_POSTGRES
 
 krmx::StreamServerOptions persisting(auto& store) {
     return {.persist = krmx::persist_to(store, counter_domain)};

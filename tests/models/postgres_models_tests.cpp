@@ -1,0 +1,178 @@
+// The PostgreSQL parts of the models: a schema as a projection target (rows and checkpoint in one
+// transaction), checkpoints, and locks across processes that a dead holder frees.
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+#include "child_process.hpp"
+#include "krmx/models/postgres_lock_provider.hpp"
+#include "krmx/models/postgres_projection.hpp"
+#include "krmx/models/read_model.hpp"
+#include "krmx/models/write_model.hpp"
+#include "krmx/store/memory_event_store.hpp"
+#include "krmx/store/postgres_checkpoint_store.hpp"
+#include "krmx/store/postgres_event_store.hpp"
+#include "models_test_support.hpp"
+#include "postgres_server.hpp"
+
+using namespace bookstore;
+using krmx::testing::shared_postgres;
+using krmx::testing::unique_postgres_schema;
+
+namespace {
+
+krmx::PostgresOptions database(const std::string& schema) {
+    return {.connection = shared_postgres().conninfo(), .schema = schema};
+}
+
+// A projection of available copies into a table, written by the reducer inside the checkpoint's transaction.
+krmx::ReadModel<krmx::NoState> available_table(krmx::PostgresProjection& db,
+                                               std::atomic<int>* fail_at = nullptr) {
+    return krmx::ReadModel<krmx::NoState>{"book.available_table", 1, catalog()}.reduce(
+        [&db, fail_at](const krmx::CatalogEvent& e) {
+            if (fail_at && static_cast<int>(e.position()) == fail_at->load())
+                throw std::runtime_error("crash");
+            if (const auto* added = e.payload_if(book_added)) {
+                db.execute("INSERT INTO available (book_id, copies) VALUES ($1, $2)",
+                           {added->book_id, std::int64_t{added->copies}});
+            } else if (const auto* lent = e.payload_if(book_lent)) {
+                db.execute("UPDATE available SET copies = copies - 1 WHERE book_id = $1", {lent->book_id});
+            } else if (const auto* returned = e.payload_if(book_returned)) {
+                db.execute("UPDATE available SET copies = copies + 1 WHERE book_id = $1",
+                           {returned->book_id});
+            } else if (const auto* removed = e.payload_if(book_removed)) {
+                db.execute("DELETE FROM available WHERE book_id = $1", {removed->book_id});
+            }
+        });
+}
+
+std::vector<krmx::SqlRow> rows(krmx::PostgresProjection& db) {
+    return db.query("SELECT book_id, copies FROM available ORDER BY book_id");
+}
+const std::vector<krmx::SqlRow> expected_rows{{std::string{"1"}, std::int64_t{9}},
+                                              {std::string{"2"}, std::int64_t{5}}};
+
+}  // namespace
+
+TEST_CASE(
+    "a PostgreSQL projection commits its rows with the checkpoint, so a failure never leaves them apart",
+    "[models][postgres][projection]") {
+    const auto events = database(unique_postgres_schema("events"));
+    const auto views = database(unique_postgres_schema("views"));
+    krmx::PostgresEventStore store{events};
+    models_test::append_canonical_history(store);
+    std::atomic<int> fail_at{6};
+    {
+        krmx::PostgresProjection db{views};
+        db.execute("CREATE TABLE IF NOT EXISTS available (book_id text PRIMARY KEY, copies bigint NOT NULL)");
+        krmx::ReadModelRunner<krmx::NoState, krmx::PostgresEventStore> runner{available_table(db, &fail_at),
+                                                                              store};
+        runner.use_checkpoints(db, krmx::CheckpointStrategy::every_n_events(4));
+        CHECK_THROWS_WITH(runner.catch_up(), "crash");
+        // Committed: events 1-4 and their checkpoint; event 5's rows are rolled back with the failure.
+        CHECK(db.load("book.available_table")->position == 4);
+        CHECK(rows(db) == expected_rows);
+        CHECK(db.query("SELECT count(*) FROM available WHERE book_id = '3'")[0][0] ==
+              krmx::SqlValue{std::int64_t{0}});
+    }
+    fail_at = -1;
+    krmx::PostgresProjection db{views};
+    krmx::ReadModelRunner<krmx::NoState, krmx::PostgresEventStore> restarted{available_table(db), store};
+    restarted.use_checkpoints(db, krmx::CheckpointStrategy::every_n_events(4));
+    const auto report = restarted.catch_up();
+    CHECK(report.restored);
+    CHECK(report.events == 4);
+    CHECK(rows(db) == expected_rows);
+    // The checkpoint row is the one PostgresCheckpointStore reads.
+    krmx::PostgresCheckpointStore checkpoints{views};
+    CHECK(checkpoints.load("book.available_table")->position == models_test::canonical_history_size);
+}
+
+TEST_CASE("a projection's query reads PostgreSQL types as SQL values", "[models][postgres][projection]") {
+    krmx::PostgresProjection db{database(unique_postgres_schema("types"))};
+    const auto row =
+        db.query("SELECT 1::bigint, 2::int, true, 2.5::float8, 'x'::text, NULL::text, $1::float8", {0.1})[0];
+    CHECK(row == krmx::SqlRow{std::int64_t{1}, std::int64_t{2}, std::int64_t{1}, 2.5, std::string{"x"},
+                              nullptr, 0.1});
+}
+
+TEST_CASE("a checkpointed read model on PostgreSQL resumes after a restart",
+          "[models][postgres][checkpoint]") {
+    const auto events = database(unique_postgres_schema("events"));
+    {
+        krmx::PostgresEventStore store{events};
+        models_test::append_canonical_history(store);
+        krmx::PostgresCheckpointStore checkpoints{events};  // the same schema as the events: fine
+        krmx::ReadModelRunner<Available, krmx::PostgresEventStore> runner{available_model(), store};
+        runner.use_checkpoints(checkpoints);
+        CHECK(runner.catch_up().events == 7);
+    }
+    krmx::PostgresEventStore store{events};
+    models_test::append(store, "2", book_lent(Lending{"2", "frank"}));
+    krmx::PostgresCheckpointStore checkpoints{events};
+    krmx::ReadModelRunner<Available, krmx::PostgresEventStore> runner{available_model(), store};
+    runner.use_checkpoints(checkpoints);
+    const auto report = runner.catch_up();
+    CHECK(report.restored);
+    CHECK(report.events == 1);
+    CHECK(runner.state() == Available{{{"1", 9}, {"2", 4}}});
+}
+
+TEST_CASE("PostgreSQL locks exclude each other across providers", "[models][postgres][lock]") {
+    const auto locks = database(unique_postgres_schema("locks"));
+    krmx::MemoryEventStore store;
+    models_test::append(store, "1", book_added(BookAdded{"1", "Dune", "Frank Herbert", 29.99, 100}));
+    krmx::PostgresLockProvider first{locks};
+    krmx::PostgresLockProvider second{locks};
+    std::atomic<int> inside{0};
+    std::atomic<bool> overlapped{false};
+    std::atomic<int> appended{0};
+    {
+        std::vector<std::jthread> threads;
+        for (int t = 0; t < 4; ++t) {
+            threads.emplace_back([&, t] {
+                auto model = book_write_model("1").use_lock(t % 2 == 0 ? first : second);
+                for (int i = 0; i < 4; ++i) {
+                    const auto result = model.with_source(store).handle([&](krmx::WriteContext<Book>& w) {
+                        if (inside.fetch_add(1) > 0) overlapped = true;
+                        std::this_thread::sleep_for(std::chrono::milliseconds{1});
+                        w.emit(book_lent(Lending{"1", "u"}));
+                        inside.fetch_sub(1);
+                    });
+                    if (result.appended()) ++appended;
+                }
+            });
+        }
+    }
+    CHECK_FALSE(overlapped);
+    CHECK(appended == 16);
+    // Other keys are independent of a held one.
+    const auto held = first.acquire("book-a");
+    const auto other = second.acquire("book-b");
+    CHECK(other.held());
+}
+
+TEST_CASE("a PostgreSQL lock held by a process killed with SIGKILL is free at once",
+          "[models][postgres][lock]") {
+    const auto schema = unique_postgres_schema("locks");
+    krmx::PostgresLockProvider locks{database(schema)};
+    krmx::testing::ChildProcess holder{KRMX_POSTGRES_LOCK_HOLDER,
+                                       {shared_postgres().conninfo(), schema, "book-1"}};
+    REQUIRE(holder.wait_for_line("held", std::chrono::seconds{30}));
+    std::atomic<bool> acquired{false};
+    std::thread waiter([&] {
+        const auto lock = locks.acquire("book-1");
+        acquired = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds{200});
+    CHECK_FALSE(acquired);  // the holder is alive: the lock is taken
+    holder.kill_and_wait();
+    // No lease to run out: the server frees the dead session's lock as soon as it notices the session end.
+    CHECK(models_test::eventually([&] { return acquired.load(); }, std::chrono::seconds{10}));
+    waiter.join();
+}

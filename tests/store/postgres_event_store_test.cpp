@@ -1,0 +1,265 @@
+// What only the PostgreSQL store promises: a versioned schema that refuses foreign or newer schemas,
+// positions dense and in order across processes, and subscriptions and appends that survive a dropped
+// connection. The contract suite and the stress test run against it as well (see StoreFactories).
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "catch.hpp"
+#include "child_process.hpp"
+#include "krmx/store/detail/postgres.hpp"
+#include "store_test_support.hpp"
+
+using krmx::ExpectedRevision;
+using krmx::IncompatibleStoreFile;
+using krmx::NewEvent;
+using krmx::Position;
+using krmx::PostgresDurability;
+using krmx::PostgresEventStore;
+using krmx::PostgresEventStoreOptions;
+using krmx::PostgresOptions;
+using krmx::RecordedEvent;
+using krmx::SubscribeFrom;
+using krmx::testing::event;
+using krmx::testing::Recorder;
+using krmx::testing::shared_postgres;
+using krmx::testing::unique_postgres_schema;
+using nlohmann::json;
+
+namespace {
+
+PostgresOptions database(const std::string& schema) {
+    return {.connection = shared_postgres().conninfo(), .schema = schema};
+}
+
+// SQL run on a connection of its own, as an administrator or another program would.
+std::string admin_sql(const std::string& sql) {
+    krmx::detail::PgConnection connection{shared_postgres().conninfo()};
+    const auto result = connection.exec(sql);
+    return result.rows() > 0 ? std::string{result.text(0, 0)} : std::string{};
+}
+
+// Ends every other client connection to the test database, as a failover or an administrator would.
+int terminate_other_backends() {
+    return std::stoi(admin_sql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"));
+}
+
+// Checks, inside the callback, that delivery is dense and in order from position 1 on.
+struct DenseChecker {
+    std::atomic<Position> last{0};
+    std::atomic<int> violations{0};
+    std::atomic<int> errors{0};
+    std::atomic<int> caught_up{0};
+    krmx::SubscriptionHandlers handlers() {
+        return {.on_event =
+                    [this](const RecordedEvent& e) {
+                        if (e.position != last + 1) ++violations;
+                        last = e.position;
+                    },
+                .on_caught_up = [this] { ++caught_up; },
+                .on_error =
+                    [this](std::exception_ptr) {
+                        ++errors;
+                    }};
+    }
+    bool wait_until(Position head, std::chrono::seconds limit = std::chrono::seconds{60}) const {
+        const auto until = std::chrono::steady_clock::now() + limit;
+        while (last < head && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds{10});
+        return last >= head;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a new PostgreSQL schema records that it is a krmx store and its schema version",
+          "[store][postgres]") {
+    const auto schema = unique_postgres_schema("meta");
+    PostgresEventStore store{database(schema)};
+    CHECK(admin_sql("SELECT value FROM " + schema + ".krmx_meta WHERE key = 'format'") == "krmx");
+    CHECK(admin_sql("SELECT value FROM " + schema + ".krmx_meta WHERE key = 'schema_version'") == "1");
+    // Opening it again finds the schema and keeps its events.
+    (void)store.append("s", ExpectedRevision::any(), event("a"));
+    PostgresEventStore again{database(schema)};
+    CHECK(again.head_position() == 1);
+}
+
+TEST_CASE("a PostgreSQL schema with a newer krmx schema version is refused with a clear error",
+          "[store][postgres]") {
+    const auto schema = unique_postgres_schema("newer");
+    { PostgresEventStore store{database(schema)}; }
+    admin_sql("UPDATE " + schema + ".krmx_meta SET value = '99' WHERE key = 'schema_version'");
+    try {
+        PostgresEventStore store{database(schema)};
+        FAIL("a newer schema was opened");
+    } catch (const IncompatibleStoreFile& e) {
+        CHECK_THAT(e.what(), Catch::Matchers::Contains("schema version 99, newer than version 1"));
+    }
+}
+
+TEST_CASE("another application's PostgreSQL schema is refused and left untouched", "[store][postgres]") {
+    const auto schema = unique_postgres_schema("foreign");
+    admin_sql("CREATE SCHEMA " + schema + "; CREATE TABLE " + schema + ".players (name text)");
+    try {
+        PostgresEventStore store{database(schema)};
+        FAIL("a foreign schema was opened");
+    } catch (const IncompatibleStoreFile& e) {
+        CHECK_THAT(e.what(), Catch::Matchers::Contains("is not a krmx store"));
+    }
+    CHECK(admin_sql("SELECT count(*) FROM pg_tables WHERE schemaname = '" + schema + "'") == "1");
+}
+
+TEST_CASE("a schema name that is not a plain identifier is refused before anything is sent",
+          "[store][postgres]") {
+    for (const std::string& bad :
+         std::vector<std::string>{"", "Upper", "with space", "a;drop", "1digit", std::string(49, 'a')}) {
+        CAPTURE(bad);
+        CHECK_THROWS_AS(PostgresEventStore(database(bad)), krmx::StoreError);
+    }
+}
+
+TEST_CASE("the PostgreSQL connection string comes from KRMX_POSTGRES_URL when the caller gives none",
+          "[store][postgres]") {
+    const auto schema = unique_postgres_schema("env");
+    ::setenv("KRMX_POSTGRES_URL", shared_postgres().conninfo().c_str(), 1);
+    PostgresEventStore store{PostgresOptions{.schema = schema}};
+    ::unsetenv("KRMX_POSTGRES_URL");
+    (void)store.append("s", ExpectedRevision::no_stream(), event("a"));
+    PostgresEventStore same{database(schema)};
+    CHECK(same.stream_revision("s") == 0);
+}
+
+TEST_CASE("text PostgreSQL cannot hold is refused and nothing is written", "[store][postgres]") {
+    PostgresEventStore store{database(unique_postgres_schema("nul"))};
+    CHECK_THROWS_AS(store.append(std::string_view{"a\0b", 3}, ExpectedRevision::any(), event("x")),
+                    krmx::InvalidAppend);
+    CHECK_THROWS_AS(store.append("s", ExpectedRevision::any(), event(std::string{"x\0y", 3})),
+                    krmx::InvalidAppend);
+    CHECK(store.head_position() == 0);
+}
+
+TEST_CASE("two stores on one schema share dense positions and each hears the other's appends live",
+          "[store][postgres]") {
+    const auto schema = unique_postgres_schema("two");
+    PostgresEventStore a{database(schema)};
+    // A long poll interval: delivery must come from the notification, not from polling.
+    PostgresEventStore b{database(schema),
+                         PostgresEventStoreOptions{.poll_interval = std::chrono::seconds{30}}};
+    Recorder recorder;
+    auto subscription = b.subscribe(SubscribeFrom::start(), recorder.handlers());
+    REQUIRE(recorder.wait_caught_up());
+    for (int i = 0; i < 5; ++i) {
+        (void)a.append("game/a", ExpectedRevision::any(), event("from-a", {{"i", i}}));
+        (void)b.append("game/b", ExpectedRevision::any(), event("from-b", {{"i", i}}));
+    }
+    REQUIRE(recorder.wait_for_events(10, std::chrono::seconds{10}));
+    CHECK(recorder.out_of_order() == 0);
+    const auto positions = recorder.positions();
+    for (std::size_t i = 0; i < positions.size(); ++i) CHECK(positions[i] == i + 1);
+    CHECK(a.head_position() == 10);
+    CHECK(b.stream_revision("game/a") == 4);
+}
+
+TEST_CASE("positions are dense and delivered in order while several processes append at once",
+          "[store][postgres][processes]") {
+    const auto schema = unique_postgres_schema("procs");
+    PostgresEventStore store{database(schema),
+                             PostgresEventStoreOptions{.durability = PostgresDurability::group_commit}};
+    DenseChecker early;
+    auto early_subscription = store.subscribe(SubscribeFrom::start(), early.handlers());
+
+    constexpr int writers = 4;
+    constexpr int appends = 120;
+    std::vector<std::unique_ptr<krmx::testing::ChildProcess>> children;
+    for (int w = 0; w < writers; ++w) {
+        children.push_back(std::make_unique<krmx::testing::ChildProcess>(
+            KRMX_POSTGRES_WRITER,
+            std::vector<std::string>{shared_postgres().conninfo(), schema, std::to_string(w),
+                                     std::to_string(appends), w % 2 == 0 ? "shared" : "own"}));
+    }
+    // This process writes too, and a second subscriber joins in the middle.
+    for (int i = 0; i < 60; ++i) (void)store.append("local", ExpectedRevision::any(), event("l", {{"i", i}}));
+    DenseChecker late;
+    auto late_subscription = store.subscribe(SubscribeFrom::start(), late.handlers());
+    for (auto& child : children) {
+        REQUIRE(child->wait_for_line("done", std::chrono::seconds{120}));
+        CHECK(child->exited_cleanly());
+    }
+
+    std::size_t expected = 60;
+    for (int w = 0; w < writers; ++w)
+        for (int i = 0; i < appends; ++i) expected += static_cast<std::size_t>(1 + (i + w) % 3);
+    const Position head = store.head_position();
+    REQUIRE(head == expected);
+    const auto all = store.read_all();
+    REQUIRE(all.size() == expected);
+    std::set<std::tuple<int, int, int>> seen;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        REQUIRE(all[i].position == i + 1);
+        if (all[i].type == "e") {
+            const auto& p = *all[i].payload;
+            CHECK(seen.emplace(p["w"].get<int>(), p["i"].get<int>(), p["k"].get<int>()).second);
+        }
+    }
+    for (const DenseChecker* checker : {&early, &late}) {
+        REQUIRE(checker->wait_until(head));
+        CHECK(checker->violations == 0);
+        CHECK(checker->errors == 0);
+        CHECK(checker->caught_up == 1);
+    }
+}
+
+TEST_CASE("appends and subscriptions survive their connections being terminated mid-stream",
+          "[store][postgres]") {
+    const auto schema = unique_postgres_schema("drop");
+    PostgresEventStore store{database(schema),
+                             PostgresEventStoreOptions{.durability = PostgresDurability::group_commit}};
+    PostgresEventStore reader{database(schema)};
+    Recorder recorder;
+    auto subscription = reader.subscribe(SubscribeFrom::start(), recorder.handlers());
+    REQUIRE(recorder.wait_caught_up());
+
+    constexpr int total = 300;
+    std::atomic<int> acknowledged{0};
+    std::atomic<int> failures{0};
+    std::thread writer([&] {
+        for (int i = 0; i < total; ++i) {
+            try {
+                (void)store.append("s", ExpectedRevision::any(), event("tick", {{"i", i}}));
+                ++acknowledged;
+            } catch (...) {
+                ++failures;
+            }
+            if (i % 10 == 0) std::this_thread::sleep_for(std::chrono::milliseconds{2});
+        }
+    });
+    int terminated = 0;
+    for (int round = 0; round < 5; ++round) {
+        std::this_thread::sleep_for(std::chrono::milliseconds{40});
+        terminated += terminate_other_backends();
+    }
+    writer.join();
+    CHECK(terminated > 0);
+    CHECK(failures == 0);
+    CHECK(acknowledged == total);
+    REQUIRE(recorder.wait_for_events(total, std::chrono::seconds{60}));
+    std::this_thread::sleep_for(std::chrono::milliseconds{100});  // a duplicate would show up now
+    const auto events = recorder.events();
+    CHECK(recorder.error() == nullptr);
+    REQUIRE(events.size() == static_cast<std::size_t>(total));
+    for (int i = 0; i < total; ++i) {
+        CHECK(events[static_cast<std::size_t>(i)].position == static_cast<Position>(i + 1));
+        CHECK((*events[static_cast<std::size_t>(i)].payload)["i"] == i);
+    }
+    CHECK(recorder.caught_up() == 1);
+}

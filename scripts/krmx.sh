@@ -47,7 +47,7 @@ configure_and_build() {
 }
 
 core_packages=(g++ cmake nlohmann-json3-dev)
-test_packages=("${core_packages[@]}" clang catch2 libsqlite3-dev libbenchmark-dev)
+test_packages=("${core_packages[@]}" clang catch2 libsqlite3-dev libbenchmark-dev libboost-dev)
 
 cmd_demo() {
   need_packages "${core_packages[@]}"
@@ -58,6 +58,10 @@ cmd_demo() {
 
 cmd_test() {
   need_packages "${test_packages[@]}"
+  # Node and npm for the JavaScript interop tests (tests/net/js). A NodeSource nodejs brings its own npm,
+  # and Debian's npm package conflicts with it: install only what is missing as a command.
+  command -v node >/dev/null || need_packages nodejs
+  command -v npm >/dev/null || need_packages npm
   mkdir -p "$build_root"
   local sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"

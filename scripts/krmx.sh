@@ -110,9 +110,24 @@ cmd_bench() {
       say "node/npm not found: C++ side only (for the reference: apt-get install nodejs npm)"
       "$bench" --benchmark_min_time=0.01 --benchmark_repetitions=1 --krmx_quick
     fi
+    net_load --quick
     return
   fi
   "$root/tests/benchmarks/run_side_by_side.sh" --out "$build_root/bench-table.md" "$bench"
+  net_load
+}
+
+# The network load benchmark (krmx::websocket builds only): our server and the Node stack side by side.
+net_load() {
+  local server="$build/tests/benchmarks/krmx_net_bench_server" load="$build/tests/benchmarks/krmx_net_load"
+  if [ ! -x "$server" ] || [ ! -x "$load" ]; then
+    say "no network load benchmark in $build (needs Boost: apt-get install libboost-dev)"
+    return 0
+  fi
+  local out="$build_root/net-load-table.md"
+  [ "${1:-}" = "--quick" ] && out="$build_root/net-load-table-quick.md"
+  say "network load benchmark ${1:-}"
+  "$root/tests/benchmarks/run_net_load.sh" "$@" --out "$out" "$server" "$load"
 }
 
 case "${1:-}" in

@@ -48,11 +48,14 @@ configure_and_build() {
 }
 
 core_packages=(g++ cmake nlohmann-json3-dev)
-# nodejs: JavaScript's JSON.parse in the agreement test; libclang-rt-14-dev: libFuzzer for the fuzz harnesses.
-test_packages=("${core_packages[@]}" clang libclang-rt-14-dev catch2 libsqlite3-dev libbenchmark-dev nodejs)
+# libclang-rt-14-dev: libFuzzer for the fuzz harnesses. (Node, for JSON.parse in the agreement test and the
+# JavaScript interop tests, is installed by cmd_test when the command is missing.)
+test_packages=("${core_packages[@]}" clang libclang-rt-14-dev catch2 libsqlite3-dev libbenchmark-dev)
 # PostgreSQL: libpq for krmx::postgres, and the server, which the PostgreSQL tests and benchmarks start
 # themselves (a throw-away one in a temporary folder, see tests/support/postgres_server.hpp).
 test_packages+=(postgresql libpq-dev)
+# libboost-dev: Boost.Beast and Asio for krmx::websocket.
+test_packages+=(libboost-dev)
 
 cmd_demo() {
   need_packages "${core_packages[@]}"
@@ -63,6 +66,10 @@ cmd_demo() {
 
 cmd_test() {
   need_packages "${test_packages[@]}"
+  # Node and npm for the JavaScript interop tests (tests/net/js). A NodeSource nodejs brings its own npm,
+  # and Debian's npm package conflicts with it: install only what is missing as a command.
+  command -v node >/dev/null || need_packages nodejs
+  command -v npm >/dev/null || need_packages npm
   mkdir -p "$build_root"
   local sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
@@ -118,9 +125,24 @@ cmd_bench() {
       say "node/npm not found: C++ side only (for the reference: apt-get install nodejs npm)"
       "$bench" --benchmark_min_time=0.01 --benchmark_repetitions=1 --krmx_quick
     fi
+    net_load --quick
     return
   fi
   "$root/tests/benchmarks/run_side_by_side.sh" --out "$build_root/bench-table.md" "$bench"
+  net_load
+}
+
+# The network load benchmark (krmx::websocket builds only): our server and the Node stack side by side.
+net_load() {
+  local server="$build/tests/benchmarks/krmx_net_bench_server" load="$build/tests/benchmarks/krmx_net_load"
+  if [ ! -x "$server" ] || [ ! -x "$load" ]; then
+    say "no network load benchmark in $build (needs Boost: apt-get install libboost-dev)"
+    return 0
+  fi
+  local out="$build_root/net-load-table.md"
+  [ "${1:-}" = "--quick" ] && out="$build_root/net-load-table-quick.md"
+  say "network load benchmark ${1:-}"
+  "$root/tests/benchmarks/run_net_load.sh" "$@" --out "$out" "$server" "$load"
 }
 
 cmd_fuzz() {

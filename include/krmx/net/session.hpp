@@ -1,0 +1,677 @@
+#pragma once
+// krmx::net::Session: the Krmx session layer (PROTOCOL.md, section 1) as a state machine without I/O.
+// The I/O layer (WebSocketServer, or a test) tells it about connections and their text frames; the session
+// answers through a SessionSink: frames to send to a connection, and connections to close. Everything runs
+// on the caller's thread, time comes from an injectable clock, and deadlines fire in `tick()`.
+//
+//   RecordingSink sink;                       // any krmx::net::SessionSink
+//   krmx::net::Session session{sink};
+//   krmx::StreamHost host{session};           // a krmx::ServerTransport: streams run on it unchanged
+//   auto c = session.connect();
+//   session.receive(c, R"({"type":"krmx/link","payload":{"username":"alice","version":"0.5.4"}})");
+//
+// Behaviour where PROTOCOL.md is silent follows @krmx/server@0.5.5 (users in join order, `join` before
+// `link`, unlink and leave broadcasts). Additions: an authentication hook may answer later (with a
+// timeout), a connection that does not link in time is closed, sends to users that are not linked are
+// counted instead of thrown.
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "krmx/core/clock.hpp"
+#include "krmx/core/detail/json_scan.hpp"
+#include "krmx/core/subscription.hpp"
+#include "krmx/net/username.hpp"
+#include "krmx/sync/transport.hpp"
+
+namespace krmx::net {
+
+/// Names one connection for as long as it is open; never reused by a session.
+using ConnectionId = std::uint64_t;
+/// One serialised frame, shared by every connection a broadcast goes to.
+using SharedText = std::shared_ptr<const std::string>;
+
+/// Why the session asks the I/O layer to close a connection.
+enum class CloseReason : std::uint8_t {
+    link_deadline,    ///< the connection did not link within SessionOptions::link_deadline
+    server_stopping,  ///< close_all(): the server stops
+};
+
+/// Where a session's output goes; implemented by the I/O layer. Called on the session's thread.
+class SessionSink {
+  public:
+    virtual ~SessionSink() = default;
+    /// Send one text frame on a connection.
+    virtual void send(ConnectionId connection, SharedText text) = 0;
+    /// Close a connection. The session has already forgotten it (its user is unlinked); a later
+    /// `disconnect` for it is a no-op.
+    virtual void close(ConnectionId connection, CloseReason reason) = 0;
+
+  protected:
+    SessionSink() = default;
+    SessionSink(const SessionSink&) = default;
+    SessionSink& operator=(const SessionSink&) = default;
+};
+
+/// A link request that passed every check but authentication.
+struct LinkRequest {
+    ConnectionId connection = 0;
+    std::string username;
+    std::string version;
+    std::optional<std::string> auth;  ///< the `auth` member, when the client sent one
+    bool is_new_user = false;
+};
+
+class Session;
+
+/// The answer to one authentication: `accept()` or `reject(reason)`, now (inside the hook) or later (on
+/// the session's thread). Only the first answer counts; answers after the timeout, after the connection
+/// closed or after the session is gone are ignored. Copyable.
+class LinkDecision {
+  public:
+    void accept() const { answer(std::nullopt); }
+    void reject(std::string reason) const { answer(std::move(reason)); }
+
+  private:
+    friend class Session;
+    LinkDecision(Session* session, std::weak_ptr<void> alive, std::uint64_t ticket)
+        : session_(session), alive_(std::move(alive)), ticket_(ticket) {}
+    void answer(std::optional<std::string> rejection) const;
+
+    Session* session_;
+    std::weak_ptr<void> alive_;
+    std::uint64_t ticket_;
+};
+
+/// `f(const LinkRequest&, LinkDecision)`: decide, now or later, whether the link goes ahead.
+using AuthenticateHook = std::function<void(const LinkRequest&, LinkDecision)>;
+
+struct SessionOptions {
+    /// Client versions must start with this (`0.5` links @krmx/client@0.5.x).
+    std::string version_prefix = "0.5";
+    /// Which usernames are valid; empty: krmx::net::is_krmx_username (the Krmx rule).
+    std::function<bool(std::string_view)> is_valid_username = {};
+    /// Whether users that are not known yet may link (known users may always relink).
+    bool accept_new_users = true;
+    /// Empty: every request that passes the checks links.
+    AuthenticateHook authenticate = {};
+    /// An authentication that has not answered after this is rejected with `authentication timeout`.
+    Duration authentication_timeout = std::chrono::seconds{10};
+    /// A connection that is not linked this long after it opened (or after its last unlink) is closed.
+    /// Zero: never.
+    Duration link_deadline = std::chrono::seconds{60};
+};
+
+/// Session counters. Never reset.
+struct SessionStatistics {
+    std::uint64_t connections_opened = 0;
+    std::uint64_t connections_closed = 0;  ///< by the I/O layer (disconnect) or by the session
+    std::uint64_t joins = 0;
+    std::uint64_t links = 0;  ///< successful links, first ones and relinks
+    std::uint64_t unlinks = 0;
+    std::uint64_t leaves = 0;
+    std::uint64_t messages = 0;  ///< custom messages handed to the application
+    // Link rejections, one counter per check of PROTOCOL.md section 1, in its order.
+    std::uint64_t rejected_invalid_message = 0;
+    std::uint64_t rejected_unlinked_connection = 0;
+    std::uint64_t rejected_invalid_link_request = 0;
+    std::uint64_t rejected_version = 0;
+    std::uint64_t rejected_username = 0;
+    std::uint64_t rejected_not_accepting = 0;
+    std::uint64_t rejected_already_linked = 0;
+    std::uint64_t rejected_authentication = 0;  ///< the hook's own reasons (and hooks that threw)
+    std::uint64_t authentication_timeouts = 0;
+    std::uint64_t unlinked_by_bad_message = 0;       ///< a linked connection sent something unparsable or a
+                                                     ///< reserved krmx/* type
+    std::uint64_t ignored_while_authenticating = 0;  ///< frames on a connection waiting for its answer
+    std::uint64_t link_deadline_closes = 0;
+    std::uint64_t undeliverable = 0;  ///< send() to a user that is not linked: dropped
+    std::uint64_t hook_errors = 0;    ///< authentication hooks that threw
+
+    [[nodiscard]] std::uint64_t rejected() const noexcept {
+        return rejected_invalid_message + rejected_unlinked_connection + rejected_invalid_link_request +
+               rejected_version + rejected_username + rejected_not_accepting + rejected_already_linked +
+               rejected_authentication + authentication_timeouts;
+    }
+};
+
+/// A user as the session knows it.
+struct SessionUser {
+    std::string username;
+    bool linked = false;
+};
+
+namespace detail {
+
+[[nodiscard]] inline std::string session_json_string(std::string_view text) {
+    // Usernames passed a predicate the application may have loosened; never throw on odd bytes.
+    return nlohmann::json(std::string{text}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+[[nodiscard]] inline std::string session_user_frame(std::string_view type, std::string_view username) {
+    std::string out;
+    out.reserve(48 + username.size());
+    out += R"({"type":")";
+    out += type;
+    out += R"(","payload":{"username":)";
+    out += session_json_string(username);
+    out += "}}";
+    return out;
+}
+
+[[nodiscard]] inline std::string session_rejected_frame(std::string_view reason) {
+    return R"({"type":"krmx/rejected","payload":{"reason":)" + session_json_string(reason) + "}}";
+}
+
+// The decoded `type` of a scanned message, when it is a string.
+[[nodiscard]] inline std::optional<std::string> session_message_type(
+    const std::vector<krmx::detail::JsonMember>& members) {
+    const auto* type = krmx::detail::find_member(members, "type");
+    if (!type) return std::nullopt;
+    try {
+        return krmx::detail::json_string_value(type->value);
+    } catch (...) {
+        return std::nullopt;  // the scanner validated it already; never let a decode error escape
+    }
+}
+
+}  // namespace detail
+
+class Session {
+  public:
+    explicit Session(SessionSink& sink, SessionOptions options = {}, ClockRef clock = {})
+        : sink_(&sink), options_(std::move(options)), clock_(clock) {}
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+    ~Session() = default;
+
+    // --- the I/O layer ------------------------------------------------------------------------------
+
+    /// A new connection is open (for a WebSocket: after the upgrade and the HTTP checks).
+    [[nodiscard]] ConnectionId connect() {
+        const ConnectionId id = ++last_connection_;
+        connections_.emplace(id, Connection{clock_.now(), nullptr, std::nullopt});
+        ++statistics_.connections_opened;
+        return id;
+    }
+
+    /// One text frame arrived on a connection. Unknown (closed) connections are ignored.
+    void receive(ConnectionId connection, std::string_view text) {
+        auto* c = find_connection(connection);
+        if (!c) return;
+        if (c->pending) {
+            ++statistics_.ignored_while_authenticating;
+            return;
+        }
+        struct Lend {  // scratch space lent out for the call: a hook may re-enter receive()
+            std::vector<krmx::detail::JsonMember>& home;
+            std::vector<krmx::detail::JsonMember> v = std::move(home);
+            ~Lend() { home = std::move(v); }
+        } members{members_};
+        members.v.clear();
+        std::optional<std::string> type;
+        if (krmx::detail::scan_object(text, members.v).empty())
+            type = detail::session_message_type(members.v);
+        if (c->user) {
+            linked_message(c->user->username, type, text);
+        } else {
+            unlinked_message(connection, type, members.v);
+        }
+    }
+
+    /// The connection is gone (the peer closed it, the socket failed, the I/O layer gave up on it). Its user
+    /// is unlinked. Unknown connections are ignored.
+    void disconnect(ConnectionId connection) {
+        const auto it = connections_.find(connection);
+        if (it == connections_.end()) return;
+        forget_connection(it);
+    }
+
+    /// Fires what is due: authentication timeouts and link deadlines. Call it now and then (the WebSocket
+    /// server does several times per second); `next_deadline()` says when it matters next.
+    void tick() {
+        const TimePoint now = clock_.now();
+        std::vector<ConnectionId> timed_out;
+        std::vector<ConnectionId> too_late;
+        for (const auto& [id, c] : connections_) {
+            if (c.pending) {
+                if (now >= c.pending->deadline) timed_out.push_back(id);
+            } else if (!c.user && options_.link_deadline > Duration::zero() &&
+                       now >= c.unlinked_since + options_.link_deadline) {
+                too_late.push_back(id);
+            }
+        }
+        std::sort(timed_out.begin(), timed_out.end());  // the order of a hash map is no order
+        std::sort(too_late.begin(), too_late.end());
+        for (const auto id : timed_out) {
+            auto* c = find_connection(id);
+            if (!c || !c->pending) continue;
+            ++statistics_.authentication_timeouts;
+            finish_pending(*c, id, std::string{"authentication timeout"});
+        }
+        for (const auto id : too_late) {
+            const auto it = connections_.find(id);
+            if (it == connections_.end() || it->second.user || it->second.pending) continue;
+            ++statistics_.link_deadline_closes;
+            forget_connection(it);
+            sink_->close(id, CloseReason::link_deadline);
+        }
+    }
+
+    /// When tick() has something to do next, if anything is waiting.
+    [[nodiscard]] std::optional<TimePoint> next_deadline() const {
+        std::optional<TimePoint> best;
+        const auto consider = [&best](TimePoint t) {
+            if (!best || t < *best) best = t;
+        };
+        for (const auto& [id, c] : connections_) {
+            if (c.pending) {
+                consider(c.pending->deadline);
+            } else if (!c.user && options_.link_deadline > Duration::zero()) {
+                consider(c.unlinked_since + options_.link_deadline);
+            }
+        }
+        return best;
+    }
+
+    /// The server closes (@krmx/server's close): every user leaves, with the usual frames, then every
+    /// connection is closed.
+    void close_all() {
+        const auto users = usernames();
+        for (const auto& u : users) leave(u);
+        std::vector<ConnectionId> ids;
+        ids.reserve(connections_.size());
+        for (const auto& [id, c] : connections_) ids.push_back(id);
+        std::sort(ids.begin(), ids.end());
+        for (const auto id : ids) {
+            const auto it = connections_.find(id);
+            if (it == connections_.end()) continue;
+            forget_connection(it);
+            sink_->close(id, CloseReason::server_stopping);
+        }
+    }
+
+    // --- the application ----------------------------------------------------------------------------
+
+    /// Hooks, in the order they fire for a new user: join, then link. `f(std::string_view username)`.
+    Subscription on_join(UserCallback f) { return on_join_.connect(std::move(f)); }
+    Subscription on_link(UserCallback f) { return on_link_.connect(std::move(f)); }
+    Subscription on_unlink(UserCallback f) { return on_unlink_.connect(std::move(f)); }
+    Subscription on_leave(UserCallback f) { return on_leave_.connect(std::move(f)); }
+    /// Custom messages of linked users, as the text they arrived as.
+    Subscription on_message(UserMessageCallback f) { return on_message_.connect(std::move(f)); }
+
+    /// To one linked user; counted in `undeliverable` and dropped when the user is not linked.
+    void send(std::string_view username, std::string text) {
+        const auto* u = find_user(username);
+        if (!u || !u->connection) {
+            ++statistics_.undeliverable;
+            return;
+        }
+        sink_->send(*u->connection, std::make_shared<const std::string>(std::move(text)));
+    }
+    /// To every linked user, in join order; serialised once.
+    void broadcast(std::string text) { broadcast(std::make_shared<const std::string>(std::move(text))); }
+    void broadcast(const SharedText& text, std::string_view skip = {}) {
+        for (const auto& u : users_) {
+            if (u->connection && u->username != skip) sink_->send(*u->connection, text);
+        }
+    }
+
+    /// Unlinks a linked user (the connection stays open). False when the user is not linked.
+    bool unlink(std::string_view username) {
+        auto* u = find_user(username);
+        if (!u || !u->connection) return false;
+        unlink_user(*u, true);
+        return true;
+    }
+    /// The user leaves (@krmx/server's kick): unlinked first when linked, then forgotten. False when unknown.
+    bool kick(std::string_view username) { return leave(username); }
+
+    /// Changes whether unknown users may link from now on.
+    void accept_new_users(bool accept) noexcept { options_.accept_new_users = accept; }
+
+    // --- what the session knows ---------------------------------------------------------------------
+
+    /// Known users in join order.
+    [[nodiscard]] std::vector<SessionUser> users() const {
+        std::vector<SessionUser> out;
+        out.reserve(users_.size());
+        for (const auto& u : users_) out.push_back(SessionUser{u->username, u->connection.has_value()});
+        return out;
+    }
+    [[nodiscard]] bool known(std::string_view username) const { return find_user(username) != nullptr; }
+    [[nodiscard]] bool linked(std::string_view username) const {
+        const auto* u = find_user(username);
+        return u && u->connection;
+    }
+    /// The connection a user is linked on.
+    [[nodiscard]] std::optional<ConnectionId> connection_of(std::string_view username) const {
+        const auto* u = find_user(username);
+        return u ? u->connection : std::nullopt;
+    }
+    /// The user linked on a connection.
+    [[nodiscard]] std::optional<std::string> user_of(ConnectionId connection) const {
+        const auto it = connections_.find(connection);
+        if (it == connections_.end() || !it->second.user) return std::nullopt;
+        return it->second.user->username;
+    }
+    [[nodiscard]] bool open(ConnectionId connection) const { return connections_.contains(connection); }
+    [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
+    [[nodiscard]] std::size_t linked_count() const noexcept { return linked_count_; }
+    [[nodiscard]] const SessionStatistics& statistics() const noexcept { return statistics_; }
+    [[nodiscard]] const SessionOptions& options() const noexcept { return options_; }
+
+  private:
+    friend class LinkDecision;
+
+    struct User {
+        std::string username;
+        std::optional<ConnectionId> connection;
+    };
+    struct PendingLink {
+        std::uint64_t ticket;
+        std::string username;
+        TimePoint deadline;
+    };
+    struct Connection {
+        TimePoint unlinked_since;
+        User* user = nullptr;
+        std::optional<PendingLink> pending;
+    };
+
+    [[nodiscard]] Connection* find_connection(ConnectionId id) {
+        const auto it = connections_.find(id);
+        return it == connections_.end() ? nullptr : &it->second;
+    }
+    [[nodiscard]] User* find_user(std::string_view username) const {
+        const auto it = by_name_.find(username);
+        return it == by_name_.end() ? nullptr : it->second;
+    }
+    [[nodiscard]] std::vector<std::string> usernames() const {
+        std::vector<std::string> out;
+        out.reserve(users_.size());
+        for (const auto& u : users_) out.push_back(u->username);
+        return out;
+    }
+    [[nodiscard]] bool reserved(std::string_view username) const {
+        return std::find(reserved_.begin(), reserved_.end(), username) != reserved_.end();
+    }
+
+    void send_frame(ConnectionId connection, std::string text) {
+        sink_->send(connection, std::make_shared<const std::string>(std::move(text)));
+    }
+    void reject(ConnectionId connection, std::string_view reason) {
+        send_frame(connection, detail::session_rejected_frame(reason));
+    }
+
+    void linked_message(const std::string& username, const std::optional<std::string>& type,
+                        std::string_view text) {
+        if (!type) {
+            ++statistics_.unlinked_by_bad_message;
+            unlink(username);
+            return;
+        }
+        if (*type == "krmx/link" || *type == "krmx/unlink") {
+            unlink(username);
+            return;
+        }
+        if (*type == "krmx/leave") {
+            leave(username);
+            return;
+        }
+        if (type->starts_with("krmx/")) {
+            ++statistics_.unlinked_by_bad_message;
+            unlink(username);
+            return;
+        }
+        ++statistics_.messages;
+        const std::string user = username;  // the callbacks may unlink or kick this very user
+        on_message_.emit(user, text);
+    }
+
+    void unlinked_message(ConnectionId connection, const std::optional<std::string>& type,
+                          const std::vector<krmx::detail::JsonMember>& members) {
+        if (!type) {
+            ++statistics_.rejected_invalid_message;
+            reject(connection, "invalid message");
+            return;
+        }
+        if (*type != "krmx/link") {
+            ++statistics_.rejected_unlinked_connection;
+            reject(connection, "unlinked connection");
+            return;
+        }
+        auto request = parse_link(connection, members);
+        if (!request) {
+            ++statistics_.rejected_invalid_link_request;
+            reject(connection, "invalid link request");
+            return;
+        }
+        if (!request->version.starts_with(options_.version_prefix)) {
+            ++statistics_.rejected_version;
+            reject(connection, "krmx server version mismatch (server=" + options_.version_prefix +
+                                   ".*,client=" + request->version + ")");
+            return;
+        }
+        if (!valid_username(request->username)) {
+            ++statistics_.rejected_username;
+            reject(connection, "invalid username");
+            return;
+        }
+        const User* existing = find_user(request->username);
+        request->is_new_user = existing == nullptr;
+        if (request->is_new_user && !options_.accept_new_users) {
+            ++statistics_.rejected_not_accepting;
+            reject(connection, "server is not accepting new users");
+            return;
+        }
+        if ((existing && existing->connection) || reserved(request->username)) {
+            ++statistics_.rejected_already_linked;
+            reject(connection, "user " + request->username + " is already linked to a connection");
+            return;
+        }
+        if (!options_.authenticate) {
+            complete_link(connection, request->username);
+            return;
+        }
+        // The name is reserved while the hook decides, so that nobody else links it meanwhile.
+        auto* c = find_connection(connection);
+        const std::uint64_t ticket = ++last_ticket_;
+        c->pending = PendingLink{ticket, request->username, clock_.now() + options_.authentication_timeout};
+        reserved_.push_back(request->username);
+        try {
+            options_.authenticate(*request, LinkDecision{this, alive_, ticket});
+        } catch (...) {
+            ++statistics_.hook_errors;
+            answer(ticket, std::string{"authentication failed"});
+        }
+    }
+
+    [[nodiscard]] bool valid_username(std::string_view username) const {
+        if (!options_.is_valid_username) return is_krmx_username(username);
+        try {
+            return options_.is_valid_username(username);
+        } catch (...) {
+            return false;
+        }
+    }
+
+    // Check 3: payload an object, username and version strings, auth absent or a string.
+    [[nodiscard]] static std::optional<LinkRequest> parse_link(
+        ConnectionId connection, const std::vector<krmx::detail::JsonMember>& members) {
+        const auto* payload = krmx::detail::find_member(members, "payload");
+        if (!payload || krmx::detail::json_raw_kind(payload->value) != "object") return std::nullopt;
+        std::vector<krmx::detail::JsonMember> fields;
+        if (!krmx::detail::scan_object(payload->value, fields).empty()) return std::nullopt;
+        const auto* username = krmx::detail::find_member(fields, "username");
+        const auto* version = krmx::detail::find_member(fields, "version");
+        const auto* auth = krmx::detail::find_member(fields, "auth");
+        if (!username || !version) return std::nullopt;
+        try {
+            LinkRequest request;
+            request.connection = connection;
+            auto name = krmx::detail::json_string_value(username->value);
+            auto ver = krmx::detail::json_string_value(version->value);
+            if (!name || !ver) return std::nullopt;
+            request.username = std::move(*name);
+            request.version = std::move(*ver);
+            if (auth) {
+                request.auth = krmx::detail::json_string_value(auth->value);
+                if (!request.auth) return std::nullopt;
+            }
+            return request;
+        } catch (...) {
+            return std::nullopt;
+        }
+    }
+
+    // An authentication answered (or timed out, or its hook threw).
+    void answer(std::uint64_t ticket, std::optional<std::string> rejection) {
+        for (auto& [id, c] : connections_) {
+            if (c.pending && c.pending->ticket == ticket) {
+                if (rejection) ++statistics_.rejected_authentication;
+                finish_pending(c, id, std::move(rejection));
+                return;
+            }
+        }
+    }
+
+    void finish_pending(Connection& c, ConnectionId id, std::optional<std::string> rejection) {
+        const std::string username = std::move(c.pending->username);
+        c.pending.reset();
+        std::erase(reserved_, username);
+        if (rejection) {
+            reject(id, *rejection);
+            return;
+        }
+        complete_link(id, username);
+    }
+
+    void complete_link(ConnectionId connection, const std::string& username) {
+        if (!find_connection(connection)) return;
+        send_frame(connection, R"({"type":"krmx/accepted"})");
+        if (!find_user(username)) {
+            // Join: the others hear of the new user first, then the user exists (last in join order).
+            broadcast(
+                std::make_shared<const std::string>(detail::session_user_frame("krmx/joined", username)));
+            users_.push_back(std::make_unique<User>(User{username, std::nullopt}));
+            by_name_.emplace(users_.back()->username, users_.back().get());
+            ++statistics_.joins;
+            on_join_.emit(username);
+        }
+        auto* c = find_connection(connection);
+        auto* u = find_user(username);
+        if (!c || !u || c->user || u->connection) return;  // a join hook changed the picture: stop here
+        c->user = u;
+        u->connection = connection;
+        ++linked_count_;
+        ++statistics_.links;
+        for (const auto& other : users_) {
+            send_frame(connection, detail::session_user_frame("krmx/joined", other->username));
+            if (other->connection) {
+                send_frame(connection, detail::session_user_frame("krmx/linked", other->username));
+            }
+        }
+        broadcast(std::make_shared<const std::string>(detail::session_user_frame("krmx/linked", username)),
+                  username);
+        on_link_.emit(username);
+    }
+
+    // Unlink: everyone linked hears it, the user too (when its connection is still open).
+    void unlink_user(User& u, bool tell_user) {
+        const ConnectionId connection = *u.connection;
+        auto frame =
+            std::make_shared<const std::string>(detail::session_user_frame("krmx/unlinked", u.username));
+        for (const auto& other : users_) {
+            if (!other->connection) continue;
+            if (other.get() == &u && !tell_user) continue;
+            sink_->send(*other->connection, frame);
+        }
+        u.connection.reset();
+        --linked_count_;
+        if (auto* c = find_connection(connection)) {
+            c->user = nullptr;
+            c->unlinked_since = clock_.now();
+        }
+        ++statistics_.unlinks;
+        const std::string username = u.username;  // the user may leave from inside the hooks
+        on_unlink_.emit(username);
+    }
+
+    bool leave(std::string_view name) {
+        auto* u = find_user(name);
+        if (!u) return false;
+        const std::string username = u->username;
+        const auto frame =
+            std::make_shared<const std::string>(detail::session_user_frame("krmx/left", username));
+        if (u->connection) {
+            const ConnectionId connection = *u->connection;
+            unlink_user(*u, true);
+            if (find_connection(connection)) sink_->send(connection, frame);
+            u = find_user(username);
+            if (!u) return true;  // an unlink hook made the user leave already
+        }
+        broadcast(frame);
+        u = find_user(username);
+        if (!u) return true;
+        by_name_.erase(u->username);
+        std::erase_if(users_, [u](const std::unique_ptr<User>& p) { return p.get() == u; });
+        ++statistics_.leaves;
+        on_leave_.emit(username);
+        return true;
+    }
+
+    void forget_connection(std::unordered_map<ConnectionId, Connection>::iterator it) {
+        User* u = it->second.user;
+        if (it->second.pending) std::erase(reserved_, it->second.pending->username);
+        connections_.erase(it);
+        ++statistics_.connections_closed;
+        if (u) unlink_user(*u, false);
+    }
+
+    struct NameHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+
+    SessionSink* sink_;
+    SessionOptions options_;
+    ClockRef clock_;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // LinkDecisions outliving the session see it
+    std::unordered_map<ConnectionId, Connection> connections_;
+    std::vector<std::unique_ptr<User>> users_;  // join order
+    std::unordered_map<std::string_view, User*, NameHash, std::equal_to<>> by_name_;
+    std::vector<std::string> reserved_;  // usernames waiting for an authentication answer
+    std::vector<krmx::detail::JsonMember> members_;
+    ConnectionId last_connection_ = 0;
+    std::uint64_t last_ticket_ = 0;
+    std::size_t linked_count_ = 0;
+    SessionStatistics statistics_;
+    krmx::detail::Signal<std::string_view> on_join_;
+    krmx::detail::Signal<std::string_view> on_link_;
+    krmx::detail::Signal<std::string_view> on_unlink_;
+    krmx::detail::Signal<std::string_view> on_leave_;
+    krmx::detail::Signal<std::string_view, std::string_view> on_message_;
+};
+
+inline void LinkDecision::answer(std::optional<std::string> rejection) const {
+    if (alive_.expired()) return;
+    session_->answer(ticket_, std::move(rejection));
+}
+
+static_assert(ServerTransport<Session>);
+
+}  // namespace krmx::net

@@ -1,0 +1,585 @@
+#pragma once
+// krmx::net::WebSocketServer: a Krmx server on Boost.Beast WebSockets. It drives a krmx::net::Session
+// (the protocol, without I/O) from one single-threaded io_context, so the session, every StreamServer
+// and the game's own code run on one thread and need no locks. Needs the krmx::websocket CMake target
+// (Boost headers: Beast and Asio).
+//
+//   krmx::net::WebSocketServer server{{.port = 8082}};
+//   krmx::StreamHost host{server};                                   // a krmx::ServerTransport
+//   krmx::StreamServer counter{host, "counter", counter::model(), {.history_as_appends = true}};
+//   std::cout << "listening on " << server.port() << "\n";
+//   server.run();                                                    // until stop()
+//
+// Each connection: HTTP upgrade (optional path check: HTTP 400 on a mismatch; optional query-parameter
+// checks: the socket is dropped right after the upgrade, as @krmx/server does), then text frames go to the
+// session. Defined answers to bad peers, each counted in WebSocketServerStatistics:
+// - a binary frame: close 1003 (unsupported data); a frame over max_message_bytes: close 1009;
+//   invalid UTF-8 in a text frame: close 1007 (both by Beast);
+// - more than max_frames_per_second frames in one second: close 1008 (policy);
+// - a peer that does not answer a ping: every ping_interval without data it gets a ping; another
+//   interval without data and the socket is closed (Beast's keep-alive);
+// - a peer that does not read: its outgoing queue is bounded by max_queued_bytes (the frame being
+//   written plus those waiting); a frame that would pass the bound drops the connection at once;
+// - a connection that does not link within SessionOptions::link_deadline: close 1008;
+// - more than max_connections open sockets: a new socket is closed before the upgrade.
+// A broadcast is serialised once: every connection's queue holds the same shared buffer.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "krmx/core/clock.hpp"
+#include "krmx/core/subscription.hpp"
+#include "krmx/net/detail/query.hpp"
+#include "krmx/net/session.hpp"
+#include "krmx/sync/transport.hpp"
+
+namespace krmx::net {
+
+/// A query parameter a connection's URL must satisfy: present (true) or absent (false), equal to a
+/// string, or accepted by a predicate (then it must be present). As @krmx/server's `http.queryParams`.
+struct QueryParameter {
+    std::string name;
+    std::variant<bool, std::string, std::function<bool(std::string_view)>> expect;
+};
+
+struct WebSocketServerOptions {
+    /// Where to listen; port 0 picks a free port (see WebSocketServer::port()).
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 0;
+    /// The URL path connections must ask for (e.g. "/krmx"); empty: any path.
+    std::string path = {};
+    std::vector<QueryParameter> query = {};
+    /// Keep-alive: a ping after this long without data from the peer, closed after twice this. Zero: off.
+    Duration ping_interval = std::chrono::seconds{30};
+    /// The whole HTTP upgrade must be done within this.
+    Duration handshake_timeout = std::chrono::seconds{10};
+    /// Incoming frames longer than this close the connection (1009).
+    std::size_t max_message_bytes = std::size_t{1} << 20;
+    /// Outgoing bytes a connection may have queued (including the frame being written).
+    std::size_t max_queued_bytes = std::size_t{8} << 20;
+    /// Frames a connection may send per second; more closes it (1008). Zero: no limit.
+    std::size_t max_frames_per_second = 10'000;
+    /// Open sockets (including those still upgrading); more are closed at once.
+    std::size_t max_connections = 20'000;
+    /// stop() waits this long for queued frames to reach their peers before it cuts the rest.
+    Duration stop_timeout = std::chrono::seconds{2};
+    /// How often the session's deadlines (authentication, link) are checked.
+    Duration tick_interval = std::chrono::milliseconds{100};
+    SessionOptions session = {};
+};
+
+/// Socket-level counters. Never reset. The protocol's counters are in `session().statistics()`.
+struct WebSocketServerStatistics {
+    std::uint64_t sockets_accepted = 0;
+    std::uint64_t upgrades = 0;               ///< sockets that became WebSocket connections
+    std::uint64_t refused_full = 0;           ///< over max_connections: closed before the upgrade
+    std::uint64_t refused_path = 0;           ///< wrong path: HTTP 400
+    std::uint64_t refused_not_websocket = 0;  ///< an HTTP request that is no upgrade: HTTP 400
+    std::uint64_t refused_query = 0;          ///< query parameters not as required: dropped
+    std::uint64_t handshake_failures = 0;     ///< broken or too slow HTTP upgrades
+    std::uint64_t binary_frames = 0;          ///< closed 1003
+    std::uint64_t oversized_frames = 0;       ///< closed 1009
+    std::uint64_t invalid_utf8 = 0;           ///< closed 1007
+    std::uint64_t floods = 0;                 ///< closed 1008: over max_frames_per_second
+    std::uint64_t missed_pongs = 0;           ///< keep-alive timeouts
+    std::uint64_t slow_readers = 0;           ///< outgoing queue over max_queued_bytes: dropped
+    std::uint64_t link_deadline_closes = 0;   ///< closed 1008 by the session's link deadline
+    std::uint64_t other_errors = 0;           ///< sockets that failed otherwise (reset by peer, ...)
+    std::uint64_t frames_in = 0;
+    std::uint64_t frames_out = 0;
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    std::uint64_t open = 0;  ///< sockets open now
+};
+
+namespace detail {
+
+namespace beast = boost::beast;
+namespace websocket = boost::beast::websocket;
+namespace http = boost::beast::http;
+namespace asio = boost::asio;
+using tcp = boost::asio::ip::tcp;
+
+class WebSocketServerCore;
+
+// One socket, from accept to close. Owned by the handlers in flight (shared_ptr) and by the core's map.
+class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
+  public:
+    ServerConnection(WebSocketServerCore& core, tcp::socket socket) : core_(&core), ws_(std::move(socket)) {}
+
+    void start();
+    void enqueue(const SharedText& text);
+    /// Flush what is queued, then a close frame with `code`.
+    void close_after_flush(websocket::close_code code);
+    /// Drop the socket now, without a close frame.
+    void terminate() noexcept;
+    [[nodiscard]] std::optional<ConnectionId> id() const noexcept { return id_; }
+
+  private:
+    void on_request(beast::error_code ec);
+    void refuse(http::status status, std::string body);
+    void on_accept(beast::error_code ec);
+    void read();
+    void on_read(beast::error_code ec, std::size_t bytes);
+    void write_next();
+    void on_write(beast::error_code ec, std::size_t bytes);
+    void finish(beast::error_code ec);
+    void closed();
+
+    WebSocketServerCore* core_;
+    websocket::stream<beast::tcp_stream> ws_;
+    beast::flat_buffer buffer_;
+    http::request<http::string_body> request_;
+    std::shared_ptr<http::response<http::string_body>> response_;
+    std::optional<ConnectionId> id_;
+    std::deque<SharedText> queue_;
+    std::size_t queued_bytes_ = 0;
+    bool writing_ = false;
+    bool closing_ = false;  // a close frame is due after the queue; nothing more is queued
+    bool dead_ = false;     // the socket is gone or going: every handler just unwinds
+    websocket::close_code close_code_ = websocket::close_code::normal;
+    TimePoint window_start_{};
+    std::size_t window_frames_ = 0;
+};
+
+class WebSocketServerCore final : public SessionSink {
+  public:
+    explicit WebSocketServerCore(WebSocketServerOptions options)
+        : options_(std::move(options)),
+          context_(1),
+          acceptor_(context_),
+          tick_timer_(context_),
+          stop_timer_(context_),
+          session_(*this, options_.session) {
+        const auto address = asio::ip::make_address(options_.address);
+        const tcp::endpoint endpoint{address, options_.port};
+        acceptor_.open(endpoint.protocol());
+        acceptor_.set_option(asio::socket_base::reuse_address(true));
+        acceptor_.bind(endpoint);
+        acceptor_.listen(asio::socket_base::max_listen_connections);
+        port_ = acceptor_.local_endpoint().port();
+        accept();
+        schedule_tick();
+    }
+    WebSocketServerCore(const WebSocketServerCore&) = delete;
+    WebSocketServerCore& operator=(const WebSocketServerCore&) = delete;
+    ~WebSocketServerCore() override {
+        // Handlers still queued own connections; they must not reach a half-destroyed core.
+        for (auto& [id, c] : connections_) c->terminate();
+        for (auto& c : upgrading_) c->terminate();
+        connections_.clear();
+        upgrading_.clear();
+    }
+
+    // SessionSink
+    void send(ConnectionId connection, SharedText text) override {
+        const auto it = connections_.find(connection);
+        if (it != connections_.end()) it->second->enqueue(text);
+    }
+    void close(ConnectionId connection, CloseReason reason) override {
+        const auto it = connections_.find(connection);
+        if (it == connections_.end()) return;
+        if (reason == CloseReason::link_deadline) {
+            ++statistics_.link_deadline_closes;
+            it->second->close_after_flush(websocket::close_code::policy_error);
+        } else {
+            it->second->close_after_flush(websocket::close_code::going_away);
+        }
+    }
+
+    void stop() {
+        if (stopping_) return;
+        stopping_ = true;
+        beast::error_code ignored;
+        acceptor_.close(ignored);
+        tick_timer_.cancel();
+        for (auto& c : upgrading_) c->terminate();
+        session_.close_all();
+        for (auto& timer : user_timers_) timer->cancel();
+        stop_timer_.expires_after(options_.stop_timeout);
+        stop_timer_.async_wait([this](beast::error_code ec) {
+            if (ec) return;
+            for (auto& [id, c] : connections_) c->terminate();
+            context_.stop();
+        });
+        maybe_stopped();
+    }
+
+    void after(Duration delay, std::function<void()> f) {
+        auto timer = std::make_shared<asio::steady_timer>(context_);
+        timer->expires_after(delay);
+        user_timers_.push_back(timer);
+        timer->async_wait([this, timer, f = std::move(f)](beast::error_code ec) {
+            std::erase(user_timers_, timer);
+            if (ec || stopping_) return;
+            try {
+                f();
+            } catch (...) {
+                ++user_errors_;
+            }
+        });
+    }
+
+    [[nodiscard]] asio::io_context& context() noexcept { return context_; }
+    [[nodiscard]] Session& session() noexcept { return session_; }
+    [[nodiscard]] const WebSocketServerOptions& options() const noexcept { return options_; }
+    [[nodiscard]] WebSocketServerStatistics& statistics() noexcept { return statistics_; }
+    [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+    [[nodiscard]] bool stopping() const noexcept { return stopping_; }
+    [[nodiscard]] std::uint64_t user_errors() const noexcept { return user_errors_; }
+
+    // For connections.
+    ConnectionId opened(const std::shared_ptr<ServerConnection>& c) {
+        std::erase(upgrading_, c);
+        const ConnectionId id = session_.connect();
+        connections_.emplace(id, c);
+        ++statistics_.upgrades;
+        return id;
+    }
+    void receive(ConnectionId id, std::string_view text) {
+        try {
+            session_.receive(id, text);
+        } catch (...) {
+            ++user_errors_;  // a hook threw past the session (it catches its own): keep serving
+        }
+    }
+    void closed(const std::shared_ptr<ServerConnection>& c) {
+        std::erase(upgrading_, c);
+        if (const auto id = c->id()) {
+            connections_.erase(*id);
+            // Later: a report may come from inside a session call (a send that overflowed a queue).
+            asio::post(context_, [this, id = *id] {
+                try {
+                    session_.disconnect(id);
+                } catch (...) {
+                    ++user_errors_;
+                }
+                maybe_stopped();
+            });
+        }
+        if (statistics_.open > 0) --statistics_.open;
+        maybe_stopped();
+    }
+
+  private:
+    void accept() {
+        acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
+            if (ec) {
+                if (ec != asio::error::operation_aborted && !stopping_) accept();
+                return;
+            }
+            ++statistics_.sockets_accepted;
+            if (statistics_.open >= options_.max_connections) {
+                ++statistics_.refused_full;
+                beast::error_code ignored;
+                socket.close(ignored);
+            } else {
+                ++statistics_.open;
+                auto c = std::make_shared<ServerConnection>(*this, std::move(socket));
+                upgrading_.push_back(c);
+                c->start();
+            }
+            accept();
+        });
+    }
+
+    void schedule_tick() {
+        tick_timer_.expires_after(options_.tick_interval);
+        tick_timer_.async_wait([this](beast::error_code ec) {
+            if (ec || stopping_) return;
+            try {
+                session_.tick();
+            } catch (...) {
+                ++user_errors_;
+            }
+            schedule_tick();
+        });
+    }
+
+    void maybe_stopped() {
+        if (stopping_ && connections_.empty() && upgrading_.empty() && statistics_.open == 0) {
+            stop_timer_.cancel();
+            context_.stop();
+        }
+    }
+
+    WebSocketServerOptions options_;
+    asio::io_context context_;
+    tcp::acceptor acceptor_;
+    asio::steady_timer tick_timer_;
+    asio::steady_timer stop_timer_;
+    Session session_;
+    std::unordered_map<ConnectionId, std::shared_ptr<ServerConnection>> connections_;
+    std::vector<std::shared_ptr<ServerConnection>> upgrading_;
+    std::vector<std::shared_ptr<asio::steady_timer>> user_timers_;
+    WebSocketServerStatistics statistics_;
+    std::uint16_t port_ = 0;
+    bool stopping_ = false;
+    std::uint64_t user_errors_ = 0;
+};
+
+inline void ServerConnection::start() {
+    beast::get_lowest_layer(ws_).expires_after(core_->options().handshake_timeout);
+    http::async_read(
+        ws_.next_layer(), buffer_, request_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_request(ec); });
+}
+
+inline void ServerConnection::on_request(beast::error_code ec) {
+    if (dead_) return;
+    if (ec) {
+        ++core_->statistics().handshake_failures;
+        finish({});
+        return;
+    }
+    const std::string_view target{request_.target().data(), request_.target().size()};
+    const auto [path, query] = split_target(target);
+    if (!websocket::is_upgrade(request_)) {
+        ++core_->statistics().refused_not_websocket;
+        refuse(http::status::bad_request, "expected a WebSocket upgrade");
+        return;
+    }
+    if (!core_->options().path.empty() && path != core_->options().path) {
+        ++core_->statistics().refused_path;
+        refuse(http::status::bad_request, "wrong path");
+        return;
+    }
+    beast::get_lowest_layer(ws_).expires_never();  // the WebSocket's own timeouts take over
+    websocket::stream_base::timeout timeout{};
+    timeout.handshake_timeout = core_->options().handshake_timeout;
+    const auto ping = core_->options().ping_interval;
+    timeout.idle_timeout = ping > Duration::zero() ? ping : websocket::stream_base::none();
+    timeout.keep_alive_pings = ping > Duration::zero();
+    ws_.set_option(timeout);
+    ws_.read_message_max(core_->options().max_message_bytes);
+    ws_.auto_fragment(false);
+    ws_.async_accept(request_, [self = shared_from_this()](beast::error_code e) { self->on_accept(e); });
+}
+
+inline void ServerConnection::refuse(http::status status, std::string body) {
+    response_ = std::make_shared<http::response<http::string_body>>(status, request_.version());
+    response_->set(http::field::content_type, "text/plain");
+    response_->keep_alive(false);
+    response_->body() = std::move(body);
+    response_->prepare_payload();
+    http::async_write(ws_.next_layer(), *response_,
+                      [self = shared_from_this()](beast::error_code, std::size_t) { self->finish({}); });
+}
+
+inline void ServerConnection::on_accept(beast::error_code ec) {
+    if (dead_) return;
+    if (ec) {
+        ++core_->statistics().handshake_failures;
+        finish({});
+        return;
+    }
+    const std::string_view target{request_.target().data(), request_.target().size()};
+    if (!query_satisfies(split_target(target).second, core_->options().query)) {
+        ++core_->statistics().refused_query;
+        finish({});  // dropped without a close frame (code 1006 at the peer), as @krmx/server does
+        return;
+    }
+    request_ = {};
+    buffer_ = {};
+    ws_.text(true);
+    id_ = core_->opened(shared_from_this());
+    window_start_ = Clock::now();
+    read();
+}
+
+inline void ServerConnection::read() {
+    ws_.async_read(
+        buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
+}
+
+inline void ServerConnection::on_read(beast::error_code ec, std::size_t bytes) {
+    if (dead_) return;
+    auto& stats = core_->statistics();
+    if (ec) {
+        if (ec == websocket::error::message_too_big) {
+            ++stats.oversized_frames;
+        } else if (ec == websocket::error::bad_frame_payload) {
+            ++stats.invalid_utf8;
+        } else if (ec == beast::error::timeout) {
+            ++stats.missed_pongs;
+        } else if (ec != websocket::error::closed && ec != asio::error::eof &&
+                   ec != asio::error::operation_aborted) {
+            ++stats.other_errors;
+        }
+        finish({});
+        return;
+    }
+    ++stats.frames_in;
+    stats.bytes_in += bytes;
+    if (!ws_.got_text()) {
+        ++stats.binary_frames;
+        close_after_flush(websocket::close_code::unknown_data);
+        return;
+    }
+    const auto limit = core_->options().max_frames_per_second;
+    if (limit > 0) {
+        const auto now = Clock::now();
+        if (now - window_start_ >= std::chrono::seconds{1}) {
+            window_start_ = now;
+            window_frames_ = 0;
+        }
+        if (++window_frames_ > limit) {
+            ++stats.floods;
+            close_after_flush(websocket::close_code::policy_error);
+            return;
+        }
+    }
+    const auto data = buffer_.cdata();
+    core_->receive(*id_, std::string_view{static_cast<const char*>(data.data()), data.size()});
+    buffer_.consume(buffer_.size());
+    if (buffer_.capacity() > 64 * 1024) buffer_.shrink_to_fit();  // idle connections stay small
+    if (!dead_ && !closing_) read();
+}
+
+inline void ServerConnection::enqueue(const SharedText& text) {
+    if (dead_ || closing_) return;
+    if (queued_bytes_ + text->size() > core_->options().max_queued_bytes) {
+        const auto keep = shared_from_this();  // the core lets go of this connection in finish()
+        ++core_->statistics().slow_readers;
+        terminate();
+        finish({});
+        return;
+    }
+    queued_bytes_ += text->size();
+    queue_.push_back(text);
+    if (!writing_) write_next();
+}
+
+inline void ServerConnection::write_next() {
+    if (dead_) return;
+    if (queue_.empty()) {
+        writing_ = false;
+        if (closing_) {
+            writing_ = true;  // the close frame is the last write
+            ws_.async_close(close_code_,
+                            [self = shared_from_this()](beast::error_code) { self->finish({}); });
+        }
+        return;
+    }
+    writing_ = true;
+    ws_.async_write(
+        boost::asio::buffer(*queue_.front()),
+        [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_write(ec, n); });
+}
+
+inline void ServerConnection::on_write(beast::error_code ec, std::size_t bytes) {
+    if (dead_) return;
+    if (ec) {
+        if (ec != websocket::error::closed && ec != asio::error::operation_aborted) {
+            ++core_->statistics().other_errors;
+        }
+        finish({});
+        return;
+    }
+    ++core_->statistics().frames_out;
+    core_->statistics().bytes_out += bytes;
+    queued_bytes_ -= queue_.front()->size();
+    queue_.pop_front();
+    write_next();
+}
+
+inline void ServerConnection::close_after_flush(websocket::close_code code) {
+    if (dead_ || closing_) return;
+    closing_ = true;
+    close_code_ = code;
+    if (!writing_) write_next();
+}
+
+inline void ServerConnection::terminate() noexcept {
+    beast::error_code ignored;
+    auto& socket = beast::get_lowest_layer(ws_).socket();
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+}
+
+inline void ServerConnection::finish(beast::error_code) {
+    if (dead_) return;
+    dead_ = true;
+    terminate();
+    queue_.clear();
+    queued_bytes_ = 0;
+    core_->closed(shared_from_this());
+}
+
+}  // namespace detail
+
+class WebSocketServer {
+  public:
+    /// Binds and listens at once (throws boost::system::system_error when it cannot); serves on run().
+    explicit WebSocketServer(WebSocketServerOptions options = {})
+        : core_(std::make_unique<detail::WebSocketServerCore>(std::move(options))) {}
+    WebSocketServer(const WebSocketServer&) = delete;
+    WebSocketServer& operator=(const WebSocketServer&) = delete;
+
+    /// The port it listens on (the one picked when the options said 0).
+    [[nodiscard]] std::uint16_t port() const noexcept { return core_->port(); }
+
+    /// Serves on the calling thread until stop() has finished. Everything below, except post() and
+    /// stop(), must be called on this thread (from callbacks, posted functions, timers) or before run().
+    void run() { core_->context().run(); }
+    /// Runs for at most `d` (tests and games with their own loop).
+    void run_for(Duration d) { core_->context().run_for(d); }
+    /// From any thread: runs `f` on the server's thread.
+    void post(std::function<void()> f) {
+        boost::asio::post(core_->context(), [f = std::move(f)] {
+            try {
+                f();
+            } catch (...) {
+                // The loop must survive the game's mistakes; counted with the hook errors.
+            }
+        });
+    }
+    /// From any thread: graceful stop. Every user leaves (frames as @krmx/server's close), queued frames
+    /// are flushed (for up to stop_timeout), every connection gets a close frame (1001), run() returns.
+    void stop() {
+        boost::asio::post(core_->context(), [this] { core_->stop(); });
+    }
+    /// On the server's thread: `f` after `delay` (skipped when the server stops first).
+    void after(Duration delay, std::function<void()> f) { core_->after(delay, std::move(f)); }
+    /// The io_context everything runs on, for the game's own timers and sockets.
+    [[nodiscard]] boost::asio::io_context& context() noexcept { return core_->context(); }
+
+    /// The session layer: users, kick, hooks (join, leave, ...), its statistics.
+    [[nodiscard]] Session& session() noexcept { return core_->session(); }
+    [[nodiscard]] const WebSocketServerStatistics& statistics() const noexcept { return core_->statistics(); }
+    [[nodiscard]] const WebSocketServerOptions& options() const noexcept { return core_->options(); }
+
+    // krmx::ServerTransport, through the session.
+    Subscription on_link(UserCallback f) { return session().on_link(std::move(f)); }
+    Subscription on_unlink(UserCallback f) { return session().on_unlink(std::move(f)); }
+    Subscription on_message(UserMessageCallback f) { return session().on_message(std::move(f)); }
+    void send(std::string_view username, std::string text) { session().send(username, std::move(text)); }
+    void broadcast(std::string text) { session().broadcast(std::move(text)); }
+
+  private:
+    std::unique_ptr<detail::WebSocketServerCore> core_;
+};
+
+static_assert(ServerTransport<WebSocketServer>);
+
+}  // namespace krmx::net

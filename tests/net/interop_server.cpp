@@ -1,0 +1,82 @@
+// The C++ side of the Node interop tests (tests/net/js/interop.mjs): a WebSocketServer with the claimable
+// counter domain in JavaScript compatibility mode (history as appends), an authentication hook with
+// scripted answers, and a few commands on stdin. Prints `{"port":N}` once it listens; stops (gracefully)
+// on `stop` or when stdin closes.
+//
+// Commands (one per line): `kick <user>`, `accept-new-users <0|1>`, `state` (prints the counter state
+// as JSON), `messages` (prints the custom messages received), `stop`.
+// Authentication: auth "bad" is rejected with "bad token"; auth "silent" never answers (timeout 300 ms);
+// auth "later" is accepted after 50 ms; anything else is accepted.
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <krmx/net/websocket_server.hpp>
+#include <krmx/sync/stream_host.hpp>
+#include <krmx/sync/stream_server.hpp>
+
+#include "claimable_counter/counter.hpp"
+
+int main() {
+    using namespace std::chrono_literals;
+    krmx::net::WebSocketServerOptions options;
+    options.session.authentication_timeout = 300ms;
+    krmx::net::WebSocketServer* self = nullptr;
+    options.session.authenticate = [&self](const krmx::net::LinkRequest& r, krmx::net::LinkDecision d) {
+        if (r.auth == "bad") {
+            d.reject("bad token");
+        } else if (r.auth == "later") {
+            self->after(50ms, [d] { d.accept(); });
+        } else if (r.auth != "silent") {
+            d.accept();
+        }
+    };
+    krmx::net::WebSocketServer server{options};
+    self = &server;
+    krmx::StreamHost host{server};
+    krmx::StreamServer<Counter> counter{host, "counter", counter::model(), {.history_as_appends = true}};
+    std::vector<nlohmann::json> messages;
+    auto on_message = server.on_message([&](std::string_view user, std::string_view text) {
+        const auto message = nlohmann::json::parse(text, nullptr, false);
+        if (message.is_discarded() || message.value("type", "").starts_with("stream/")) return;
+        messages.push_back({{"user", user}, {"message", message}});
+        // answers custom messages to the sender, so that both directions are seen
+        server.send(user, nlohmann::json{{"type", "echo"}, {"payload", message}}.dump());
+    });
+    std::cout << nlohmann::json{{"port", server.port()}}.dump() << std::endl;
+
+    std::thread commands([&] {
+        std::string line;
+        while (std::getline(std::cin, line)) {
+            if (line == "stop") break;
+            server.post([&, line] {
+                if (line.starts_with("kick ")) {
+                    (void)server.session().kick(line.substr(5));
+                    std::cout << R"({"kicked":true})" << std::endl;
+                } else if (line.starts_with("accept-new-users ")) {
+                    server.session().accept_new_users(line.substr(17) == "1");
+                    std::cout << R"({"ok":true})" << std::endl;
+                } else if (line == "state") {
+                    const auto& s = counter.state();
+                    std::cout << nlohmann::json{{"counter", s.counter},
+                                                {"claim",
+                                                 s.claim ? nlohmann::json(*s.claim) : nlohmann::json()},
+                                                {"size", counter.size()}}
+                                     .dump()
+                              << std::endl;
+                } else if (line == "messages") {
+                    std::cout << nlohmann::json{{"messages", messages}}.dump() << std::endl;
+                    messages.clear();
+                }
+            });
+        }
+        server.stop();
+    });
+    server.run();
+    commands.join();
+    std::cout << R"({"stopped":true})" << std::endl;
+    return 0;
+}

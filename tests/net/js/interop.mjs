@@ -1,0 +1,322 @@
+// Interop of krmx-cpp's network layer with the real npm packages, run by CTest (krmx_net_interop):
+//   node interop.mjs SERVER_BINARY CLIENT_BINARY
+// - @krmx/client@0.5.4 links to our C++ WebSocketServer (SERVER_BINARY = tests/net/interop_server.cpp):
+//   every rejection reason verbatim, whole frame transcripts of link, relink, unlink, leave, kick and a
+//   dropped socket, custom messages both ways;
+// - the claimable counter on @krmx/state@0.0.1's StreamModel in JavaScript clients against our C++
+//   StreamServer: byte-identical broadcasts, a refused claim only to its sender, a late joiner rebuilding
+//   from the history (compatibility mode: appends), convergence with the server;
+// - our C++ WebSocketClient (CLIENT_BINARY = tests/net/interop_client.cpp) against the real
+//   @krmx/server@0.5.5.
+// Every server runs on loopback with a deadline and is stopped at the end, also on failure.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import readline from 'node:readline';
+import process from 'node:process';
+
+const require = createRequire(import.meta.url);
+const { WebSocket } = require('ws');
+const { createClient } = require('@krmx/client');
+const { createServer } = require('@krmx/server');
+const { StreamModel, isStreamAppendMessage } = require('@krmx/state');
+const { z } = require('zod');
+
+const [serverBinary, clientBinary] = process.argv.slice(2);
+if (!serverBinary || !clientBinary) {
+  console.error('usage: node interop.mjs SERVER_BINARY CLIENT_BINARY');
+  process.exit(2);
+}
+
+const children = new Set();
+const deadline = setTimeout(() => {
+  console.error('interop: deadline of 120 s passed');
+  for (const child of children) child.kill('SIGKILL');
+  process.exit(1);
+}, 120_000);
+
+// Node 20 has no global WebSocket; @krmx/client uses the global one. This one also records every frame
+// it receives, in order, so that whole transcripts can be compared.
+class RecordingWebSocket extends WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.frames = [];
+    this.on('message', (data) => this.frames.push(data.toString()));
+  }
+}
+globalThis.WebSocket = RecordingWebSocket;
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+async function until(predicate, what, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+// --- the C++ server as a child process, with a line protocol on stdin/stdout --------------------------
+async function startCppServer() {
+  const child = spawn(serverBinary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.add(child);
+  const lines = [];
+  readline.createInterface({ input: child.stdout }).on('line', (line) => lines.push(JSON.parse(line)));
+  const exited = new Promise((resolve) => child.on('exit', (code) => { children.delete(child); resolve(code); }));
+  await until(() => lines.length > 0, 'the C++ server to listen', 20_000);
+  const { port } = lines.shift();
+  const command = async (text) => {
+    child.stdin.write(`${text}\n`);
+    await until(() => lines.length > 0, `an answer to ${text}`);
+    return lines.shift();
+  };
+  const stop = async () => {
+    child.stdin.end('stop\n');
+    const code = await Promise.race([exited, sleep(10_000).then(() => 'timeout')]);
+    if (code !== 0) {
+      child.kill('SIGKILL');
+      throw new Error(`C++ server did not stop cleanly: ${code}`);
+    }
+    return lines;
+  };
+  return { port, url: `ws://127.0.0.1:${port}`, command, stop, child };
+}
+
+const j = (type, username) => JSON.stringify({ type: `krmx/${type}`, payload: { username } });
+const joined = (u) => j('joined', u);
+const linked = (u) => j('linked', u);
+const unlinked = (u) => j('unlinked', u);
+const left = (u) => j('left', u);
+const accepted = '{"type":"krmx/accepted"}';
+const rejected = (reason) => JSON.stringify({ type: 'krmx/rejected', payload: { reason } });
+
+async function connect(url) {
+  const client = createClient({ logger: false });
+  await client.connect(url);
+  const socket = client.socket;
+  return { client, socket, take: () => socket.frames.splice(0) };
+}
+
+// A raw socket for what @krmx/client would never send.
+async function raw(url) {
+  const socket = new RecordingWebSocket(url);
+  await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); });
+  return {
+    socket,
+    async ask(text) {
+      const before = socket.frames.length;
+      socket.send(text);
+      await until(() => socket.frames.length > before, `an answer to ${text}`);
+      return socket.frames.splice(before);
+    },
+  };
+}
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+test('@krmx/client: every rejection reason verbatim, the connection stays usable', async (server) => {
+  const alice = await connect(server.url);
+  await alice.client.link('alice');
+  const r = await raw(server.url);
+  const link = (payload) => JSON.stringify({ type: 'krmx/link', payload });
+  assert.deepEqual(await r.ask('not json'), [rejected('invalid message')]);
+  assert.deepEqual(await r.ask('{"type":7}'), [rejected('invalid message')]);
+  assert.deepEqual(await r.ask('{"type":"chat"}'), [rejected('unlinked connection')]);
+  assert.deepEqual(await r.ask('{"type":"krmx/link"}'), [rejected('invalid link request')]);
+  assert.deepEqual(await r.ask(link({ username: 'bob', version: '0.5.4', auth: 3 })), [rejected('invalid link request')]);
+  assert.deepEqual(await r.ask(link({ username: 'bob', version: '0.4.1' })),
+    [rejected('krmx server version mismatch (server=0.5.*,client=0.4.1)')]);
+
+  // the same through @krmx/client's own link(), which rejects with the reason
+  const bob = await connect(server.url);
+  const reason = (p) => p.then(() => 'linked', (e) => e.message);
+  assert.equal(await reason(bob.client.link('1bob')), 'invalid username');
+  assert.equal(await reason(bob.client.link('alice')), 'user alice is already linked to a connection');
+  assert.equal(await reason(bob.client.link('bob', 'bad')), 'bad token');
+  assert.equal(await reason(bob.client.link('bob', 'silent')), 'authentication timeout');
+  assert.deepEqual(await server.command('accept-new-users 0'), { ok: true });
+  assert.equal(await reason(bob.client.link('bob')), 'server is not accepting new users');
+  assert.deepEqual(await server.command('accept-new-users 1'), { ok: true });
+  assert.equal(await reason(bob.client.link('bob', 'later')), 'linked');
+  // (@krmx/client lists itself first: it starts its user list on krmx/accepted)
+  assert.deepEqual(bob.client.getUsers(), [{ username: 'bob', isLinked: true }, { username: 'alice', isLinked: true }]);
+  for (const c of [alice, bob]) await c.client.leave();
+  r.socket.close();
+});
+
+test('@krmx/client: whole transcripts of link, relink, unlink, leave, kick and a dropped socket', async (server) => {
+  const alice = await connect(server.url);
+  await alice.client.link('alice');
+  assert.deepEqual(alice.take(), [accepted, joined('alice'), linked('alice')]);
+  const bob = await connect(server.url);
+  await bob.client.link('bob');
+  await until(() => alice.socket.frames.length >= 2, 'alice to hear of bob');
+  assert.deepEqual(bob.take(), [accepted, joined('alice'), linked('alice'), joined('bob'), linked('bob')]);
+  assert.deepEqual(alice.take(), [joined('bob'), linked('bob')]);
+
+  await bob.client.unlink();
+  await until(() => alice.socket.frames.length >= 1, 'alice to hear bob unlink');
+  assert.deepEqual(bob.take(), [unlinked('bob')]);
+  assert.deepEqual(alice.take(), [unlinked('bob')]);
+
+  await bob.client.link('bob'); // relink: no joined broadcast
+  await until(() => alice.socket.frames.length >= 1, 'alice to hear bob relink');
+  assert.deepEqual(bob.take(), [accepted, joined('alice'), linked('alice'), joined('bob'), linked('bob')]);
+  assert.deepEqual(alice.take(), [linked('bob')]);
+
+  bob.socket.terminate(); // a dropped socket unlinks
+  await until(() => alice.socket.frames.length >= 1, 'alice to hear bob drop');
+  assert.deepEqual(alice.take(), [unlinked('bob')]);
+  const bob2 = await connect(server.url); // and the same name links again from a new socket
+  await bob2.client.link('bob');
+  await until(() => alice.socket.frames.length >= 1, 'alice to hear bob again');
+  assert.deepEqual(bob2.take(), [accepted, joined('alice'), linked('alice'), joined('bob'), linked('bob')]);
+  assert.deepEqual(alice.take(), [linked('bob')]);
+
+  await alice.client.leave(); // leave: unlinked to all, then left
+  await until(() => bob2.socket.frames.length >= 2 && alice.socket.frames.length >= 2, 'alice to leave');
+  assert.deepEqual(alice.take(), [unlinked('alice'), left('alice')]);
+  assert.deepEqual(bob2.take(), [unlinked('alice'), left('alice')]);
+
+  assert.deepEqual(await server.command('kick bob'), { kicked: true }); // kick: as leave
+  await until(() => bob2.socket.frames.length >= 2, 'bob to be kicked');
+  assert.deepEqual(bob2.take(), [unlinked('bob'), left('bob')]);
+  assert.equal(bob2.client.getStatus(), 'connected');
+  await bob2.client.disconnect();
+  await alice.client.disconnect();
+});
+
+test('@krmx/client: custom messages reach the application, and back', async (server) => {
+  const carol = await connect(server.url);
+  await carol.client.link('carol');
+  const got = [];
+  carol.client.on('message', (m) => got.push(m));
+  carol.client.send({ type: 'chat', payload: { text: 'hi', n: [1, 2.5] } });
+  await until(() => got.length === 1, 'the echo');
+  assert.deepEqual(got[0], { type: 'echo', payload: { type: 'chat', payload: { text: 'hi', n: [1, 2.5] } } });
+  assert.deepEqual(await server.command('messages'),
+    { messages: [{ user: 'carol', message: { type: 'chat', payload: { text: 'hi', n: [1, 2.5] } } }] });
+  await carol.client.leave();
+  await carol.client.disconnect();
+});
+
+// The seed's claimable counter on @krmx/state's StreamModel, and the client glue of the seed's
+// registerStream (@krmx/state-client-react is not on npm: its few lines, without React).
+function claimableCounter() {
+  const model = new StreamModel({ counter: 0, claim: undefined });
+  const increment = model.when('increment', z.number(), (state, dispatcher, payload) => {
+    if (state.claim !== undefined && state.claim !== dispatcher) throw new Error('claimed by someone else');
+    state.counter += payload;
+  });
+  const claim = model.when('claim', z.undefined(), (state, dispatcher) => {
+    if (state.claim !== undefined) throw new Error('already claimed');
+    state.claim = dispatcher;
+  });
+  model.when('release', z.undefined(), (state, dispatcher) => {
+    if (state.claim !== dispatcher) throw new Error('claimed by someone else');
+    state.claim = undefined;
+  });
+  return { model, increment, claim };
+}
+
+async function streamPlayer(url, name, model) {
+  const c = await connect(url);
+  const stream = model.spawn({ optimisticSeconds: 10 });
+  const invalidated = [];
+  c.client.on('link', (u) => { if (u === name) stream.reset(); });
+  c.client.on('unlink', (u) => { if (u === name) stream.reset(); });
+  c.client.on('message', (message) => {
+    if (message.type === 'stream/invalidate') invalidated.push(message.payload);
+    if (!isStreamAppendMessage(message) || message.payload.domain !== 'counter') return;
+    stream.dispatch(message.payload.dispatcher, message.payload.event);
+  });
+  await c.client.link(name);
+  const dispatch = (event) => {
+    assert.equal(stream.dispatch(name, event, true), true);
+    c.client.send({ type: 'stream/append', payload: { domain: 'counter', dispatcher: name, event } });
+  };
+  return { ...c, stream, dispatch, invalidated };
+}
+
+test('@krmx/state: JavaScript StreamModel clients against the C++ StreamServer', async (server) => {
+  const { model, increment, claim } = claimableCounter();
+  const alice = await streamPlayer(server.url, 'alice', model);
+  const bob = await streamPlayer(server.url, 'bob', model);
+  alice.take();
+  bob.take();
+  // an event with its keys in an unusual order: re-sent byte for byte, and confirmed by its sender
+  alice.dispatch({ payload: 2, type: 'increment' });
+  const expected = '{"type":"stream/append","payload":{"domain":"counter","dispatcher":"alice","event":{"payload":2,"type":"increment"},"position":0}}';
+  await until(() => alice.socket.frames.length >= 1 && bob.socket.frames.length >= 1, 'the broadcast');
+  assert.deepEqual(alice.take(), [expected]);
+  assert.deepEqual(bob.take(), [expected]);
+  assert.equal(alice.stream.optimisticEvents.length, 0);
+
+  alice.dispatch(claim());
+  for (let i = 0; i < 10; i += 1) alice.dispatch(increment(1));
+  await until(() => bob.stream.sourceState.counter === 12, 'alice\'s events at bob');
+  bob.dispatch(claim()); // refused by the server: only bob hears
+  await until(() => bob.invalidated.length === 1, 'bob\'s invalidate');
+  assert.equal(bob.invalidated[0].reason, 'already claimed');
+  assert.deepEqual(bob.invalidated[0].event, { type: 'claim' });
+  await sleep(50);
+  assert.equal(alice.invalidated.length, 0);
+  assert.equal(alice.stream.optimisticEvents.length, 0);
+
+  // a late joiner rebuilds the same state from the history (one stream/append per event)
+  const carol = await streamPlayer(server.url, 'carol', model);
+  await until(() => carol.stream.sourceState.counter === 12, 'carol\'s history');
+  const fromServer = await server.command('state');
+  for (const p of [alice, bob, carol]) {
+    assert.deepEqual(p.stream.sourceState, { counter: fromServer.counter, claim: fromServer.claim });
+  }
+  assert.deepEqual(fromServer, { counter: 12, claim: 'alice', size: 12 });
+  for (const p of [alice, bob, carol]) await p.client.leave();
+});
+
+test('our C++ WebSocketClient against the real @krmx/server@0.5.5', async () => {
+  const server = createServer({ logger: false });
+  server.on('message', (username, message) => server.send(username, { type: 'echo', payload: message }));
+  const port = await server.listen(0);
+  try {
+    const output = await new Promise((resolve, reject) => {
+      const child = spawn(clientBinary, [String(port), 'cpp'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      children.add(child);
+      let out = '';
+      child.stdout.on('data', (d) => { out += d; });
+      child.on('exit', (code) => {
+        children.delete(child);
+        if (code === 0) resolve(JSON.parse(out)); else reject(new Error(`interop_client exited ${code}: ${out}`));
+      });
+    });
+    assert.equal(output.answered, true);
+    assert.deepEqual(output.frames, [accepted, joined('cpp'), linked('cpp'), unlinked('cpp')]);
+    assert.deepEqual(output.messages.map((m) => JSON.parse(m)),
+      [{ type: 'echo', payload: { type: 'hello', payload: { from: 'c++' } } }]);
+    assert.deepEqual(server.getUsers(), [{ username: 'cpp', isLinked: false }]);
+  } finally {
+    await server.close();
+  }
+});
+
+let failed = 0;
+for (const { name, fn } of tests) {
+  const server = await startCppServer();
+  try {
+    await fn(server);
+    console.log(`ok   ${name}`);
+  } catch (error) {
+    failed += 1;
+    console.log(`FAIL ${name}\n${error.stack}`);
+  } finally {
+    try {
+      await server.stop();
+    } catch (error) {
+      failed += 1;
+      console.log(`FAIL ${name}: stopping the server: ${error.message}`);
+    }
+  }
+}
+clearTimeout(deadline);
+console.log(failed === 0 ? `all ${tests.length} interop tests passed` : `${failed} interop test(s) failed`);
+process.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,299 @@
+// The WebSocket server and client over real loopback sockets: the session frames, streams between C++
+// clients, reconnects, and every kind of bad peer with its defined answer and counter.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/connect.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <krmx/net/websocket_client.hpp>
+#include <krmx/net/websocket_server.hpp>
+#include <krmx/sync/stream_client.hpp>
+#include <krmx/sync/stream_host.hpp>
+#include <krmx/sync/stream_server.hpp>
+
+#include "catch.hpp"
+#include "claimable_counter/counter.hpp"
+#include "net_support.hpp"
+
+namespace beast = boost::beast;
+namespace websocket = boost::beast::websocket;
+using tcp = boost::asio::ip::tcp;
+
+namespace {
+
+// A bare WebSocket peer that does exactly what the test says (and nothing else: it answers no pings
+// unless it reads).
+struct RawPeer {
+    explicit RawPeer(std::uint16_t port, const std::string& target = "/") : ws(context) {
+        tcp::resolver resolver{context};
+        beast::get_lowest_layer(ws).connect(resolver.resolve("127.0.0.1", std::to_string(port)));
+        ws.handshake("127.0.0.1", target);
+    }
+    /// Reads until the server closes; returns the close code (or 0 when the socket just dropped).
+    int read_until_closed(std::vector<std::string>* frames = nullptr) {
+        beast::get_lowest_layer(ws).expires_after(10s);
+        for (;;) {
+            beast::flat_buffer buffer;
+            beast::error_code ec;
+            ws.read(buffer, ec);
+            if (ec == websocket::error::closed) return ws.reason().code;
+            if (ec) return 0;
+            if (frames) frames->push_back(beast::buffers_to_string(buffer.data()));
+        }
+    }
+    boost::asio::io_context context;
+    websocket::stream<beast::tcp_stream> ws;
+};
+
+std::string link_frame(const std::string& user) {
+    return R"({"type":"krmx/link","payload":{"username":")" + user + R"(","version":"0.5.4"}})";
+}
+
+}  // namespace
+
+TEST_CASE("a client links over a socket and sees the session frames", "[net][websocket]") {
+    ServerThread t;
+    std::vector<std::string> messages;
+    auto sub = t.server().session().on_message([&](std::string_view u, std::string_view text) {
+        messages.push_back(std::string{u} + " " + std::string{text});
+        t.server().send(u, R"({"type":"echo","payload":)" + std::string{text} + "}");
+    });
+    const auto guard = t.stop_guard();
+    t.start();
+    krmx::net::WebSocketClient alice;
+    alice.connect("127.0.0.1", t.port());
+    alice.link("alice", "token");
+    REQUIRE(alice.run_until([&] { return alice.linked(); }, 5s));
+    krmx::net::WebSocketClient bob;
+    bob.connect("127.0.0.1", t.port());
+    bob.link("bob");
+    REQUIRE(bob.run_until([&] { return bob.session_frames().size() >= 5; }, 5s));
+    CHECK(bob.session_frames() ==
+          std::vector<std::string>{R"({"type":"krmx/accepted"})",
+                                   R"({"type":"krmx/joined","payload":{"username":"alice"}})",
+                                   R"({"type":"krmx/linked","payload":{"username":"alice"}})",
+                                   R"({"type":"krmx/joined","payload":{"username":"bob"}})",
+                                   R"({"type":"krmx/linked","payload":{"username":"bob"}})"});
+    REQUIRE(alice.run_until([&] { return alice.session_frames().size() >= 5; }, 5s));
+    CHECK(alice.users().size() == 2);
+
+    std::vector<std::string> got;
+    auto s2 = bob.on_message([&](std::string_view text) { got.emplace_back(text); });
+    bob.send(R"({"type":"hello","payload":[1,2]})");
+    REQUIRE(bob.run_until([&] { return !got.empty(); }, 5s));
+    CHECK(got[0] == R"({"type":"echo","payload":{"type":"hello","payload":[1,2]}})");
+    CHECK(t.on_server([&] { return messages; }) ==
+          std::vector<std::string>{R"(bob {"type":"hello","payload":[1,2]})"});
+
+    // rejection with the server's reason; the connection stays usable
+    krmx::net::WebSocketClient mallory;
+    mallory.connect("127.0.0.1", t.port());
+    mallory.link("alice");
+    REQUIRE(mallory.run_until([&] { return mallory.last_rejection().has_value(); }, 5s));
+    CHECK(*mallory.last_rejection() == "user alice is already linked to a connection");
+    mallory.link("m");
+    REQUIRE(mallory.run_until([&] { return mallory.last_rejection().has_value(); }, 5s));
+    CHECK(*mallory.last_rejection() == "invalid username");
+    mallory.link("mallory");
+    REQUIRE(mallory.run_until([&] { return mallory.linked(); }, 5s));
+
+    // a dropped socket unlinks; the same name links again from a new socket
+    alice.terminate();
+    REQUIRE(bob.run_until(
+        [&] {
+            return bob.session_frames().back() ==
+                   R"({"type":"krmx/unlinked","payload":{"username":"alice"}})";
+        },
+        5s));
+    alice.connect("127.0.0.1", t.port());
+    alice.link("alice");
+    REQUIRE(alice.run_until([&] { return alice.linked(); }, 5s));
+
+    // graceful stop: everyone leaves, then the sockets close
+    t.stop();
+    REQUIRE(bob.run_until([&] { return !bob.connected(); }, 5s));
+    const auto& frames = bob.session_frames();
+    CHECK(std::count(frames.begin(), frames.end(), R"({"type":"krmx/left","payload":{"username":"bob"}})") ==
+          1);
+}
+
+TEST_CASE("StreamClients over sockets play the claimable counter against a StreamServer",
+          "[net][websocket][stream]") {
+    ServerThread t;
+    krmx::StreamHost host{t.server()};
+    krmx::StreamServer<Counter> server{host, "counter", counter::model()};
+    const auto guard = t.stop_guard();
+    t.start();
+    std::vector<std::unique_ptr<krmx::net::WebSocketClient>> connections;
+    auto& a = *connections.emplace_back(std::make_unique<krmx::net::WebSocketClient>());
+    auto& b = *connections.emplace_back(std::make_unique<krmx::net::WebSocketClient>());
+    krmx::StreamClient<Counter> alice{a, "counter", counter::model()};
+    krmx::StreamClient<Counter> bob{b, "counter", counter::model()};
+    a.connect("127.0.0.1", t.port());
+    b.connect("127.0.0.1", t.port());
+    a.link("alice");
+    b.link("bob");
+    const auto run_both = [&](auto done) {
+        const auto until = std::chrono::steady_clock::now() + 10s;
+        while (!done() && std::chrono::steady_clock::now() < until) {
+            a.run_for(2ms);
+            b.run_for(2ms);
+        }
+        return done();
+    };
+    REQUIRE(run_both([&] { return a.linked() && b.linked(); }));
+    (void)alice.dispatch(counter::claim());
+    for (int i = 0; i < 20; ++i) (void)alice.dispatch(counter::increment(1));
+    (void)bob.dispatch(counter::increment(100));  // refused: alice holds the claim
+    REQUIRE(run_both([&] {
+        return alice.pending_count() == 0 && bob.pending_count() == 0 && bob.confirmed_size() == 21;
+    }));
+    CHECK(alice.state().counter == 20);
+    CHECK(bob.state() == alice.state());
+    CHECK(bob.statistics().invalidated == 1);
+    CHECK(alice.statistics().invalidated == 0);
+    CHECK(t.on_server([&] { return server.state(); }) == alice.state());
+
+    // bob reconnects: the stream rebuilds from the history
+    b.terminate();
+    CHECK(bob.confirmed_size() == 0);
+    b.connect("127.0.0.1", t.port());
+    b.link("bob");
+    REQUIRE(run_both([&] { return bob.confirmed_size() == 21; }));
+    CHECK(bob.state() == alice.state());
+}
+
+TEST_CASE("path and query checks", "[net][websocket]") {
+    krmx::net::WebSocketServerOptions options;
+    options.path = "/krmx";
+    options.query = {{"version", std::string{"1.0"}}, {"debug", false}};
+    ServerThread t{options};
+    t.start();
+    CHECK_THROWS(krmx::net::WebSocketClient{}.connect("127.0.0.1", t.port(), "/other?version=1.0"));
+    krmx::net::WebSocketClient ok;
+    ok.connect("127.0.0.1", t.port(), "/krmx?version=1%2E0");
+    ok.link("alice");
+    CHECK(ok.run_until([&] { return ok.linked(); }, 5s));
+    for (const char* target : {"/krmx", "/krmx?version=2", "/krmx?version=1.0&debug"}) {
+        INFO(target);
+        RawPeer peer{t.port(), target};  // the upgrade succeeds, then the socket drops without a close frame
+        CHECK(peer.read_until_closed() == 0);
+    }
+    const auto stats = t.on_server([&] { return t.server().statistics(); });
+    CHECK(stats.refused_path == 1);
+    CHECK(stats.refused_query == 3);
+    CHECK(stats.upgrades == 1);
+}
+
+TEST_CASE("bad peers get defined answers, counted", "[net][websocket][bad-input]") {
+    krmx::net::WebSocketServerOptions options;
+    options.max_message_bytes = 1000;
+    options.max_frames_per_second = 50;
+    options.ping_interval = 100ms;
+    options.max_queued_bytes = 64 * 1024;
+    options.session.link_deadline = 300ms;
+    ServerThread t{options};
+    t.start();
+
+    SECTION("a binary frame: 1003") {
+        RawPeer peer{t.port()};
+        peer.ws.binary(true);
+        peer.ws.write(boost::asio::buffer(link_frame("alice")));
+        CHECK(peer.read_until_closed() == 1003);
+        CHECK(eventually(
+            [&] { return t.on_server([&] { return t.server().statistics().binary_frames; }) == 1; }));
+    }
+    SECTION("an oversized frame: 1009") {
+        RawPeer peer{t.port()};
+        peer.ws.write(boost::asio::buffer(std::string(2000, 'x')));
+        // Beast sends the close frame (1009) and the server drops the socket with the rest of the frame
+        // unread: the peer's kernel may see the reset before the close frame (0). Either way it is closed.
+        const int code = peer.read_until_closed();
+        CHECK((code == 1009 || code == 0));
+        CHECK(eventually(
+            [&] { return t.on_server([&] { return t.server().statistics().oversized_frames; }) == 1; }));
+    }
+    SECTION("invalid UTF-8 in a text frame: 1007") {
+        RawPeer peer{t.port()};
+        peer.ws.write(boost::asio::buffer(std::string{"{\"type\":\"\xff\xfe\"}"}));
+        CHECK(peer.read_until_closed() == 1007);
+        CHECK(eventually(
+            [&] { return t.on_server([&] { return t.server().statistics().invalid_utf8; }) == 1; }));
+    }
+    SECTION("a flood: 1008") {
+        RawPeer peer{t.port()};
+        peer.ws.write(boost::asio::buffer(link_frame("alice")));
+        for (int i = 0; i < 100; ++i) peer.ws.write(boost::asio::buffer(std::string{R"({"type":"spam"})"}));
+        std::vector<std::string> frames;
+        CHECK(peer.read_until_closed(&frames) == 1008);
+        CHECK(frames.size() == 3);  // accepted, joined, linked: spam is never echoed
+        CHECK(t.on_server([&] { return t.server().statistics().floods; }) == 1);
+        CHECK(eventually([&] { return !t.on_server([&] { return t.server().session().linked("alice"); }); }));
+    }
+    SECTION("a peer that never links: closed at the link deadline, 1008") {
+        RawPeer peer{t.port()};
+        const auto start = std::chrono::steady_clock::now();
+        CHECK(peer.read_until_closed() == 1008);
+        CHECK(std::chrono::steady_clock::now() - start >= 250ms);
+        CHECK(t.on_server([&] { return t.server().statistics().link_deadline_closes; }) == 1);
+    }
+    SECTION("a peer that answers no pings is dropped and unlinked") {
+        RawPeer peer{t.port()};
+        peer.ws.write(boost::asio::buffer(link_frame("alice")));
+        CHECK(eventually([&] { return t.on_server([&] { return t.server().session().linked("alice"); }); }));
+        // no reads: no pongs; a ping after 100 ms of silence, closed after another 100 ms
+        CHECK(eventually(
+            [&] { return t.on_server([&] { return t.server().statistics().missed_pongs; }) == 1; }));
+        CHECK(t.on_server([&] { return t.server().session().linked("alice"); }) == false);
+        CHECK(t.on_server([&] { return t.server().session().known("alice"); }));
+    }
+    SECTION("a peer that does not read: dropped when its queue passes the bound") {
+        RawPeer peer{t.port()};
+        peer.ws.write(boost::asio::buffer(link_frame("alice")));
+        REQUIRE(
+            eventually([&] { return t.on_server([&] { return t.server().session().linked("alice"); }); }));
+        // 200 frames of 4 KiB at once: 800 KiB, far over the 64 KiB bound
+        t.on_server([&] {
+            for (int i = 0; i < 200; ++i) t.server().send("alice", std::string(4096, 'x'));
+        });
+        CHECK(t.on_server([&] { return t.server().statistics().slow_readers; }) == 1);
+        CHECK(eventually([&] { return !t.on_server([&] { return t.server().session().linked("alice"); }); }));
+        CHECK(t.on_server([&] { return t.server().statistics().open; }) == 0);
+    }
+    SECTION("a peer below the bound is served in full") {
+        krmx::net::WebSocketClient c;
+        c.connect("127.0.0.1", t.port());
+        c.link("alice");
+        REQUIRE(c.run_until([&] { return c.linked(); }, 5s));
+        int got = 0;
+        auto sub = c.on_message([&](std::string_view) { ++got; });
+        t.on_server([&] {
+            for (int i = 0; i < 10; ++i)
+                t.server().send("alice", R"({"type":"x","payload":")" + std::string(4000, 'y') + "\"}");
+        });
+        CHECK(c.run_until([&] { return got == 10; }, 5s));
+        CHECK(t.on_server([&] { return t.server().statistics().slow_readers; }) == 0);
+    }
+}
+
+TEST_CASE("more sockets than max_connections: the rest are closed before the upgrade",
+          "[net][websocket][bad-input]") {
+    krmx::net::WebSocketServerOptions options;
+    options.max_connections = 50;
+    ServerThread t{options};
+    t.start();
+    std::vector<std::unique_ptr<RawPeer>> peers;
+    for (int i = 0; i < 50; ++i) peers.push_back(std::make_unique<RawPeer>(t.port()));
+    CHECK_THROWS(RawPeer{t.port()});
+    const auto stats = t.on_server([&] { return t.server().statistics(); });
+    CHECK(stats.open == 50);
+    CHECK(stats.refused_full == 1);
+    peers.clear();
+    CHECK(eventually([&] { return t.on_server([&] { return t.server().statistics().open; }) == 0; }));
+    RawPeer again{t.port()};  // room again
+}

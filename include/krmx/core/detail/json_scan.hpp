@@ -48,6 +48,25 @@ inline constexpr int json_max_message_depth = json_max_event_depth + json_envelo
 /// The largest integer every reader holds exactly (JavaScript numbers are doubles).
 inline constexpr std::uint64_t json_max_exact_integer = std::uint64_t{1} << 53;
 
+/// Appends one code point (at most U+10FFFF, not a surrogate) as UTF-8.
+inline void append_utf8(std::string& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+
 /// Decodes the inside of a string literal that the scanner validated (escapes well formed, surrogates
 /// paired) into UTF-8.
 inline void json_unescape(std::string_view inner, std::string& out) {
@@ -82,21 +101,7 @@ inline void json_unescape(std::string_view inner, std::string& out) {
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (hex4(inner.data() + i + 3) - 0xDC00);
                     i += 6;
                 }
-                if (cp < 0x80) {
-                    out += static_cast<char>(cp);
-                } else if (cp < 0x800) {
-                    out += static_cast<char>(0xC0 | (cp >> 6));
-                    out += static_cast<char>(0x80 | (cp & 0x3F));
-                } else if (cp < 0x10000) {
-                    out += static_cast<char>(0xE0 | (cp >> 12));
-                    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-                    out += static_cast<char>(0x80 | (cp & 0x3F));
-                } else {
-                    out += static_cast<char>(0xF0 | (cp >> 18));
-                    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-                    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-                    out += static_cast<char>(0x80 | (cp & 0x3F));
-                }
+                append_utf8(out, cp);
                 break;
             }
             default: out += e; break;  // '"', '\\', '/'

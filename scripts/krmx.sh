@@ -75,23 +75,28 @@ cmd_test() {
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
-  # g++ with AddressSanitizer + UndefinedBehaviorSanitizer: every test and example. The benchmarks are built
-  # (and run once) by the g++ Release build below, where they are measured; building them here ran nothing.
-  configure_and_build "$build_root/gcc-asan" g++ Debug \
-    -DCMAKE_CXX_FLAGS="-O1 $sanitize" -DKRMX_HEADER_CHECKS=ON -DKRMX_BUILD_BENCHMARKS=OFF
+  # Each build compiles every folder of tests as one translation unit (CMAKE_UNITY_BUILD): the tests share
+  # nlohmann/json, Catch2 and krmx instantiations, and this cuts the suite's compile time by about four.
+
+  # g++ with AddressSanitizer + UndefinedBehaviorSanitizer: every test and example. -O0 -g1: the sanitizers
+  # do not need the optimizer, and g++ spends most of its time in it with them; line tables are enough for
+  # the stack traces. The benchmarks are built (and run once) by the g++ Release build below.
+  configure_and_build "$build_root/gcc-asan" g++ Debug -DCMAKE_UNITY_BUILD=ON \
+    -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g1" -DKRMX_HEADER_CHECKS=ON -DKRMX_BUILD_BENCHMARKS=OFF
   say "ctest (g++, ASan+UBSan)"
   ctest --test-dir "$build_root/gcc-asan" --output-on-failure --parallel "$jobs"
 
-  # clang++ keeps the code portable and warning-free on a second compiler.
-  configure_and_build "$build_root/clang" clang++ RelWithDebInfo -DKRMX_HEADER_CHECKS=OFF
+  # clang++ keeps the code portable and warning-free on a second compiler, and runs the libFuzzer harnesses.
+  configure_and_build "$build_root/clang" clang++ RelWithDebInfo -DCMAKE_UNITY_BUILD=ON \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1" -DKRMX_HEADER_CHECKS=OFF -DKRMX_BUILD_BENCHMARKS=OFF
   say "ctest (clang++)"
   ctest --test-dir "$build_root/clang" --output-on-failure --parallel "$jobs"
 
   # g++ Release (-O3, no sanitizers): what a user's first `cmake -DCMAKE_BUILD_TYPE=Release` builds, where
   # g++'s optimizer-driven warnings appear; it also builds the benchmarks with the flags they are measured with.
-  configure_and_build "$build_root/gcc-release" g++ Release -DKRMX_HEADER_CHECKS=OFF
+  configure_and_build "$build_root/gcc-release" g++ Release -DCMAKE_UNITY_BUILD=ON -DKRMX_HEADER_CHECKS=OFF
   say "ctest (g++ Release)"
-  ctest --test-dir "$build_root/gcc-release" --output-on-failure --parallel "$jobs"
+  ctest --test-dir "$build_root/gcc-release" --output-on-failure --parallel "$jobs" -LE fuzz
 
   # Benchmarks are too noisy to be tests, but each workload runs once so that none can rot.
   say "benchmark smoke run (g++ Release build, each workload once)"

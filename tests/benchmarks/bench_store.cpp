@@ -1,5 +1,8 @@
 // Event stores: durable appends (synced and group commit) and replay of 1 M stored events.
 // The replay folds each event's JSON payload into a counter, as a read model over the log would.
+// SQLite and PostgreSQL side by side (BM_<workload>/<store>/<durability>): batched appends, single appends
+// from 8 connections, replay into a Stream, catch-up of a read model, bytes per stored event. PostgreSQL
+// runs on a throw-away server of this process (tests/support/postgres_server.hpp) with fsync on.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -12,10 +15,16 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+#include <krmx/models/read_model.hpp>
 #include <krmx/store/memory_event_store.hpp>
 #include <krmx/stream/stream.hpp>
 #if __has_include(<sqlite3.h>)
 #include <krmx/store/sqlite_event_store.hpp>
+#endif
+#if defined(KRMX_BENCH_POSTGRES)
+#include <krmx/store/postgres_event_store.hpp>
+
+#include "postgres_server.hpp"
 #endif
 
 #include "bench_common.hpp"
@@ -166,16 +175,183 @@ BENCHMARK(BM_sqlite_append_group)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-void BM_replay_sqlite(benchmark::State& state) {
-    const std::size_t count = krmx_bench_size(1'000'000, 10'000);
+// ---- SQLite and PostgreSQL side by side ----
+
+struct SqliteBackend {
+    static constexpr const char* name = "sqlite";
+    using Store = krmx::SqliteEventStore;
     TempStoreFile file;
-    krmx::SqliteEventStore store{file.path(), {.durability = krmx::SqliteDurability::group_commit}};
-    fill(store, count);
-    store.checkpoint_wal();
-    measure_replay(state, store, count);
-    state.counters["bytes_per_event"] = bytes_per_event(store);
+    [[nodiscard]] std::unique_ptr<Store> open(bool synced) const {
+        return std::make_unique<Store>(file.path(), krmx::SqliteEventStoreOptions{
+            .durability = synced ? krmx::SqliteDurability::synced : krmx::SqliteDurability::group_commit});
+    }
+    [[nodiscard]] static double bytes_per_event(const Store& store) { return ::bytes_per_event(store); }
+};
+
+#if defined(KRMX_BENCH_POSTGRES)
+// One server for the whole run, with fsync on: these are durability figures.
+krmx::testing::PostgresServer& bench_postgres() {
+    static krmx::testing::PostgresServer server{{.fsync = true}};
+    return server;
 }
-BENCHMARK(BM_replay_sqlite)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+struct PostgresBackend {
+    static constexpr const char* name = "postgres";
+    using Store = krmx::PostgresEventStore;
+    krmx::PostgresOptions database{.connection = bench_postgres().conninfo(),
+                                   .schema = krmx::testing::unique_postgres_schema("bench")};
+    PostgresBackend() = default;
+    PostgresBackend(const PostgresBackend&) = delete;
+    PostgresBackend& operator=(const PostgresBackend&) = delete;
+    ~PostgresBackend() {
+        try {
+            krmx::detail::PgConnection{database.connection}.exec("DROP SCHEMA " + database.schema + " CASCADE");
+        } catch (...) {
+            // The server and its folder go away at exit anyway.
+        }
+    }
+    [[nodiscard]] std::unique_ptr<Store> open(bool synced) const {
+        return std::make_unique<Store>(database, krmx::PostgresEventStoreOptions{
+            .durability = synced ? krmx::PostgresDurability::synced : krmx::PostgresDurability::group_commit});
+    }
+    // Tables and indexes on disk (after VACUUM, which also sets the visibility map for index-only reads).
+    [[nodiscard]] static double bytes_per_event(const Store& store) {
+        krmx::detail::PgConnection connection{store.database().connection};
+        const std::string s = store.database().schema;
+        connection.exec("VACUUM " + s + ".krmx_events");
+        const auto bytes = connection.exec("SELECT pg_total_relation_size('" + s + ".krmx_events') + "
+                                           "pg_total_relation_size('" + s + ".krmx_streams')").int64(0, 0);
+        const auto events = store.head_position();
+        return events == 0 ? 0.0 : static_cast<double>(bytes) / static_cast<double>(events);
+    }
+};
+#endif
+
+const char* durability_name(bool synced) { return synced ? "synced" : "group_commit"; }
+
+// One thread, 100 events per append to one stream with an exact expected revision.
+template <class Backend>
+void append_batched(benchmark::State& state, bool synced) {
+    Backend backend;
+    auto store = backend.open(synced);
+    constexpr std::size_t per_append = 100;
+    std::vector<krmx::NewEvent> batch;
+    for (std::size_t k = 0; k < per_append; ++k) batch.push_back(counter_event(static_cast<std::int64_t>(k % 7)));
+    std::optional<krmx::Revision> revision;
+    for (auto _ : state) {
+        const auto expected =
+            revision ? krmx::ExpectedRevision::exact(*revision) : krmx::ExpectedRevision::no_stream();
+        revision = store->append("counter", expected, batch).last_revision;
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * per_append));
+    state.counters["bytes_per_event"] = Backend::bytes_per_event(*store);
+}
+
+// Eight threads (eight connections for PostgreSQL), one event per append, each to its own stream.
+template <class Backend>
+void append_concurrent(benchmark::State& state, bool synced) {
+    constexpr int threads = 8;
+    const std::size_t appends_per_thread = krmx_bench_size(synced ? 500 : 2'000, 50);
+    Backend backend;
+    auto store = backend.open(synced);
+    std::uint64_t events = 0;
+    std::vector<std::optional<krmx::Revision>> revisions(threads);
+    for (auto _ : state) {
+        std::vector<std::thread> workers;
+        for (int t = 0; t < threads; ++t) {
+            workers.emplace_back([&, t] {
+                const std::string stream = "player-" + std::to_string(t);
+                auto& revision = revisions[static_cast<std::size_t>(t)];
+                for (std::size_t a = 0; a < appends_per_thread; ++a) {
+                    const auto expected = revision ? krmx::ExpectedRevision::exact(*revision)
+                                                   : krmx::ExpectedRevision::no_stream();
+                    revision = store->append(stream, expected, counter_event(1)).last_revision;
+                }
+            });
+        }
+        for (auto& worker : workers) worker.join();
+        events += threads * appends_per_thread;
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(events));
+}
+
+// Replay of the whole store into an authoritative Stream, in batches (bounded memory).
+template <class Backend>
+void replay_store(benchmark::State& state) {
+    const std::size_t count = krmx_bench_size(1'000'000, 10'000);
+    Backend backend;
+    auto store = backend.open(false);
+    fill(*store, count);
+    measure_replay(state, *store, count);
+    state.counters["bytes_per_event"] = Backend::bytes_per_event(*store);
+}
+
+// A read model catching up over the whole store: decoding by the catalog, the reducer, no checkpoints.
+struct Total {
+    std::int64_t sum = 0;
+    std::uint64_t count = 0;
+};
+void to_json(nlohmann::json& j, const Total& t) { j = nlohmann::json{{"sum", t.sum}, {"count", t.count}}; }
+void from_json(const nlohmann::json& j, Total& t) {
+    j.at("sum").get_to(t.sum);
+    j.at("count").get_to(t.count);
+}
+
+template <class Backend>
+void catch_up(benchmark::State& state) {
+    const std::size_t count = krmx_bench_size(1'000'000, 10'000);
+    Backend backend;
+    auto store = backend.open(false);
+    fill(*store, count);
+    const auto catalog = krmx::EventCatalog{"counter", 1}.add(counter::increment);
+    std::uint64_t events = 0;
+    const PeakResidentMemory peak;
+    for (auto _ : state) {
+        auto model = krmx::ReadModel<Total>{"counter.total", 1, catalog}.reduce(
+            [](Total& total, const krmx::CatalogEvent& event) {
+                if (const int* n = event.payload_if(counter::increment)) {
+                    total.sum += *n;
+                    ++total.count;
+                }
+            });
+        krmx::ReadModelRunner<Total, typename Backend::Store> runner{std::move(model), *store};
+        const auto report = runner.catch_up();
+        if (runner.state().count != count) throw std::runtime_error("catch-up: events missing");
+        events += report.events;
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(events));
+    peak.report(state);
+}
+
+template <class Backend>
+void register_store_pair() {
+    const std::string store = Backend::name;
+    for (const bool synced : {true, false}) {
+        const std::string durability = durability_name(synced);
+        benchmark::RegisterBenchmark(("BM_append_batched/" + store + "/" + durability).c_str(),
+                                     [synced](benchmark::State& s) { append_batched<Backend>(s, synced); })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark(("BM_append_concurrent/" + store + "/" + durability + "/connections:8").c_str(),
+                                     [synced](benchmark::State& s) { append_concurrent<Backend>(s, synced); })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+    }
+    benchmark::RegisterBenchmark(("BM_replay/" + store).c_str(), &replay_store<Backend>)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_catch_up/" + store).c_str(), &catch_up<Backend>)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+}
+
+[[maybe_unused]] const bool registered = [] {
+    register_store_pair<SqliteBackend>();
+#if defined(KRMX_BENCH_POSTGRES)
+    register_store_pair<PostgresBackend>();
+#endif
+    return true;
+}();
 
 #endif
 

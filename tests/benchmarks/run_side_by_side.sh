@@ -258,9 +258,13 @@ out();
 // C++-only rows: durable store and replay, absolute targets.
 const cppOnly = [
   ['BM_replay_memory', null],
-  ['BM_replay_sqlite', 1e6],
+  ['BM_replay', 1e6],
+  ['BM_catch_up', null],
   ['BM_sqlite_append_synced', null],
   ['BM_sqlite_append_group', 200e3],
+  ['BM_append_batched/sqlite', null],
+  ['BM_append_batched/postgres', 100e3],
+  ['BM_append_concurrent', null],
 ];
 const counterNames = ['bytes_per_event', 'peak_rss_mb'];
 out('| krmx-cpp only | events/s | target | met? | bytes_per_event | peak_rss_mb |');

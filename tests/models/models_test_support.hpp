@@ -9,12 +9,14 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include <unistd.h>
 
 #include "temp_dir.hpp"
 
 #include "bookstore/bookstore.hpp"
+#include "krmx/models/sql_value.hpp"
 #include "krmx/store/event_store.hpp"
 
 namespace models_test {
@@ -40,6 +42,10 @@ void append_canonical_history(Store& store) {
     append(store, "1", book_returned(Lending{"1", "alice"}));
 }
 inline constexpr krmx::Position canonical_history_size = 8;
+/// The rows of the `available` projection table (book_id, copies) after the canonical history, as both
+/// projection targets' tests write them.
+inline const std::vector<krmx::SqlRow> canonical_available_rows{{std::string{"1"}, std::int64_t{9}},
+                                                                {std::string{"2"}, std::int64_t{5}}};
 
 /// Polls `condition` until it holds or `limit` passes; returns whether it held.
 inline bool eventually(const std::function<bool()>& condition,

@@ -54,8 +54,6 @@ krmx::ReadModel<krmx::NoState> available_table(krmx::PostgresProjection& db,
 std::vector<krmx::SqlRow> rows(krmx::PostgresProjection& db) {
     return db.query("SELECT book_id, copies FROM available ORDER BY book_id");
 }
-const std::vector<krmx::SqlRow> expected_rows{{std::string{"1"}, std::int64_t{9}},
-                                              {std::string{"2"}, std::int64_t{5}}};
 
 }  // namespace
 
@@ -76,7 +74,7 @@ TEST_CASE(
         CHECK_THROWS_WITH(runner.catch_up(), "crash");
         // Committed: events 1-4 and their checkpoint; event 5's rows are rolled back with the failure.
         CHECK(db.load("book.available_table")->position == 4);
-        CHECK(rows(db) == expected_rows);
+        CHECK(rows(db) == models_test::canonical_available_rows);
         CHECK(db.query("SELECT count(*) FROM available WHERE book_id = '3'")[0][0] ==
               krmx::SqlValue{std::int64_t{0}});
     }
@@ -87,7 +85,7 @@ TEST_CASE(
     const auto report = restarted.catch_up();
     CHECK(report.restored);
     CHECK(report.events == 4);
-    CHECK(rows(db) == expected_rows);
+    CHECK(rows(db) == models_test::canonical_available_rows);
     // The checkpoint row is the one PostgresCheckpointStore reads.
     krmx::PostgresCheckpointStore checkpoints{views};
     CHECK(checkpoints.load("book.available_table")->position == models_test::canonical_history_size);

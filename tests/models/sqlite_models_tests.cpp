@@ -45,8 +45,6 @@ krmx::ReadModel<krmx::NoState> available_table(krmx::SqliteProjection& db,
 std::vector<krmx::SqlRow> rows(krmx::SqliteProjection& db) {
     return db.query("SELECT book_id, copies FROM available ORDER BY book_id");
 }
-const std::vector<krmx::SqlRow> expected_rows{{std::string{"1"}, std::int64_t{9}},
-                                              {std::string{"2"}, std::int64_t{5}}};
 }  // namespace
 
 TEST_CASE("a SQLite projection commits its rows with the checkpoint, so a failure never leaves them apart",
@@ -77,7 +75,7 @@ TEST_CASE("a SQLite projection commits its rows with the checkpoint, so a failur
     const auto report = restarted.catch_up();
     CHECK(report.restored);
     CHECK(report.events == 4);
-    CHECK(rows(db) == expected_rows);
+    CHECK(rows(db) == models_test::canonical_available_rows);
     // The checkpoint row is the one SqliteCheckpointStore reads.
     krmx::SqliteCheckpointStore checkpoints{dir.path() / "projection.sqlite"};
     CHECK(checkpoints.load("book.available_table")->position == models_test::canonical_history_size);
@@ -176,7 +174,7 @@ TEST_CASE(
         Runner v1{model(1), store};
         v1.use_checkpoints(db);
         (void)v1.catch_up();
-        CHECK(rows(db) == expected_rows);
+        CHECK(rows(db) == models_test::canonical_available_rows);
     }
     {
         // The plain INSERTs of the projection would hit the rows of revision 1 without the reset.
@@ -185,14 +183,14 @@ TEST_CASE(
         const auto report = v2.catch_up();
         CHECK(report.discarded_checkpoint);
         CHECK(report.events == models_test::canonical_history_size);
-        CHECK(rows(db) == expected_rows);
+        CHECK(rows(db) == models_test::canonical_available_rows);
         CHECK(db.load("book.available_table")->version == "book.available_table@2/bookstore@1");
     }
     // A reset that fails half-way leaves rows and checkpoint as they were: they are one transaction.
     Runner v3{model(3, true), store};
     v3.use_checkpoints(db);
     CHECK_THROWS_WITH(v3.catch_up(), "reset failed");
-    CHECK(rows(db) == expected_rows);
+    CHECK(rows(db) == models_test::canonical_available_rows);
     CHECK(db.load("book.available_table")->version == "book.available_table@2/bookstore@1");
     CHECK(db.load("book.available_table")->position == models_test::canonical_history_size);
 }

@@ -24,6 +24,8 @@ namespace beast = boost::beast;
 namespace websocket = boost::beast::websocket;
 using tcp = boost::asio::ip::tcp;
 
+// Named, so that a unity build of this folder keeps these helpers apart from those of the other files.
+namespace websocket_tests {
 namespace {
 
 // A bare WebSocket peer that does exactly what the test says (and nothing else: it answers no pings
@@ -297,3 +299,5 @@ TEST_CASE("more sockets than max_connections: the rest are closed before the upg
     CHECK(eventually([&] { return t.on_server([&] { return t.server().statistics().open; }) == 0; }));
     RawPeer again{t.port()};  // room again
 }
+
+}  // namespace websocket_tests

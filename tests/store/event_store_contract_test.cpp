@@ -324,12 +324,6 @@ TEMPLATE_LIST_TEST_CASE("reading a stream starts at a revision and stops at the 
     CHECK(store->read_stream("missing").empty());
 }
 
-// g++ 12 at -O3 reports -Wrestrict inside libstdc++ for `"s" + std::to_string(...)` (an insert at the front
-// of a temporary), a known false positive: GCC bug 105651. Only these two test cases trigger it.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wrestrict"
-#endif
 TEMPLATE_LIST_TEST_CASE("reading all streams after a position comes in bounded batches in position order",
                         "[store][contract]", StoreFactories) {
     TestType factory;
@@ -372,9 +366,6 @@ TEMPLATE_LIST_TEST_CASE("reads filter by stream and by type", "[store][contract]
     CHECK(positions_of(both) == std::vector<Position>{4, 10});
     CHECK(store->read_all(0, krmx::read_unbounded, EventFilter{.streams = {"none"}}).empty());
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 TEMPLATE_LIST_TEST_CASE(
     "a subscription from the start delivers the stored events, then caught_up, then live events",

@@ -255,12 +255,6 @@ TEST_CASE("an event store and a checkpoint store can share one file", "[store][s
     CHECK(checkpoints.load("counter")->position == 1);
 }
 
-// g++ 12 at -O3 reports -Wrestrict inside libstdc++ for `"w" + std::to_string(t)` (an insert at the front
-// of a temporary), a known false positive: GCC bug 105651.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wrestrict"
-#endif
 TEST_CASE("appends from many threads share group commits and are all acknowledged", "[store][sqlite]") {
     TempDir dir;
     SqliteEventStore store{dir.path() / "events.sqlite",
@@ -291,9 +285,6 @@ TEST_CASE("appends from many threads share group commits and are all acknowledge
         }
     }
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 TEST_CASE("two stores writing one file keep positions dense and never overwrite each other",
           "[store][sqlite]") {

@@ -4,65 +4,13 @@
 #include <stdexcept>
 #include <string>
 
-#include <krmx/store/memory_event_store.hpp>
 #include <krmx/sync/durable.hpp>
-#if defined(KRMX_TEST_SQLITE)
-#include <krmx/store/sqlite_event_store.hpp>
-#endif
-#if defined(KRMX_TEST_POSTGRES)
-#include <krmx/store/postgres_event_store.hpp>
-
-#include "postgres_server.hpp"
-#endif
 
 #include "catch.hpp"
+#include "durable_stores.hpp"
 #include "sync_support.hpp"
-#include "temp_dir.hpp"
 
 namespace {
-
-struct MemoryStore {
-    std::unique_ptr<krmx::MemoryEventStore> store = std::make_unique<krmx::MemoryEventStore>();
-    krmx::MemoryEventStore& open() { return *store; }
-    void reopen() {}  // a memory store lives as long as the process
-};
-
-#if defined(KRMX_TEST_SQLITE)
-struct SqliteStore {
-    krmx::testing::TempDir dir;
-    std::unique_ptr<krmx::SqliteEventStore> store;
-    SqliteStore() { reopen(); }
-    krmx::SqliteEventStore& open() { return *store; }
-    // A restart: the file is closed and opened again, so only what reached it survives.
-    void reopen() {
-        store.reset();
-        store = std::make_unique<krmx::SqliteEventStore>(dir.path() / "game.sqlite");
-    }
-};
-#define KRMX_DURABLE_SQLITE , SqliteStore
-#else
-#define KRMX_DURABLE_SQLITE
-#endif
-
-#if defined(KRMX_TEST_POSTGRES)
-struct PostgresStore {
-    krmx::PostgresOptions database{.connection = krmx::testing::shared_postgres().conninfo(),
-                                   .schema = krmx::testing::unique_postgres_schema("durable")};
-    std::unique_ptr<krmx::PostgresEventStore> store;
-    PostgresStore() { reopen(); }
-    krmx::PostgresEventStore& open() { return *store; }
-    // A restart: the connections are closed and opened again, so only what was committed survives.
-    void reopen() {
-        store.reset();
-        store = std::make_unique<krmx::PostgresEventStore>(database);
-    }
-};
-#define KRMX_DURABLE_POSTGRES , PostgresStore
-#else
-#define KRMX_DURABLE_POSTGRES
-#endif
-
-#define KRMX_DURABLE_STORES MemoryStore KRMX_DURABLE_SQLITE KRMX_DURABLE_POSTGRES
 
 krmx::StreamServerOptions persisting(auto& store) {
     return {.persist = krmx::persist_to(store, counter_domain)};

@@ -8,6 +8,8 @@
 
 using nlohmann::json;
 
+// Named, so that a unity build of this folder keeps these helpers apart from those of the other files.
+namespace hostile_input_tests {
 namespace {
 
 std::string append(const std::string& event, int id = 5) {
@@ -285,3 +287,5 @@ TEST_CASE("the claimable counter refuses an increment past the range of its coun
     CHECK(t.server.size() == 2);
     CHECK(json::parse(mallory.received().at(1))["payload"]["reason"] == "counter would overflow");
 }
+
+}  // namespace hostile_input_tests

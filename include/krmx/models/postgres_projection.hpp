@@ -37,16 +37,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "krmx/models/sql_value.hpp"
 #include "krmx/store/checkpoint_store.hpp"
 #include "krmx/store/detail/postgres.hpp"
 #include "krmx/store/detail/postgres_checkpoint_rows.hpp"
 #include "krmx/store/event_store.hpp"
 
 namespace krmx {
-
-/// A value bound to or read from an SQL statement (the same type as in sqlite_projection.hpp).
-using SqlValue = std::variant<std::nullptr_t, std::int64_t, double, std::string>;
-using SqlRow = std::vector<SqlValue>;
 
 class PostgresProjection {
   public:

@@ -41,6 +41,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "krmx/models/sql_value.hpp"
 #include "krmx/store/checkpoint_store.hpp"
 #include "krmx/store/detail/append_checks.hpp"
 #include "krmx/store/detail/sqlite.hpp"
@@ -48,10 +49,6 @@
 #include "krmx/store/event_store.hpp"
 
 namespace krmx {
-
-/// A value bound to or read from an SQL statement.
-using SqlValue = std::variant<std::nullptr_t, std::int64_t, double, std::string>;
-using SqlRow = std::vector<SqlValue>;
 
 class SqliteProjection {
   public:

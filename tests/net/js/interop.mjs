@@ -1,11 +1,14 @@
 // Interop of krmx-cpp's network layer with the real npm packages, run by CTest (krmx_net_interop):
-//   node interop.mjs SERVER_BINARY CLIENT_BINARY
+//   node interop.mjs SERVER_BINARY CLIENT_BINARY BOT_BINARY
 // - @krmx/client@0.5.4 links to our C++ WebSocketServer (SERVER_BINARY = tests/net/interop_server.cpp):
 //   every rejection reason verbatim, whole frame transcripts of link, relink, unlink, leave, kick and a
 //   dropped socket, custom messages both ways;
 // - the claimable counter on @krmx/state@0.0.1's StreamModel in JavaScript clients against our C++
 //   StreamServer: byte-identical broadcasts, a refused claim only to its sender, a late joiner rebuilding
 //   from the history (compatibility mode: appends), convergence with the server;
+// - JavaScript and C++ players in one game: the C++ counter_bot (BOT_BINARY = examples/counter_bot) and
+//   JavaScript StreamModel clients append to one domain at the same time and converge; a refused C++ move
+//   is told to the C++ sender only;
 // - our C++ WebSocketClient (CLIENT_BINARY = tests/net/interop_client.cpp) against the real
 //   @krmx/server@0.5.5.
 // Every server runs on loopback with a deadline and is stopped at the end, also on failure.
@@ -22,9 +25,9 @@ const { createServer } = require('@krmx/server');
 const { StreamModel, isStreamAppendMessage } = require('@krmx/state');
 const { z } = require('zod');
 
-const [serverBinary, clientBinary] = process.argv.slice(2);
-if (!serverBinary || !clientBinary) {
-  console.error('usage: node interop.mjs SERVER_BINARY CLIENT_BINARY');
+const [serverBinary, clientBinary, botBinary] = process.argv.slice(2);
+if (!serverBinary || !clientBinary || !botBinary) {
+  console.error('usage: node interop.mjs SERVER_BINARY CLIENT_BINARY BOT_BINARY');
   process.exit(2);
 }
 
@@ -272,6 +275,64 @@ test('@krmx/state: JavaScript StreamModel clients against the C++ StreamServer',
   }
   assert.deepEqual(fromServer, { counter: 12, claim: 'alice', size: 12 });
   for (const p of [alice, bob, carol]) await p.client.leave();
+});
+
+// Runs examples/counter_bot to its end: its exit code and what it printed.
+async function runBot(port, name, moves) {
+  const child = spawn(botBinary, ['--port', String(port), '--name', name, '--moves', String(moves)],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(child);
+  let output = '';
+  child.stdout.on('data', (data) => { output += data; });
+  const code = await new Promise((resolve) => child.on('exit', (c) => { children.delete(child); resolve(c); }));
+  return { code, output };
+}
+
+test('JavaScript and C++ players in one game converge and agree on who may move', async (server) => {
+  const { model, increment, claim } = claimableCounter();
+  const alice = await streamPlayer(server.url, 'alice', model);
+  const bob = await streamPlayer(server.url, 'bob', model);
+  alice.take();
+  bob.take();
+  // The C++ bot plays 5 increments while the JavaScript players append theirs.
+  const botRun = runBot(server.port, 'cpp', 5);
+  for (let i = 0; i < 5; i += 1) {
+    alice.dispatch(increment(1));
+    bob.dispatch(increment(2));
+    await sleep(20);
+  }
+  const bot = await botRun;
+  assert.equal(bot.code, 0, bot.output);
+  assert.match(bot.output, /cpp done: counter \d+, \d+ events confirmed, 0 invalidated/);
+  await until(() => alice.stream.sourceState.counter === 20 && bob.stream.sourceState.counter === 20,
+    'every move at both JavaScript players');
+  // Both JavaScript players received the same frames, the C++ player's events among them.
+  const aliceFrames = alice.take().filter((f) => f.includes('stream/append'));
+  const bobFrames = bob.take().filter((f) => f.includes('stream/append'));
+  assert.deepEqual(aliceFrames, bobFrames);
+  assert.equal(aliceFrames.filter((f) => f.includes('"dispatcher":"cpp"')).length, 5);
+  assert.equal(aliceFrames.length, 15);
+
+  // alice (JavaScript) claims the counter: a C++ player that joins later rebuilds the claim from the history
+  // and refuses its own moves at once, so nothing reaches the server and nobody else hears of them.
+  alice.dispatch(claim());
+  await until(() => bob.stream.sourceState.claim === 'alice', 'the claim at bob');
+  bob.take();
+  const refused = await runBot(server.port, 'cpp', 2);
+  assert.equal(refused.code, 0, refused.output);
+  assert.equal(refused.output.split('cpp increments: claimed by someone else').length - 1, 2, refused.output);
+  assert.match(refused.output, /cpp done: counter 20, 16 events confirmed, 0 invalidated/);
+  await sleep(50);
+  assert.deepEqual(bob.take().filter((f) => f.includes('stream/')), []);
+  assert.equal(alice.invalidated.length, 0);
+  assert.equal(bob.invalidated.length, 0);
+  const fromServer = await server.command('state');
+  assert.deepEqual(fromServer, { counter: 20, claim: 'alice', size: 16 });
+  for (const p of [alice, bob]) {
+    assert.deepEqual(p.stream.sourceState, { counter: fromServer.counter, claim: fromServer.claim });
+    assert.equal(p.stream.optimisticEvents.length, 0);
+    await p.client.leave();
+  }
 });
 
 test('our C++ WebSocketClient against the real @krmx/server@0.5.5', async () => {

@@ -11,6 +11,9 @@
 
 extern bool krmx_bench_quick;
 
+/// Logs grow by an entry per accepted event: benchmarks start over after this many, so memory stays bounded.
+inline constexpr std::size_t krmx_bench_events_per_round = std::size_t{1} << 20;
+
 /// `full` in a measuring run, `quick` in the smoke run.
 inline std::size_t krmx_bench_size(std::size_t full, std::size_t quick) {
     return krmx_bench_quick ? quick : full;

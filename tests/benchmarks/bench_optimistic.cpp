@@ -13,11 +13,8 @@
 
 namespace {
 
-// The confirmed log grows by K entries per iteration; start over now and then so memory stays bounded.
-constexpr std::size_t events_per_round = std::size_t{1} << 20;
-
 void keep_bounded(benchmark::State& state, krmx::OptimisticStream<Counter>& client) {
-    if (client.confirmed_size() >= events_per_round) [[unlikely]] {
+    if (client.confirmed_size() >= krmx_bench_events_per_round) [[unlikely]] {
         state.PauseTiming();
         client.reset();
         state.ResumeTiming();

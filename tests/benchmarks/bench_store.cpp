@@ -132,6 +132,31 @@ void BM_sqlite_append_synced(benchmark::State& state) {
 }
 BENCHMARK(BM_sqlite_append_synced)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
+// One thread per entry of `revisions`, each appending `appends` times `per_append` events to its own stream
+// with an exact expected revision (the write-model pattern); returns the events appended.
+template <class Store>
+std::uint64_t run_appenders(Store& store, std::vector<std::optional<krmx::Revision>>& revisions,
+                            std::size_t appends, std::size_t per_append) {
+    std::vector<std::thread> workers;
+    for (std::size_t t = 0; t < revisions.size(); ++t) {
+        workers.emplace_back([&, t] {
+            const std::string stream = "player-" + std::to_string(t);
+            auto& revision = revisions[t];
+            std::vector<krmx::NewEvent> batch;
+            for (std::size_t a = 0; a < appends; ++a) {
+                batch.clear();
+                for (std::size_t k = 0; k < per_append; ++k)
+                    batch.push_back(counter_event(static_cast<std::int64_t>(k % 7)));
+                const auto expected = revision ? krmx::ExpectedRevision::exact(*revision)
+                                               : krmx::ExpectedRevision::no_stream();
+                revision = store.append(stream, expected, batch).last_revision;
+            }
+        });
+    }
+    for (auto& worker : workers) worker.join();
+    return revisions.size() * appends * per_append;
+}
+
 // Group commit: range(0) threads append concurrently, range(1) events per append, each thread to its own
 // stream with an exact expected revision (the write-model pattern). Items are events.
 void BM_sqlite_append_group(benchmark::State& state) {
@@ -143,26 +168,7 @@ void BM_sqlite_append_group(benchmark::State& state) {
     krmx::SqliteEventStore store{file.path(), {.durability = krmx::SqliteDurability::group_commit}};
     std::vector<std::optional<krmx::Revision>> revisions(static_cast<std::size_t>(threads));
     std::uint64_t events = 0;
-    for (auto _ : state) {
-        std::vector<std::thread> workers;
-        for (int t = 0; t < threads; ++t) {
-            workers.emplace_back([&, t] {
-                const std::string stream = "player-" + std::to_string(t);
-                auto& revision = revisions[static_cast<std::size_t>(t)];
-                std::vector<krmx::NewEvent> batch;
-                for (std::size_t a = 0; a < appends_per_thread; ++a) {
-                    batch.clear();
-                    for (std::size_t k = 0; k < per_append; ++k)
-                        batch.push_back(counter_event(static_cast<std::int64_t>(k % 7)));
-                    const auto expected = revision ? krmx::ExpectedRevision::exact(*revision)
-                                                   : krmx::ExpectedRevision::no_stream();
-                    revision = store.append(stream, expected, batch).last_revision;
-                }
-            });
-        }
-        for (auto& worker : workers) worker.join();
-        events += static_cast<std::uint64_t>(threads) * appends_per_thread * per_append;
-    }
+    for (auto _ : state) events += run_appenders(store, revisions, appends_per_thread, per_append);
     state.SetItemsProcessed(static_cast<std::int64_t>(events));
     state.counters["bytes_per_event"] = bytes_per_event(store);
 }
@@ -250,28 +256,13 @@ void append_batched(benchmark::State& state, bool synced) {
 // Eight threads (eight connections for PostgreSQL), one event per append, each to its own stream.
 template <class Backend>
 void append_concurrent(benchmark::State& state, bool synced) {
-    constexpr int threads = 8;
+    constexpr std::size_t threads = 8;
     const std::size_t appends_per_thread = krmx_bench_size(synced ? 500 : 2'000, 50);
     Backend backend;
     auto store = backend.open(synced);
     std::uint64_t events = 0;
     std::vector<std::optional<krmx::Revision>> revisions(threads);
-    for (auto _ : state) {
-        std::vector<std::thread> workers;
-        for (int t = 0; t < threads; ++t) {
-            workers.emplace_back([&, t] {
-                const std::string stream = "player-" + std::to_string(t);
-                auto& revision = revisions[static_cast<std::size_t>(t)];
-                for (std::size_t a = 0; a < appends_per_thread; ++a) {
-                    const auto expected = revision ? krmx::ExpectedRevision::exact(*revision)
-                                                   : krmx::ExpectedRevision::no_stream();
-                    revision = store->append(stream, expected, counter_event(1)).last_revision;
-                }
-            });
-        }
-        for (auto& worker : workers) worker.join();
-        events += threads * appends_per_thread;
-    }
+    for (auto _ : state) events += run_appenders(*store, revisions, appends_per_thread, 1);
     state.SetItemsProcessed(static_cast<std::int64_t>(events));
 }
 
@@ -291,11 +282,6 @@ struct Total {
     std::int64_t sum = 0;
     std::uint64_t count = 0;
 };
-void to_json(nlohmann::json& j, const Total& t) { j = nlohmann::json{{"sum", t.sum}, {"count", t.count}}; }
-void from_json(const nlohmann::json& j, Total& t) {
-    j.at("sum").get_to(t.sum);
-    j.at("count").get_to(t.count);
-}
 
 template <class Backend>
 void catch_up(benchmark::State& state) {

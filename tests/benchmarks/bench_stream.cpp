@@ -12,12 +12,9 @@
 
 namespace {
 
-// The log grows by one entry per accepted event; start over now and then so memory stays bounded.
-constexpr std::size_t events_per_round = std::size_t{1} << 20;
-
 template <class State>
 void keep_bounded(benchmark::State& state, krmx::Stream<State>& stream) {
-    if (stream.size() >= events_per_round) [[unlikely]] {
+    if (stream.size() >= krmx_bench_events_per_round) [[unlikely]] {
         state.PauseTiming();
         stream.reset();
         state.ResumeTiming();

@@ -16,7 +16,6 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,12 +44,13 @@ struct Settings {
     std::string label = "server";
 };
 
-std::optional<long> rss_kib(long pid) {
+// The resident memory of a process in KiB, or -1 when it cannot be read.
+long rss_kib(long pid) {
     std::ifstream status{"/proc/" + std::to_string(pid) + "/status"};
     for (std::string line; std::getline(status, line);) {
         if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
     }
-    return std::nullopt;
+    return -1;
 }
 
 struct Run;
@@ -211,7 +211,7 @@ int main(int argc, char** argv) {
         std::cerr << "usage: krmx_net_load --port P [--pid PID] [--clients N] [--seconds S] [--window W]\n";
         return 2;
     }
-    const auto rss_before = s.pid ? rss_kib(s.pid) : std::nullopt;
+    const long rss_before = s.pid ? rss_kib(s.pid) : -1;
     const tcp::endpoint endpoint{boost::asio::ip::make_address("127.0.0.1"), s.port};
     for (int i = 0; i < s.clients; ++i) {
         run.clients.push_back(std::make_shared<Client>(run, run.context, i));
@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
     // Let the joined/linked broadcasts settle, then measure memory of idle linked connections.
     (void)run_until(
         run.context, [] { return false; }, std::chrono::milliseconds{300});
-    const auto rss_idle = s.pid ? rss_kib(s.pid) : std::nullopt;
+    const long rss_idle = s.pid ? rss_kib(s.pid) : -1;
 
     run.loading = true;
     for (auto& c : run.clients) {
@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
     const double elapsed = std::chrono::duration<double>(SteadyClock::now() - start).count();
     run.measuring = false;
     run.loading = false;
-    const auto rss_loaded = s.pid ? rss_kib(s.pid) : std::nullopt;
+    const long rss_loaded = s.pid ? rss_kib(s.pid) : -1;
     for (auto& c : run.clients) {
         beast::error_code ignored;
         beast::get_lowest_layer(c->ws).socket().close(ignored);
@@ -269,12 +269,12 @@ int main(int argc, char** argv) {
                        {"p50_ms", percentile(0.50)},
                        {"p99_ms", percentile(0.99)},
                        {"failed", run.failed}};
-    if (rss_before && rss_idle) {
-        out["rss_before_kib"] = *rss_before;
-        out["rss_idle_kib"] = *rss_idle;
-        out["rss_per_idle_connection_kib"] = static_cast<double>(*rss_idle - *rss_before) / s.clients;
+    if (rss_before >= 0 && rss_idle >= 0) {
+        out["rss_before_kib"] = rss_before;
+        out["rss_idle_kib"] = rss_idle;
+        out["rss_per_idle_connection_kib"] = static_cast<double>(rss_idle - rss_before) / s.clients;
     }
-    if (rss_loaded) out["rss_loaded_kib"] = *rss_loaded;
+    if (rss_loaded >= 0) out["rss_loaded_kib"] = rss_loaded;
     std::cout << out.dump() << std::endl;
     return run.confirmed_seen > 0 && run.failed == 0 ? 0 : 1;
 }

@@ -348,6 +348,42 @@ TEMPLATE_LIST_TEST_CASE("reading all streams after a position comes in bounded b
     CHECK(store->read_all(100).empty());
 }
 
+TEMPLATE_LIST_TEST_CASE("a filtered read finds matches far apart, in order, in bounded batches",
+                        "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    // 20 000 events; the rare type sits at positions 3, 9 000, 9 001 and 20 000 (stores may read in windows).
+    std::vector<krmx::NewEvent> batch;
+    for (int i = 1; i <= 20'000; ++i) {
+        const bool rare = i == 3 || i == 9'000 || i == 9'001 || i == 20'000;
+        batch.push_back(event(rare ? "rare" : "common"));
+    }
+    (void)store->append("s", ExpectedRevision::any(), batch);
+    (void)store->append("other", ExpectedRevision::any(), event("rare"));
+    const EventFilter rare{.streams = {"s"}, .types = {"rare"}};
+    const auto all = store->read_all(0, krmx::read_unbounded, rare);
+    REQUIRE(all.size() == 4);
+    CHECK(all[0].position == 3);
+    CHECK(all[1].position == 9'000);
+    CHECK(all[2].position == 9'001);
+    CHECK(all[3].position == 20'000);
+    std::vector<Position> seen;
+    for (Position after = 0;;) {
+        const auto some = store->read_all(after, 3, rare);
+        CHECK(some.size() <= 3);
+        if (some.empty()) break;
+        for (const auto& e : some) seen.push_back(e.position);
+        after = some.back().position;
+    }
+    CHECK(seen == std::vector<Position>{3, 9'000, 9'001, 20'000});
+    CHECK(store->read_all(20'000, krmx::read_unbounded, rare).empty());
+    const auto anywhere = store->read_all(9'000, 2, EventFilter{.types = {"rare"}});
+    REQUIRE(anywhere.size() == 2);
+    CHECK(anywhere[0].position == 9'001);
+    CHECK(anywhere[1].position == 20'000);
+    CHECK(store->read_all(20'000, 5, EventFilter{.types = {"rare"}}).size() == 1);
+}
+
 TEMPLATE_LIST_TEST_CASE("reads filter by stream and by type", "[store][contract]", StoreFactories) {
     TestType factory;
     auto store = factory.open();

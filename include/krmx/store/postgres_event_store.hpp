@@ -499,8 +499,32 @@ class PostgresEventStore {
 
     // ---- reads ----
 
+    // Reads in windows of positions. The planner cannot know that positions are dense: on a table without
+    // fresh statistics it estimated a few thousand rows for `position > after` and chose a bitmap scan of
+    // everything after `after` plus a sort (300 ms for a batch of 4096 out of a million, not 3 ms). A window
+    // of known width makes every plan cheap. Without a filter, the next `max_count` events are exactly the
+    // positions up to `after + max_count`: one window. With one, windows grow until enough events matched or
+    // the head is reached.
     std::vector<RecordedEvent> read_range(Connection& connection, Position after, Position up_to,
                                           std::size_t max_count, const EventFilter& filter) const {
+        std::vector<RecordedEvent> result;
+        const bool filtered = !filter.empty();
+        if (filtered) up_to = std::min(up_to, static_cast<Position>(connection.pg->exec(sql_.head).int64(0, 0)));
+        Position width = filtered ? 4096 : 0;
+        while (after < up_to && result.size() < max_count) {
+            const std::size_t wanted = max_count - result.size();
+            width = filtered ? std::max<Position>(width, wanted) : wanted;
+            const Position to = width < up_to - after ? after + width : up_to;
+            read_window(connection, after, to, wanted, filter, result);
+            if (!filtered) break;
+            after = to;
+            width = std::min<Position>(width * 2, Position{1} << 20);
+        }
+        return result;
+    }
+
+    void read_window(Connection& connection, Position after, Position up_to, std::size_t max_count,
+                     const EventFilter& filter, std::vector<RecordedEvent>& into) const {
         std::string sql = sql_.columns + "WHERE position > $1 AND position <= $2";
         std::vector<std::string> params{std::to_string(to_sql(after)), std::to_string(to_sql(up_to)),
                                         std::to_string(to_sql(max_count))};
@@ -519,10 +543,7 @@ class PostgresEventStore {
         }
         sql += " ORDER BY position LIMIT $3";
         std::vector<detail::PgParam> bound(params.begin(), params.end());
-        const auto rows = connection.pg->exec(sql, bound);
-        std::vector<RecordedEvent> result;
-        decode_rows(connection, rows, result);
-        return result;
+        decode_rows(connection, connection.pg->exec(sql, bound), into);
     }
 
     const std::string& stream_name(Connection& connection, std::int64_t id) const {

@@ -18,11 +18,12 @@
 // - more than max_frames_per_second frames in one second: close 1008 (policy);
 // - a peer that does not answer a ping: every ping_interval without data it gets a ping; another
 //   interval without data and the socket is closed (Beast's keep-alive);
-// - a peer that does not read: its outgoing queue is bounded by max_queued_bytes (the frame being
-//   written plus those waiting); a frame that would pass the bound drops the connection at once;
+// - a peer that does not read: its outgoing queue is bounded by max_queued_bytes (the frames waiting plus
+//   those the socket has not taken); a frame that would pass the bound drops the connection at once;
 // - a connection that does not link within SessionOptions::link_deadline: close 1008;
 // - more than max_connections open sockets: a new socket is closed before the upgrade.
-// A broadcast is serialised once: every connection's queue holds the same shared buffer.
+// A broadcast is serialised once: every connection's queue holds the same shared buffer. The frames a
+// connection gets in one turn of the event loop go to its socket in one write (detail::CombiningStream).
 
 #include <chrono>
 #include <cstddef>
@@ -49,6 +50,7 @@
 
 #include "krmx/core/clock.hpp"
 #include "krmx/core/subscription.hpp"
+#include "krmx/net/detail/combining_stream.hpp"
 #include "krmx/net/detail/query.hpp"
 #include "krmx/net/session.hpp"
 #include "krmx/sync/transport.hpp"
@@ -147,7 +149,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     void closed();
 
     WebSocketServerCore* core_;
-    websocket::stream<beast::tcp_stream> ws_;
+    websocket::stream<CombiningStream> ws_;  // writes combined per turn of the loop (combining_stream.hpp)
     beast::flat_buffer buffer_;
     http::request<http::string_body> request_;
     std::shared_ptr<http::response<http::string_body>> response_;
@@ -382,7 +384,8 @@ inline void ServerConnection::refuse(http::status status, std::string body) {
     response_->keep_alive(false);
     response_->body() = std::move(body);
     response_->prepare_payload();
-    http::async_write(ws_.next_layer(), *response_,
+    // Straight to the socket: the connection is dropped as soon as the response is written.
+    http::async_write(ws_.next_layer().next_layer(), *response_,
                       [self = shared_from_this()](beast::error_code, std::size_t) { self->finish({}); });
 }
 
@@ -458,7 +461,7 @@ inline void ServerConnection::on_read(beast::error_code ec, std::size_t bytes) {
 
 inline void ServerConnection::enqueue(const SharedText& text) {
     if (dead_ || closing_) return;
-    if (queued_bytes_ + text->size() > core_->options().max_queued_bytes) {
+    if (queued_bytes_ + ws_.next_layer().unflushed_bytes() + text->size() > core_->options().max_queued_bytes) {
         const auto keep = shared_from_this();  // the core lets go of this connection in finish()
         ++core_->statistics().slow_readers;
         terminate();

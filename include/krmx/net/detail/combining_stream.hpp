@@ -1,0 +1,133 @@
+#pragma once
+// The layer under a server connection's WebSocket that combines writes. Every write (a frame, a ping, the
+// upgrade response) is copied into a buffer and completes at once; the buffer goes to the socket in one
+// write once the handlers that are ready have run. A broadcast under load then costs one system call per
+// connection for all the frames of that turn of the event loop, not one per frame (the kernel's share of
+// a small write, not the copy, is what a WebSocket server pays for). Order is kept: frames, pings, pongs and
+// the close frame all pass through the same buffer.
+//
+// Nothing is held back: `unflushed_bytes()` tells the owner how much the socket has not taken yet, so that it
+// can bound a slow reader (ServerConnection counts it against max_queued_bytes). A failed socket write is
+// remembered, and every later write completes with that error.
+
+#include <cstddef>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/role.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/websocket/teardown.hpp>
+
+namespace krmx::net::detail {
+
+class CombiningStream {
+  public:
+    using next_layer_type = boost::beast::tcp_stream;
+    using executor_type = next_layer_type::executor_type;
+
+    explicit CombiningStream(boost::asio::ip::tcp::socket socket) : next_(std::move(socket)) {}
+    CombiningStream(CombiningStream&&) = delete;
+    CombiningStream& operator=(CombiningStream&&) = delete;
+    // Handlers still in flight see `closed` and touch nothing of this object.
+    ~CombiningStream() { state_->closed = true; }
+
+    [[nodiscard]] executor_type get_executor() noexcept { return next_.get_executor(); }
+    [[nodiscard]] next_layer_type& next_layer() noexcept { return next_; }
+    [[nodiscard]] const next_layer_type& next_layer() const noexcept { return next_; }
+
+    /// Bytes written to this layer that the socket has not taken yet.
+    [[nodiscard]] std::size_t unflushed_bytes() const noexcept {
+        return state_->pending.size() + state_->flushing.size();
+    }
+
+    template <class MutableBufferSequence, class ReadHandler>
+    auto async_read_some(const MutableBufferSequence& buffers, ReadHandler&& handler) {
+        return next_.async_read_some(buffers, std::forward<ReadHandler>(handler));
+    }
+
+    template <class ConstBufferSequence, class WriteHandler>
+    auto async_write_some(const ConstBufferSequence& buffers, WriteHandler&& handler) {
+        return boost::asio::async_initiate<WriteHandler, void(boost::beast::error_code, std::size_t)>(
+            [this](auto&& done, const ConstBufferSequence& data) {
+                const auto error = state_->error;
+                std::size_t taken = 0;
+                if (!error) {
+                    taken = boost::asio::buffer_size(data);
+                    auto& pending = state_->pending;
+                    const std::size_t at = pending.size();
+                    pending.resize(at + taken);
+                    boost::asio::buffer_copy(boost::asio::buffer(pending.data() + at, taken), data);
+                    schedule_flush();
+                }
+                boost::asio::post(get_executor(), boost::beast::bind_front_handler(
+                                                      std::forward<decltype(done)>(done), error, taken));
+            },
+            handler, buffers);
+    }
+
+  private:
+    struct State {
+        std::vector<char> pending;   // written, waiting for the next flush
+        std::vector<char> flushing;  // handed to the socket, not yet taken
+        boost::beast::error_code error;
+        bool flush_posted = false;
+        bool closed = false;
+    };
+
+    // After the handlers that are ready now, so that what they write goes in the same flush.
+    void schedule_flush() {
+        if (state_->flush_posted || !state_->flushing.empty()) return;
+        state_->flush_posted = true;
+        boost::asio::post(get_executor(), [this, state = state_] {
+            if (state->closed) return;
+            state->flush_posted = false;
+            flush();
+        });
+    }
+
+    void flush() {
+        auto& state = *state_;
+        if (state.pending.empty() || !state.flushing.empty() || state.error) return;
+        state.flushing.swap(state.pending);
+        boost::asio::async_write(next_, boost::asio::buffer(state.flushing),
+                                 [this, keep = state_](boost::beast::error_code ec, std::size_t) {
+                                     if (keep->closed) return;
+                                     keep->flushing.clear();
+                                     // An idle connection keeps no burst-sized buffers.
+                                     if (keep->flushing.capacity() > 64 * 1024) keep->flushing.shrink_to_fit();
+                                     if (keep->pending.empty() && keep->pending.capacity() > 64 * 1024) {
+                                         keep->pending.shrink_to_fit();
+                                     }
+                                     if (ec) {
+                                         keep->error = ec;
+                                         keep->pending.clear();
+                                         return;
+                                     }
+                                     flush();
+                                 });
+    }
+
+    next_layer_type next_;
+    std::shared_ptr<State> state_ = std::make_shared<State>();
+};
+
+// Beast's WebSocket tears its next layer down after a close handshake; here that is the socket's teardown.
+inline void teardown(boost::beast::role_type role, CombiningStream& stream, boost::beast::error_code& ec) {
+    using boost::beast::websocket::teardown;
+    teardown(role, stream.next_layer().socket(), ec);
+}
+
+template <class TeardownHandler>
+void async_teardown(boost::beast::role_type role, CombiningStream& stream, TeardownHandler&& handler) {
+    using boost::beast::websocket::async_teardown;
+    async_teardown(role, stream.next_layer().socket(), std::forward<TeardownHandler>(handler));
+}
+
+}  // namespace krmx::net::detail

@@ -20,6 +20,7 @@ const serverUrl = `${window.location.protocol === 'https:' ? 'wss' : 'ws'}://${w
 
 const view = {
   username: undefined,   // set once the player joined
+  everLinked: false,     // after a first link, a refused relink is retried (the old socket may linger)
   connection: 'not joined',
   confirmed: stream.initialState,
   optimistic: stream.initialState,

@@ -4,6 +4,7 @@
 // tested on its own. The order of the checks matters: the target is decoded once, then judged, so that
 // `%2e%2e%2f` is refused like `../`; symlinks are judged by where they lead (canonical path).
 
+#include <algorithm>
 #include <cstddef>
 #include <filesystem>
 #include <optional>

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The two quick-start commands (and the benchmark runner) in one place:
-#   scripts/krmx.sh demo     build and run the main demo (the claimable counter)
+#   scripts/krmx.sh demo     the claimable counter as a web page (counter_server + examples/web) on 127.0.0.1
+#   scripts/krmx.sh demo --timeline   the in-process demo instead (examples/claimable_counter)
 #   scripts/krmx.sh test     the whole test suite: g++ with ASan+UBSan, clang++, g++ Release, a benchmark smoke run
 #   scripts/krmx.sh bench    the benchmarks side by side with the TypeScript reference (not part of `test`)
 #   scripts/krmx.sh fuzz [--seconds N]   the libFuzzer harnesses for longer than the test suite runs them
@@ -56,12 +57,49 @@ test_packages=("${core_packages[@]}" clang libclang-rt-14-dev catch2 libsqlite3-
 test_packages+=(postgresql libpq-dev)
 # libboost-dev: Boost.Beast and Asio for krmx::websocket.
 test_packages+=(libboost-dev)
+# chromium: the web page's browser test (examples/web) drives it headless with puppeteer-core.
+test_packages+=(chromium)
+# The demo: the networked counter server (Boost, SQLite) serving the web page.
+demo_packages=("${core_packages[@]}" libsqlite3-dev libboost-dev)
 
+# demo: the claimable counter as a web page, served with its WebSocket by examples/counter_server on
+# 127.0.0.1, durable in a SQLite file; Ctrl-C stops it cleanly. demo --timeline: the in-process demo
+# (examples/claimable_counter: a server and clients with latency, printed as a timeline).
 cmd_demo() {
-  need_packages "${core_packages[@]}"
+  local timeline=0 port="${KRMX_DEMO_PORT:-8082}"
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --timeline) timeline=1 ;;
+      --port) port="$2"; shift ;;
+      *) die "unknown demo option: $1" ;;
+    esac
+    shift
+  done
+  local dir="$build_root/demo"
+  if [ "$timeline" -eq 1 ]; then
+    need_packages "${core_packages[@]}"
+    mkdir -p "$build_root"
+    configure_and_build "$dir" g++ Release -DKRMX_BUILD_TESTS=OFF -DKRMX_BUILD_BENCHMARKS=OFF
+    "$dir/examples/claimable_counter/claimable_counter"
+    return
+  fi
+  need_packages "${demo_packages[@]}"
+  # Node and npm bundle the page (as in cmd_test: install only what is missing as a command).
+  command -v node >/dev/null || need_packages nodejs
+  command -v npm >/dev/null || need_packages npm
   mkdir -p "$build_root"
-  configure_and_build "$build_root/demo" g++ Release -DKRMX_BUILD_TESTS=OFF -DKRMX_BUILD_BENCHMARKS=OFF
-  "$build_root/demo/examples/claimable_counter/claimable_counter"
+  say "configure $dir (g++, Release)"
+  cmake -S "$root" -B "$dir" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release -DKRMX_BUILD_TESTS=OFF \
+    -DKRMX_BUILD_BENCHMARKS=OFF >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; die "configure failed ($dir)"; }
+  say "build counter_server"
+  cmake --build "$dir" --parallel "$jobs" --target counter_server
+  say "build the web page (npm ci, rollup)"
+  (cd "$root/examples/web" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+    || die "npm ci failed in examples/web"
+  node "$root/examples/web/build.mjs" "$dir/web" >/dev/null
+  say "open http://127.0.0.1:$port/ in two browser tabs, pick two names, and play (Ctrl-C stops the server)"
+  exec "$dir/examples/counter_server/counter_server" --address 127.0.0.1 --port "$port" \
+    --store "$dir/counter.sqlite" --web "$dir/web"
 }
 
 cmd_test() {
@@ -176,5 +214,5 @@ case "${1:-}" in
   test) shift; cmd_test "$@" ;;
   bench) shift; cmd_bench "$@" ;;
   fuzz) shift; cmd_fuzz "$@" ;;
-  *) echo "usage: scripts/krmx.sh demo | test | bench [--quick] | fuzz [--seconds N]" >&2; exit 2 ;;
+  *) echo "usage: scripts/krmx.sh demo [--timeline] [--port N] | test | bench [--quick] | fuzz [--seconds N]" >&2; exit 2 ;;
 esac

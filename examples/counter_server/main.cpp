@@ -2,7 +2,10 @@
 // krmx::net::WebSocketClient (examples/counter_bot) connect to it. Durable on SQLite by default.
 //
 //   counter_server [--port 8082] [--store counter.sqlite | --memory] [--domains counter,room-2]
-//                  [--address 127.0.0.1] [--run-for SECONDS]
+//                  [--address 127.0.0.1] [--run-for SECONDS] [--web FOLDER]
+//
+// --web FOLDER: also answers plain HTTP GETs on the same port with the files of FOLDER (the web page of
+// examples/web, built by its build.mjs), so a browser opens http://127.0.0.1:PORT/ and plays.
 //
 // Prints where it listens; Ctrl-C (SIGINT) or SIGTERM stops it gracefully: every user leaves, queued
 // frames are flushed, the sockets close, the store is closed. Histories go out as one `stream/append`
@@ -34,6 +37,7 @@ struct Arguments {
     std::optional<std::string> store = "counter.sqlite";
     std::vector<std::string> domains = {"counter"};
     std::optional<double> run_for;
+    std::string web;
 };
 
 Arguments parse(int argc, char** argv) {
@@ -58,6 +62,8 @@ Arguments parse(int argc, char** argv) {
             for (std::string d; std::getline(list, d, ',');) {
                 if (!d.empty()) a.domains.push_back(d);
             }
+        } else if (arg == "--web") {
+            a.web = value();
         } else if (arg == "--run-for") {
             a.run_for = std::stod(value());
         } else {
@@ -75,7 +81,8 @@ int main(int argc, char** argv) {
         std::unique_ptr<krmx::SqliteEventStore> store;
         if (args.store) store = std::make_unique<krmx::SqliteEventStore>(*args.store);
 
-        krmx::net::WebSocketServer server{{.address = args.address, .port = args.port}};
+        krmx::net::WebSocketServer server{
+            {.address = args.address, .port = args.port, .static_files = args.web}};
         krmx::StreamHost host{server};
         std::vector<std::unique_ptr<krmx::StreamServer<Counter>>> domains;
         for (const auto& domain : args.domains) {
@@ -103,6 +110,9 @@ int main(int argc, char** argv) {
         }
         std::cout << "krmx counter server listening on ws://" << args.address << ":" << server.port()
                   << (store ? " (store " + *args.store + ")" : std::string{" (in memory)"}) << std::endl;
+        if (!args.web.empty()) {
+            std::cout << "web page on http://" << args.address << ":" << server.port() << "/" << std::endl;
+        }
         server.run();
         signals.cancel();
         for (const auto& d : domains) {

@@ -24,14 +24,25 @@
 // - more than max_connections open sockets: a new socket is closed before the upgrade.
 // A broadcast is serialised once: every connection's queue holds the same shared buffer. The frames a
 // connection gets in one turn of the event loop go to its socket in one write (detail::CombiningStream).
+//
+// Plain HTTP on the same port (a browser loads the page, then opens the WebSocket to where it came from):
+// with `static_files` set, a request that is no upgrade is a GET or HEAD for a file in that folder (`/` is
+// its index.html). Never outside it: `..` and hidden segments (also percent-encoded) get 403, as do
+// symlinks that lead out; malformed targets (absolute form, bad escapes, NUL, backslash) 400; missing
+// files 404; other methods 405. Counted in http_files_served and http_refused. Files are read on the
+// server's thread: this is for a game's small web client, not a file server.
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -52,6 +63,7 @@
 #include "krmx/core/subscription.hpp"
 #include "krmx/net/detail/combining_stream.hpp"
 #include "krmx/net/detail/query.hpp"
+#include "krmx/net/detail/static_files.hpp"
 #include "krmx/net/session.hpp"
 #include "krmx/sync/transport.hpp"
 
@@ -71,6 +83,11 @@ struct WebSocketServerOptions {
     /// The URL path connections must ask for (e.g. "/krmx"); empty: any path.
     std::string path = {};
     std::vector<QueryParameter> query = {};
+    /// A folder whose files plain HTTP GETs are answered with (see above); empty: plain HTTP gets 400.
+    /// Must exist when the server is made (std::invalid_argument otherwise).
+    std::filesystem::path static_files = {};
+    /// Larger files in static_files are not served (500).
+    std::size_t max_static_file_bytes = std::size_t{16} << 20;
     /// Keep-alive: a ping after this long without data from the peer, closed after twice this. Zero: off.
     Duration ping_interval = std::chrono::seconds{30};
     /// The whole HTTP upgrade must be done within this.
@@ -98,7 +115,9 @@ struct WebSocketServerStatistics {
     std::uint64_t refused_path = 0;           ///< wrong path: HTTP 400
     std::uint64_t refused_not_websocket = 0;  ///< an HTTP request that is no upgrade: HTTP 400
     std::uint64_t refused_query = 0;          ///< query parameters not as required: dropped
-    std::uint64_t handshake_failures = 0;     ///< broken or too slow HTTP upgrades
+    std::uint64_t handshake_failures = 0;     ///< broken or too slow HTTP requests and upgrades
+    std::uint64_t http_files_served = 0;      ///< static files answered (GET or HEAD, 200)
+    std::uint64_t http_refused = 0;           ///< static requests answered 4xx/5xx (traversal, missing, ...)
     std::uint64_t binary_frames = 0;          ///< closed 1003
     std::uint64_t oversized_frames = 0;       ///< closed 1009
     std::uint64_t invalid_utf8 = 0;           ///< closed 1007
@@ -140,6 +159,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   private:
     void on_request(beast::error_code ec);
     void refuse(http::status status, std::string body);
+    void serve_static();
+    void respond(std::shared_ptr<http::response<http::string_body>> response);
     void on_accept(beast::error_code ec);
     void read();
     void on_read(beast::error_code ec, std::size_t bytes);
@@ -173,6 +194,9 @@ class WebSocketServerCore final : public SessionSink {
           tick_timer_(context_),
           stop_timer_(context_),
           session_(*this, options_.session) {
+        if (!options_.static_files.empty() && !std::filesystem::is_directory(options_.static_files)) {
+            throw std::invalid_argument("static_files is not a folder: " + options_.static_files.string());
+        }
         const auto address = asio::ip::make_address(options_.address);
         const tcp::endpoint endpoint{address, options_.port};
         acceptor_.open(endpoint.protocol());
@@ -357,6 +381,10 @@ inline void ServerConnection::on_request(beast::error_code ec) {
     const std::string_view target{request_.target().data(), request_.target().size()};
     const auto [path, query] = split_target(target);
     if (!websocket::is_upgrade(request_)) {
+        if (!core_->options().static_files.empty()) {
+            serve_static();
+            return;
+        }
         ++core_->statistics().refused_not_websocket;
         refuse(http::status::bad_request, "expected a WebSocket upgrade");
         return;
@@ -379,14 +407,69 @@ inline void ServerConnection::on_request(beast::error_code ec) {
 }
 
 inline void ServerConnection::refuse(http::status status, std::string body) {
-    response_ = std::make_shared<http::response<http::string_body>>(status, request_.version());
-    response_->set(http::field::content_type, "text/plain");
+    auto response = std::make_shared<http::response<http::string_body>>(status, request_.version());
+    response->set(http::field::content_type, "text/plain");
+    if (status == http::status::method_not_allowed) response->set(http::field::allow, "GET, HEAD");
+    response->body() = std::move(body);
+    response->prepare_payload();
+    respond(std::move(response));
+}
+
+// One answer per connection (no keep-alive): a page's few files do not need it, and every socket then
+// has one simple life, counted like the others.
+inline void ServerConnection::respond(std::shared_ptr<http::response<http::string_body>> response) {
+    response_ = std::move(response);
     response_->keep_alive(false);
-    response_->body() = std::move(body);
-    response_->prepare_payload();
     // Straight to the socket: the connection is dropped as soon as the response is written.
     http::async_write(ws_.next_layer().next_layer(), *response_,
                       [self = shared_from_this()](beast::error_code, std::size_t) { self->finish({}); });
+}
+
+inline void ServerConnection::serve_static() {
+    auto& stats = core_->statistics();
+    const auto method = request_.method();
+    if (method != http::verb::get && method != http::verb::head) {
+        ++stats.http_refused;
+        refuse(http::status::method_not_allowed, "method not allowed");
+        return;
+    }
+    const std::string_view target{request_.target().data(), request_.target().size()};
+    auto resolved = resolve_static_file(core_->options().static_files, target);
+    if (const auto* refusal = std::get_if<StaticRefusal>(&resolved)) {
+        ++stats.http_refused;
+        refuse(static_cast<http::status>(refusal->status), refusal->reason);
+        return;
+    }
+    const auto& file = std::get<StaticFile>(resolved);
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(file.path, ec);
+    if (ec || size > core_->options().max_static_file_bytes) {
+        ++stats.http_refused;
+        refuse(http::status::internal_server_error, "file not served");
+        return;
+    }
+    std::string body;
+    if (method == http::verb::get) {
+        std::ifstream in{file.path, std::ios::binary};
+        body.assign(std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{});
+        if (!in && !in.eof()) {
+            ++stats.http_refused;
+            refuse(http::status::internal_server_error, "file not served");
+            return;
+        }
+    }
+    auto response = std::make_shared<http::response<http::string_body>>(http::status::ok, request_.version());
+    response->set(http::field::content_type, std::string{file.content_type});
+    response->set(http::field::cache_control, "no-cache");
+    response->set("X-Content-Type-Options", "nosniff");
+    if (method == http::verb::head) {
+        response->content_length(size);  // what a GET would send; no body
+    } else {
+        response->body() = std::move(body);
+        response->prepare_payload();
+    }
+    ++stats.http_files_served;
+    respond(std::move(response));
 }
 
 inline void ServerConnection::on_accept(beast::error_code ec) {

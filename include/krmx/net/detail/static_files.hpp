@@ -13,6 +13,8 @@
 #include <system_error>
 #include <variant>
 
+#include "krmx/net/detail/query.hpp"
+
 namespace krmx::net::detail {
 
 struct StaticFile {
@@ -27,12 +29,6 @@ struct StaticRefusal {
 
 /// Percent-decoding (RFC 3986); nullopt on a broken escape (`%4`, `%zz`). `+` stays `+` (paths, not forms).
 [[nodiscard]] inline std::optional<std::string> percent_decode(std::string_view text) {
-    const auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
     std::string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size(); ++i) {
@@ -41,8 +37,8 @@ struct StaticRefusal {
             continue;
         }
         if (i + 2 >= text.size()) return std::nullopt;
-        const int hi = hex(text[i + 1]);
-        const int lo = hex(text[i + 2]);
+        const int hi = hex_digit(text[i + 1]);
+        const int lo = hex_digit(text[i + 2]);
         if (hi < 0 || lo < 0) return std::nullopt;
         out.push_back(static_cast<char>(hi * 16 + lo));
         i += 2;

@@ -182,8 +182,12 @@ class PostgresEventStore {
                                                       std::size_t max_count = read_unbounded,
                                                       const EventFilter& filter = {}) const {
         return retrying(nullptr, [&](Connection& connection) {
-            return read_range(connection, after_position, std::numeric_limits<std::int64_t>::max(), max_count,
-                              filter);
+            // A filtered read goes in windows up to a head (read_range); a subscription knows its head,
+            // a plain read asks for it.
+            const Position up_to = filter.empty()
+                                       ? static_cast<Position>(std::numeric_limits<std::int64_t>::max())
+                                       : static_cast<Position>(connection.pg->exec(sql_.head).int64(0, 0));
+            return read_range(connection, after_position, up_to, max_count, filter);
         });
     }
 
@@ -504,12 +508,11 @@ class PostgresEventStore {
     // everything after `after` plus a sort (300 ms for a batch of 4096 out of a million, not 3 ms). A window
     // of known width makes every plan cheap. Without a filter, the next `max_count` events are exactly the
     // positions up to `after + max_count`: one window. With one, windows grow until enough events matched or
-    // the head is reached.
+    // `up_to` (a head: nothing is missing below it) is reached.
     std::vector<RecordedEvent> read_range(Connection& connection, Position after, Position up_to,
                                           std::size_t max_count, const EventFilter& filter) const {
         std::vector<RecordedEvent> result;
         const bool filtered = !filter.empty();
-        if (filtered) up_to = std::min(up_to, static_cast<Position>(connection.pg->exec(sql_.head).int64(0, 0)));
         Position width = filtered ? 4096 : 0;
         while (after < up_to && result.size() < max_count) {
             const std::size_t wanted = max_count - result.size();

@@ -1,11 +1,14 @@
 #pragma once
-// Shared by the models tests: the canonical bookstore history, a temporary directory, waiting with a limit.
+// Shared by the models tests: the canonical bookstore history, the projection model of both projection
+// targets, a temporary directory, waiting with a limit.
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -16,6 +19,7 @@
 #include "temp_dir.hpp"
 
 #include "bookstore/bookstore.hpp"
+#include "krmx/models/read_model.hpp"
 #include "krmx/models/sql_value.hpp"
 #include "krmx/store/event_store.hpp"
 
@@ -46,6 +50,40 @@ inline constexpr krmx::Position canonical_history_size = 8;
 /// projection targets' tests write them.
 inline const std::vector<krmx::SqlRow> canonical_available_rows{{std::string{"1"}, std::int64_t{9}},
                                                                 {std::string{"2"}, std::int64_t{5}}};
+
+/// A projection of available copies into the table `available`, written by the reducer inside the
+/// checkpoint's transaction; the same model for SqliteProjection and PostgresProjection, whose statements
+/// differ only in their parameter marker (`mark`: "?" for SQLite, "$" for PostgreSQL). Throws at the event
+/// at position `*fail_at`, as a crash would.
+template <class Projection>
+krmx::ReadModel<krmx::NoState> available_table(Projection& db, std::string mark,
+                                               std::atomic<int>* fail_at = nullptr,
+                                               std::uint32_t revision = 1) {
+    using namespace bookstore;
+    return krmx::ReadModel<krmx::NoState>{"book.available_table", revision, catalog()}.reduce(
+        [&db, fail_at, mark](const krmx::CatalogEvent& e) {
+            if (fail_at && static_cast<int>(e.position()) == fail_at->load())
+                throw std::runtime_error("crash");
+            if (const auto* added = e.payload_if(book_added)) {
+                db.execute("INSERT INTO available (book_id, copies) VALUES (" + mark + "1, " + mark + "2)",
+                           {added->book_id, std::int64_t{added->copies}});
+            } else if (const auto* lent = e.payload_if(book_lent)) {
+                db.execute("UPDATE available SET copies = copies - 1 WHERE book_id = " + mark + "1",
+                           {lent->book_id});
+            } else if (const auto* returned = e.payload_if(book_returned)) {
+                db.execute("UPDATE available SET copies = copies + 1 WHERE book_id = " + mark + "1",
+                           {returned->book_id});
+            } else if (const auto* removed = e.payload_if(book_removed)) {
+                db.execute("DELETE FROM available WHERE book_id = " + mark + "1", {removed->book_id});
+            }
+        });
+}
+
+/// The rows of that table, in book order.
+template <class Projection>
+std::vector<krmx::SqlRow> available_rows(Projection& db) {
+    return db.query("SELECT book_id, copies FROM available ORDER BY book_id");
+}
 
 /// Polls `condition` until it holds or `limit` passes; returns whether it held.
 inline bool eventually(const std::function<bool()>& condition,

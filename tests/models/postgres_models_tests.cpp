@@ -30,31 +30,6 @@ krmx::PostgresOptions database(const std::string& schema) {
     return {.connection = shared_postgres().conninfo(), .schema = schema};
 }
 
-// A projection of available copies into a table, written by the reducer inside the checkpoint's transaction.
-krmx::ReadModel<krmx::NoState> available_table(krmx::PostgresProjection& db,
-                                               std::atomic<int>* fail_at = nullptr) {
-    return krmx::ReadModel<krmx::NoState>{"book.available_table", 1, catalog()}.reduce(
-        [&db, fail_at](const krmx::CatalogEvent& e) {
-            if (fail_at && static_cast<int>(e.position()) == fail_at->load())
-                throw std::runtime_error("crash");
-            if (const auto* added = e.payload_if(book_added)) {
-                db.execute("INSERT INTO available (book_id, copies) VALUES ($1, $2)",
-                           {added->book_id, std::int64_t{added->copies}});
-            } else if (const auto* lent = e.payload_if(book_lent)) {
-                db.execute("UPDATE available SET copies = copies - 1 WHERE book_id = $1", {lent->book_id});
-            } else if (const auto* returned = e.payload_if(book_returned)) {
-                db.execute("UPDATE available SET copies = copies + 1 WHERE book_id = $1",
-                           {returned->book_id});
-            } else if (const auto* removed = e.payload_if(book_removed)) {
-                db.execute("DELETE FROM available WHERE book_id = $1", {removed->book_id});
-            }
-        });
-}
-
-std::vector<krmx::SqlRow> rows(krmx::PostgresProjection& db) {
-    return db.query("SELECT book_id, copies FROM available ORDER BY book_id");
-}
-
 }  // namespace
 
 TEST_CASE(
@@ -68,24 +43,25 @@ TEST_CASE(
     {
         krmx::PostgresProjection db{views};
         db.execute("CREATE TABLE IF NOT EXISTS available (book_id text PRIMARY KEY, copies bigint NOT NULL)");
-        krmx::ReadModelRunner<krmx::NoState, krmx::PostgresEventStore> runner{available_table(db, &fail_at),
-                                                                              store};
+        krmx::ReadModelRunner<krmx::NoState, krmx::PostgresEventStore> runner{
+            models_test::available_table(db, "$", &fail_at), store};
         runner.use_checkpoints(db, krmx::CheckpointStrategy::every_n_events(4));
         CHECK_THROWS_WITH(runner.catch_up(), "crash");
         // Committed: events 1-4 and their checkpoint; event 5's rows are rolled back with the failure.
         CHECK(db.load("book.available_table")->position == 4);
-        CHECK(rows(db) == models_test::canonical_available_rows);
+        CHECK(models_test::available_rows(db) == models_test::canonical_available_rows);
         CHECK(db.query("SELECT count(*) FROM available WHERE book_id = '3'")[0][0] ==
               krmx::SqlValue{std::int64_t{0}});
     }
     fail_at = -1;
     krmx::PostgresProjection db{views};
-    krmx::ReadModelRunner<krmx::NoState, krmx::PostgresEventStore> restarted{available_table(db), store};
+    krmx::ReadModelRunner<krmx::NoState, krmx::PostgresEventStore> restarted{
+        models_test::available_table(db, "$"), store};
     restarted.use_checkpoints(db, krmx::CheckpointStrategy::every_n_events(4));
     const auto report = restarted.catch_up();
     CHECK(report.restored);
     CHECK(report.events == 4);
-    CHECK(rows(db) == models_test::canonical_available_rows);
+    CHECK(models_test::available_rows(db) == models_test::canonical_available_rows);
     // The checkpoint row is the one PostgresCheckpointStore reads.
     krmx::PostgresCheckpointStore checkpoints{views};
     CHECK(checkpoints.load("book.available_table")->position == models_test::canonical_history_size);

@@ -19,34 +19,6 @@
 
 using namespace bookstore;
 
-namespace {
-// A projection of available copies into a table, written by the reducer inside the checkpoint's transaction.
-krmx::ReadModel<krmx::NoState> available_table(krmx::SqliteProjection& db,
-                                               std::atomic<int>* fail_at = nullptr,
-                                               std::uint32_t revision = 1) {
-    return krmx::ReadModel<krmx::NoState>{"book.available_table", revision, catalog()}.reduce(
-        [&db, fail_at](const krmx::CatalogEvent& e) {
-            if (fail_at && static_cast<int>(e.position()) == fail_at->load())
-                throw std::runtime_error("crash");
-            if (const auto* added = e.payload_if(book_added)) {
-                db.execute("INSERT INTO available (book_id, copies) VALUES (?1, ?2)",
-                           {added->book_id, std::int64_t{added->copies}});
-            } else if (const auto* lent = e.payload_if(book_lent)) {
-                db.execute("UPDATE available SET copies = copies - 1 WHERE book_id = ?1", {lent->book_id});
-            } else if (const auto* returned = e.payload_if(book_returned)) {
-                db.execute("UPDATE available SET copies = copies + 1 WHERE book_id = ?1",
-                           {returned->book_id});
-            } else if (const auto* removed = e.payload_if(book_removed)) {
-                db.execute("DELETE FROM available WHERE book_id = ?1", {removed->book_id});
-            }
-        });
-}
-
-std::vector<krmx::SqlRow> rows(krmx::SqliteProjection& db) {
-    return db.query("SELECT book_id, copies FROM available ORDER BY book_id");
-}
-}  // namespace
-
 TEST_CASE("a SQLite projection commits its rows with the checkpoint, so a failure never leaves them apart",
           "[models][sqlite][projection]") {
     models_test::TempDir dir;
@@ -57,25 +29,27 @@ TEST_CASE("a SQLite projection commits its rows with the checkpoint, so a failur
         krmx::SqliteProjection db{dir.path() / "projection.sqlite"};
         db.execute(
             "CREATE TABLE IF NOT EXISTS available (book_id TEXT PRIMARY KEY, copies INTEGER NOT NULL)");
-        krmx::ReadModelRunner<krmx::NoState, krmx::SqliteEventStore> runner{available_table(db, &fail_at),
-                                                                            store};
+        krmx::ReadModelRunner<krmx::NoState, krmx::SqliteEventStore> runner{
+            models_test::available_table(db, "?", &fail_at), store};
         runner.use_checkpoints(db, krmx::CheckpointStrategy::every_n_events(4));
         CHECK_THROWS_WITH(runner.catch_up(), "crash");
         // Committed: events 1-4 and their checkpoint; event 5's rows are rolled back with the failure.
         CHECK(db.load("book.available_table")->position == 4);
-        CHECK(rows(db) == std::vector<krmx::SqlRow>{{std::string{"1"}, std::int64_t{9}},
-                                                    {std::string{"2"}, std::int64_t{5}}});
+        CHECK(models_test::available_rows(db) ==
+              std::vector<krmx::SqlRow>{{std::string{"1"}, std::int64_t{9}},
+                                        {std::string{"2"}, std::int64_t{5}}});
         CHECK(db.query("SELECT count(*) FROM available WHERE book_id = '3'")[0][0] ==
               krmx::SqlValue{std::int64_t{0}});
     }
     fail_at = -1;
     krmx::SqliteProjection db{dir.path() / "projection.sqlite"};
-    krmx::ReadModelRunner<krmx::NoState, krmx::SqliteEventStore> restarted{available_table(db), store};
+    krmx::ReadModelRunner<krmx::NoState, krmx::SqliteEventStore> restarted{
+        models_test::available_table(db, "?"), store};
     restarted.use_checkpoints(db, krmx::CheckpointStrategy::every_n_events(4));
     const auto report = restarted.catch_up();
     CHECK(report.restored);
     CHECK(report.events == 4);
-    CHECK(rows(db) == models_test::canonical_available_rows);
+    CHECK(models_test::available_rows(db) == models_test::canonical_available_rows);
     // The checkpoint row is the one SqliteCheckpointStore reads.
     krmx::SqliteCheckpointStore checkpoints{dir.path() / "projection.sqlite"};
     CHECK(checkpoints.load("book.available_table")->position == models_test::canonical_history_size);
@@ -165,7 +139,7 @@ TEST_CASE(
     db.execute("CREATE TABLE IF NOT EXISTS available (book_id TEXT PRIMARY KEY, copies INTEGER NOT NULL)");
     using Runner = krmx::ReadModelRunner<krmx::NoState, krmx::SqliteEventStore>;
     const auto model = [&](std::uint32_t revision, bool reset_fails = false) {
-        return available_table(db, nullptr, revision).on_reset([&db, reset_fails] {
+        return models_test::available_table(db, "?", nullptr, revision).on_reset([&db, reset_fails] {
             db.execute("DELETE FROM available");
             if (reset_fails) throw std::runtime_error("reset failed");
         });
@@ -174,7 +148,7 @@ TEST_CASE(
         Runner v1{model(1), store};
         v1.use_checkpoints(db);
         (void)v1.catch_up();
-        CHECK(rows(db) == models_test::canonical_available_rows);
+        CHECK(models_test::available_rows(db) == models_test::canonical_available_rows);
     }
     {
         // The plain INSERTs of the projection would hit the rows of revision 1 without the reset.
@@ -183,14 +157,14 @@ TEST_CASE(
         const auto report = v2.catch_up();
         CHECK(report.discarded_checkpoint);
         CHECK(report.events == models_test::canonical_history_size);
-        CHECK(rows(db) == models_test::canonical_available_rows);
+        CHECK(models_test::available_rows(db) == models_test::canonical_available_rows);
         CHECK(db.load("book.available_table")->version == "book.available_table@2/bookstore@1");
     }
     // A reset that fails half-way leaves rows and checkpoint as they were: they are one transaction.
     Runner v3{model(3, true), store};
     v3.use_checkpoints(db);
     CHECK_THROWS_WITH(v3.catch_up(), "reset failed");
-    CHECK(rows(db) == models_test::canonical_available_rows);
+    CHECK(models_test::available_rows(db) == models_test::canonical_available_rows);
     CHECK(db.load("book.available_table")->version == "book.available_table@2/bookstore@1");
     CHECK(db.load("book.available_table")->position == models_test::canonical_history_size);
 }

@@ -12,7 +12,8 @@
 // n and everything below it, and a rolled-back append leaves no hole, because the next one reads the head
 // again. `max(position)` read by anyone is therefore a head below which nothing is missing, and subscribers
 // read only up to such a head. The price: appends to one schema are serialized (one transaction at a time);
-// each is a handful of round trips, with all its events inserted by one statement.
+// each is one round trip to a function that does all of it (detail::krmx_append_function), with all its
+// events inserted by one statement; the function's statement commits, and the lock is held until then.
 //
 // Subscriptions wake on `LISTEN/NOTIFY` (every append notifies its new head when it commits) and poll the
 // head every `poll_interval` as a fallback. One listener connection per store, opened with the first
@@ -37,6 +38,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -118,6 +120,10 @@ class PostgresEventStore {
             "SELECT position, stream_id, revision, event_id, type, payload, dispatcher, timestamp, "
             "metadata FROM " +
             s + ".krmx_events ";
+        sql_.append = "SELECT outcome, head, actual FROM " + s +
+                      ".krmx_append($1, $2::int, $3::bigint, $4::text[], $5::text[], $6::text[], $7::text[], "
+                      "$8::bigint[], $9::text[], $10::boolean, $11)";
+        sql_.window = sql_.columns + "WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3";
         sql_.stream_revision = "SELECT revision FROM " + s + ".krmx_streams WHERE name = $1";
         sql_.stream_id = "SELECT id FROM " + s + ".krmx_streams WHERE name = $1";
         sql_.stream_name = "SELECT name FROM " + s + ".krmx_streams WHERE id = $1";
@@ -172,7 +178,7 @@ class PostgresEventStore {
             const std::string stream_id{id.text(0, 0)};
             const auto rows = connection.pg->exec(
                 sql_.columns + "WHERE stream_id = $1 AND revision >= $2 ORDER BY revision LIMIT $3",
-                {stream_id, from, limit});
+                std::array<detail::PgParam, 3>{stream_id, from, limit}, binary);
             decode_rows(connection, rows, result);
             return result;
         });
@@ -236,6 +242,10 @@ class PostgresEventStore {
 
   private:
     static constexpr std::size_t subscription_batch = 512;
+    // Event rows come in binary (see detail::Results): every column is bigint or text.
+    static constexpr auto binary = detail::Results::binary;
+    // Reads of at least this many events read the next window ahead (see read_ahead).
+    static constexpr Position read_ahead_width = 1024;
 
     struct Pending {
         std::string id;
@@ -255,7 +265,7 @@ class PostgresEventStore {
 
     struct Statements {
         std::string lock, head, head_and_stream, find_events, insert_stream, update_stream, insert_events,
-            columns, stream_revision, stream_id, stream_name, streams_named;
+            columns, window, append, stream_revision, stream_id, stream_name, streams_named;
     };
 
     // A pooled connection and the names of the streams it has met (streams are never renamed or removed).
@@ -378,7 +388,47 @@ class PostgresEventStore {
 
     // ---- appends ----
 
+    // The events of a request as the six PostgreSQL arrays of krmx_events' columns.
+    static std::array<std::string, 6> event_arrays(const Request& request) {
+        detail::PgArray ids, types, payloads, dispatchers, timestamps, metadata;
+        for (const Pending& event : request.events) {
+            ids.add(event.id);
+            types.add(event.type);
+            payloads.add(event.payload ? std::optional<std::string_view>{*event.payload} : std::nullopt);
+            dispatchers.add(event.dispatcher);
+            timestamps.add(event.timestamp);
+            metadata.add(event.metadata ? std::optional<std::string_view>{*event.metadata} : std::nullopt);
+        }
+        return {std::move(ids).done(),         std::move(types).done(),      std::move(payloads).done(),
+                std::move(dispatchers).done(), std::move(timestamps).done(), std::move(metadata).done()};
+    }
+
+    // One round trip (detail::krmx_append_function): what append_in_steps does, inside PostgreSQL. When an
+    // id of the request is stored already, append_in_steps decides whether it is a repeat.
     AppendResult append_once(Connection& connection, const Request& request, bool repeat_attempt) {
+        const bool check_ids = repeat_attempt || std::any_of(request.events.begin(), request.events.end(),
+                                                             [](const Pending& e) { return e.caller_id; });
+        auto arrays = event_arrays(request);
+        const std::string kind = std::to_string(static_cast<int>(request.expected.kind()));
+        const std::string expected = std::to_string(to_sql(request.expected.revision()));
+        const detail::PgParam bound[] = {request.stream, kind,      expected,  arrays[0],
+                                         arrays[1],      arrays[2], arrays[3], arrays[4],
+                                         arrays[5],      check_ids ? "t" : "f", channel_};
+        const auto row = connection.pg->exec(sql_.append, bound);
+        const std::int64_t outcome = row.int64(0, 0);
+        const auto head = static_cast<Position>(row.int64(0, 1));
+        const std::optional<Revision> actual =
+            row.is_null(0, 2) ? std::nullopt : std::optional{static_cast<Revision>(row.int64(0, 2))};
+        if (outcome == 1) return append_in_steps(connection, request, repeat_attempt);
+        if (outcome == 2) throw WrongExpectedRevision(request.stream, request.expected, actual);
+        const Revision first_revision = actual ? *actual + 1 : 0;
+        const Position last = head + request.events.size();
+        notifier_->publish(last);
+        return AppendResult{head + 1, last, first_revision, first_revision + request.events.size() - 1};
+    }
+
+    // The append as separate statements in one transaction; for requests whose ids may be stored already.
+    AppendResult append_in_steps(Connection& connection, const Request& request, bool repeat_attempt) {
         detail::PgConnection& pg = *connection.pg;
         pg.exec(sql_.lock);
         try {
@@ -411,29 +461,13 @@ class PostgresEventStore {
                 const std::string id_text = std::to_string(*stream_id);
                 pg.exec(sql_.update_stream, {id_text, last_revision_text});
             }
-            detail::PgArray ids, types, payloads, dispatchers, timestamps, metadata;
-            for (const Pending& event : request.events) {
-                ids.add(event.id);
-                types.add(event.type);
-                payloads.add(event.payload ? std::optional<std::string_view>{*event.payload} : std::nullopt);
-                dispatchers.add(event.dispatcher);
-                timestamps.add(event.timestamp);
-                metadata.add(event.metadata ? std::optional<std::string_view>{*event.metadata}
-                                            : std::nullopt);
-            }
+            auto arrays = event_arrays(request);
             const Position first_position = head + 1;
             head += request.events.size();
-            const std::string params[] = {std::to_string(to_sql(first_position)),
-                                          std::to_string(*stream_id),
-                                          std::to_string(to_sql(first_revision)),
-                                          std::move(ids).done(),
-                                          std::move(types).done(),
-                                          std::move(payloads).done(),
-                                          std::move(dispatchers).done(),
-                                          std::move(timestamps).done(),
-                                          std::move(metadata).done()};
-            const detail::PgParam bound[] = {params[0], params[1], params[2], params[3], params[4],
-                                             params[5], params[6], params[7], params[8]};
+            const std::string params[] = {std::to_string(to_sql(first_position)), std::to_string(*stream_id),
+                                          std::to_string(to_sql(first_revision))};
+            const detail::PgParam bound[] = {params[0], params[1], params[2], arrays[0], arrays[1],
+                                             arrays[2], arrays[3], arrays[4], arrays[5]};
             pg.exec(sql_.insert_events, bound);
             // The notification is delivered when (and only if) the transaction commits.
             const auto committed =
@@ -518,12 +552,39 @@ class PostgresEventStore {
             const std::size_t wanted = max_count - result.size();
             width = filtered ? std::max<Position>(width, wanted) : wanted;
             const Position to = width < up_to - after ? after + width : up_to;
+            if (!filtered) {
+                read_ahead(connection, after, to, result);
+                break;
+            }
             read_window(connection, after, to, wanted, filter, result);
-            if (!filtered) break;
             after = to;
             width = std::min<Position>(width * 2, Position{1} << 20);
         }
         return result;
+    }
+
+    // An unfiltered window (after, to]: exactly the events at those positions. A bulk reader (a replay, a
+    // catch-up) asks for the next window next, so when this one is full and wide, the next one of the same
+    // width is sent before this one is decoded: the server produces it meanwhile, on another core. Only a
+    // full window read ahead is used: its events are committed and never change, whereas a short one may
+    // be older than the call (an append that returned before it would be missing).
+    void read_ahead(Connection& connection, Position after, Position to, std::vector<RecordedEvent>& into) const {
+        const auto window = [&](Position from, Position until) {
+            return std::array<std::string, 3>{std::to_string(to_sql(from)), std::to_string(to_sql(until)),
+                                              std::to_string(to_sql(until - from))};
+        };
+        const auto params = window(after, to);
+        const std::array<detail::PgParam, 3> bound{params[0], params[1], params[2]};
+        const Position width = to - after;
+        std::optional<detail::PgResult> rows = connection.pg->take_sent(sql_.window, bound);
+        if (!rows || static_cast<Position>(rows->rows()) != width) rows = connection.pg->exec(sql_.window, bound, binary);
+        if (width >= read_ahead_width && static_cast<Position>(rows->rows()) == width &&
+            to <= static_cast<Position>(std::numeric_limits<std::int64_t>::max()) - width) {
+            const auto next = window(to, to + width);
+            const std::array<detail::PgParam, 3> next_bound{next[0], next[1], next[2]};
+            connection.pg->send(sql_.window, next_bound, binary);
+        }
+        decode_rows(connection, *rows, into);
     }
 
     void read_window(Connection& connection, Position after, Position up_to, std::size_t max_count,
@@ -546,7 +607,7 @@ class PostgresEventStore {
         }
         sql += " ORDER BY position LIMIT $3";
         std::vector<detail::PgParam> bound(params.begin(), params.end());
-        decode_rows(connection, connection.pg->exec(sql, bound), into);
+        decode_rows(connection, connection.pg->exec(sql, bound, binary), into);
     }
 
     const std::string& stream_name(Connection& connection, std::int64_t id) const {
@@ -568,6 +629,8 @@ class PostgresEventStore {
         std::int64_t last_stream_id = -1;
         const std::string* last_stream = nullptr;
         for (int row = 0; row < rows.rows(); ++row) {
+            // Keep a read-ahead's rows flowing (see read_ahead).
+            if (row % 512 == 511) connection.pg->pull();
             const std::int64_t stream_id = rows.int64(row, 1);
             if (last_stream == nullptr || stream_id != last_stream_id) {
                 last_stream = &stream_name(connection, stream_id);

@@ -102,6 +102,12 @@ class PgResult {
     }
     [[nodiscard]] std::int64_t int64(int row, int column) const {
         const auto value = text(row, column);
+        if (PQfformat(result_, column) == 1) {  // binary: eight bytes, big-endian (bigint columns only)
+            if (value.size() != 8) throw CorruptRecord("PostgreSQL returned a binary number of the wrong size");
+            std::uint64_t bits = 0;
+            for (const char byte : value) bits = bits << 8 | static_cast<unsigned char>(byte);
+            return static_cast<std::int64_t>(bits);
+        }
         std::int64_t result = 0;
         const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), result);
         if (error != std::errc{} || end != value.data() + value.size()) {
@@ -119,6 +125,9 @@ class PgResult {
 
 /// A text parameter; empty means SQL NULL.
 using PgParam = std::optional<std::string_view>;
+
+/// How a statement's result columns come back (libpq's resultFormat).
+enum class Results { text = 0, binary = 1 };
 
 /// One connection, used by one thread at a time, with its prepared statements cached by SQL text.
 class PgConnection {
@@ -155,39 +164,65 @@ class PgConnection {
     [[nodiscard]] bool broken() const noexcept { return PQstatus(connection_) != CONNECTION_OK; }
 
     /// Runs one or more statements without parameters; the result of the last one.
-    PgResult exec(const std::string& sql) { return check(PQexec(connection_, sql.c_str()), sql); }
+    PgResult exec(const std::string& sql) {
+        discard_sent();
+        return check(PQexec(connection_, sql.c_str()), sql);
+    }
 
-    /// Runs one statement with text parameters, prepared once per connection.
-    PgResult exec(const std::string& sql, std::span<const PgParam> params) {
-        auto found = prepared_.find(sql);
-        if (found == prepared_.end()) {
-            const std::string name = "krmx_" + std::to_string(prepared_.size());
-            (void)check(PQprepare(connection_, name.c_str(), sql.c_str(), 0, nullptr), sql);
-            found = prepared_.emplace(sql, name).first;
-        }
-        // libpq wants NUL-terminated values: copy the views (cheap next to a round trip).
-        std::vector<std::string> values;
-        values.reserve(params.size());
-        std::vector<const char*> pointers;
-        pointers.reserve(params.size());
-        for (const auto& param : params) {
-            if (param) {
-                values.emplace_back(*param);
-                pointers.push_back(values.back().c_str());
-            } else {
-                pointers.push_back(nullptr);
-            }
-        }
-        return check(PQexecPrepared(connection_, found->second.c_str(), static_cast<int>(params.size()),
-                                    pointers.data(), nullptr, nullptr, 0),
+    /// Runs one statement with text parameters, prepared once per connection. With `Results::binary`,
+    /// text columns come as they are and bigint columns as eight bytes (PgResult::int64 reads both): the
+    /// server skips formatting numbers as text, the client parsing them.
+    PgResult exec(const std::string& sql, std::span<const PgParam> params, Results results = Results::text) {
+        discard_sent();
+        const std::string& name = prepared(sql);
+        Values values{params};
+        return check(PQexecPrepared(connection_, name.c_str(), values.count(), values.pointers(), nullptr,
+                                    nullptr, static_cast<int>(results)),
                      sql);
     }
     PgResult exec(const std::string& sql, std::initializer_list<PgParam> params) {
         return exec(sql, std::span<const PgParam>{params.begin(), params.size()});
     }
 
+    /// Sends a statement without waiting for its result: a read-ahead, so that the server produces the
+    /// next rows while the caller decodes the last ones. take_sent() collects it; any other use of the
+    /// connection discards it first. A statement that cannot be sent is simply not sent.
+    void send(const std::string& sql, std::span<const PgParam> params, Results results = Results::text) {
+        discard_sent();
+        const std::string& name = prepared(sql);
+        Values values{params};
+        if (PQsendQueryPrepared(connection_, name.c_str(), values.count(), values.pointers(), nullptr, nullptr,
+                                static_cast<int>(results)) == 0) {
+            return;
+        }
+        sent_ = Sent{sql, std::move(values.texts)};
+    }
+
+    /// The result of the statement send() sent, when it was exactly `sql` with `params`; otherwise that
+    /// statement's result is discarded and nothing is returned.
+    [[nodiscard]] std::optional<PgResult> take_sent(const std::string& sql, std::span<const PgParam> params) {
+        if (!sent_) return std::nullopt;
+        bool same = sent_->sql == sql && sent_->values.size() == params.size();
+        for (std::size_t i = 0; same && i < params.size(); ++i) same = sent_->values[i] == params[i];
+        if (!same) {
+            discard_sent();
+            return std::nullopt;
+        }
+        sent_.reset();
+        PGresult* raw = PQgetResult(connection_);
+        drain();
+        return check(raw, sql);
+    }
+
+    /// Moves whatever the server has sent so far off the socket, so that a server producing a sent
+    /// statement's rows is not held up by a full socket buffer while the caller works.
+    void pull() noexcept {
+        if (sent_) (void)PQconsumeInput(connection_);
+    }
+
     /// Rolls back whatever transaction is open; never throws (the connection may be gone).
     void rollback() noexcept {
+        discard_sent();
         if (connection_ != nullptr && !broken()) {
             PGresult* result = PQexec(connection_, "ROLLBACK");
             if (result != nullptr) PQclear(result);
@@ -195,6 +230,46 @@ class PgConnection {
     }
 
   private:
+    // libpq wants NUL-terminated values: the views are copied (cheap next to a round trip).
+    struct Values {
+        explicit Values(std::span<const PgParam> params) {
+            texts.reserve(params.size());
+            for (const auto& param : params) texts.emplace_back(param);
+            raw.reserve(texts.size());
+            for (const auto& text : texts) raw.push_back(text ? text->c_str() : nullptr);
+        }
+        [[nodiscard]] int count() const noexcept { return static_cast<int>(raw.size()); }
+        [[nodiscard]] const char* const* pointers() const noexcept { return raw.data(); }
+        std::vector<std::optional<std::string>> texts;
+        std::vector<const char*> raw;
+    };
+
+    struct Sent {
+        std::string sql;
+        std::vector<std::optional<std::string>> values;
+    };
+
+    const std::string& prepared(const std::string& sql) {
+        auto found = prepared_.find(sql);
+        if (found == prepared_.end()) {
+            const std::string name = "krmx_" + std::to_string(prepared_.size());
+            (void)check(PQprepare(connection_, name.c_str(), sql.c_str(), 0, nullptr), sql);
+            found = prepared_.emplace(sql, name).first;
+        }
+        return found->second;
+    }
+
+    // Reads and drops results until the connection is ready for the next statement.
+    void drain() noexcept {
+        while (PGresult* result = PQgetResult(connection_)) PQclear(result);
+    }
+
+    void discard_sent() noexcept {
+        if (!sent_) return;
+        sent_.reset();
+        drain();
+    }
+
     PgResult check(PGresult* raw, const std::string& sql) {
         PgResult result{raw};
         const auto status = raw == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(raw);
@@ -218,6 +293,7 @@ class PgConnection {
 
     PGconn* connection_ = nullptr;
     std::unordered_map<std::string, std::string> prepared_;
+    std::optional<Sent> sent_;
 };
 
 /// Appends `value` to a PostgreSQL array literal as one quoted element (NULL when empty).
@@ -284,6 +360,64 @@ inline std::string krmx_postgres_schema_v1(const std::string& schema) {
            std::to_string(krmx_postgres_schema_version) + "');\n";
 }
 
+/// The event store's append in one round trip (PostgresEventStore::append): under the schema's advisory
+/// lock, reads the head and the stream, checks the expected revision, and inserts the events and the
+/// stream's new revision; the statement's own transaction commits it, and the lock is held until then.
+/// `kind` is ExpectedRevision::Kind as a number. Outcome 0: appended after `head`; 1: one of the ids is
+/// stored already (the caller sorts out whether that is a repeat, step by step); 2: the expected revision
+/// does not match `actual` (NULL: no stream). Replaced on every open, so every process runs the same one.
+inline std::string krmx_append_function(const std::string& schema) {
+    const std::string s = quoted(schema);
+    return "CREATE OR REPLACE FUNCTION " + s +
+           ".krmx_append(p_stream text, p_kind int, p_expected bigint, p_ids text[], p_types text[], "
+           "p_payloads text[], p_dispatchers text[], p_timestamps bigint[], p_metadata text[], p_check_ids "
+           "boolean, p_channel text) RETURNS TABLE (outcome int, head bigint, actual bigint) LANGUAGE plpgsql "
+           "AS $krmx$\n"
+           "DECLARE v_head bigint; v_id bigint; v_revision bigint; v_first bigint; v_count bigint;\n"
+           "BEGIN\n"
+           "  PERFORM pg_advisory_xact_lock(" +
+           std::to_string(krmx_advisory_class) + ", hashtext('" + schema +
+           "'));\n"
+           "  SELECT coalesce(max(e.position), 0) INTO v_head FROM " +
+           s +
+           ".krmx_events e;\n"
+           "  SELECT st.id, st.revision INTO v_id, v_revision FROM " +
+           s +
+           ".krmx_streams st WHERE st.name = p_stream;\n"
+           "  IF p_check_ids AND EXISTS (SELECT 1 FROM " +
+           s +
+           ".krmx_events e WHERE e.event_id = ANY(p_ids)) THEN\n"
+           "    RETURN QUERY SELECT 1, v_head, v_revision; RETURN;\n"
+           "  END IF;\n"
+           "  IF (p_kind = 1 AND v_id IS NOT NULL) OR (p_kind = 2 AND v_id IS NULL) OR\n"
+           "     (p_kind = 3 AND (v_id IS NULL OR v_revision <> p_expected)) THEN\n"
+           "    RETURN QUERY SELECT 2, v_head, v_revision; RETURN;\n"
+           "  END IF;\n"
+           "  v_first := coalesce(v_revision + 1, 0);\n"
+           "  v_count := cardinality(p_ids);\n"
+           "  IF v_id IS NULL THEN\n"
+           "    INSERT INTO " +
+           s +
+           ".krmx_streams (name, revision) VALUES (p_stream, v_first + v_count - 1) RETURNING id INTO v_id;\n"
+           "  ELSE\n"
+           "    UPDATE " +
+           s +
+           ".krmx_streams SET revision = v_first + v_count - 1 WHERE id = v_id;\n"
+           "  END IF;\n"
+           "  INSERT INTO " +
+           s +
+           ".krmx_events (position, stream_id, revision, event_id, type, payload, dispatcher, timestamp, "
+           "metadata)\n"
+           "    SELECT v_head + u.i, v_id, v_first + u.i - 1, u.event_id, u.type, u.payload, u.dispatcher, "
+           "u.ts, u.metadata\n"
+           "    FROM unnest(p_ids, p_types, p_payloads, p_dispatchers, p_timestamps, p_metadata) WITH "
+           "ORDINALITY AS u(event_id, type, payload, dispatcher, ts, metadata, i);\n"
+           "  PERFORM pg_notify(p_channel, (v_head + v_count)::text);\n"
+           "  RETURN QUERY SELECT 0, v_head, v_revision;\n"
+           "END\n"
+           "$krmx$";
+}
+
 /// Opens a connection and makes sure `schema` holds krmx's tables: creates them when the schema is new or
 /// empty, and refuses (untouched) a schema of another application or a newer krmx schema. Several
 /// processes may do this at once: an advisory lock makes one of them create and the others wait.
@@ -332,6 +466,7 @@ inline std::unique_ptr<PgConnection> open_krmx_schema(const PostgresOptions& opt
         } else {
             connection->exec(krmx_postgres_schema_v1(schema));
         }
+        connection->exec(krmx_append_function(schema));
         connection->exec("COMMIT");
     } catch (...) {
         connection->rollback();

@@ -142,3 +142,29 @@ TEST_CASE("restoring refuses a server with events, and a stored event the model 
     Table t;
     CHECK_THROWS_AS(krmx::restore_from(store, counter_domain, t.server), krmx::ModelError);
 }
+
+TEST_CASE("restoring a long stream reads it in batches, never all at once", "[durable]") {
+    // A store that records how many events each read asks for.
+    struct CountingStore : krmx::MemoryEventStore {
+        mutable std::vector<std::size_t> asked;
+        [[nodiscard]] std::vector<krmx::RecordedEvent> read_stream(std::string_view stream,
+                                                                   krmx::Revision from = 0,
+                                                                   std::size_t max_count = krmx::read_unbounded) const {
+            asked.push_back(max_count);
+            return krmx::MemoryEventStore::read_stream(stream, from, max_count);
+        }
+    };
+    CountingStore store;
+    constexpr int events = 10'000;
+    std::vector<krmx::NewEvent> batch;
+    for (int i = 0; i < events; ++i) {
+        batch.push_back(krmx::NewEvent{.type = "increment", .payload = 1, .dispatcher = "alice"});
+    }
+    (void)store.append(counter_domain, krmx::ExpectedRevision::no_stream(), batch);
+
+    Table t;
+    CHECK(krmx::restore_from(store, counter_domain, t.server) == events);
+    CHECK(t.server.state().counter == events);
+    REQUIRE(store.asked.size() == 3);  // 4096 + 4096 + 1808
+    for (const std::size_t asked : store.asked) CHECK(asked <= 4096);
+}

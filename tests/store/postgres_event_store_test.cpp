@@ -263,3 +263,42 @@ TEST_CASE("appends and subscriptions survive their connections being terminated 
     }
     CHECK(recorder.caught_up() == 1);
 }
+
+TEST_CASE("a bulk read's read-ahead never hides events appended after it was sent", "[store][postgres]") {
+    PostgresEventStore store{database(unique_postgres_schema("ahead"))};
+    const auto append = [&](int count) {
+        std::vector<NewEvent> batch;
+        for (int i = 0; i < count; ++i) batch.push_back(event("e", json(i)));
+        (void)store.append("s", ExpectedRevision::any(), batch);
+    };
+    const auto positions = [](const std::vector<RecordedEvent>& events) {
+        std::vector<Position> result;
+        for (const auto& e : events) result.push_back(e.position);
+        return result;
+    };
+    const auto range = [](Position from, Position to) {
+        std::vector<Position> result;
+        for (Position p = from; p <= to; ++p) result.push_back(p);
+        return result;
+    };
+    append(1500);
+    // A full window of 1024 sends (1024, 2048] ahead, which finds only 476 events yet.
+    CHECK(positions(store.read_all(0, 1024)) == range(1, 1024));
+    append(1000);
+    // That short answer is older than this call: it is read again, and the append is in it.
+    CHECK(positions(store.read_all(1024, 1024)) == range(1025, 2048));
+    // Another statement on the connection drops the window sent ahead; the next read is still exact.
+    CHECK(store.read_stream("s", 10, 2).size() == 2);
+    CHECK(positions(store.read_all(2048, 1024)) == range(2049, 2500));
+    // Read in windows from the start, everything comes exactly once, in order.
+    std::vector<Position> all;
+    for (Position after = 0;;) {
+        const auto batch = store.read_all(after, 1024);
+        if (batch.empty()) break;
+        const auto got = positions(batch);
+        all.insert(all.end(), got.begin(), got.end());
+        after = batch.back().position;
+    }
+    CHECK(all == range(1, 2500));
+    CHECK(store.read_all(0).size() == 2500);
+}

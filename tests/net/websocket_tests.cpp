@@ -192,6 +192,43 @@ TEST_CASE("path and query checks", "[net][websocket]") {
     CHECK(stats.upgrades == 1);
 }
 
+TEST_CASE("a text frame header uses the shortest length form", "[net][websocket]") {
+    using krmx::net::detail::TextFrameHeader;
+    const auto header = [](std::uint64_t size) { return std::string{TextFrameHeader{size}.view()}; };
+    using namespace std::string_literals;
+    CHECK(header(0) == "\x81\x00"s);
+    CHECK(header(125) == "\x81\x7d"s);
+    CHECK(header(126) == "\x81\x7e\x00\x7e"s);
+    CHECK(header(65535) == "\x81\x7e\xff\xff"s);
+    CHECK(header(65536) == "\x81\x7f\x00\x00\x00\x00\x00\x01\x00\x00"s);
+    CHECK(header(std::uint64_t{1} << 32 | 5) == "\x81\x7f\x00\x00\x00\x01\x00\x00\x00\x05"s);
+}
+
+TEST_CASE("frames of every length form reach a strict peer intact, in order", "[net][websocket]") {
+    ServerThread t;
+    t.start();
+    RawPeer peer{t.port()};
+    peer.ws.read_message_max(1 << 20);
+    peer.ws.write(boost::asio::buffer(link_frame("alice")));
+    REQUIRE(eventually([&] { return t.on_server([&] { return t.server().session().linked("alice"); }); }));
+    const std::vector<std::size_t> sizes{0, 1, 125, 126, 127, 65535, 65536, 300'000};
+    std::vector<std::string> sent;
+    for (const std::size_t size : sizes) sent.push_back(std::string(size, static_cast<char>('a' + sent.size())));
+    t.on_server([&] {
+        for (const auto& text : sent) t.server().send("alice", text);
+    });
+    std::vector<std::string> got;
+    beast::get_lowest_layer(peer.ws).expires_after(10s);
+    while (got.size() < 3 + sent.size()) {  // accepted, joined, linked, then ours
+        beast::flat_buffer buffer;
+        peer.ws.read(buffer);  // Beast refuses malformed or non-minimal frames
+        CHECK(peer.ws.got_text());
+        got.push_back(beast::buffers_to_string(buffer.data()));
+    }
+    CHECK(std::vector<std::string>(got.begin() + 3, got.end()) == sent);
+    CHECK(t.on_server([&] { return t.server().statistics().frames_out; }) == 3 + sent.size());
+}
+
 TEST_CASE("bad peers get defined answers, counted", "[net][websocket][bad-input]") {
     krmx::net::WebSocketServerOptions options;
     options.max_message_bytes = 1000;

@@ -18,11 +18,11 @@
 // - more than max_frames_per_second frames in one second: close 1008 (policy);
 // - a peer that does not answer a ping: every ping_interval without data it gets a ping; another
 //   interval without data and the socket is closed (Beast's keep-alive);
-// - a peer that does not read: its outgoing queue is bounded by max_queued_bytes (the frames waiting plus
-//   those the socket has not taken); a frame that would pass the bound drops the connection at once;
+// - a peer that does not read: the bytes of frames its socket has not taken are bounded by
+//   max_queued_bytes; a frame that would pass the bound drops the connection at once;
 // - a connection that does not link within SessionOptions::link_deadline: close 1008;
 // - more than max_connections open sockets: a new socket is closed before the upgrade.
-// A broadcast is serialised once: every connection's queue holds the same shared buffer. The frames a
+// A broadcast is serialised once and copied, as a frame, into each connection's buffer; the frames a
 // connection gets in one turn of the event loop go to its socket in one write (detail::CombiningStream).
 //
 // Plain HTTP on the same port (a browser loads the page, then opens the WebSocket to where it came from):
@@ -35,7 +35,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -64,6 +63,7 @@
 #include "krmx/net/detail/combining_stream.hpp"
 #include "krmx/net/detail/query.hpp"
 #include "krmx/net/detail/static_files.hpp"
+#include "krmx/net/detail/text_frame.hpp"
 #include "krmx/net/session.hpp"
 #include "krmx/sync/transport.hpp"
 
@@ -94,7 +94,7 @@ struct WebSocketServerOptions {
     Duration handshake_timeout = std::chrono::seconds{10};
     /// Incoming frames longer than this close the connection (1009).
     std::size_t max_message_bytes = std::size_t{1} << 20;
-    /// Outgoing bytes a connection may have queued (including the frame being written).
+    /// Outgoing bytes (whole frames) a connection may have that its socket has not taken yet.
     std::size_t max_queued_bytes = std::size_t{8} << 20;
     /// Frames a connection may send per second; more closes it (1008). Zero: no limit.
     std::size_t max_frames_per_second = 10'000;
@@ -164,8 +164,6 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     void on_accept(beast::error_code ec);
     void read();
     void on_read(beast::error_code ec, std::size_t bytes);
-    void write_next();
-    void on_write(beast::error_code ec, std::size_t bytes);
     void finish(beast::error_code ec);
     void closed();
 
@@ -175,12 +173,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     http::request<http::string_body> request_;
     std::shared_ptr<http::response<http::string_body>> response_;
     std::optional<ConnectionId> id_;
-    std::deque<SharedText> queue_;
-    std::size_t queued_bytes_ = 0;
-    bool writing_ = false;
-    bool closing_ = false;  // a close frame is due after the queue; nothing more is queued
+    bool closing_ = false;  // a close frame follows what is buffered; nothing more is sent
     bool dead_ = false;     // the socket is gone or going: every handler just unwinds
-    websocket::close_code close_code_ = websocket::close_code::normal;
     TimePoint window_start_{};
     std::size_t window_frames_ = 0;
 };
@@ -542,58 +536,38 @@ inline void ServerConnection::on_read(beast::error_code ec, std::size_t bytes) {
     if (!dead_ && !closing_) read();
 }
 
+// The server writes its text frames itself (detail::TextFrameHeader) into the connection's combining
+// buffer: Beast's write operation per frame and per connection cost more than the broadcast's copy, and
+// a queue of frames waiting for Beast held far more memory than their bytes. Beast still writes the
+// control frames (pings, pongs, close) into the same buffer, each whole, so frames never interleave. Beast
+// never writes a data frame here, so no fragmented message of its own can be in progress.
 inline void ServerConnection::enqueue(const SharedText& text) {
-    if (dead_ || closing_) return;
-    if (queued_bytes_ + ws_.next_layer().unflushed_bytes() + text->size() > core_->options().max_queued_bytes) {
+    // Not after Beast has begun a close (its own, or the answer to the peer's): no data after a close frame.
+    if (dead_ || closing_ || !ws_.is_open()) return;
+    auto& out = ws_.next_layer();
+    const TextFrameHeader header{text->size()};
+    if (out.unflushed_bytes() + header.size() + text->size() > core_->options().max_queued_bytes) {
         const auto keep = shared_from_this();  // the core lets go of this connection in finish()
         ++core_->statistics().slow_readers;
         terminate();
         finish({});
         return;
     }
-    queued_bytes_ += text->size();
-    queue_.push_back(text);
-    if (!writing_) write_next();
-}
-
-inline void ServerConnection::write_next() {
-    if (dead_) return;
-    if (queue_.empty()) {
-        writing_ = false;
-        if (closing_) {
-            writing_ = true;  // the close frame is the last write
-            ws_.async_close(close_code_,
-                            [self = shared_from_this()](beast::error_code) { self->finish({}); });
-        }
-        return;
-    }
-    writing_ = true;
-    ws_.async_write(
-        boost::asio::buffer(*queue_.front()),
-        [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_write(ec, n); });
-}
-
-inline void ServerConnection::on_write(beast::error_code ec, std::size_t bytes) {
-    if (dead_) return;
-    if (ec) {
-        if (ec != websocket::error::closed && ec != asio::error::operation_aborted) {
-            ++core_->statistics().other_errors;
-        }
+    if (!out.write_frame(header.view(), *text)) {
+        const auto keep = shared_from_this();
+        ++core_->statistics().other_errors;  // the socket refused an earlier write
         finish({});
         return;
     }
     ++core_->statistics().frames_out;
-    core_->statistics().bytes_out += bytes;
-    queued_bytes_ -= queue_.front()->size();
-    queue_.pop_front();
-    write_next();
+    core_->statistics().bytes_out += header.size() + text->size();
 }
 
 inline void ServerConnection::close_after_flush(websocket::close_code code) {
     if (dead_ || closing_) return;
     closing_ = true;
-    close_code_ = code;
-    if (!writing_) write_next();
+    // After every frame already in the buffer.
+    ws_.async_close(code, [self = shared_from_this()](beast::error_code) { self->finish({}); });
 }
 
 inline void ServerConnection::terminate() noexcept {
@@ -607,8 +581,6 @@ inline void ServerConnection::finish(beast::error_code) {
     if (dead_) return;
     dead_ = true;
     terminate();
-    queue_.clear();
-    queued_bytes_ = 0;
     core_->closed(shared_from_this());
 }
 

@@ -245,6 +245,8 @@ test('@krmx/state: JavaScript StreamModel clients against the C++ StreamServer',
   const { model, increment, claim } = claimableCounter();
   const alice = await streamPlayer(server.url, 'alice', model);
   const bob = await streamPlayer(server.url, 'bob', model);
+  // bob's link reaches alice on her own socket, maybe after bob's promise resolved
+  await until(() => alice.socket.frames.includes(linked('bob')), 'alice to hear of bob');
   alice.take();
   bob.take();
   // an event with its keys in an unusual order: re-sent byte for byte, and confirmed by its sender
@@ -292,6 +294,8 @@ test('JavaScript and C++ players in one game converge and agree on who may move'
   const { model, increment, claim } = claimableCounter();
   const alice = await streamPlayer(server.url, 'alice', model);
   const bob = await streamPlayer(server.url, 'bob', model);
+  // bob's link reaches alice on her own socket, maybe after bob's promise resolved
+  await until(() => alice.socket.frames.includes(linked('bob')), 'alice to hear of bob');
   alice.take();
   bob.take();
   // The C++ bot plays 5 increments while the JavaScript players append theirs.

@@ -1,10 +1,11 @@
 #pragma once
-// The layer under a server connection's WebSocket that combines writes. Every write (a frame, a ping, the
-// upgrade response) is copied into a buffer and completes at once; the buffer goes to the socket in one
-// write once the handlers that are ready have run. A broadcast under load then costs one system call per
-// connection for all the frames of that turn of the event loop, not one per frame (the kernel's share of
-// a small write, not the copy, is what a WebSocket server pays for). Order is kept: frames, pings, pongs and
-// the close frame all pass through the same buffer.
+// The layer under a server connection's WebSocket that combines writes. Every write (a frame the server
+// writes itself, Beast's pings, pongs and close frame, the upgrade response) is copied into a buffer, whole,
+// and completes at once; the buffer goes to the socket in one write once the handlers that are ready have
+// run. A broadcast under load then costs one system call per connection for all the frames of that turn of
+// the event loop, not one per frame (the kernel's share of a small write, not the copy, is what a WebSocket
+// server pays for). Order is kept, and frames never interleave: everything passes through the same buffer
+// in whole frames.
 //
 // Nothing is held back: `unflushed_bytes()` tells the owner how much the socket has not taken yet, so that it
 // can bound a slow reader (ServerConnection counts it against max_queued_bytes). A failed socket write is
@@ -12,6 +13,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -47,6 +49,17 @@ class CombiningStream {
         return state_->pending.size() + state_->flushing.size();
     }
 
+    /// Appends one whole frame, `header` then `payload`, after everything written before; it goes out with
+    /// the next flush. False, and nothing appended, once a socket write has failed.
+    bool write_frame(std::string_view header, std::string_view payload) {
+        if (state_->error) return false;
+        auto& pending = state_->pending;
+        pending.insert(pending.end(), header.begin(), header.end());
+        pending.insert(pending.end(), payload.begin(), payload.end());
+        schedule_flush();
+        return true;
+    }
+
     template <class MutableBufferSequence, class ReadHandler>
     auto async_read_some(const MutableBufferSequence& buffers, ReadHandler&& handler) {
         return next_.async_read_some(buffers, std::forward<ReadHandler>(handler));
@@ -73,6 +86,9 @@ class CombiningStream {
     }
 
   private:
+    // Buffers above this are given back once empty (re-growing one is cheap next to a system call).
+    static constexpr std::size_t kept_capacity = 8 * 1024;
+
     struct State {
         std::vector<char> pending;   // written, waiting for the next flush
         std::vector<char> flushing;  // handed to the socket, not yet taken
@@ -100,9 +116,10 @@ class CombiningStream {
                                  [this, keep = state_](boost::beast::error_code ec, std::size_t) {
                                      if (keep->closed) return;
                                      keep->flushing.clear();
-                                     // An idle connection keeps no burst-sized buffers.
-                                     if (keep->flushing.capacity() > 64 * 1024) keep->flushing.shrink_to_fit();
-                                     if (keep->pending.empty() && keep->pending.capacity() > 64 * 1024) {
+                                     // An idle connection keeps no burst-sized buffers: a thousand users
+                                     // linking at once queue a thousand `joined` frames at each of them.
+                                     if (keep->flushing.capacity() > kept_capacity) keep->flushing.shrink_to_fit();
+                                     if (keep->pending.empty() && keep->pending.capacity() > kept_capacity) {
                                          keep->pending.shrink_to_fit();
                                      }
                                      if (ec) {

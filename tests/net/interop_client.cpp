@@ -1,5 +1,5 @@
-// The C++ client side of the Node interop tests: our WebSocketClient against the real @krmx/server@0.5.5
-// (started by tests/net/js/interop.mjs). Usage: interop_client PORT USERNAME. Links, sends one custom
+// `interop_peer client PORT USERNAME` (interop_peer.cpp), the C++ client side of the Node interop tests: our
+// WebSocketClient against the real @krmx/server@0.5.5 (started by tests/net/js/interop.mjs). Links, sends one custom
 // message, waits for the server's answer, unlinks, and prints one JSON line with what it saw.
 #include <cstdlib>
 #include <iostream>
@@ -10,10 +10,10 @@
 
 #include <krmx/net/websocket_client.hpp>
 
-int main(int argc, char** argv) {
+int interop_client(int argc, char** argv) {
     using namespace std::chrono_literals;
     if (argc != 3) {
-        std::cerr << "usage: interop_client PORT USERNAME\n";
+        std::cerr << "usage: interop_peer client PORT USERNAME\n";
         return 2;
     }
     try {

@@ -1,7 +1,7 @@
-// The C++ side of the Node interop tests (tests/net/js/interop.mjs): a WebSocketServer with the claimable
-// counter domain in JavaScript compatibility mode (history as appends), an authentication hook with
-// scripted answers, and a few commands on stdin. Prints `{"port":N}` once it listens; stops (gracefully)
-// on `stop` or when stdin closes.
+// `interop_peer server` (interop_peer.cpp), the C++ side of the Node interop tests (tests/net/js/interop.mjs):
+// a WebSocketServer with the claimable counter domain in JavaScript compatibility mode (history as
+// appends), an authentication hook with scripted answers, and a few commands on stdin. Prints
+// `{"port":N}` once it listens; stops (gracefully) on `stop` or when stdin closes.
 //
 // Commands (one per line): `kick <user>`, `accept-new-users <0|1>`, `state` (prints the counter state
 // as JSON), `messages` (prints the custom messages received), `stop`.
@@ -20,7 +20,7 @@
 
 #include "claimable_counter/counter.hpp"
 
-int main() {
+int interop_server() {
     using namespace std::chrono_literals;
     krmx::net::WebSocketServerOptions options;
     options.session.authentication_timeout = 300ms;

@@ -1,6 +1,6 @@
 // Interop of krmx-cpp's network layer with the real npm packages, run by CTest (krmx_net_interop):
-//   node interop.mjs SERVER_BINARY CLIENT_BINARY BOT_BINARY
-// - @krmx/client@0.5.4 links to our C++ WebSocketServer (SERVER_BINARY = tests/net/interop_server.cpp):
+//   node interop.mjs PEER_BINARY BOT_BINARY   (PEER_BINARY: tests/net/interop_peer.cpp)
+// - @krmx/client@0.5.4 links to our C++ WebSocketServer (PEER_BINARY server = tests/net/interop_server.cpp):
 //   every rejection reason verbatim, whole frame transcripts of link, relink, unlink, leave, kick and a
 //   dropped socket, custom messages both ways;
 // - the claimable counter on @krmx/state@0.0.1's StreamModel in JavaScript clients against our C++
@@ -9,7 +9,7 @@
 // - JavaScript and C++ players in one game: the C++ counter_bot (BOT_BINARY = examples/counter_bot) and
 //   JavaScript StreamModel clients append to one domain at the same time and converge; a refused C++ move
 //   is told to the C++ sender only;
-// - our C++ WebSocketClient (CLIENT_BINARY = tests/net/interop_client.cpp) against the real
+// - our C++ WebSocketClient (PEER_BINARY client = tests/net/interop_client.cpp) against the real
 //   @krmx/server@0.5.5.
 // Every server runs on loopback with a deadline and is stopped at the end, also on failure.
 import assert from 'node:assert/strict';
@@ -25,9 +25,9 @@ const { createServer } = require('@krmx/server');
 const { StreamModel, isStreamAppendMessage } = require('@krmx/state');
 const { z } = require('zod');
 
-const [serverBinary, clientBinary, botBinary] = process.argv.slice(2);
-if (!serverBinary || !clientBinary || !botBinary) {
-  console.error('usage: node interop.mjs SERVER_BINARY CLIENT_BINARY BOT_BINARY');
+const [peerBinary, botBinary] = process.argv.slice(2);
+if (!peerBinary || !botBinary) {
+  console.error('usage: node interop.mjs PEER_BINARY BOT_BINARY');
   process.exit(2);
 }
 
@@ -60,7 +60,7 @@ async function until(predicate, what, ms = 5000) {
 
 // --- the C++ server as a child process, with a line protocol on stdin/stdout --------------------------
 async function startCppServer() {
-  const child = spawn(serverBinary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(peerBinary, ['server'], { stdio: ['pipe', 'pipe', 'inherit'] });
   children.add(child);
   const lines = [];
   readline.createInterface({ input: child.stdout }).on('line', (line) => lines.push(JSON.parse(line)));
@@ -345,7 +345,7 @@ test('our C++ WebSocketClient against the real @krmx/server@0.5.5', async () => 
   const port = await server.listen(0);
   try {
     const output = await new Promise((resolve, reject) => {
-      const child = spawn(clientBinary, [String(port), 'cpp'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(peerBinary, ['client', String(port), 'cpp'], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.add(child);
       let out = '';
       child.stdout.on('data', (d) => { out += d; });

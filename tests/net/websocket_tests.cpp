@@ -229,6 +229,29 @@ TEST_CASE("frames of every length form reach a strict peer intact, in order", "[
     CHECK(t.on_server([&] { return t.server().statistics().frames_out; }) == 3 + sent.size());
 }
 
+TEST_CASE("once a burst's write buffers are given back, the server returns free memory to the system",
+          "[net][websocket]") {
+    krmx::net::WebSocketServerOptions options;
+    options.return_memory_after = 64 * 1024;
+    options.tick_interval = 10ms;
+    ServerThread t{options};
+    t.start();
+    krmx::net::WebSocketClient c;
+    c.connect("127.0.0.1", t.port());
+    c.link("alice");
+    REQUIRE(c.run_until([&] { return c.linked(); }, 5s));
+    int got = 0;
+    auto sub = c.on_message([&](std::string_view) { ++got; });
+    CHECK(t.on_server([&] { return t.server().statistics().memory_returns; }) == 0);
+    // 200 frames of 4 KiB in one turn: one 800 KiB buffer, given back once the socket took it.
+    t.on_server([&] {
+        for (int i = 0; i < 200; ++i)
+            t.server().send("alice", R"({"type":"x","payload":")" + std::string(4000, 'y') + "\"}");
+    });
+    REQUIRE(c.run_until([&] { return got == 200; }, 5s));
+    CHECK(eventually([&] { return t.on_server([&] { return t.server().statistics().memory_returns; }) == 1; }));
+}
+
 TEST_CASE("bad peers get defined answers, counted", "[net][websocket][bad-input]") {
     krmx::net::WebSocketServerOptions options;
     options.max_message_bytes = 1000;

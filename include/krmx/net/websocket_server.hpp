@@ -49,6 +49,10 @@
 #include <variant>
 #include <vector>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -104,6 +108,11 @@ struct WebSocketServerOptions {
     Duration stop_timeout = std::chrono::seconds{2};
     /// How often the session's deadlines (authentication, link) are checked.
     Duration tick_interval = std::chrono::milliseconds{100};
+    /// Once connections' write buffers of at least this many bytes in all have been given back (a burst,
+    /// such as a thousand users linking at once, is over), the server asks the allocator to return free
+    /// memory to the system (glibc's malloc_trim; elsewhere nothing), so that a burst does not leave the
+    /// process large for good. Checked every tick. Zero: never.
+    std::size_t return_memory_after = std::size_t{16} << 20;
     SessionOptions session = {};
 };
 
@@ -130,7 +139,8 @@ struct WebSocketServerStatistics {
     std::uint64_t frames_out = 0;
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
-    std::uint64_t open = 0;  ///< sockets open now
+    std::uint64_t memory_returns = 0;  ///< times free memory went back to the system after a burst
+    std::uint64_t open = 0;            ///< sockets open now
 };
 
 namespace detail {
@@ -332,8 +342,20 @@ class WebSocketServerCore final : public SessionSink {
             } catch (...) {
                 ++user_errors_;
             }
+            return_memory();
             schedule_tick();
         });
+    }
+
+    void return_memory() noexcept {
+        const auto threshold = options_.return_memory_after;
+        const auto released = combining_bytes_released.load(std::memory_order_relaxed);
+        if (threshold == 0 || released - released_at_trim_ < threshold) return;
+        released_at_trim_ = released;
+        ++statistics_.memory_returns;
+#if defined(__GLIBC__)
+        (void)::malloc_trim(0);
+#endif
     }
 
     void maybe_stopped() {
@@ -356,6 +378,7 @@ class WebSocketServerCore final : public SessionSink {
     std::uint16_t port_ = 0;
     bool stopping_ = false;
     std::uint64_t user_errors_ = 0;
+    std::size_t released_at_trim_ = combining_bytes_released.load();
 };
 
 inline void ServerConnection::start() {

@@ -11,6 +11,7 @@
 // can bound a slow reader (ServerConnection counts it against max_queued_bytes). A failed socket write is
 // remembered, and every later write completes with that error.
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <string_view>
@@ -28,6 +29,10 @@
 #include <boost/beast/websocket/teardown.hpp>
 
 namespace krmx::net::detail {
+
+/// Capacity every CombiningStream of the process has given back (see WebSocketServerOptions::
+/// return_memory_after): a server trims the allocator once a burst's buffers add up.
+inline std::atomic<std::size_t> combining_bytes_released{0};
 
 class CombiningStream {
   public:
@@ -97,6 +102,12 @@ class CombiningStream {
         bool closed = false;
     };
 
+    static void give_back_if_large(std::vector<char>& buffer) noexcept {
+        if (buffer.capacity() <= kept_capacity) return;
+        combining_bytes_released.fetch_add(buffer.capacity(), std::memory_order_relaxed);
+        std::vector<char>{}.swap(buffer);
+    }
+
     // After the handlers that are ready now, so that what they write goes in the same flush.
     void schedule_flush() {
         if (state_->flush_posted || !state_->flushing.empty()) return;
@@ -118,10 +129,8 @@ class CombiningStream {
                                      keep->flushing.clear();
                                      // An idle connection keeps no burst-sized buffers: a thousand users
                                      // linking at once queue a thousand `joined` frames at each of them.
-                                     if (keep->flushing.capacity() > kept_capacity) keep->flushing.shrink_to_fit();
-                                     if (keep->pending.empty() && keep->pending.capacity() > kept_capacity) {
-                                         keep->pending.shrink_to_fit();
-                                     }
+                                     give_back_if_large(keep->flushing);
+                                     if (keep->pending.empty()) give_back_if_large(keep->pending);
                                      if (ec) {
                                          keep->error = ec;
                                          keep->pending.clear();

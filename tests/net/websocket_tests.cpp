@@ -52,6 +52,21 @@ struct RawPeer {
     websocket::stream<beast::tcp_stream> ws;
 };
 
+// Connects and links alice.
+void link_alice(krmx::net::WebSocketClient& c, std::uint16_t port) {
+    c.connect("127.0.0.1", port);
+    c.link("alice");
+    REQUIRE(c.run_until([&] { return c.linked(); }, 5s));
+}
+
+// Sends alice `count` custom messages of about 4 KiB, in one turn of the server's loop.
+void send_4k_messages(ServerThread& t, int count) {
+    t.on_server([&] {
+        for (int i = 0; i < count; ++i)
+            t.server().send("alice", R"({"type":"x","payload":")" + std::string(4000, 'y') + "\"}");
+    });
+}
+
 std::string link_frame(const std::string& user) {
     return R"({"type":"krmx/link","payload":{"username":")" + user + R"(","version":"0.5.4"}})";
 }
@@ -237,17 +252,12 @@ TEST_CASE("once a burst's write buffers are given back, the server returns free 
     ServerThread t{options};
     t.start();
     krmx::net::WebSocketClient c;
-    c.connect("127.0.0.1", t.port());
-    c.link("alice");
-    REQUIRE(c.run_until([&] { return c.linked(); }, 5s));
+    link_alice(c, t.port());
     int got = 0;
     auto sub = c.on_message([&](std::string_view) { ++got; });
     CHECK(t.on_server([&] { return t.server().statistics().memory_returns; }) == 0);
     // 200 frames of 4 KiB in one turn: one 800 KiB buffer, given back once the socket took it.
-    t.on_server([&] {
-        for (int i = 0; i < 200; ++i)
-            t.server().send("alice", R"({"type":"x","payload":")" + std::string(4000, 'y') + "\"}");
-    });
+    send_4k_messages(t, 200);
     REQUIRE(c.run_until([&] { return got == 200; }, 5s));
     CHECK(eventually([&] { return t.on_server([&] { return t.server().statistics().memory_returns; }) == 1; }));
 }
@@ -329,15 +339,10 @@ TEST_CASE("bad peers get defined answers, counted", "[net][websocket][bad-input]
     }
     SECTION("a peer below the bound is served in full") {
         krmx::net::WebSocketClient c;
-        c.connect("127.0.0.1", t.port());
-        c.link("alice");
-        REQUIRE(c.run_until([&] { return c.linked(); }, 5s));
+        link_alice(c, t.port());
         int got = 0;
         auto sub = c.on_message([&](std::string_view) { ++got; });
-        t.on_server([&] {
-            for (int i = 0; i < 10; ++i)
-                t.server().send("alice", R"({"type":"x","payload":")" + std::string(4000, 'y') + "\"}");
-        });
+        send_4k_messages(t, 10);
         CHECK(c.run_until([&] { return got == 10; }, 5s));
         CHECK(t.on_server([&] { return t.server().statistics().slow_readers; }) == 0);
     }

@@ -307,13 +307,6 @@ TEST_CASE("bad peers get defined answers, counted", "[net][websocket][bad-input]
         CHECK(t.on_server([&] { return t.server().statistics().floods; }) == 1);
         CHECK(eventually([&] { return !t.on_server([&] { return t.server().session().linked("alice"); }); }));
     }
-    SECTION("a peer that never links: closed at the link deadline, 1008") {
-        RawPeer peer{t.port()};
-        const auto start = std::chrono::steady_clock::now();
-        CHECK(peer.read_until_closed() == 1008);
-        CHECK(std::chrono::steady_clock::now() - start >= 250ms);
-        CHECK(t.on_server([&] { return t.server().statistics().link_deadline_closes; }) == 1);
-    }
     SECTION("a peer that answers no pings is dropped and unlinked") {
         RawPeer peer{t.port()};
         peer.ws.write(boost::asio::buffer(link_frame("alice")));
@@ -346,6 +339,23 @@ TEST_CASE("bad peers get defined answers, counted", "[net][websocket][bad-input]
         CHECK(c.run_until([&] { return got == 10; }, 5s));
         CHECK(t.on_server([&] { return t.server().statistics().slow_readers; }) == 0);
     }
+}
+
+// Without keep-alive pings: Beast re-arms its timer for the close handshake, but a keep-alive expiry that is
+// already queued when the close begins runs as a close timeout and drops the socket without the close
+// frame (1006 at the peer). With pings every 100 ms that happened in about one run in ten on a loaded
+// machine; with the default interval (30 s) it needs the expiry and the close in the same turn of the loop.
+TEST_CASE("a peer that never links is closed at the link deadline, 1008", "[net][websocket][bad-input]") {
+    krmx::net::WebSocketServerOptions options;
+    options.ping_interval = krmx::Duration::zero();
+    options.session.link_deadline = 300ms;
+    ServerThread t{options};
+    t.start();
+    RawPeer peer{t.port()};
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(peer.read_until_closed() == 1008);
+    CHECK(std::chrono::steady_clock::now() - start >= 250ms);
+    CHECK(t.on_server([&] { return t.server().statistics().link_deadline_closes; }) == 1);
 }
 
 TEST_CASE("more sockets than max_connections: the rest are closed before the upgrade",

@@ -589,7 +589,9 @@ inline void ServerConnection::enqueue(const SharedText& text) {
 inline void ServerConnection::close_after_flush(websocket::close_code code) {
     if (dead_ || closing_) return;
     closing_ = true;
-    // After every frame already in the buffer.
+    // After every frame already in the buffer. (Known: when Beast's keep-alive timer has expired and its
+    // handler is already queued, Beast takes it for a close timeout and drops the socket without the close
+    // frame; the peer sees 1006. See the link-deadline test in tests/net/websocket_tests.cpp.)
     ws_.async_close(code, [self = shared_from_this()](beast::error_code) { self->finish({}); });
 }
 

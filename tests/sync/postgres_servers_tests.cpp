@@ -57,6 +57,7 @@ TEST_CASE("game servers in separate processes share one PostgreSQL database and 
     ChildProcess replacement{KRMX_GAME_NODE,
                              node_args({"server", "a1,a2", std::to_string(per_domain)}, schema)};
     REQUIRE(replacement.wait_for_line("done", wait));
+    REQUIRE(replacement.write("stop\n"));
     INFO(replacement.output());
     CHECK(replacement.exited_cleanly());
     const auto lines = replacement.lines();
@@ -64,6 +65,7 @@ TEST_CASE("game servers in separate processes share one PostgreSQL database and 
     CHECK(lines[0].starts_with("restored a1 "));
     CHECK(std::stoi(lines[0].substr(12)) >= 30);
     REQUIRE(second.wait_for_line("done", wait));
+    REQUIRE(second.write("stop\n"));
     CHECK(second.exited_cleanly());
 
     // The read model saw every event of every domain, dense and in order, live across the kill.

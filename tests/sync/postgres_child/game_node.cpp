@@ -4,7 +4,8 @@
 //     Claims each domain (a PostgreSQL lock named "domain/<id>"; refuses with "refused <id>: ..." and exit
 //     code 3 when another server holds it), restores the domain's stream from PostgreSQL into a durable
 //     StreamServer of the claimable counter, then dispatches increments until the stream holds the given
-//     number of events. Prints "restored <id> <n>", "ready", "progress <id> <n>" every 10 events, "done".
+//     number of events. Prints "restored <id> <n>", "ready", "progress <id> <n>" every 10 events, "done";
+//     then holds its domains until a line "stop" (or the end of stdin).
 //   game_node reader <conninfo> <schema> <events>
 //     A read model over every stream: subscribes from the start, checks that positions arrive dense and in
 //     order and that each stream's revisions do too, prints "reached <events> violations <v>" once it has
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -88,6 +90,10 @@ int serve(const krmx::PostgresOptions& database, const std::vector<std::string>&
         std::this_thread::sleep_for(std::chrono::milliseconds{1});
     }
     say("done");
+    // Keep serving (and holding the domains' locks) until told to stop: a server that finished early must
+    // still refuse an intruder.
+    for (std::string line; std::getline(std::cin, line) && line != "stop";) {
+    }
     return 0;
 }
 

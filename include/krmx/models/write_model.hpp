@@ -219,19 +219,14 @@ class SourcedWriteModel {
         WriteResult<State> result;
         State state = model_.initial_;
         std::optional<Revision> revision;
-        for (Revision from = 0;;) {
-            auto batch = store_->read_stream(model_.stream_, from, batch_size);
-            for (auto& record : batch) {
-                revision = record.revision;
-                auto decoded = model_.catalog_.decode(std::move(record));
-                std::string reason;
-                if (!decoded.decoded() || model_.reducer_(state, decoded.event, reason) == Applied::refused) {
-                    ++result.skipped;
-                }
+        (void)for_each_in_stream(*store_, model_.stream_, batch_size, [&](RecordedEvent& record) {
+            revision = record.revision;
+            auto decoded = model_.catalog_.decode(std::move(record));
+            std::string reason;
+            if (!decoded.decoded() || model_.reducer_(state, decoded.event, reason) == Applied::refused) {
+                ++result.skipped;
             }
-            if (batch.size() < batch_size) break;
-            from = *revision + 1;
-        }
+        });
 
         State as_read = state;  // what a refusal reports
         WriteContext<State> context{std::move(state), model_.stream_, revision, model_.catalog_,

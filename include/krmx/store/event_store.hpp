@@ -322,4 +322,18 @@ concept EventStore = requires(S& store, const S& const_store, std::string_view s
     { store.subscribe(from, std::move(handlers), filter) } -> std::same_as<Subscription>;
 };
 
+/// Calls `f(RecordedEvent&)` with every event of `stream`, in order, reading `batch` events at a time so
+/// that memory stays bounded however long the stream is; returns how many there were.
+template <EventStore Store, class F>
+std::size_t for_each_in_stream(const Store& store, std::string_view stream, std::size_t batch, F&& f) {
+    std::size_t count = 0;
+    for (Revision from = 0;;) {
+        auto records = store.read_stream(stream, from, batch);
+        for (auto& record : records) f(record);
+        count += records.size();
+        if (records.size() < batch) return count;
+        from = records.back().revision + 1;
+    }
+}
+
 }  // namespace krmx

@@ -35,10 +35,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -577,7 +577,9 @@ class PostgresEventStore {
         const std::array<detail::PgParam, 3> bound{params[0], params[1], params[2]};
         const Position width = to - after;
         std::optional<detail::PgResult> rows = connection.pg->take_sent(sql_.window, bound);
-        if (!rows || static_cast<Position>(rows->rows()) != width) rows = connection.pg->exec(sql_.window, bound, binary);
+        if (!rows || static_cast<Position>(rows->rows()) != width) {
+            rows = connection.pg->exec(sql_.window, bound, binary);
+        }
         if (width >= read_ahead_width && static_cast<Position>(rows->rows()) == width &&
             to <= static_cast<Position>(std::numeric_limits<std::int64_t>::max()) - width) {
             const auto next = window(to, to + width);

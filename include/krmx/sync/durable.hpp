@@ -87,22 +87,13 @@ std::size_t restore_from(const Store& store, std::string_view stream_id, StreamS
         throw std::logic_error("krmx::restore_from: the server for '" + server.domain() +
                                "' has events already");
     }
-    // In batches, so that memory stays bounded however long the stream is.
-    constexpr std::size_t batch = 4096;
-    std::size_t loaded = 0;
-    for (Revision from = 0;;) {
-        const auto records = store.read_stream(stream_id, from, batch);
-        for (const auto& r : records) {
-            if (const auto text = r.metadata.find("text"); text != r.metadata.end() && text->is_string()) {
-                server.restore(r.dispatcher, text->template get_ref<const std::string&>());
-            } else {
-                server.restore(r.dispatcher, Event{r.type, r.payload}.to_json().dump());
-            }
+    return for_each_in_stream(store, stream_id, 4096, [&server](const RecordedEvent& r) {
+        if (const auto text = r.metadata.find("text"); text != r.metadata.end() && text->is_string()) {
+            server.restore(r.dispatcher, text->template get_ref<const std::string&>());
+        } else {
+            server.restore(r.dispatcher, Event{r.type, r.payload}.to_json().dump());
         }
-        loaded += records.size();
-        if (records.size() < batch) return loaded;
-        from = records.back().revision + 1;
-    }
+    });
 }
 
 /// How an application runs a function on the thread that owns its StreamServers (its event loop).

@@ -33,8 +33,6 @@
 
 namespace {
 
-constexpr std::size_t replay_batch = 4096;
-
 krmx::NewEvent counter_event(std::int64_t n) {
     krmx::NewEvent event;
     event.type = "increment";
@@ -43,26 +41,18 @@ krmx::NewEvent counter_event(std::int64_t n) {
     return event;
 }
 
-// Reads every event after position 0 in batches and dispatches each into an authoritative stream of the
-// claimable counter, as a server does on start; returns the events read. The stream keeps its log, so
-// its memory is part of the replay's peak.
+// Streams every event after position 0 (krmx::for_each_event: a batch at a time) and dispatches each into
+// an authoritative stream of the claimable counter, as a server does on start; returns the events read.
+// The stream keeps its log, so its memory is part of the replay's peak.
 template <class Store>
 std::uint64_t replay(const Store& store, std::int64_t& counter) {
     krmx::Stream<Counter> stream{counter::model()};
-    std::uint64_t events = 0;
-    krmx::Position after = 0;
-    for (;;) {
-        const auto batch = store.read_all(after, replay_batch);
-        if (batch.empty()) break;
-        for (const auto& event : batch) {
-            if (!stream.dispatch(event.dispatcher, event.type, event.payload ? &*event.payload : nullptr))
-                [[unlikely]] {
-                throw std::runtime_error("replay: a stored event was refused");
-            }
+    const std::size_t events = krmx::for_each_event(store, 0, [&](const krmx::RecordedEvent& event) {
+        if (!stream.dispatch(event.dispatcher, event.type, event.payload ? &*event.payload : nullptr))
+            [[unlikely]] {
+            throw std::runtime_error("replay: a stored event was refused");
         }
-        events += batch.size();
-        after = batch.back().position;
-    }
+    });
     counter += stream.state().counter;
     return events;
 }
@@ -147,8 +137,8 @@ std::uint64_t run_appenders(Store& store, std::vector<std::optional<krmx::Revisi
                 batch.clear();
                 for (std::size_t k = 0; k < per_append; ++k)
                     batch.push_back(counter_event(static_cast<std::int64_t>(k % 7)));
-                const auto expected = revision ? krmx::ExpectedRevision::exact(*revision)
-                                               : krmx::ExpectedRevision::no_stream();
+                const auto expected =
+                    revision ? krmx::ExpectedRevision::exact(*revision) : krmx::ExpectedRevision::no_stream();
                 revision = store.append(stream, expected, batch).last_revision;
             }
         });
@@ -188,9 +178,12 @@ struct SqliteBackend {
     using Store = krmx::SqliteEventStore;
     TempStoreFile file;
     [[nodiscard]] std::unique_ptr<Store> open(bool synced) const {
-        return std::make_unique<Store>(file.path(), krmx::SqliteEventStoreOptions{
-            .durability = synced ? krmx::SqliteDurability::synced : krmx::SqliteDurability::group_commit});
+        return std::make_unique<Store>(
+            file.path(),
+            krmx::SqliteEventStoreOptions{.durability = synced ? krmx::SqliteDurability::synced
+                                                               : krmx::SqliteDurability::group_commit});
     }
+    static void settle(const Store& store) { store.checkpoint_wal(); }
     [[nodiscard]] static double bytes_per_event(const Store& store) { return ::bytes_per_event(store); }
 };
 
@@ -211,29 +204,47 @@ struct PostgresBackend {
     PostgresBackend& operator=(const PostgresBackend&) = delete;
     ~PostgresBackend() {
         try {
-            krmx::detail::PgConnection{database.connection}.exec("DROP SCHEMA " + database.schema + " CASCADE");
+            krmx::detail::PgConnection{database.connection}.exec("DROP SCHEMA " + database.schema +
+                                                                 " CASCADE");
         } catch (...) {
             // The server and its folder go away at exit anyway.
         }
     }
     [[nodiscard]] std::unique_ptr<Store> open(bool synced) const {
-        return std::make_unique<Store>(database, krmx::PostgresEventStoreOptions{
-            .durability = synced ? krmx::PostgresDurability::synced : krmx::PostgresDurability::group_commit});
+        return std::make_unique<Store>(
+            database,
+            krmx::PostgresEventStoreOptions{.durability = synced ? krmx::PostgresDurability::synced
+                                                                 : krmx::PostgresDurability::group_commit});
+    }
+    // After a bulk load, what autovacuum does to a store of any age, run now rather than in the middle of
+    // the measurement: VACUUM sets the tuples' hint bits and the visibility map (the first reader of a fresh
+    // row otherwise checks its transaction's status and dirties its page), ANALYZE the statistics, and a
+    // checkpoint writes the dirty pages out.
+    static void settle(const Store& store) {
+        krmx::detail::PgConnection connection{store.database().connection};
+        connection.exec("VACUUM ANALYZE " + store.database().schema + ".krmx_events");
+        connection.exec("CHECKPOINT");
     }
     // Tables and indexes on disk (after VACUUM, which also sets the visibility map for index-only reads).
     [[nodiscard]] static double bytes_per_event(const Store& store) {
         krmx::detail::PgConnection connection{store.database().connection};
         const std::string s = store.database().schema;
         connection.exec("VACUUM " + s + ".krmx_events");
-        const auto bytes = connection.exec("SELECT pg_total_relation_size('" + s + ".krmx_events') + "
-                                           "pg_total_relation_size('" + s + ".krmx_streams')").int64(0, 0);
+        const auto bytes = connection
+                               .exec("SELECT pg_total_relation_size('" + s +
+                                     ".krmx_events') + "
+                                     "pg_total_relation_size('" +
+                                     s + ".krmx_streams')")
+                               .int64(0, 0);
         const auto events = store.head_position();
         return events == 0 ? 0.0 : static_cast<double>(bytes) / static_cast<double>(events);
     }
 };
 #endif
 
-const char* durability_name(bool synced) { return synced ? "synced" : "group_commit"; }
+const char* durability_name(bool synced) {
+    return synced ? "synced" : "group_commit";
+}
 
 // One thread, 100 events per append to one stream with an exact expected revision.
 template <class Backend>
@@ -242,7 +253,8 @@ void append_batched(benchmark::State& state, bool synced) {
     auto store = backend.open(synced);
     constexpr std::size_t per_append = 100;
     std::vector<krmx::NewEvent> batch;
-    for (std::size_t k = 0; k < per_append; ++k) batch.push_back(counter_event(static_cast<std::int64_t>(k % 7)));
+    for (std::size_t k = 0; k < per_append; ++k)
+        batch.push_back(counter_event(static_cast<std::int64_t>(k % 7)));
     std::optional<krmx::Revision> revision;
     for (auto _ : state) {
         const auto expected =
@@ -273,6 +285,7 @@ void replay_store(benchmark::State& state) {
     Backend backend;
     auto store = backend.open(false);
     fill(*store, count);
+    Backend::settle(*store);
     measure_replay(state, *store, count);
     state.counters["bytes_per_event"] = Backend::bytes_per_event(*store);
 }
@@ -289,6 +302,7 @@ void catch_up(benchmark::State& state) {
     Backend backend;
     auto store = backend.open(false);
     fill(*store, count);
+    Backend::settle(*store);
     const auto catalog = krmx::EventCatalog{"counter", 1}.add(counter::increment);
     std::uint64_t events = 0;
     const PeakResidentMemory peak;
@@ -318,8 +332,9 @@ void register_store_pair() {
                                      [synced](benchmark::State& s) { append_batched<Backend>(s, synced); })
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
-        benchmark::RegisterBenchmark(("BM_append_concurrent/" + store + "/" + durability + "/connections:8").c_str(),
-                                     [synced](benchmark::State& s) { append_concurrent<Backend>(s, synced); })
+        benchmark::RegisterBenchmark(
+            ("BM_append_concurrent/" + store + "/" + durability + "/connections:8").c_str(),
+            [synced](benchmark::State& s) { append_concurrent<Backend>(s, synced); })
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
     }

@@ -384,6 +384,105 @@ TEMPLATE_LIST_TEST_CASE("a filtered read finds matches far apart, in order, in b
     CHECK(store->read_all(20'000, 5, EventFilter{.types = {"rare"}}).size() == 1);
 }
 
+TEMPLATE_LIST_TEST_CASE("for_each_event streams every event in order, filtered and bounded like read_all",
+                        "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    // 20 000 events in 7 streams, more than one window or batch of any store; "rare" at 3, 9 000, 9 001
+    // and 20 000. Payloads and metadata vary so that a reused record must be filled in anew every time.
+    std::vector<NewEvent> batch;
+    for (int i = 1; i <= 20'000; ++i) {
+        const bool rare = i == 3 || i == 9'000 || i == 9'001 || i == 20'000;
+        NewEvent e = event(rare ? "rare" : "common", i % 5 == 0 ? json(nullptr) : json{{"n", i}});
+        if (i % 7 == 0) e.metadata = json{{"i", i}};
+        e.dispatcher = i % 2 == 0 ? "alice" : "bob";
+        batch.push_back(std::move(e));
+        if (batch.size() == 1000) {
+            (void)store->append("s" + std::to_string(i % 7), ExpectedRevision::any(), batch);
+            batch.clear();
+        }
+    }
+    const auto expected = store->read_all(0, krmx::read_unbounded);
+    REQUIRE(expected.size() == 20'000);
+    std::vector<RecordedEvent> seen;
+    const auto count =
+        krmx::for_each_event(*store, 0, [&](RecordedEvent& e) { seen.push_back(std::move(e)); });
+    CHECK(count == 20'000);
+    REQUIRE(seen.size() == expected.size());
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+        if (seen[i] != expected[i]) FAIL("event " << i + 1 << " differs from read_all's");
+    }
+
+    std::vector<Position> positions;
+    const auto collect = [&](RecordedEvent& e) {
+        positions.push_back(e.position);
+    };
+    CHECK(krmx::for_each_event(*store, 19'990, collect) == 10);
+    CHECK(positions == std::vector<Position>{19'991, 19'992, 19'993, 19'994, 19'995, 19'996, 19'997, 19'998,
+                                             19'999, 20'000});
+    positions.clear();
+    CHECK(krmx::for_each_event(*store, 0, collect, EventFilter{.types = {"rare"}}) == 4);
+    CHECK(positions == std::vector<Position>{3, 9'000, 9'001, 20'000});
+    positions.clear();
+    CHECK(krmx::for_each_event(*store, 3, collect, EventFilter{.types = {"rare"}}, 2) == 2);
+    CHECK(positions == std::vector<Position>{9'000, 9'001});
+    positions.clear();
+    CHECK(krmx::for_each_event(*store, 100, collect, {}, 3) == 3);
+    CHECK(positions == std::vector<Position>{101, 102, 103});
+    positions.clear();
+    const EventFilter stream_and_type{.streams = {"s3", "none"}, .types = {"rare", "common"}};
+    CHECK(krmx::for_each_event(*store, 17'000, collect, stream_and_type) ==
+          store->read_all(17'000, krmx::read_unbounded, stream_and_type).size());
+    CHECK(positions == positions_of(store->read_all(17'000, krmx::read_unbounded, stream_and_type)));
+    CHECK(krmx::for_each_event(*store, 20'000, collect) == 0);
+    CHECK(krmx::for_each_event(*store, 0, collect, EventFilter{.streams = {"none"}}) == 0);
+    CHECK(krmx::for_each_event(*store, 0, collect, {}, 0) == 0);
+}
+
+TEMPLATE_LIST_TEST_CASE(
+    "an exception from for_each_event's callee stops the read and leaves the store usable",
+    "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    append_ticks(*store, "s", 30);
+    struct Enough {};
+    for (int round = 0; round < 3; ++round) {
+        std::vector<Position> seen;
+        CHECK_THROWS_AS(krmx::for_each_event(*store, 0,
+                                             [&](const RecordedEvent& e) {
+                                                 seen.push_back(e.position);
+                                                 if (e.position == 12) throw Enough{};
+                                             }),
+                        Enough);
+        CHECK(seen.size() == 12);
+        // An exception of the store's own kinds passes through unchanged too (never taken for its own).
+        CHECK_THROWS_AS(
+            krmx::for_each_event(*store, 0, [](const RecordedEvent&) { throw krmx::StoreError("mine"); }),
+            krmx::StoreError);
+        (void)store->append("s", ExpectedRevision::any(), event("tick", {{"n", 30 + round}}));
+        CHECK(store->read_all(0).size() == 31 + static_cast<std::size_t>(round));
+        CHECK(krmx::for_each_event(*store, 0, [](const RecordedEvent&) {}) ==
+              31 + static_cast<std::size_t>(round));
+    }
+}
+
+TEMPLATE_LIST_TEST_CASE("for_each_event's callee may use the store it reads", "[store][contract]",
+                        StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    append_ticks(*store, "s", 5);
+    std::vector<std::size_t> reads;
+    CHECK(krmx::for_each_event(
+              *store, 0,
+              [&](const RecordedEvent& e) {
+                  reads.push_back(store->read_all(0, krmx::read_unbounded).size());
+                  (void)store->append("copy-of-" + e.stream, ExpectedRevision::any(), event("copied"));
+              },
+              EventFilter{.streams = {"s"}}) == 5);
+    CHECK(reads == std::vector<std::size_t>{5, 6, 7, 8, 9});
+    CHECK(store->head_position() == 10);
+}
+
 TEMPLATE_LIST_TEST_CASE("reads filter by stream and by type", "[store][contract]", StoreFactories) {
     TestType factory;
     auto store = factory.open();

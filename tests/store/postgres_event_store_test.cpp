@@ -302,3 +302,94 @@ TEST_CASE("a bulk read's read-ahead never hides events appended after it was sen
     CHECK(all == range(1, 2500));
     CHECK(store.read_all(0).size() == 2500);
 }
+
+TEST_CASE("a streamed read whose connection is terminated mid-COPY resumes with nothing lost or repeated",
+          "[store][postgres]") {
+    PostgresEventStore store{database(unique_postgres_schema("copydrop")),
+                             PostgresEventStoreOptions{.durability = PostgresDurability::group_commit}};
+    // 60 000 events in 3 streams: several windows, each far more than a socket buffer holds.
+    constexpr int total = 60'000;
+    std::vector<NewEvent> batch;
+    for (int i = 0; i < total; ++i) {
+        batch.push_back(event("tick", {{"i", i}}));
+        if (batch.size() == 2'000) {
+            (void)store.append("s" + std::to_string(i % 3), ExpectedRevision::any(), batch);
+            batch.clear();
+        }
+    }
+    std::vector<Position> seen;
+    int terminations = 0;
+    const auto count = krmx::for_each_event(store, 0, [&](const RecordedEvent& e) {
+        seen.push_back(e.position);
+        // Three times, in the middle of a window: the COPY's backend goes away under the reader.
+        if (e.position == 100 || e.position == 20'000 || e.position == 45'123) {
+            terminations += std::stoi(
+                admin_sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
+                          "current_database() AND pid <> pg_backend_pid() AND query LIKE 'COPY (SELECT%'"));
+        }
+    });
+    CHECK(terminations == 3);
+    CHECK(count == static_cast<std::size_t>(total));
+    REQUIRE(seen.size() == static_cast<std::size_t>(total));
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+        if (seen[i] != i + 1) FAIL("position " << seen[i] << " delivered where " << i + 1 << " belongs");
+    }
+    CHECK(store.read_all(0, 10).size() == 10);
+}
+
+TEST_CASE("rows of a binary COPY that are not exactly what PostgreSQL sends are corrupt, never read past",
+          "[store][postgres]") {
+    using krmx::detail::CopyTuple;
+    const std::string header{"PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19};
+    const auto tuple = [](std::initializer_list<std::optional<std::string>> fields) {
+        std::string message;
+        const auto put32 = [&](std::uint32_t v) {
+            for (int shift = 24; shift >= 0; shift -= 8) message += static_cast<char>((v >> shift) & 0xFF);
+        };
+        message += static_cast<char>(0);
+        message += static_cast<char>(fields.size());
+        for (const auto& field : fields) {
+            put32(field ? static_cast<std::uint32_t>(field->size()) : 0xFFFFFFFFu);
+            if (field) message += *field;
+        }
+        return message;
+    };
+    const std::string eight{"\0\0\0\0\0\0\1\2", 8};
+    const std::string good = tuple({eight, std::string{"abc"}, std::nullopt});
+    const std::string trailer{"\377\377", 2};
+
+    CopyTuple reader;
+    const std::string first = header + good;  // the fields are views into the message
+    REQUIRE(reader.read(first));
+    CHECK(reader.fields() == 3);
+    CHECK(reader.int64(0) == 258);
+    CHECK(reader.text(1) == "abc");
+    CHECK_FALSE(reader.optional_text(2).has_value());
+    CHECK_THROWS_AS(reader.text(2), krmx::CorruptRecord);   // NULL where a value belongs
+    CHECK_THROWS_AS(reader.int64(1), krmx::CorruptRecord);  // not eight bytes
+    CHECK_THROWS_AS(reader.text(3), krmx::CorruptRecord);   // no such column
+    REQUIRE(reader.read(good));
+    CHECK_FALSE(reader.read(trailer));
+
+    const auto corrupt = [&](const std::string& first, const std::string& second = {}) {
+        CopyTuple fresh;
+        try {
+            (void)fresh.read(first);
+            if (!second.empty()) (void)fresh.read(second);
+        } catch (const krmx::CorruptRecord&) {
+            return true;
+        }
+        return false;
+    };
+    CHECK(corrupt(good));                                                          // no header
+    CHECK(corrupt(header.substr(0, 15)));                                          // cut inside the header
+    CHECK(corrupt(std::string{"PGCOPY\n\377\r\n\0\0\1\0\0\0\0\0\0", 19} + good));  // flags it does not know
+    CHECK(corrupt(std::string{"PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\5", 19} + good));  // extension past the end
+    CHECK(corrupt(header + good.substr(0, good.size() - 1)));                      // a field cut short
+    CHECK(corrupt(header + good + "x"));                        // bytes after the last field
+    CHECK(corrupt(header + std::string{"\0", 1}));              // cut inside the field count
+    CHECK(corrupt(header + std::string{"\0\1\200\0\0\0", 6}));  // a negative length
+    CHECK(corrupt(header + std::string{"\0\1\0\0\0\7ab", 8}));  // a length past the end
+    CHECK(corrupt(header + std::string{"\0\x7f", 2}));          // more fields than any row has
+    CHECK(corrupt(header + good, trailer + "x"));               // bytes after the trailer
+}

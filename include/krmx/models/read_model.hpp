@@ -254,8 +254,6 @@ CheckpointTarget checkpoint_target(C& storage) {
 template <class State, EventStore Store>
 class ReadModelRunner {
   public:
-    static constexpr std::size_t batch_size = 512;
-
     ReadModelRunner(ReadModel<State> model, Store& store)
         : model_(std::move(model)),
           key_(krmx::checkpoint_key(model_.name(), model_.event_filter())),
@@ -475,19 +473,20 @@ class ReadModelRunner {
         }
     }
 
+    // Streams every event after the model's position to the end of the store (krmx::for_each_event: one
+    // batch in memory at a time, and PostgreSQL produces the next while this one is applied).
     void read_to_head(RunReport& report) {
-        for (;;) {
-            const Position after = position();
-            // The head first: every event up to it is readable, so a short (filtered) batch covers it all.
-            const Position head = store_->head_position();
-            auto batch = store_->read_all(after, batch_size, model_.event_filter());
-            std::lock_guard lock{mutex_};
-            for (auto& record : batch) process_locked(std::move(record), report);
-            if (batch.size() < batch_size) {
-                if (head > position_) position_ = head;  // the rest up to the head did not pass the filter
-                return;
-            }
-        }
+        // The head first: every event up to it is read, so what did not pass the filter is behind us too.
+        const Position head = store_->head_position();
+        (void)for_each_event(
+            *store_, position(),
+            [&](RecordedEvent& record) {
+                std::lock_guard lock{mutex_};
+                process_locked(std::move(record), report);
+            },
+            model_.event_filter());
+        std::lock_guard lock{mutex_};
+        if (head > position_) position_ = head;
     }
 
     void finish_catch_up(RunReport& report) {

@@ -322,6 +322,44 @@ concept EventStore = requires(S& store, const S& const_store, std::string_view s
     { store.subscribe(from, std::move(handlers), filter) } -> std::same_as<Subscription>;
 };
 
+/// A store that streams a bulk read itself: `for_each_after(after_position, max_count, filter, f)` calls
+/// `f(RecordedEvent&)` for each event as in for_each_event and returns how many there were. PostgreSQL
+/// does, so that a replay decodes rows while the server produces the next ones and no batch sits in RAM.
+template <class S>
+concept StreamingReads = requires(const S& store, Position position, std::size_t max_count,
+                                  const EventFilter& filter, void (*f)(RecordedEvent&)) {
+    { store.for_each_after(position, max_count, filter, f) } -> std::same_as<std::size_t>;
+};
+
+/// Calls `f(RecordedEvent&)` (the record is the callee's to move from) with every event after `position`
+/// that passes `filter`, in position order, at most `max_count`, up to the end of the store as its reads
+/// find it (events appended meanwhile may or may not be delivered; read the head first to know what will
+/// be). Returns how many there were. Memory stays bounded (a batch at a time, or a row at a time where the
+/// store streams) however long the log is: this is the way to replay a store or catch up. If `f` throws,
+/// the read stops and the exception reaches the caller unchanged; the store stays usable.
+template <EventStore Store, class F>
+requires std::invocable<F&, RecordedEvent&> std::size_t for_each_event(
+    const Store& store, Position position, F&& f, const EventFilter& filter = {},
+    std::size_t max_count = read_unbounded) {
+    if constexpr (StreamingReads<Store>) {
+        return store.for_each_after(position, max_count, filter, f);
+    } else {
+        constexpr std::size_t batch = 4096;
+        std::size_t count = 0;
+        while (count < max_count) {
+            const std::size_t wanted = std::min(batch, max_count - count);
+            auto records = store.read_all(position, wanted, filter);
+            for (auto& record : records) {
+                position = record.position;
+                f(record);
+            }
+            count += records.size();
+            if (records.size() < wanted) break;
+        }
+        return count;
+    }
+}
+
 /// Calls `f(RecordedEvent&)` with every event of `stream`, in order, reading `batch` events at a time so
 /// that memory stays bounded however long the stream is; returns how many there were.
 template <EventStore Store, class F>

@@ -40,6 +40,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -123,7 +124,6 @@ class PostgresEventStore {
         sql_.append = "SELECT outcome, head, actual FROM " + s +
                       ".krmx_append($1, $2::int, $3::bigint, $4::text[], $5::text[], $6::text[], $7::text[], "
                       "$8::bigint[], $9::text[], $10::boolean, $11)";
-        sql_.window = sql_.columns + "WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3";
         sql_.stream_revision = "SELECT revision FROM " + s + ".krmx_streams WHERE name = $1";
         sql_.stream_id = "SELECT id FROM " + s + ".krmx_streams WHERE name = $1";
         sql_.stream_name = "SELECT name FROM " + s + ".krmx_streams WHERE id = $1";
@@ -179,7 +179,9 @@ class PostgresEventStore {
             const auto rows = connection.pg->exec(
                 sql_.columns + "WHERE stream_id = $1 AND revision >= $2 ORDER BY revision LIMIT $3",
                 std::array<detail::PgParam, 3>{stream_id, from, limit}, binary);
-            decode_rows(connection, rows, result);
+            result.reserve(static_cast<std::size_t>(rows.rows()));
+            for (int row = 0; row < rows.rows(); ++row)
+                decode_row(connection, detail::PgResultRow{rows, row}, result.emplace_back());
             return result;
         });
     }
@@ -188,13 +190,48 @@ class PostgresEventStore {
                                                       std::size_t max_count = read_unbounded,
                                                       const EventFilter& filter = {}) const {
         return retrying(nullptr, [&](Connection& connection) {
-            // A filtered read goes in windows up to a head (read_range); a subscription knows its head,
-            // a plain read asks for it.
-            const Position up_to = filter.empty()
-                                       ? static_cast<Position>(std::numeric_limits<std::int64_t>::max())
-                                       : static_cast<Position>(connection.pg->exec(sql_.head).int64(0, 0));
-            return read_range(connection, after_position, up_to, max_count, filter);
+            return read_range(connection, after_position, scan_limit(connection, filter), max_count, filter);
         });
+    }
+
+    /// Streams a bulk read (krmx::for_each_event, which calls it): `f(RecordedEvent&)` for every event after
+    /// `after_position` that passes `filter`, at most `max_count`, to the end of the store; returns how
+    /// many. Each window of positions is one binary COPY whose rows are decoded one at a time, as they come
+    /// off the socket, into one reused record, while PostgreSQL produces the next ones on another core: no
+    /// batch of records or result set is built, and memory stays bounded. A lost connection resumes after
+    /// the last event delivered. `f` may use the store (it gets another connection); its exceptions reach
+    /// the caller unchanged, and the connection of the interrupted COPY is closed.
+    template <class F>
+    requires std::invocable<F&, RecordedEvent&> std::size_t for_each_after(Position after_position,
+                                                                           std::size_t max_count,
+                                                                           const EventFilter& filter, F&& f)
+    const {
+        Position after = after_position;
+        std::size_t remaining = max_count;
+        std::exception_ptr failed;  // f's own exception: no retry may take it for a lost connection
+        struct Stop {};
+        try {
+            retrying(nullptr, [&](Connection& connection) {
+                RecordedEvent record;
+                for (;;) {
+                    const std::size_t before = remaining;
+                    stream_range(connection, after, scan_limit(connection, filter), remaining, filter, record,
+                                 [&](RecordedEvent& event) {
+                                     try {
+                                         f(event);
+                                     } catch (...) {
+                                         failed = std::current_exception();
+                                         throw Stop{};
+                                     }
+                                 });
+                    // A filtered read stops at the head it read first; look again until nothing is new.
+                    if (filter.empty() || remaining == 0 || remaining == before) return;
+                }
+            });
+        } catch (const Stop&) {
+            std::rethrow_exception(failed);
+        }
+        return max_count - remaining;
     }
 
     [[nodiscard]] std::optional<Revision> stream_revision(std::string_view stream) const {
@@ -244,8 +281,10 @@ class PostgresEventStore {
     static constexpr std::size_t subscription_batch = 512;
     // Event rows come in binary (see detail::Results): every column is bigint or text.
     static constexpr auto binary = detail::Results::binary;
-    // Reads of at least this many events read the next window ahead (see read_ahead).
-    static constexpr Position read_ahead_width = 1024;
+    // Batched reads of at least this many events read the next batch ahead (see read_range).
+    static constexpr std::size_t read_ahead_width = 1024;
+    // The events one window of a streamed read holds (see for_each_after).
+    static constexpr std::size_t visit_window = 16384;
 
     struct Pending {
         std::string id;
@@ -265,7 +304,7 @@ class PostgresEventStore {
 
     struct Statements {
         std::string lock, head, head_and_stream, find_events, insert_stream, update_stream, insert_events,
-            columns, window, append, stream_revision, stream_id, stream_name, streams_named;
+            columns, append, stream_revision, stream_id, stream_name, streams_named;
     };
 
     // A pooled connection and the names of the streams it has met (streams are never renamed or removed).
@@ -273,6 +312,22 @@ class PostgresEventStore {
         explicit Connection(std::unique_ptr<detail::PgConnection> connection) : pg(std::move(connection)) {}
         std::unique_ptr<detail::PgConnection> pg;
         std::unordered_map<std::int64_t, std::string> stream_names;
+        // Whether a COPY is streaming on it (stream_range): no other statement can run meanwhile.
+        bool copying = false;
+        // The last stream met: rows of one stream tend to come together.
+        std::int64_t last_stream_id = -1;
+        const std::string* last_stream = nullptr;
+    };
+
+    // Marks a connection as copying for a scope.
+    struct CopyingOn {
+        explicit CopyingOn(Connection& connection) noexcept : connection(connection) {
+            connection.copying = true;
+        }
+        CopyingOn(const CopyingOn&) = delete;
+        CopyingOn& operator=(const CopyingOn&) = delete;
+        ~CopyingOn() { connection.copying = false; }
+        Connection& connection;
     };
 
     class Pool {
@@ -411,9 +466,10 @@ class PostgresEventStore {
         auto arrays = event_arrays(request);
         const std::string kind = std::to_string(static_cast<int>(request.expected.kind()));
         const std::string expected = std::to_string(to_sql(request.expected.revision()));
-        const detail::PgParam bound[] = {request.stream, kind,      expected,  arrays[0],
-                                         arrays[1],      arrays[2], arrays[3], arrays[4],
-                                         arrays[5],      check_ids ? "t" : "f", channel_};
+        const detail::PgParam bound[] = {
+            request.stream, kind,      expected,  arrays[0], arrays[1],
+            arrays[2],      arrays[3], arrays[4], arrays[5], check_ids ? "t" : "f",
+            channel_};
         const auto row = connection.pg->exec(sql_.append, bound);
         const std::int64_t outcome = row.int64(0, 0);
         const auto head = static_cast<Position>(row.int64(0, 1));
@@ -536,128 +592,242 @@ class PostgresEventStore {
     }
 
     // ---- reads ----
+    //
+    // Reads go in windows of positions, not `position > after ORDER BY position LIMIT n`: the planner cannot
+    // know that positions are dense, and on a table without fresh statistics chose a bitmap scan of
+    // everything after `after` plus a sort (300 ms for a batch of 4096 out of a million, not 3 ms). Without
+    // a filter the next n events are exactly the positions up to after + n, and a window that comes back
+    // short has reached the end. With one, windows grow until they hold enough matches or reach a head
+    // below which nothing is missing (`up_to`).
 
-    // Reads in windows of positions. The planner cannot know that positions are dense: on a table without
-    // fresh statistics it estimated a few thousand rows for `position > after` and chose a bitmap scan of
-    // everything after `after` plus a sort (300 ms for a batch of 4096 out of a million, not 3 ms). A window
-    // of known width makes every plan cheap. Without a filter, the next `max_count` events are exactly the
-    // positions up to `after + max_count`: one window. With one, windows grow until enough events matched or
-    // `up_to` (a head: nothing is missing below it) is reached.
-    std::vector<RecordedEvent> read_range(Connection& connection, Position after, Position up_to,
-                                          std::size_t max_count, const EventFilter& filter) const {
-        std::vector<RecordedEvent> result;
-        const bool filtered = !filter.empty();
-        Position width = filtered ? 4096 : 0;
-        while (after < up_to && result.size() < max_count) {
-            const std::size_t wanted = max_count - result.size();
-            width = filtered ? std::max<Position>(width, wanted) : wanted;
-            const Position to = width < up_to - after ? after + width : up_to;
-            if (!filtered) {
-                read_ahead(connection, after, to, result);
-                break;
-            }
-            read_window(connection, after, to, wanted, filter, result);
-            after = to;
-            width = std::min<Position>(width * 2, Position{1} << 20);
-        }
-        return result;
-    }
+    // A window of positions (after, to] and at most `limit` of its events that pass the filter.
+    struct Window {
+        Position after = 0;
+        Position to = 0;
+        std::size_t limit = 0;
+    };
 
-    // An unfiltered window (after, to]: exactly the events at those positions. A bulk reader (a replay, a
-    // catch-up) asks for the next window next, so when this one is full and wide, the next one of the same
-    // width is sent before this one is decoded: the server produces it meanwhile, on another core. Only a
-    // full window read ahead is used: its events are committed and never change, whereas a short one may
-    // be older than the call (an append that returned before it would be missing).
-    void read_ahead(Connection& connection, Position after, Position to, std::vector<RecordedEvent>& into) const {
-        const auto window = [&](Position from, Position until) {
-            return std::array<std::string, 3>{std::to_string(to_sql(from)), std::to_string(to_sql(until)),
-                                              std::to_string(to_sql(until - from))};
-        };
-        const auto params = window(after, to);
-        const std::array<detail::PgParam, 3> bound{params[0], params[1], params[2]};
-        const Position width = to - after;
-        std::optional<detail::PgResult> rows = connection.pg->take_sent(sql_.window, bound);
-        if (!rows || static_cast<Position>(rows->rows()) != width) {
-            rows = connection.pg->exec(sql_.window, bound, binary);
-        }
-        if (width >= read_ahead_width && static_cast<Position>(rows->rows()) == width &&
-            to <= static_cast<Position>(std::numeric_limits<std::int64_t>::max()) - width) {
-            const auto next = window(to, to + width);
-            const std::array<detail::PgParam, 3> next_bound{next[0], next[1], next[2]};
-            connection.pg->send(sql_.window, next_bound, binary);
-        }
-        decode_rows(connection, *rows, into);
-    }
+    // The windows of one read up to `up_to`, at most `chunk` events each.
+    class WindowPlan {
+      public:
+        WindowPlan(Position up_to, std::size_t chunk, bool filtered)
+            : up_to_(up_to),
+              chunk_(std::max<std::size_t>(chunk, 1)),
+              filtered_(filtered),
+              width_(filtered ? 4096 : 0) {}
 
-    void read_window(Connection& connection, Position after, Position up_to, std::size_t max_count,
-                     const EventFilter& filter, std::vector<RecordedEvent>& into) const {
-        std::string sql = sql_.columns + "WHERE position > $1 AND position <= $2";
-        std::vector<std::string> params{std::to_string(to_sql(after)), std::to_string(to_sql(up_to)),
-                                        std::to_string(to_sql(max_count))};
+        // The window starting after `from` for a read that wants `remaining` more events (`from < up_to`).
+        [[nodiscard]] Window at(Position from, std::size_t remaining) {
+            const std::size_t wanted = std::min(remaining, chunk_);
+            width_ = filtered_ ? std::max<Position>(width_, wanted) : wanted;
+            const Position to = width_ < up_to_ - from ? from + width_ : up_to_;
+            return Window{from, to, filtered_ ? wanted : static_cast<std::size_t>(to - from)};
+        }
+
+        // Where a read stands after `window` gave `count` events, the last at `last`: the last when the
+        // limit cut the window short (or without a filter), otherwise its end (nothing else in it matched).
+        [[nodiscard]] Position covered(const Window& window, std::size_t count, Position last) const {
+            if (count == window.limit || !filtered_) return count == 0 ? window.after : last;
+            return window.to;
+        }
+
+        // Whether another window follows; a filtered window that was not full makes the next one wider.
+        [[nodiscard]] bool more(const Window& window, std::size_t count, Position covered,
+                                std::size_t remaining) {
+            if (filtered_ && count < window.limit) width_ = std::min<Position>(width_ * 2, Position{1} << 20);
+            return remaining > 0 && covered < up_to_ && (filtered_ || count == window.limit);
+        }
+
+      private:
+        Position up_to_;
+        std::size_t chunk_;
+        bool filtered_;
+        Position width_;
+    };
+
+    // A window's WHERE clause and what follows; `value(text, is_array)` puts a value into the SQL text: a
+    // parameter ("$n") for a prepared statement, a literal for a COPY.
+    template <class Value>
+    std::string window_clause(const Window& window, const EventFilter& filter, Value&& value) const {
+        std::string sql = "WHERE position > " + value(std::to_string(to_sql(window.after))) +
+                          " AND position <= " + value(std::to_string(to_sql(window.to)));
         if (!filter.streams.empty()) {
             detail::PgArray names;
             for (const auto& name : filter.streams) names.add(name);
-            params.push_back(std::move(names).done());
-            sql += " AND stream_id IN (" + sql_.streams_named + "$" + std::to_string(params.size()) +
-                   "::text[]))";
+            sql += " AND stream_id IN (" + sql_.streams_named + value(std::move(names).done()) + "::text[]))";
         }
         if (!filter.types.empty()) {
             detail::PgArray types;
             for (const auto& type : filter.types) types.add(type);
-            params.push_back(std::move(types).done());
-            sql += " AND type = ANY($" + std::to_string(params.size()) + "::text[])";
+            sql += " AND type = ANY(" + value(std::move(types).done()) + "::text[])";
         }
-        sql += " ORDER BY position LIMIT $3";
-        std::vector<detail::PgParam> bound(params.begin(), params.end());
-        decode_rows(connection, connection.pg->exec(sql, bound, binary), into);
+        return sql + " ORDER BY position LIMIT " + value(std::to_string(to_sql(window.limit)));
+    }
+
+    // A window as a prepared statement. Its parameters are texts; bound() views them.
+    struct WindowQuery {
+        std::string sql;
+        std::vector<std::string> texts;
+        [[nodiscard]] std::vector<detail::PgParam> bound() const { return {texts.begin(), texts.end()}; }
+    };
+
+    WindowQuery window_query(const Window& window, const EventFilter& filter) const {
+        WindowQuery query;
+        query.sql = sql_.columns + window_clause(window, filter, [&](std::string text) {
+                        query.texts.push_back(std::move(text));
+                        return "$" + std::to_string(query.texts.size());
+                    });
+        return query;
+    }
+
+    // Reads the events after `after` up to `up_to` that pass `filter`, at most `max_count`, into a vector.
+    //
+    // Read-ahead: the next window is sent before this one's rows are decoded, so that PostgreSQL produces it
+    // on the other core meanwhile, and its rows are pulled off the socket as they arrive. A full and wide
+    // unfiltered window also sends the next one of the same width when this read wants no more: a reader
+    // reading in batches asks for it next. A window sent by an earlier read is used only when full: a short
+    // one may be older than this read (an append that returned before it would be missing), whereas full
+    // windows of committed positions never change.
+    std::vector<RecordedEvent> read_range(Connection& connection, Position after, Position up_to,
+                                          std::size_t max_count, const EventFilter& filter) const {
+        std::vector<RecordedEvent> result;
+        if (max_count == 0 || after >= up_to) return result;
+        std::size_t remaining = max_count;
+        WindowPlan plan{up_to, max_count, !filter.empty()};
+        Window current = plan.at(after, remaining);
+        bool sent_here = false;
+        for (;;) {
+            const WindowQuery query = window_query(current, filter);
+            const auto bound = query.bound();
+            std::optional<detail::PgResult> rows = connection.pg->take_sent(query.sql, bound);
+            if (rows && !sent_here && static_cast<std::size_t>(rows->rows()) != current.limit) rows.reset();
+            if (!rows) rows = connection.pg->exec(query.sql, bound, binary);
+            const auto count = static_cast<std::size_t>(rows->rows());
+            const Position last =
+                count == 0 ? 0 : static_cast<Position>(rows->int64(static_cast<int>(count) - 1, 0));
+            const Position covered = plan.covered(current, count, last);
+            remaining -= count;
+            std::optional<Window> next;
+            if (plan.more(current, count, covered, remaining)) {
+                next = plan.at(covered, remaining);
+                const WindowQuery next_query = window_query(*next, filter);
+                connection.pg->send(next_query.sql, next_query.bound(), binary);
+                sent_here = true;
+            } else if (filter.empty() && count == current.limit && count >= read_ahead_width &&
+                       current.to <=
+                           static_cast<Position>(std::numeric_limits<std::int64_t>::max()) - count) {
+                const WindowQuery ahead = window_query(Window{current.to, current.to + count, count}, filter);
+                connection.pg->send(ahead.sql, ahead.bound(), binary);
+            }
+            result.reserve(result.size() + count);
+            for (std::size_t row = 0; row < count; ++row) {
+                if (row % 512 == 511) connection.pg->pull();
+                decode_row(connection, detail::PgResultRow{*rows, static_cast<int>(row)},
+                           result.emplace_back());
+            }
+            if (!next) return result;
+            current = *next;
+        }
+    }
+
+    // Streams the events after `after` up to `up_to` that pass `filter`, at most `remaining`, to
+    // `visit(RecordedEvent&)`: each window is one `COPY ... TO STDOUT (FORMAT binary)`, whose rows are
+    // decoded one at a time into `record` as they come off the socket. No result set is built (for a
+    // PGresult, libpq allocates and frees the whole window, and glibc hands that memory back to the system
+    // and faults it in again, window after window), and PostgreSQL produces the rows while they are
+    // applied. `after` and `remaining` follow what was delivered, so a retry resumes exactly there.
+    template <class Visit>
+    void stream_range(Connection& connection, Position& after, Position up_to, std::size_t& remaining,
+                      const EventFilter& filter, RecordedEvent& record, Visit&& visit) const {
+        if (remaining == 0 || after >= up_to) return;
+        WindowPlan plan{up_to, visit_window, !filter.empty()};
+        for (;;) {
+            const Window window = plan.at(after, remaining);
+            const std::string sql =
+                "COPY (" + sql_.columns +
+                window_clause(window, filter,
+                              [&](const std::string& text) { return connection.pg->literal(text); }) +
+                ") TO STDOUT (FORMAT binary)";
+            std::size_t count = 0;
+            detail::CopyTuple tuple;
+            const CopyingOn copying{connection};
+            connection.pg->copy_out(sql, [&](std::string_view message) {
+                if (!tuple.read(message)) return;
+                if (tuple.fields() != 9)
+                    throw CorruptRecord("a row that PostgreSQL sent has the wrong columns");
+                decode_row(connection, tuple, record);
+                if (record.position <= after)
+                    throw CorruptRecord("PostgreSQL sent events out of position order");
+                after = record.position;
+                ++count;
+                --remaining;
+                visit(record);
+            });
+            const Position covered = plan.covered(window, count, after);
+            after = std::max(after, covered);
+            if (!plan.more(window, count, covered, remaining)) return;
+        }
+    }
+
+    // A head below which nothing is missing, or the largest position when `filter` is empty (an unfiltered
+    // scan stops at the first short window by itself).
+    Position scan_limit(Connection& connection, const EventFilter& filter) const {
+        return filter.empty() ? static_cast<Position>(std::numeric_limits<std::int64_t>::max())
+                              : static_cast<Position>(connection.pg->exec(sql_.head).int64(0, 0));
     }
 
     const std::string& stream_name(Connection& connection, std::int64_t id) const {
-        const auto known = connection.stream_names.find(id);
-        if (known != connection.stream_names.end()) return known->second;
-        const std::string id_text = std::to_string(id);
-        const auto row = connection.pg->exec(sql_.stream_name, {id_text});
-        if (row.rows() == 0) {
-            throw CorruptRecord("an event refers to stream id " + std::to_string(id) +
-                                ", which does not exist");
+        if (connection.last_stream != nullptr && connection.last_stream_id == id)
+            return *connection.last_stream;
+        auto known = connection.stream_names.find(id);
+        if (known == connection.stream_names.end()) {
+            const auto lookup = [&](Connection& on) {
+                const std::string id_text = std::to_string(id);
+                const auto row = on.pg->exec(sql_.stream_name, {id_text});
+                if (row.rows() == 0) {
+                    throw CorruptRecord("an event refers to stream id " + std::to_string(id) +
+                                        ", which does not exist");
+                }
+                return std::string{row.text(0, 0)};
+            };
+            // In the middle of a COPY the connection cannot run another statement: ask on another one.
+            std::string name = connection.copying ? retrying(nullptr, lookup) : lookup(connection);
+            known = connection.stream_names.emplace(id, std::move(name)).first;
         }
-        return connection.stream_names.emplace(id, std::string{row.text(0, 0)}).first->second;
+        connection.last_stream_id = id;
+        connection.last_stream = &known->second;
+        return known->second;
     }
 
+    // One row into `event`, every member assigned (the event may be a reused one that was moved from).
     // Columns: position, stream_id, revision, event_id, type, payload, dispatcher, timestamp, metadata.
-    void decode_rows(Connection& connection, const detail::PgResult& rows,
-                     std::vector<RecordedEvent>& into) const {
-        into.reserve(into.size() + static_cast<std::size_t>(rows.rows()));
-        std::int64_t last_stream_id = -1;
-        const std::string* last_stream = nullptr;
-        for (int row = 0; row < rows.rows(); ++row) {
-            // Keep a read-ahead's rows flowing (see read_ahead).
-            if (row % 512 == 511) connection.pg->pull();
-            const std::int64_t stream_id = rows.int64(row, 1);
-            if (last_stream == nullptr || stream_id != last_stream_id) {
-                last_stream = &stream_name(connection, stream_id);
-                last_stream_id = stream_id;
+    template <class Row>
+    void decode_row(Connection& connection, const Row& row, RecordedEvent& event) const {
+        event.position = static_cast<Position>(row.int64(0));
+        event.stream = stream_name(connection, row.int64(1));
+        event.revision = static_cast<Revision>(row.int64(2));
+        event.id = row.text(3);
+        event.type = row.text(4);
+        event.dispatcher = row.text(6);
+        event.timestamp = std::chrono::system_clock::time_point{
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                std::chrono::nanoseconds{row.int64(7)})};
+        const auto payload = row.optional_text(5);
+        const auto metadata = row.optional_text(8);
+        try {
+            if (payload) {
+                event.payload = nlohmann::json::parse(payload->begin(), payload->end());
+            } else {
+                event.payload.reset();
             }
-            RecordedEvent& event = into.emplace_back();
-            event.position = static_cast<Position>(rows.int64(row, 0));
-            event.stream = *last_stream;
-            event.revision = static_cast<Revision>(rows.int64(row, 2));
-            event.id = rows.text(row, 3);
-            event.type = rows.text(row, 4);
-            const auto payload = rows.optional_text(row, 5);
-            event.dispatcher = rows.text(row, 6);
-            event.timestamp = std::chrono::system_clock::time_point{
-                std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                    std::chrono::nanoseconds{rows.int64(row, 7)})};
-            const auto metadata = rows.optional_text(row, 8);
-            try {
-                if (payload) event.payload = nlohmann::json::parse(payload->begin(), payload->end());
-                if (metadata) event.metadata = nlohmann::json::parse(metadata->begin(), metadata->end());
-            } catch (const nlohmann::json::exception& e) {
-                into.pop_back();
-                throw CorruptRecord("the event at position " + std::to_string(event.position) +
-                                    " holds JSON that does not parse: " + e.what());
+            if (metadata) {
+                event.metadata = nlohmann::json::parse(metadata->begin(), metadata->end());
+            } else if (!event.metadata.is_object() || !event.metadata.empty()) {
+                event.metadata = nlohmann::json::object();
             }
+        } catch (const nlohmann::json::exception& e) {
+            throw CorruptRecord("the event at position " + std::to_string(event.position) +
+                                " holds JSON that does not parse: " + e.what());
         }
     }
 

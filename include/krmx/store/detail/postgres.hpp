@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 
+#include <array>
 #include <charconv>
 #include <cstdint>
 #include <cstdlib>
@@ -103,7 +104,8 @@ class PgResult {
     [[nodiscard]] std::int64_t int64(int row, int column) const {
         const auto value = text(row, column);
         if (PQfformat(result_, column) == 1) {  // binary: eight bytes, big-endian (bigint columns only)
-            if (value.size() != 8) throw CorruptRecord("PostgreSQL returned a binary number of the wrong size");
+            if (value.size() != 8)
+                throw CorruptRecord("PostgreSQL returned a binary number of the wrong size");
             std::uint64_t bits = 0;
             for (const char byte : value) bits = bits << 8 | static_cast<unsigned char>(byte);
             return static_cast<std::int64_t>(bits);
@@ -121,6 +123,101 @@ class PgResult {
 
   private:
     PGresult* result_ = nullptr;
+};
+
+/// One tuple of a binary COPY (`COPY ... TO STDOUT (FORMAT binary)`): its fields as views into the CopyData
+/// message that held it. PostgreSQL sends the file header with the first tuple, one tuple per message, and a
+/// trailer (a field count of -1) at the end. Every length is checked against the message, so a message
+/// that is not exactly that is CorruptRecord, never read past its end.
+class CopyTuple {
+  public:
+    static constexpr std::size_t max_fields = 16;
+
+    /// Reads the next message of the COPY; false for its trailer.
+    bool read(std::string_view message) {
+        if (!header_read_) {
+            constexpr std::string_view signature{"PGCOPY\n\377\r\n\0", 11};
+            if (!message.starts_with(signature)) corrupt("does not start with the binary COPY signature");
+            message.remove_prefix(signature.size());
+            const std::uint32_t flags = take32(message);
+            if ((flags & 0xFFFF0000u) != 0) corrupt("has header flags this reader does not know");
+            const std::uint32_t extension = take32(message);
+            if (extension > message.size()) corrupt("has a header extension longer than its message");
+            message.remove_prefix(extension);
+            header_read_ = true;
+        }
+        if (message.size() < 2) corrupt("ends inside a field count");
+        const auto count = static_cast<std::int16_t>(static_cast<std::uint16_t>(
+            static_cast<unsigned char>(message[0]) << 8 | static_cast<unsigned char>(message[1])));
+        message.remove_prefix(2);
+        if (count == -1) {
+            if (!message.empty()) corrupt("has bytes after its trailer");
+            return false;
+        }
+        if (count < 0 || static_cast<std::size_t>(count) > max_fields) corrupt("has a bad field count");
+        count_ = static_cast<std::size_t>(count);
+        for (std::size_t i = 0; i < count_; ++i) {
+            const auto length = static_cast<std::int32_t>(take32(message));
+            if (length == -1) {
+                fields_[i].reset();
+                continue;
+            }
+            if (length < 0 || static_cast<std::size_t>(length) > message.size())
+                corrupt("has a field longer than its message");
+            fields_[i] = message.substr(0, static_cast<std::size_t>(length));
+            message.remove_prefix(static_cast<std::size_t>(length));
+        }
+        if (!message.empty()) corrupt("has bytes after its last field");
+        return true;
+    }
+
+    [[nodiscard]] std::size_t fields() const noexcept { return count_; }
+    [[nodiscard]] std::optional<std::string_view> optional_text(std::size_t i) const { return field(i); }
+    [[nodiscard]] std::string_view text(std::size_t i) const {
+        const auto value = field(i);
+        if (!value) corrupt("has NULL in a column that is never NULL");
+        return *value;
+    }
+    /// A bigint: eight bytes, big-endian.
+    [[nodiscard]] std::int64_t int64(std::size_t i) const {
+        const auto value = text(i);
+        if (value.size() != 8) corrupt("has a bigint that is not eight bytes");
+        std::uint64_t bits = 0;
+        for (const char byte : value) bits = bits << 8 | static_cast<unsigned char>(byte);
+        return static_cast<std::int64_t>(bits);
+    }
+
+  private:
+    [[noreturn]] static void corrupt(const char* what) {
+        throw CorruptRecord(std::string{"a row that PostgreSQL sent "} + what);
+    }
+    static std::uint32_t take32(std::string_view& message) {
+        if (message.size() < 4) corrupt("ends inside a length");
+        std::uint32_t value = 0;
+        for (int i = 0; i < 4; ++i)
+            value = value << 8 | static_cast<unsigned char>(message[static_cast<std::size_t>(i)]);
+        message.remove_prefix(4);
+        return value;
+    }
+    [[nodiscard]] std::optional<std::string_view> field(std::size_t i) const {
+        if (i >= count_) corrupt("has fewer columns than asked for");
+        return fields_[i];
+    }
+
+    bool header_read_ = false;
+    std::size_t count_ = 0;
+    std::array<std::optional<std::string_view>, max_fields> fields_{};
+};
+
+/// One row of a PgResult, read like a CopyTuple.
+struct PgResultRow {
+    const PgResult& result;
+    int row;
+    [[nodiscard]] std::int64_t int64(int column) const { return result.int64(row, column); }
+    [[nodiscard]] std::string_view text(int column) const noexcept { return result.text(row, column); }
+    [[nodiscard]] std::optional<std::string_view> optional_text(int column) const noexcept {
+        return result.optional_text(row, column);
+    }
 };
 
 /// A text parameter; empty means SQL NULL.
@@ -191,8 +288,8 @@ class PgConnection {
         discard_sent();
         const std::string& name = prepared(sql);
         Values values{params};
-        if (PQsendQueryPrepared(connection_, name.c_str(), values.count(), values.pointers(), nullptr, nullptr,
-                                static_cast<int>(results)) == 0) {
+        if (PQsendQueryPrepared(connection_, name.c_str(), values.count(), values.pointers(), nullptr,
+                                nullptr, static_cast<int>(results)) == 0) {
             return;
         }
         sent_ = Sent{sql, std::move(values.texts)};
@@ -218,6 +315,50 @@ class PgConnection {
     /// statement's rows is not held up by a full socket buffer while the caller works.
     void pull() noexcept {
         if (sent_) (void)PQconsumeInput(connection_);
+    }
+
+    /// Runs `COPY (query) TO STDOUT (FORMAT binary)` (`sql`) and hands each of its CopyData messages to
+    /// `message(std::string_view)` as it arrives: rows stream off the socket one at a time, nothing is
+    /// collected, and PostgreSQL produces the next rows meanwhile. A COPY cannot be prepared: values go into
+    /// `sql` as literals (see literal()). If `message` throws, or the COPY fails half-way, the connection
+    /// is closed (it is in the middle of a COPY and cannot be reused) and the exception goes on.
+    template <class F>
+    void copy_out(const std::string& sql, F&& message) {
+        discard_sent();
+        if (PQsendQuery(connection_, sql.c_str()) == 0) (void)check(nullptr, sql);
+        {
+            PGresult* started = PQgetResult(connection_);
+            if (started == nullptr || PQresultStatus(started) != PGRES_COPY_OUT) {
+                drain();
+                (void)check(started, sql);
+                throw StoreError("PostgreSQL did not start a COPY for " + sql.substr(0, 120));
+            }
+            PQclear(started);
+        }
+        try {
+            for (;;) {
+                char* data = nullptr;
+                const int size = PQgetCopyData(connection_, &data, 0);
+                if (size == -1) break;
+                if (size < 0 || data == nullptr) (void)check(nullptr, sql);  // throws: the COPY failed
+                const std::unique_ptr<char, decltype(&PQfreemem)> owned{data, &PQfreemem};
+                message(std::string_view{data, static_cast<std::size_t>(size)});
+            }
+            PGresult* finished = PQgetResult(connection_);
+            drain();
+            (void)check(finished, sql);
+        } catch (...) {
+            close();
+            throw;
+        }
+    }
+
+    /// `text` as a quoted SQL literal (for statements that cannot take parameters, such as a COPY).
+    [[nodiscard]] std::string literal(std::string_view text) const {
+        char* quoted = PQescapeLiteral(connection_, text.data(), text.size());
+        if (quoted == nullptr) throw StoreError("cannot quote a literal for PostgreSQL: " + error_message());
+        const std::unique_ptr<char, decltype(&PQfreemem)> owned{quoted, &PQfreemem};
+        return std::string{quoted};
     }
 
     /// Rolls back whatever transaction is open; never throws (the connection may be gone).
@@ -262,6 +403,19 @@ class PgConnection {
     // Reads and drops results until the connection is ready for the next statement.
     void drain() noexcept {
         while (PGresult* result = PQgetResult(connection_)) PQclear(result);
+    }
+
+    // Closes the connection for good: broken() from now on, so the pool drops it.
+    void close() noexcept {
+        sent_.reset();
+        if (connection_ != nullptr) PQfinish(std::exchange(connection_, nullptr));
+    }
+
+    [[nodiscard]] std::string error_message() const {
+        std::string message =
+            connection_ != nullptr ? PQerrorMessage(connection_) : "the connection is closed";
+        while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+        return message;
     }
 
     void discard_sent() noexcept {
@@ -371,7 +525,8 @@ inline std::string krmx_append_function(const std::string& schema) {
     return "CREATE OR REPLACE FUNCTION " + s +
            ".krmx_append(p_stream text, p_kind int, p_expected bigint, p_ids text[], p_types text[], "
            "p_payloads text[], p_dispatchers text[], p_timestamps bigint[], p_metadata text[], p_check_ids "
-           "boolean, p_channel text) RETURNS TABLE (outcome int, head bigint, actual bigint) LANGUAGE plpgsql "
+           "boolean, p_channel text) RETURNS TABLE (outcome int, head bigint, actual bigint) LANGUAGE "
+           "plpgsql "
            "AS $krmx$\n"
            "DECLARE v_head bigint; v_id bigint; v_revision bigint; v_first bigint; v_count bigint;\n"
            "BEGIN\n"

@@ -39,8 +39,8 @@ class MemoryEventStore {
         detail::check_append(stream, events);
         for (const NewEvent& event : events) {
             if (event.payload)
-                (void)detail::serialize_json(*event.payload, "payload of a '" + event.type + "' event");
-            (void)detail::serialize_json(event.metadata, "metadata of a '" + event.type + "' event");
+                (void)detail::serialize_json(*event.payload, "payload", event.type);
+            (void)detail::serialize_json(event.metadata, "metadata", event.type);
         }
 
         std::unique_lock lock{mutex_};

@@ -373,10 +373,13 @@ class PostgresEventStore {
             std::min<std::uint64_t>(value, std::numeric_limits<std::int64_t>::max()));
     }
 
-    // PostgreSQL text cannot hold NUL characters; refuse rather than let libpq cut the text short.
-    static void check_text(std::string_view text, const std::string& what) {
+    // PostgreSQL text cannot hold NUL characters; refuse rather than let libpq cut the text short. The text
+    // is named `what` + `quoted` + `after`, put together only for the error (every event is checked).
+    static void check_text(std::string_view text, std::string_view what, std::string_view quoted = {},
+                           std::string_view after = {}) {
         if (text.find('\0') != std::string_view::npos) {
-            throw InvalidAppend(what + " contains a NUL character, which PostgreSQL cannot store");
+            throw InvalidAppend(std::string{what} + std::string{quoted} + std::string{after} +
+                                " contains a NUL character, which PostgreSQL cannot store");
         }
     }
 
@@ -384,21 +387,21 @@ class PostgresEventStore {
         Pending result;
         result.caller_id = !event.id.empty();
         result.id = result.caller_id ? event.id : new_event_id();
-        check_text(result.id, "the event id '" + result.id + "'");
+        check_text(result.id, "the event id '", result.id, "'");
         result.type = event.type;
         check_text(result.type, "the type of an event");
         if (event.payload) {
             result.payload =
-                detail::serialize_json(*event.payload, "payload of a '" + event.type + "' event");
+                detail::serialize_json(*event.payload, "payload", event.type);
         }
         result.dispatcher = event.dispatcher;
-        check_text(result.dispatcher, "the dispatcher of a '" + event.type + "' event");
+        check_text(result.dispatcher, "the dispatcher of a '", event.type, "' event");
         result.timestamp = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                detail::stamped(event.timestamp).time_since_epoch())
                                .count();
         if (!event.metadata.is_null() && !event.metadata.empty()) {
             result.metadata =
-                detail::serialize_json(event.metadata, "metadata of a '" + event.type + "' event");
+                detail::serialize_json(event.metadata, "metadata", event.type);
         }
         return result;
     }

@@ -43,6 +43,17 @@ inline std::string serialize_json(const nlohmann::json& value, std::string_view 
     }
 }
 
+/// The `part` ("payload", "metadata") of an event of `type` as JSON text; the error names both. The name is
+/// put together only for an error: appends serialize every event.
+inline std::string serialize_json(const nlohmann::json& value, std::string_view part, std::string_view type) {
+    try {
+        return value.dump();
+    } catch (const nlohmann::json::exception& e) {
+        throw InvalidAppend("the " + std::string{part} + " of a '" + std::string{type} +
+                            "' event cannot be stored as JSON: " + e.what());
+    }
+}
+
 /// `null` metadata is stored as the empty object, so readers always get an object.
 inline nlohmann::json normalized_metadata(const nlohmann::json& metadata) {
     return metadata.is_null() ? nlohmann::json::object() : metadata;

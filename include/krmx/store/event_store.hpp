@@ -337,10 +337,9 @@ concept StreamingReads = requires(const S& store, Position position, std::size_t
 /// be). Returns how many there were. Memory stays bounded (a batch at a time, or a row at a time where the
 /// store streams) however long the log is: this is the way to replay a store or catch up. If `f` throws,
 /// the read stops and the exception reaches the caller unchanged; the store stays usable.
-template <EventStore Store, class F>
-requires std::invocable<F&, RecordedEvent&> std::size_t for_each_event(
-    const Store& store, Position position, F&& f, const EventFilter& filter = {},
-    std::size_t max_count = read_unbounded) {
+template <EventStore Store, std::invocable<RecordedEvent&> F>
+std::size_t for_each_event(const Store& store, Position position, F&& f, const EventFilter& filter = {},
+                           std::size_t max_count = read_unbounded) {
     if constexpr (StreamingReads<Store>) {
         return store.for_each_after(position, max_count, filter, f);
     } else {

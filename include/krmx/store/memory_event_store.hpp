@@ -38,8 +38,7 @@ class MemoryEventStore {
                         std::span<const NewEvent> events) {
         detail::check_append(stream, events);
         for (const NewEvent& event : events) {
-            if (event.payload)
-                (void)detail::serialize_json(*event.payload, "payload", event.type);
+            if (event.payload) (void)detail::serialize_json(*event.payload, "payload", event.type);
             (void)detail::serialize_json(event.metadata, "metadata", event.type);
         }
 

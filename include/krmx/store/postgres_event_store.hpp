@@ -202,10 +202,10 @@ class PostgresEventStore {
     /// the last event delivered. `f` may use the store (it gets another connection); its exceptions reach
     /// the caller unchanged, and the connection of the interrupted COPY is closed.
     template <class F>
-    requires std::invocable<F&, RecordedEvent&> std::size_t for_each_after(Position after_position,
-                                                                           std::size_t max_count,
-                                                                           const EventFilter& filter, F&& f)
-    const {
+    std::size_t for_each_after(Position after_position, std::size_t max_count, const EventFilter& filter,
+                               F&& f) const {
+        static_assert(std::invocable<F&, RecordedEvent&>,
+                      "for_each_after: f must take a krmx::RecordedEvent&");
         Position after = after_position;
         std::size_t remaining = max_count;
         std::exception_ptr failed;  // f's own exception: no retry may take it for a lost connection
@@ -391,8 +391,7 @@ class PostgresEventStore {
         result.type = event.type;
         check_text(result.type, "the type of an event");
         if (event.payload) {
-            result.payload =
-                detail::serialize_json(*event.payload, "payload", event.type);
+            result.payload = detail::serialize_json(*event.payload, "payload", event.type);
         }
         result.dispatcher = event.dispatcher;
         check_text(result.dispatcher, "the dispatcher of a '", event.type, "' event");
@@ -400,8 +399,7 @@ class PostgresEventStore {
                                detail::stamped(event.timestamp).time_since_epoch())
                                .count();
         if (!event.metadata.is_null() && !event.metadata.empty()) {
-            result.metadata =
-                detail::serialize_json(event.metadata, "metadata", event.type);
+            result.metadata = detail::serialize_json(event.metadata, "metadata", event.type);
         }
         return result;
     }

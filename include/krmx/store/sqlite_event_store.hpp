@@ -347,16 +347,13 @@ class SqliteEventStore {
         result.caller_id = !event.id.empty();
         result.id = result.caller_id ? event.id : new_event_id();
         result.type = event.type;
-        if (event.payload)
-            result.payload =
-                detail::serialize_json(*event.payload, "payload", event.type);
+        if (event.payload) result.payload = detail::serialize_json(*event.payload, "payload", event.type);
         result.dispatcher = event.dispatcher;
         result.timestamp = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                detail::stamped(event.timestamp).time_since_epoch())
                                .count();
         if (!event.metadata.is_null() && !event.metadata.empty()) {
-            result.metadata =
-                detail::serialize_json(event.metadata, "metadata", event.type);
+            result.metadata = detail::serialize_json(event.metadata, "metadata", event.type);
         }
         result.content_hash = content_hash(stream, result);
         return result;

@@ -26,12 +26,15 @@ struct Acknowledged {
     krmx::Position last_position;
 };
 
-// Starts the appender, lets it run until `run_for` after it is ready, kills it with SIGKILL, and returns
-// every append it acknowledged (complete lines only).
+// Starts the appender, lets it run until `run_for` after its first acknowledged append, kills it with
+// SIGKILL, and returns every append it acknowledged (complete lines only). Counting from the first
+// acknowledgement, not from "ready": on a busy disk the first synced commit alone took longer than the
+// shortest rounds, which then had nothing to check.
 std::vector<Acknowledged> run_and_kill(const std::filesystem::path& file, const std::string& mode,
                                        unsigned seed, std::chrono::milliseconds run_for) {
     krmx::testing::ChildProcess appender{KRMX_CRASH_APPENDER, {file.string(), mode, std::to_string(seed)}};
-    const bool ready = appender.wait_for_line("ready", std::chrono::seconds{30});
+    const bool ready = appender.wait_for_line("ready", std::chrono::seconds{30}) &&
+                       appender.wait_for_lines(2, std::chrono::seconds{30});
     if (ready) appender.read_for(run_for);
     // Whatever the child wrote before it died was acknowledged before it was written.
     const int status = appender.kill_and_wait();

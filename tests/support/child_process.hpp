@@ -80,6 +80,15 @@ class ChildProcess {
         }
     }
 
+    /// Reads stdout until `count` complete lines have arrived; false if the limit passes or stdout ends first.
+    [[nodiscard]] bool wait_for_lines(std::size_t count, std::chrono::milliseconds limit) {
+        const auto until = std::chrono::steady_clock::now() + limit;
+        while (lines().size() < count) {
+            if (!read_some(until)) return false;
+        }
+        return true;
+    }
+
     /// Reads stdout for `duration` (or until it ends, if sooner).
     void read_for(std::chrono::milliseconds duration) {
         const auto until = std::chrono::steady_clock::now() + duration;

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "krmx/core/detail/large_allocator.hpp"
 #include "krmx/core/detail/payload_box.hpp"
 #include "krmx/core/detail/short_equal.hpp"
 #include "krmx/core/event.hpp"
@@ -192,7 +193,7 @@ class Log {
 
   private:
     std::shared_ptr<const detail::ModelTypes> types_;
-    std::vector<detail::LogRecord> records_;
+    std::vector<detail::LogRecord, detail::LargeAllocator<detail::LogRecord>> records_;
     detail::NameTable dispatchers_;
 };
 

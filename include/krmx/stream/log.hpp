@@ -2,7 +2,9 @@
 // Log: the append-only record of accepted events, in order, with 0-based positions. Entries keep their
 // typed payloads (no JSON on the typed path); JSON is produced only when asked for.
 // Memory: 48 bytes per event for payloads up to 32 bytes (ints, short strings, small structs), plus
-// the payload's own heap for larger ones; dispatcher names are stored once each.
+// the payload's own heap for larger ones; dispatcher names are stored once each. Past 2 MiB the records
+// live in huge pages where the system has them (detail::LargeAllocator): a replay of a long log is not
+// slowed down by page faults.
 
 #include <concepts>
 #include <cstddef>

@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "catch.hpp"
@@ -437,6 +438,31 @@ TEMPLATE_LIST_TEST_CASE("for_each_event streams every event in order, filtered a
     CHECK(krmx::for_each_event(*store, 20'000, collect) == 0);
     CHECK(krmx::for_each_event(*store, 0, collect, EventFilter{.streams = {"none"}}) == 0);
     CHECK(krmx::for_each_event(*store, 0, collect, {}, 0) == 0);
+}
+
+TEMPLATE_LIST_TEST_CASE("filters match names with quotes, backslashes and NUL exactly, never by a prefix",
+                        "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    const std::vector<std::string> names{"it's", "back\\slash", "\"quoted\"", "{braces},commas", "abc",
+                                         "\u00fcn\u00efcode"};
+    for (const auto& name : names) (void)store->append(name, ExpectedRevision::any(), event(name + "-type"));
+    const std::string with_nul{"abc\0def", 7};
+    const std::vector<std::pair<EventFilter, std::vector<Position>>> cases{
+        {EventFilter{.streams = {"it's", "back\\slash"}}, {1, 2}},
+        {EventFilter{.streams = {"\"quoted\"", "{braces},commas"}}, {3, 4}},
+        {EventFilter{.types = {"it's-type", "\u00fcn\u00efcode-type"}}, {1, 6}},
+        {EventFilter{.streams = {with_nul}}, {}},
+        {EventFilter{.types = {with_nul + "-type"}}, {}},
+        {EventFilter{.streams = {with_nul, "abc"}}, {5}},
+    };
+    for (const auto& [filter, expected] : cases) {
+        CHECK(positions_of(store->read_all(0, krmx::read_unbounded, filter)) == expected);
+        std::vector<Position> streamed;
+        (void)krmx::for_each_event(
+            *store, 0, [&](const RecordedEvent& e) { streamed.push_back(e.position); }, filter);
+        CHECK(streamed == expected);
+    }
 }
 
 TEMPLATE_LIST_TEST_CASE(

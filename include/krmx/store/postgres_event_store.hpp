@@ -652,15 +652,26 @@ class PostgresEventStore {
     std::string window_clause(const Window& window, const EventFilter& filter, Value&& value) const {
         std::string sql = "WHERE position > " + value(std::to_string(to_sql(window.after))) +
                           " AND position <= " + value(std::to_string(to_sql(window.to)));
+        // A name with a NUL character matches nothing (PostgreSQL text cannot hold one, so no stream or type
+        // has it), and libpq would cut it short: it is left out, and a list of nothing else matches nothing.
+        const auto names_of = [](const std::vector<std::string>& names) -> std::optional<std::string> {
+            detail::PgArray array;
+            bool any = false;
+            for (const auto& name : names) {
+                if (name.find('\0') != std::string::npos) continue;
+                array.add(name);
+                any = true;
+            }
+            return any ? std::optional{std::move(array).done()} : std::nullopt;
+        };
         if (!filter.streams.empty()) {
-            detail::PgArray names;
-            for (const auto& name : filter.streams) names.add(name);
-            sql += " AND stream_id IN (" + sql_.streams_named + value(std::move(names).done()) + "::text[]))";
+            const auto names = names_of(filter.streams);
+            sql += names ? " AND stream_id IN (" + sql_.streams_named + value(*names) + "::text[]))"
+                         : " AND false";
         }
         if (!filter.types.empty()) {
-            detail::PgArray types;
-            for (const auto& type : filter.types) types.add(type);
-            sql += " AND type = ANY(" + value(std::move(types).done()) + "::text[])";
+            const auto types = names_of(filter.types);
+            sql += types ? " AND type = ANY(" + value(*types) + "::text[])" : " AND false";
         }
         return sql + " ORDER BY position LIMIT " + value(std::to_string(to_sql(window.limit)));
     }

@@ -16,6 +16,24 @@
 
 namespace krmx::detail {
 
+// Under AddressSanitizer every block comes from operator new, so that it checks the large ones too.
+#if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__has_feature)
+#if !__has_feature(address_sanitizer)
+#define KRMX_DETAIL_MAP_LARGE_BLOCKS 1
+#endif
+#else
+#define KRMX_DETAIL_MAP_LARGE_BLOCKS 1
+#endif
+#endif
+
+/// Whether LargeAllocator maps large blocks itself (Linux, not under AddressSanitizer).
+#if defined(KRMX_DETAIL_MAP_LARGE_BLOCKS)
+inline constexpr bool maps_large_blocks = true;
+#else
+inline constexpr bool maps_large_blocks = false;
+#endif
+
 template <class T>
 class LargeAllocator {
   public:
@@ -28,7 +46,7 @@ class LargeAllocator {
     [[nodiscard]] T* allocate(std::size_t n) {
         if (n > max_elements) throw std::bad_array_new_length();
         const std::size_t bytes = n * sizeof(T);
-#if defined(__linux__)
+#if defined(KRMX_DETAIL_MAP_LARGE_BLOCKS)
         if (bytes >= huge_page) {
             const std::size_t length = rounded(bytes);
             // Map one huge page more than needed, then cut the ends off so that the block is aligned.
@@ -47,11 +65,10 @@ class LargeAllocator {
         return static_cast<T*>(::operator new (bytes, std::align_val_t{alignof(T)}));
     }
 
-    void deallocate(T* p, std::size_t n) noexcept {
-        const std::size_t bytes = n * sizeof(T);
-#if defined(__linux__)
-        if (bytes >= huge_page) {
-            (void)::munmap(p, rounded(bytes));
+    void deallocate(T* p, [[maybe_unused]] std::size_t n) noexcept {
+#if defined(KRMX_DETAIL_MAP_LARGE_BLOCKS)
+        if (n * sizeof(T) >= huge_page) {
+            (void)::munmap(p, rounded(n * sizeof(T)));
             return;
         }
 #endif

@@ -768,8 +768,9 @@ class PostgresEventStore {
                 if (tuple.fields() != 9)
                     throw CorruptRecord("a row that PostgreSQL sent has the wrong columns");
                 decode_row(connection, tuple, record);
-                if (record.position <= after)
-                    throw CorruptRecord("PostgreSQL sent events out of position order");
+                if (record.position <= after || record.position > window.to || count == window.limit)
+                    throw CorruptRecord(
+                        "PostgreSQL sent an event out of order or outside the window asked for");
                 after = record.position;
                 ++count;
                 --remaining;

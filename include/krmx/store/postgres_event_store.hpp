@@ -190,7 +190,7 @@ class PostgresEventStore {
                                                       std::size_t max_count = read_unbounded,
                                                       const EventFilter& filter = {}) const {
         return retrying(nullptr, [&](Connection& connection) {
-            return read_range(connection, after_position, scan_limit(connection, filter), max_count, filter);
+            return read_range(connection, after_position, read_up_to(connection, filter), max_count, filter);
         });
     }
 
@@ -215,7 +215,7 @@ class PostgresEventStore {
                 RecordedEvent record;
                 for (;;) {
                     const std::size_t before = remaining;
-                    stream_range(connection, after, scan_limit(connection, filter), remaining, filter, record,
+                    stream_range(connection, after, read_up_to(connection, filter), remaining, filter, record,
                                  [&](RecordedEvent& event) {
                                      try {
                                          f(event);
@@ -646,8 +646,8 @@ class PostgresEventStore {
         Position width_;
     };
 
-    // A window's WHERE clause and what follows; `value(text, is_array)` puts a value into the SQL text: a
-    // parameter ("$n") for a prepared statement, a literal for a COPY.
+    // A window's WHERE clause and what follows; `value(text)` puts a value into the SQL text: a parameter
+    // ("$n") for a prepared statement, a literal for a COPY.
     template <class Value>
     std::string window_clause(const Window& window, const EventFilter& filter, Value&& value) const {
         std::string sql = "WHERE position > " + value(std::to_string(to_sql(window.after))) +
@@ -782,9 +782,9 @@ class PostgresEventStore {
         }
     }
 
-    // A head below which nothing is missing, or the largest position when `filter` is empty (an unfiltered
-    // scan stops at the first short window by itself).
-    Position scan_limit(Connection& connection, const EventFilter& filter) const {
+    // Where a read may go: a head below which nothing is missing, or the largest position when `filter` is
+    // empty (an unfiltered read stops at its first short window by itself).
+    Position read_up_to(Connection& connection, const EventFilter& filter) const {
         return filter.empty() ? static_cast<Position>(std::numeric_limits<std::int64_t>::max())
                               : static_cast<Position>(connection.pg->exec(sql_.head).int64(0, 0));
     }

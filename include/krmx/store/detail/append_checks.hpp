@@ -34,24 +34,26 @@ inline void check_append(std::string_view stream, std::span<const NewEvent> even
     }
 }
 
-/// The JSON text of `value`; InvalidAppend if it cannot be written (e.g. a string that is not UTF-8).
-inline std::string serialize_json(const nlohmann::json& value, std::string_view what) {
+/// `value` as JSON text; a value that cannot be (invalid UTF-8) is InvalidAppend naming it by `name()`, which
+/// is called only then: appends serialize every event.
+template <class Name>
+std::string serialize_json_named(const nlohmann::json& value, Name&& name) {
     try {
         return value.dump();
     } catch (const nlohmann::json::exception& e) {
-        throw InvalidAppend("the " + std::string{what} + " cannot be stored as JSON: " + e.what());
+        throw InvalidAppend("the " + name() + " cannot be stored as JSON: " + e.what());
     }
 }
 
-/// The `part` ("payload", "metadata") of an event of `type` as JSON text; the error names both. The name is
-/// put together only for an error: appends serialize every event.
+/// The JSON text of `value`; InvalidAppend if it cannot be written (e.g. a string that is not UTF-8).
+inline std::string serialize_json(const nlohmann::json& value, std::string_view what) {
+    return serialize_json_named(value, [what] { return std::string{what}; });
+}
+
+/// The `part` ("payload", "metadata") of an event of `type` as JSON text; the error names both.
 inline std::string serialize_json(const nlohmann::json& value, std::string_view part, std::string_view type) {
-    try {
-        return value.dump();
-    } catch (const nlohmann::json::exception& e) {
-        throw InvalidAppend("the " + std::string{part} + " of a '" + std::string{type} +
-                            "' event cannot be stored as JSON: " + e.what());
-    }
+    return serialize_json_named(
+        value, [part, type] { return std::string{part} + " of a '" + std::string{type} + "' event"; });
 }
 
 /// `null` metadata is stored as the empty object, so readers always get an object.

@@ -67,6 +67,13 @@ inline const std::string& checked_schema(const std::string& schema) {
     return schema;
 }
 
+/// An unsigned number in PostgreSQL's binary form (big-endian) from `bytes` (at most eight).
+inline std::uint64_t big_endian(std::string_view bytes) noexcept {
+    std::uint64_t bits = 0;
+    for (const char byte : bytes) bits = bits << 8 | static_cast<unsigned char>(byte);
+    return bits;
+}
+
 /// A query result; the values are views into it.
 class PgResult {
   public:
@@ -106,9 +113,7 @@ class PgResult {
         if (PQfformat(result_, column) == 1) {  // binary: eight bytes, big-endian (bigint columns only)
             if (value.size() != 8)
                 throw CorruptRecord("PostgreSQL returned a binary number of the wrong size");
-            std::uint64_t bits = 0;
-            for (const char byte : value) bits = bits << 8 | static_cast<unsigned char>(byte);
-            return static_cast<std::int64_t>(bits);
+            return static_cast<std::int64_t>(big_endian(value));
         }
         std::int64_t result = 0;
         const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), result);
@@ -147,8 +152,8 @@ class CopyTuple {
             header_read_ = true;
         }
         if (message.size() < 2) corrupt("ends inside a field count");
-        const auto count = static_cast<std::int16_t>(static_cast<std::uint16_t>(
-            static_cast<unsigned char>(message[0]) << 8 | static_cast<unsigned char>(message[1])));
+        const auto count =
+            static_cast<std::int16_t>(static_cast<std::uint16_t>(big_endian(message.substr(0, 2))));
         message.remove_prefix(2);
         if (count == -1) {
             if (!message.empty()) corrupt("has bytes after its trailer");
@@ -182,9 +187,7 @@ class CopyTuple {
     [[nodiscard]] std::int64_t int64(std::size_t i) const {
         const auto value = text(i);
         if (value.size() != 8) corrupt("has a bigint that is not eight bytes");
-        std::uint64_t bits = 0;
-        for (const char byte : value) bits = bits << 8 | static_cast<unsigned char>(byte);
-        return static_cast<std::int64_t>(bits);
+        return static_cast<std::int64_t>(big_endian(value));
     }
 
   private:
@@ -193,9 +196,7 @@ class CopyTuple {
     }
     static std::uint32_t take32(std::string_view& message) {
         if (message.size() < 4) corrupt("ends inside a length");
-        std::uint32_t value = 0;
-        for (int i = 0; i < 4; ++i)
-            value = value << 8 | static_cast<unsigned char>(message[static_cast<std::size_t>(i)]);
+        const auto value = static_cast<std::uint32_t>(big_endian(message.substr(0, 4)));
         message.remove_prefix(4);
         return value;
     }

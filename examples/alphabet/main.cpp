@@ -4,8 +4,7 @@
 #include <string>
 
 #include <krmx/sync/stream_client.hpp>
-#include <krmx/sync/stream_host.hpp>
-#include <krmx/sync/stream_server.hpp>
+#include <krmx/sync/stream_domain.hpp>
 #include <krmx/testing/hub.hpp>
 
 #include "alphabet.hpp"
@@ -20,8 +19,7 @@ std::string show(const Alphabet& s) {
 
 int main() {
     krmx::testing::Hub hub;
-    krmx::StreamHost host{hub.server()};
-    krmx::StreamServer server{host, "alphabet", alphabet::model()};
+    krmx::StreamDomain server{hub, "alphabet", alphabet::model()};
 
     auto& ann_connection = hub.connect("ann", 15ms);
     auto& ben_connection = hub.connect("ben", 45ms);

@@ -46,7 +46,8 @@ struct Lending {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Lending, book_id, user_id)
 
-inline constexpr krmx::EventType<BookAdded> book_added{"book.added"};
+/// Schema version 2: the payload's shape changed once (see book_added_v1_to_v2).
+inline constexpr krmx::EventType<BookAdded> book_added{"book.added", 2};
 inline constexpr krmx::EventType<PriceChanged> price_changed{"book.price_changed"};
 inline constexpr krmx::EventType<BookRef> book_removed{"book.removed"};
 inline constexpr krmx::EventType<Lending> book_lent{"book.lent"};

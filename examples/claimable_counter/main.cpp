@@ -10,8 +10,7 @@
 #include <vector>
 
 #include <krmx/sync/stream_client.hpp>
-#include <krmx/sync/stream_host.hpp>
-#include <krmx/sync/stream_server.hpp>
+#include <krmx/sync/stream_domain.hpp>
 #include <krmx/testing/hub.hpp>
 
 #include "counter.hpp"
@@ -133,11 +132,18 @@ class Demo {
                 line("server: %s linked, history sent", user.c_str());
                 return;
             case Kind::accepted:
+            case Kind::session:
                 return;  // the history right behind it tells the story
             case Kind::unlink:
             case Kind::leave:
             case Kind::unlinked:
                 line("%s unlinked", user.c_str());
+                return;
+            case Kind::rejected:
+                line("%s: refused by the session", user.c_str());
+                return;
+            case Kind::closed:
+                line("%s: connection closed by the server", user.c_str());
                 return;
             case Kind::message:
                 break;
@@ -172,8 +178,7 @@ class Demo {
     }
 
     krmx::testing::Hub hub_;
-    krmx::StreamHost host_{hub_.server()};
-    krmx::StreamServer<Counter> server_{host_, domain, counter::model()};
+    krmx::StreamDomain<Counter> server_{hub_, domain, counter::model()};
     std::deque<Player> players_;  // stable addresses: players are held by reference
     std::uint64_t accepted_seen_ = 0;
     krmx::Subscription trace_;

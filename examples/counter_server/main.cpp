@@ -8,8 +8,8 @@
 // examples/web, built by its build.mjs), so a browser opens http://127.0.0.1:PORT/ and plays.
 //
 // Prints where it listens; Ctrl-C (SIGINT) or SIGTERM stops it gracefully: every user leaves, queued
-// frames are flushed, the sockets close, the store is closed. Histories go out as one `stream/append`
-// per event, which is what the JavaScript Krmx clients understand.
+// frames are flushed, the sockets close, the store is closed. Each domain restores itself from the store
+// when it is made, and stores its events with pipelined commits (a writer thread, one batch in flight).
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -21,11 +21,9 @@
 
 #include <boost/asio/signal_set.hpp>
 
+#include <krmx/krmx.hpp>
 #include <krmx/net/websocket_server.hpp>
 #include <krmx/store/sqlite_event_store.hpp>
-#include <krmx/sync/durable.hpp>
-#include <krmx/sync/stream_host.hpp>
-#include <krmx/sync/stream_server.hpp>
 
 #include "claimable_counter/counter.hpp"
 
@@ -83,16 +81,13 @@ int main(int argc, char** argv) {
 
         krmx::net::WebSocketServer server{
             {.address = args.address, .port = args.port, .static_files = args.web}};
-        krmx::StreamHost host{server};
-        std::vector<std::unique_ptr<krmx::StreamServer<Counter>>> domains;
+        const krmx::Durability durability = store ? krmx::durable(*store) : krmx::Durability{};
+        std::vector<std::unique_ptr<krmx::StreamDomain<Counter>>> domains;
         for (const auto& domain : args.domains) {
-            krmx::StreamServerOptions options{.history_as_appends = true};
-            if (store) options.persist = krmx::persist_to(*store, domain);
-            auto& d = *domains.emplace_back(
-                std::make_unique<krmx::StreamServer<Counter>>(host, domain, counter::model(), options));
+            auto& d = *domains.emplace_back(std::make_unique<krmx::StreamDomain<Counter>>(
+                server, domain, counter::model(), krmx::StreamDomainOptions{.durability = durability}));
             if (store) {
-                const auto restored = krmx::restore_from(*store, domain, d);
-                std::cout << "domain " << domain << ": " << restored << " events restored, counter "
+                std::cout << "domain " << domain << ": " << d.statistics().restored << " events restored, counter "
                           << d.state().counter << "\n";
             }
         }
@@ -116,7 +111,7 @@ int main(int argc, char** argv) {
         server.run();
         signals.cancel();
         for (const auto& d : domains) {
-            std::cout << "domain " << d->domain() << ": " << d->size() << " events, counter "
+            std::cout << "domain " << d->name() << ": " << d->size() << " events, counter "
                       << d->state().counter << "\n";
         }
         std::cout << "stopped" << std::endl;

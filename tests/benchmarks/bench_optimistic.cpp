@@ -9,6 +9,7 @@
 #include <krmx/krmx.hpp>
 #include <krmx/stream/optimistic_stream.hpp>
 
+#include "bench_common.hpp"
 #include "claimable_counter/counter.hpp"
 
 namespace {

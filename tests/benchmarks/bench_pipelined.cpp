@@ -1,4 +1,4 @@
-// Durable domains: confirmed events per second of a StreamServer whose store is a synced SQLite file,
+// Durable domains: confirmed events per second of a StreamDomain whose store is a synced SQLite file,
 // paying one fsync per event (persist_to) against pipelined commits (persist_async_to), side by side.
 // Users keep a window of appends outstanding; an event counts when its `stream/append` is broadcast.
 #include <chrono>
@@ -13,8 +13,8 @@
 
 #include <benchmark/benchmark.h>
 #include <krmx/sync/durable.hpp>
-#include <krmx/sync/messages.hpp>
-#include <krmx/sync/stream_host.hpp>
+#include <krmx/sync/stream_messages.hpp>
+#include <krmx/sync/domain_host.hpp>
 #if __has_include(<sqlite3.h>)
 #include <krmx/store/sqlite_event_store.hpp>
 #endif
@@ -83,14 +83,14 @@ void BM_durable_server_sqlite_synced(benchmark::State& state) {
                                  {.durability = krmx::SqliteDurability::synced}};
     Loop loop;
     CountingTransport transport;
-    krmx::StreamHost host{transport};
-    krmx::StreamServerOptions options;
+    krmx::DomainHost host{transport};
+    krmx::StreamDomainOptions options;
     if (pipelined) {
         options.persist_batch = krmx::persist_async_to(store, "counter", loop.poster());
     } else {
         options.persist = krmx::persist_to(store, "counter");
     }
-    krmx::StreamServer server{host, "counter", counter::model(), std::move(options)};
+    krmx::StreamDomain server{host, "counter", counter::model(), std::move(options)};
     const std::vector<std::string> users{"alice", "bob", "carol", "dave"};
     std::vector<std::string> messages;
     for (const auto& user : users) {

@@ -68,7 +68,7 @@ void rejected(benchmark::State& state) {
         auto result = stream.dispatch("bob", counter::increment(1));
         benchmark::DoNotOptimize(result);
     }
-    if (stream.size() != 1 || stream.counters().restores != 0)
+    if (stream.size() != 1 || stream.counters().rollbacks != 0)
         state.SkipWithError("a rejection changed the stream");
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }

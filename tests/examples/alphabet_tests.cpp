@@ -30,7 +30,7 @@ TEST_CASE("while claimed only the claimer extends, resets and releases") {
     CHECK(s.dispatch("ann", alphabet::release()).accepted());
     CHECK(s.dispatch("ben", alphabet::extend()).accepted());
     CHECK(s.state() == Alphabet{"a", std::nullopt});
-    CHECK(s.counters().restores == 0);  // guards refuse without writing
+    CHECK(s.counters().rollbacks == 0);  // guards refuse without writing
 }
 
 TEST_CASE("alphabet events take no payload on the wire") {

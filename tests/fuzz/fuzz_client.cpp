@@ -5,8 +5,7 @@
 #include <string>
 
 #include <krmx/sync/stream_client.hpp>
-#include <krmx/sync/stream_host.hpp>
-#include <krmx/sync/stream_server.hpp>
+#include <krmx/sync/stream_domain.hpp>
 #include <krmx/testing/hub.hpp>
 
 #include "claimable_counter/counter.hpp"
@@ -14,8 +13,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     krmx::testing::Hub hub;
-    krmx::StreamHost host{hub.server()};
-    krmx::StreamServer server{host, "counter", counter::model()};
+    krmx::StreamDomain server{hub, "counter", counter::model()};
     (void)server.dispatch("alice", counter::increment(2));
     (void)server.dispatch("alice", counter::claim());
     auto& connection = hub.connect("bob");

@@ -1,22 +1,21 @@
-// The server's message entry point, as a network transport drives it: any bytes from a linked user.
-// Nothing may escape the callback, and whatever the server accepts a C++ client reads the same way, live
-// and (for a late joiner) in the history.
+// The server's message entry point, as a network transport drives it: any bytes from a linked user, read by
+// the production session (the hub's server) and routed by the host to the domain. Nothing may escape the
+// callback, and whatever the server accepts a C++ client reads the same way, live and (for a late joiner)
+// in the history.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include <krmx/sync/stream_client.hpp>
-#include <krmx/sync/stream_host.hpp>
-#include <krmx/sync/stream_server.hpp>
+#include <krmx/sync/stream_domain.hpp>
 #include <krmx/testing/hub.hpp>
 
 #include "claimable_counter/counter.hpp"
 #include "fuzz_support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    krmx::testing::Hub hub;
-    krmx::StreamHost host{hub.server(), {.max_message_bytes = 1 << 16}};
-    krmx::StreamServer server{host, "counter", counter::model(), {.max_event_bytes = 1 << 14}};
+    krmx::testing::Hub hub{{.host = {.max_message_bytes = 1 << 16}}};
+    krmx::StreamDomain server{hub, "counter", counter::model(), {.max_event_bytes = 1 << 14}};
     auto& bob_connection = hub.connect("bob");
     krmx::StreamClient bob{bob_connection, "counter", counter::model()};
     bob_connection.link();

@@ -7,7 +7,7 @@
 #include "krmx/models/event_catalog.hpp"
 #include "krmx/store/memory_event_store.hpp"
 #include "krmx/sync/durable.hpp"
-#include "krmx/sync/stream_host.hpp"
+#include "krmx/sync/stream_domain.hpp"
 #include "krmx/testing/hub.hpp"
 #include "models_test_support.hpp"
 
@@ -96,6 +96,35 @@ TEST_CASE("adding an event type twice to a catalog is an error", "[models][catal
     CHECK_THROWS_AS((void)c.encode(book_removed(BookRef{"1"})), krmx::CatalogError);
 }
 
+TEST_CASE("a type's schema version is declared where the type is; upcasters cannot outnumber its versions",
+          "[models][catalog]") {
+    // book.lent is at version 1: there is no older version to upcast from.
+    krmx::EventCatalog c{"c", 1};
+    c.add(book_lent).add(book_added);
+    CHECK_THROWS_WITH(c.upcast(book_lent, [](json p) { return p; }),
+                      Catch::Contains("declared at schema version 1, so it takes at most 0 upcasters") &&
+                          Catch::Contains(R"(krmx::EventType<Payload>{"book.lent", 2})"));
+    c.upcast(book_added, &book_added_v1_to_v2);
+    CHECK_THROWS_AS(c.upcast(book_added, [](json p) { return p; }), krmx::CatalogError);  // a third version?
+    // Three versions, one step: versions 2 and 3 read, version 1 is refused by name, never guessed.
+    static constexpr krmx::EventType<Lending> lent_v3{"book.lent", 3};
+    krmx::EventCatalog three{"three", 1};
+    three.add(lent_v3).upcast(lent_v3, [](json p) {
+        p["user_id"] = p.at("user");
+        p.erase("user");
+        return p;
+    });
+    CHECK(three.schema_version("book.lent") == 3);
+    const auto v2 = three.decode(record_of("book.lent", json{{"book_id", "1"}, {"user", "ann"}}, json{{"schema", 2}}));
+    REQUIRE(v2.decoded());
+    CHECK(v2.event.payload_if(lent_v3)->user_id == "ann");
+    const auto v1 = three.decode(record_of("book.lent", json{{"book_id", "1"}, {"user", "ann"}}));
+    CHECK(v1.status == krmx::DecodeStatus::invalid_payload);
+    CHECK(v1.reason == "event type 'book.lent' has schema version 1, this catalog reads 2 to 3");
+    STATIC_REQUIRE(lent_v3.schema() == 3);
+    STATIC_REQUIRE(book_lent.schema() == 1);
+}
+
 namespace {
 // A shelf a durable game server keeps: it writes book.added in its current shape (schema 2).
 struct Shelf {
@@ -112,15 +141,19 @@ TEST_CASE("every writer records the schema version it wrote, so the catalog neve
           "[models][catalog]") {
     krmx::MemoryEventStore store;
     const BookAdded dune{"1", "Dune", "Frank Herbert", 9.5, 2};
-    SECTION("a durable stream server (persist_to with the catalog)") {
+    // Issue 20, defect 2: a pipelined durable server recorded every event as schema version 1, so a catalog
+    // with an upcaster upcast its current events a second time. The version now comes from the model.
+    SECTION("a durable domain, pipelined or synchronous: the version comes from its model") {
+        const auto commits = GENERATE(krmx::Commits::pipelined, krmx::Commits::synchronous);
         krmx::testing::Hub hub;
-        krmx::StreamHost host{hub.server()};
-        krmx::StreamServer<Shelf> server{
-            host, "shelf", shelf_model(), {.persist = krmx::persist_to(store, "shelf", catalog())}};
-        REQUIRE(server.dispatch(krmx::server_dispatcher, book_added(dune)));
-        REQUIRE(server.dispatch(
+        krmx::StreamDomain<Shelf> shelf{hub, "shelf", shelf_model(), {.durability = krmx::durable(store, {.commits = commits})}};
+        CHECK(shelf_model().schema_version("book.added") == 2);
+        REQUIRE(shelf.dispatch(krmx::server_dispatcher, book_added(dune)));
+        REQUIRE(shelf.dispatch(
             krmx::server_dispatcher,
             json{{"type", "book.added"}, {"payload", BookAdded{"2", "Emma", "Austen", 4, 1}}}));
+        hub.run_until_idle();
+        CHECK(shelf.confirmed_size() == 2);
     }
     SECTION("a direct append of a hand-made record, stamped by the catalog") {
         krmx::NewEvent record;

@@ -15,8 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include <krmx/net/websocket_server.hpp>
-#include <krmx/sync/stream_host.hpp>
-#include <krmx/sync/stream_server.hpp>
+#include <krmx/sync/domain_host.hpp>
+#include <krmx/sync/stream_domain.hpp>
 
 #include "claimable_counter/counter.hpp"
 
@@ -36,12 +36,12 @@ int interop_server() {
     };
     krmx::net::WebSocketServer server{options};
     self = &server;
-    krmx::StreamHost host{server};
-    krmx::StreamServer<Counter> counter{host, "counter", counter::model(), {.history_as_appends = true}};
+    // No flag for the JavaScript clients: they link without `features`, so they get histories as appends.
+    krmx::StreamDomain<Counter> counter{server, "counter", counter::model()};
     std::vector<nlohmann::json> messages;
-    auto on_message = server.on_message([&](std::string_view user, std::string_view text) {
-        const auto message = nlohmann::json::parse(text, nullptr, false);
-        if (message.is_discarded() || message.value("type", "").starts_with("stream/")) return;
+    auto on_message = server.on_message([&](std::string_view user, const krmx::Message& read) {
+        if (read.type().starts_with("stream/")) return;
+        const auto message = nlohmann::json::parse(read.text());
         messages.push_back({{"user", user}, {"message", message}});
         // answers custom messages to the sender, so that both directions are seen
         server.send(user, nlohmann::json{{"type", "echo"}, {"payload", message}}.dump());

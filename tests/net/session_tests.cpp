@@ -1,6 +1,6 @@
 // The Krmx session layer without sockets: every link check and its reason, whole frame transcripts of
 // link, relink, unlink, leave, kick, dropped connections and close, authentication now, later and never,
-// link deadlines, bad input, and a StreamServer running on the session unchanged.
+// link deadlines, bad input, and a StreamDomain running on the session unchanged.
 #if defined(__GNUC__) && !defined(__clang__)
 // g++ 12 warns inside libstdc++'s <regex> at -O1 with sanitizers (GCC bug 105562): a false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -10,13 +10,14 @@
 #include <optional>
 #include <random>
 #include <regex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <krmx/net/session.hpp>
 #include <krmx/net/username.hpp>
-#include <krmx/sync/stream_host.hpp>
-#include <krmx/sync/stream_server.hpp>
+#include <krmx/sync/domain_host.hpp>
+#include <krmx/sync/stream_domain.hpp>
 
 #include "catch.hpp"
 #include "claimable_counter/counter.hpp"
@@ -338,7 +339,8 @@ TEST_CASE("a linked connection: link, unlink, other krmx types and bad frames un
 TEST_CASE("custom messages reach the application as received; nothing is echoed", "[net][session]") {
     Fixture f;
     std::vector<std::pair<std::string, std::string>> got;
-    auto sub = f.session.on_message([&](std::string_view u, std::string_view t) { got.emplace_back(u, t); });
+    auto sub = f.session.on_message(
+        [&](std::string_view u, const krmx::Message& m) { got.emplace_back(u, m.text()); });
     const auto a = f.linked_user("alice");
     const auto b = f.linked_user("bob");
     f.sink.clear();
@@ -530,7 +532,7 @@ TEST_CASE("hooks that kick or unlink from inside callbacks", "[net][session]") {
         if (u == "bob") (void)f.session.kick(u);
     });
     auto kick_on_message =
-        f.session.on_message([&](std::string_view u, std::string_view) { (void)f.session.kick(u); });
+        f.session.on_message([&](std::string_view u, const krmx::Message&) { (void)f.session.kick(u); });
     const auto a = f.linked_user("alice");
     const auto m = f.session.connect();
     f.session.receive(m, link_frame("mallory"));
@@ -561,14 +563,15 @@ TEST_CASE("names that need JSON escapes are escaped in frames", "[net][session]"
     CHECK(f.session.linked("a\"b\\c\x01"));
 }
 
-TEST_CASE("a StreamServer runs on the session unchanged", "[net][session][stream]") {
+TEST_CASE("a StreamDomain runs on the session unchanged", "[net][session][stream]") {
     Fixture f;
-    krmx::StreamHost host{f.session};
-    krmx::StreamServer server{host, "counter", counter::model(), {.history_as_appends = true}};
+    krmx::DomainHost host{f.session};
+    krmx::StreamDomain server{host, "counter", counter::model()};
     (void)server.dispatch("<server>", counter::increment(5));
     const auto a = f.session.connect();
     f.session.receive(a, link_frame("alice"));
-    // the history follows the link frames (the link hook is where it is sent)
+    // the history follows the link frames (the link hook is where it is sent), as one append per event: this
+    // client did not say it reads history pages (as the JavaScript clients do not)
     CHECK(
         f.sink.take(a) ==
         Frames{
@@ -603,4 +606,66 @@ TEST_CASE("a StreamServer runs on the session unchanged", "[net][session][stream
         b, R"({"type":"stream/append","payload":{"domain":"counter","event":{"type":"release"}}})");
     CHECK(f.sink.take(b) == Frames{rejected("unlinked connection")});
     CHECK(server.size() == 3);
+}
+
+// Issue 20, defect 1: the session read messages with the event's depth limit, so an event that the stream
+// layer accepts (nested up to json_max_event_depth levels, the event object counting as one) got its
+// sender unlinked when it came through the session.
+TEST_CASE("an event nested as deep as the stream layer allows passes the session", "[net][session][stream]") {
+    Fixture f;
+    krmx::DomainHost host{f.session};
+    krmx::StreamDomain server{host, "counter", counter::model()};
+    const auto a = f.linked_user("alice");
+    const auto event = [](int depth) {  // the event object is level 1; `x` holds the rest
+        return R"({"type":"increment","payload":1,"x":)" + std::string(static_cast<std::size_t>(depth - 1), '[') +
+               std::string(static_cast<std::size_t>(depth - 1), ']') + "}";
+    };
+    for (const int depth : {krmx::detail::json_max_event_depth - 1, krmx::detail::json_max_event_depth}) {
+        INFO(depth);
+        f.session.receive(a, R"({"type":"stream/append","payload":{"domain":"counter","event":)" + event(depth) +
+                                 R"(,"id":)" + std::to_string(depth) + "}}");
+        CHECK(f.session.linked("alice"));
+    }
+    CHECK(server.size() == 2);
+    CHECK(f.session.statistics().unlinked_by_bad_message == 0);
+}
+
+TEST_CASE("a link request may name the features its client reads; a malformed list is an invalid request",
+          "[net][session]") {
+    Fixture f;
+    const auto a = f.session.connect();
+    f.session.receive(
+        a, R"({"type":"krmx/link","payload":{"username":"alice","version":"0.5.4","features":["stream/history","x"]}})");
+    REQUIRE(f.session.linked("alice"));
+    CHECK(f.session.has_feature("alice", "stream/history"));
+    CHECK(f.session.has_feature("alice", "x"));
+    CHECK_FALSE(f.session.has_feature("alice", "y"));
+    CHECK_FALSE(f.session.has_feature("nobody", "x"));
+    f.session.receive(a, R"({"type":"krmx/unlink"})");
+    CHECK_FALSE(f.session.has_feature("alice", "stream/history"));  // features belong to a link
+    f.sink.clear();
+    for (const char* features : {R"("stream/history")", R"([1])", R"({})", R"(["a",null])"}) {
+        INFO(features);
+        f.session.receive(a, std::string{R"({"type":"krmx/link","payload":{"username":"alice","version":"0.5.4","features":)"} +
+                                 features + "}}");
+        CHECK(f.sink.take(a) == Frames{rejected("invalid link request")});
+    }
+    f.session.receive(a, link_frame("alice"));  // no features: a JavaScript client
+    CHECK_FALSE(f.session.has_feature("alice", "stream/history"));
+}
+
+// Issue 20, defect 5: the session's callbacks are signals that count and skip a callback that throws, but
+// the session never showed that count: a failing game hook went unnoticed.
+TEST_CASE("callbacks that throw are counted where the application can read them", "[net][session]") {
+    Fixture f;
+    auto throws_on_link = f.session.on_link([](std::string_view) { throw std::runtime_error("hook"); });
+    auto throws_on_message = f.session.on_message([](std::string_view, const krmx::Message&) { throw 42; });
+    std::vector<std::string> later;
+    auto still_runs = f.session.on_message(
+        [&](std::string_view u, const krmx::Message&) { later.emplace_back(u); });
+    const auto a = f.linked_user("alice");
+    f.session.receive(a, R"({"type":"chat"})");
+    CHECK(later == std::vector<std::string>{"alice"});
+    CHECK(f.session.statistics().callback_errors == 2);
+    CHECK(f.session.linked("alice"));
 }

@@ -13,8 +13,8 @@
 #include <krmx/net/websocket_client.hpp>
 #include <krmx/net/websocket_server.hpp>
 #include <krmx/sync/stream_client.hpp>
-#include <krmx/sync/stream_host.hpp>
-#include <krmx/sync/stream_server.hpp>
+#include <krmx/sync/domain_host.hpp>
+#include <krmx/sync/stream_domain.hpp>
 
 #include "catch.hpp"
 #include "claimable_counter/counter.hpp"
@@ -76,9 +76,9 @@ std::string link_frame(const std::string& user) {
 TEST_CASE("a client links over a socket and sees the session frames", "[net][websocket]") {
     ServerThread t;
     std::vector<std::string> messages;
-    auto sub = t.server().session().on_message([&](std::string_view u, std::string_view text) {
-        messages.push_back(std::string{u} + " " + std::string{text});
-        t.server().send(u, R"({"type":"echo","payload":)" + std::string{text} + "}");
+    auto sub = t.server().session().on_message([&](std::string_view u, const krmx::Message& message) {
+        messages.push_back(std::string{u} + " " + std::string{message.text()});
+        t.server().send(u, R"({"type":"echo","payload":)" + std::string{message.text()} + "}");
     });
     const auto guard = t.stop_guard();
     t.start();
@@ -139,11 +139,10 @@ TEST_CASE("a client links over a socket and sees the session frames", "[net][web
           1);
 }
 
-TEST_CASE("StreamClients over sockets play the claimable counter against a StreamServer",
+TEST_CASE("StreamClients over sockets play the claimable counter against a StreamDomain",
           "[net][websocket][stream]") {
     ServerThread t;
-    krmx::StreamHost host{t.server()};
-    krmx::StreamServer<Counter> server{host, "counter", counter::model()};
+    krmx::StreamDomain<Counter> server{t.server(), "counter", counter::model()};
     const auto guard = t.stop_guard();
     t.start();
     std::vector<std::unique_ptr<krmx::net::WebSocketClient>> connections;

@@ -507,7 +507,7 @@ TEST_CASE("a handler that writes and then refuses is undone on the optimistic st
     // A divergent server event that writes before refusing leaves the confirmed state as it was.
     auto d = s.receive("bob", put(-5), 1);
     CHECK(d.outcome() == Outcome::rejected);
-    CHECK(s.counters().restores == 1);
+    CHECK(s.counters().rollbacks == 1);
     CHECK(s.confirmed_state() == Bag{{9}});
     CHECK(s.state() == Bag{{9, 1, 2}});
 }

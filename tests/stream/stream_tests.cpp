@@ -35,7 +35,7 @@ TEST_CASE("the claimable counter of the seed, end to end") {
     REQUIRE(stream.log()[3].payload_if(counter::increment) != nullptr);
     CHECK(*stream.log()[3].payload_if(counter::increment) == 5);
     CHECK(stream.log()[3].payload_if(counter::claim) == nullptr);
-    CHECK(stream.counters().restores == 0);
+    CHECK(stream.counters().rollbacks == 0);
 }
 
 TEST_CASE("events from the wire are validated against the payload type") {
@@ -174,7 +174,7 @@ TEST_CASE("a handler that returns a new state replaces the state, and its refusa
     auto r = stream.dispatch("clerk", removed("1"));
     CHECK(r.reason() == "no book 1");
     CHECK(stream.state().removed == 1);
-    CHECK(stream.counters().restores == 0);  // a const State& handler cannot have written
+    CHECK(stream.counters().rollbacks == 0);  // a const State& handler cannot have written
 }
 
 namespace {
@@ -224,7 +224,7 @@ TEST_CASE("a handler that mutates and then throws leaves the state exactly as it
     CHECK(r.outcome() == Outcome::rejected);
     CHECK(r.reason() == "negative");
     CHECK(stream.state() == before);
-    CHECK(stream.counters().restores == 1);
+    CHECK(stream.counters().rollbacks == 1);
     CHECK(stream.counters().replayed_events == 10);
 
     // The restore point moved to the present: the next restore replays only what came since.
@@ -250,9 +250,9 @@ TEST_CASE("a draft handler that refuses before writing costs no restore, after w
     krmx::Stream<Big> stream{model};
     REQUIRE(stream.dispatch("p", add_draft(4)).accepted());
     CHECK(stream.dispatch("p", add_draft(-1)).reason() == "refused before writing");
-    CHECK(stream.counters().restores == 0);
+    CHECK(stream.counters().rollbacks == 0);
     CHECK(stream.dispatch("p", add_draft(-2)).reason() == "refused after writing");
-    CHECK(stream.counters().restores == 1);
+    CHECK(stream.counters().rollbacks == 1);
     CHECK(stream.state().values[0] == 4);
     CHECK(stream.state().total == 4);
 }
@@ -263,7 +263,7 @@ TEST_CASE("a guard refuses without calling the handler or restoring anything") {
     auto r = stream.dispatch("p", add_guarded(-3));
     CHECK(r.outcome() == Outcome::rejected);
     CHECK(r.reason() == "refused by guard");
-    CHECK(stream.counters().restores == 0);
+    CHECK(stream.counters().rollbacks == 0);
     CHECK(stream.counters().handler_calls == 1);  // one application attempt: the guard's
     CHECK(stream.dispatch("p", add_guarded(3)).accepted());
     CHECK(stream.state().total == 3);
@@ -338,28 +338,29 @@ TEST_CASE("a handler that is not deterministic is reported when a restore replay
     CHECK_THROWS_AS((void)stream.dispatch("p", fail()), krmx::ModelError);
 }
 
-TEST_CASE("a journal sees each accepted event before subscribers, and a journal failure takes it back") {
+TEST_CASE("taking events back replays from the last known-good state and copies nothing meanwhile") {
     krmx::Stream<Counter> stream{counter::model()};
-    std::vector<std::string> order;
-    bool fail_next = false;
-    stream.set_journal([&](const krmx::LogEntry& e) {
-        if (fail_next) throw std::runtime_error("disk full");
-        order.push_back("journal " + std::to_string(e.position()));
-    });
-    auto sub = stream.on_event([&](const Counter&, const krmx::LogEntry& e) {
-        order.push_back("subscriber " + std::to_string(e.position()));
-    });
-    REQUIRE(stream.dispatch("alice", counter::increment(2)).accepted());
-    fail_next = true;
-    auto r = stream.dispatch("alice", counter::claim());
-    CHECK(r.outcome() == Outcome::failed);
-    CHECK(r.reason() == "event not stored: disk full");
-    CHECK(stream.state() == Counter{2, std::nullopt});
-    CHECK(stream.size() == 1);
-    fail_next = false;
+    std::vector<Counter> changes;
+    auto sub = stream.on_change([&](const Counter& s) { changes.push_back(s); });
+    for (int i = 1; i <= 4; ++i) REQUIRE(stream.dispatch("alice", counter::increment(i)).accepted());
+    REQUIRE(stream.dispatch("alice", counter::claim()).accepted());
+    CHECK(stream.counters().rollbacks == 0);  // accepting copies nothing
+    changes.clear();
+    stream.take_back(3);  // a failed commit of the last two events
+    CHECK(stream.size() == 3);
+    CHECK(stream.state() == Counter{6, std::nullopt});
+    CHECK(changes == std::vector<Counter>{Counter{6, std::nullopt}});
+    CHECK(stream.counters().rollbacks == 1);
+    CHECK(stream.counters().replayed_events == 3);  // from the initial state
+    REQUIRE(stream.dispatch("alice", counter::increment(10)).accepted());
+    stream.take_back(3);  // from the state at 3, known-good since the last take back: nothing to replay
+    CHECK(stream.counters().replayed_events == 3);
+    CHECK(stream.state() == Counter{6, std::nullopt});
+    stream.take_back(1);  // before the known-good state: from the initial state again
+    CHECK(stream.state() == Counter{1, std::nullopt});
+    CHECK(stream.counters().replayed_events == 4);
+    CHECK_THROWS_AS(stream.take_back(2), std::out_of_range);
     CHECK(stream.dispatch("alice", counter::claim()).position() == 1u);
-    CHECK(order == std::vector<std::string>{"journal 0", "subscriber 0", "journal 1", "subscriber 1"});
-    CHECK(stream.state() == Counter{2, "alice"});
 }
 
 TEST_CASE("an integer payload refuses fractions and numbers out of its range instead of truncating them") {

@@ -1,5 +1,5 @@
 #pragma once
-// The stores a durable StreamServer is tested on, each with `open()` (the store) and `reopen()` (a restart:
+// The stores a durable StreamDomain is tested on, each with `open()` (the store) and `reopen()` (a restart:
 // only what reached the store survives): memory, SQLite (KRMX_TEST_SQLITE) and PostgreSQL
 // (KRMX_TEST_POSTGRES, on the test executable's throw-away server). KRMX_DURABLE_STORES lists them for
 // TEMPLATE_TEST_CASE.

@@ -1,12 +1,13 @@
 #pragma once
-// For pipelined durability tests: a mailbox that plays the application's event loop (writer threads post
-// completions, the test thread runs them), and a store wrapper that counts appends, can hold them at a
-// gate and can fail one on purpose.
+// For durability tests: a mailbox that plays the application's event loop (writer threads post completions,
+// the test thread runs them), a store wrapper that counts appends, can hold them at a gate and can fail one
+// on purpose, and a journal of one's own whose commits go to a function (krmx::Durability's extension point).
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -16,12 +17,41 @@
 #include <vector>
 
 #include <krmx/store/event_store.hpp>
+#include <krmx/sync/durability.hpp>
 
 namespace krmx::testing {
 
+/// Durability whose commits go to a function (which must call `done`, now or later, or throw), and whose
+/// restore loads `stored`.
+class CallbackJournal {
+  public:
+    using Commit = std::function<void(std::span<const CommitEvent>, CommitDone)>;
+    explicit CallbackJournal(Commit commit) : commit_(std::move(commit)) {}
+
+    [[nodiscard]] Durability durability() {
+        return Durability{[this](std::string_view, const EventLoop&) -> std::unique_ptr<DomainJournal> {
+            return std::make_unique<Journal>(*this);
+        }};
+    }
+    std::vector<RecordedEvent> stored;
+
+  private:
+    struct Journal final : DomainJournal {
+        explicit Journal(CallbackJournal& owner) : owner(owner) {}
+        void restore(const std::function<void(RecordedEvent&)>& load) override {
+            for (auto record : owner.stored) load(record);
+        }
+        void commit(std::span<const CommitEvent> batch, CommitDone done) override {
+            owner.commit_(batch, std::move(done));
+        }
+        CallbackJournal& owner;
+    };
+    Commit commit_;
+};
+
 class Mailbox {
   public:
-    /// What krmx::persist_async_to takes as `post`: callable from any thread.
+    /// What krmx::DurableOptions takes as `post`: callable from any thread.
     [[nodiscard]] std::function<void(std::function<void()>)> poster() {
         return [this](std::function<void()> f) {
             {

@@ -1,7 +1,7 @@
-// Pipelined durability (StreamServerOptions::persist_batch, krmx::persist_async_to): events accepted while
-// a commit is in flight go together in the next one; nobody hears of an event before its commit; a failed
-// commit takes back exactly its batch; a restarted server restores the same stream; a killed server
-// process loses no event that any client saw confirmed.
+// Pipelined durability (krmx::durable, Commits::pipelined): events accepted while a commit is in flight go
+// together in the next one; nobody hears of an event before its commit; a failed commit takes back exactly
+// its batch; a restarted server restores the same stream; a killed server process loses no event that any
+// client saw confirmed. The commits' completions go to a mailbox the test runs by hand.
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -92,7 +92,7 @@ TEMPLATE_TEST_CASE("events accepted during a commit go together in the next appe
     auto& base = stores.open();
     InstrumentedStore gated{base};
     Mailbox mail;
-    Table t{{.persist_batch = krmx::persist_async_to(gated, counter_domain, mail.poster())}};
+    Table t{{.durability = krmx::durable(gated, {.post = mail.poster()})}};
     auto& alice = t.join("alice", 5ms);
     auto& bob = t.join("bob", 7ms);
     t.hub.run_until_idle();
@@ -147,7 +147,7 @@ TEMPLATE_TEST_CASE("a failed commit takes back exactly its batch, restores the s
     auto& base = stores.open();
     InstrumentedStore gated{base};
     Mailbox mail;
-    Table t{{.persist_batch = krmx::persist_async_to(gated, counter_domain, mail.poster())}};
+    Table t{{.durability = krmx::durable(gated, {.post = mail.poster()})}};
     auto& alice = t.join("alice", 5ms);
     auto& bob = t.join("bob", 7ms);
     auto& carol = t.join("carol", 9ms);
@@ -227,7 +227,7 @@ TEMPLATE_TEST_CASE("histories leave out events that wait for their commit", "[du
     TestType stores;
     InstrumentedStore gated{stores.open()};
     Mailbox mail;
-    Table t{{.persist_batch = krmx::persist_async_to(gated, counter_domain, mail.poster())}};
+    Table t{{.durability = krmx::durable(gated, {.post = mail.poster()})}};
     auto& alice = t.join("alice");
     t.hub.run_until_idle();
     REQUIRE(alice.dispatch(counter::increment(1)));
@@ -266,7 +266,7 @@ TEMPLATE_TEST_CASE("a restarted server restores the pipelined stream exactly", "
     std::mt19937 random{Catch::rngSeed()};
     {
         Mailbox mail;
-        Table t{{.persist_batch = krmx::persist_async_to(stores.open(), counter_domain, mail.poster())}};
+        Table t{{.durability = krmx::durable(stores.open(), {.post = mail.poster()})}};
         std::vector<krmx::StreamClient<Counter>*> players{&t.join("alice", 3ms), &t.join("bob", 11ms),
                                                           &t.join("carol", 17ms)};
         t.hub.run_until_idle();
@@ -298,8 +298,8 @@ TEMPLATE_TEST_CASE("a restarted server restores the pipelined stream exactly", "
     }
     stores.reopen();
     Mailbox mail;
-    Table t{{.persist_batch = krmx::persist_async_to(stores.open(), counter_domain, mail.poster())}};
-    CHECK(krmx::restore_from(stores.open(), counter_domain, t.server) == texts_before.size());
+    Table t{{.durability = krmx::durable(stores.open(), {.post = mail.poster()})}};
+    CHECK(t.server.statistics().restored == texts_before.size());
     CHECK(t.server.state() == before);
     std::vector<std::string> texts_after;
     for (std::size_t i = 0; i < t.server.size(); ++i) texts_after.emplace_back(t.server.event_text(i));
@@ -316,15 +316,16 @@ TEMPLATE_TEST_CASE("a restarted server restores the pipelined stream exactly", "
     CHECK(t.converged());
 }
 
-TEST_CASE("a batch hook may complete at once or throw", "[durable][pipelined]") {
+TEST_CASE("a journal may complete a commit at once or throw", "[durable][pipelined]") {
     std::vector<std::size_t> sizes;
     bool fail = false;
-    Table t{{.persist_batch = [&](std::span<const krmx::PersistedEvent> batch, krmx::PersistDone done) {
+    krmx::testing::CallbackJournal journal{[&](std::span<const krmx::CommitEvent> batch, krmx::CommitDone done) {
         sizes.push_back(batch.size());
         if (fail) throw std::runtime_error("no disk");
         done(std::nullopt);
         done(std::string{"late and twice: ignored"});
-    }}};
+    }};
+    Table t{{.durability = journal.durability()}};
     auto& alice = t.join("alice");
     auto& bob = t.join("bob");
     t.hub.run_until_idle();
@@ -343,19 +344,20 @@ TEST_CASE("a batch hook may complete at once or throw", "[durable][pipelined]") 
     CHECK(t.server.size() == 3);
     CHECK(t.converged());
 
-    // Server code's events: accepted means applied; taken back and counted when the commit fails.
-    CHECK(t.server.dispatch("<server>", counter::increment(7)));
+    // Server code's events: a commit that fails in the call refuses the event at once, and counts it.
+    const auto refused = t.server.dispatch("<server>", counter::increment(7));
+    CHECK(refused.outcome() == krmx::Outcome::failed);
+    CHECK(refused.reason() == "event not stored: no disk");
     CHECK(t.server.size() == 3);
     CHECK(t.server.statistics().not_stored == 2);
 }
 
-TEST_CASE("a completion after the server is gone, or a second one, does nothing", "[durable][pipelined]") {
-    std::vector<krmx::PersistDone> held;
-    const auto hook = [&](std::span<const krmx::PersistedEvent>, krmx::PersistDone done) {
-        held.push_back(std::move(done));
-    };
+TEST_CASE("a completion after the domain is gone, or a second one, does nothing", "[durable][pipelined]") {
+    std::vector<krmx::CommitDone> held;
+    krmx::testing::CallbackJournal journal{
+        [&](std::span<const krmx::CommitEvent>, krmx::CommitDone done) { held.push_back(std::move(done)); }};
     {
-        Table t{{.persist_batch = hook}};
+        Table t{{.durability = journal.durability()}};
         REQUIRE(t.server.dispatch("<server>", counter::increment(1)));
         REQUIRE(t.server.dispatch("<server>", counter::increment(2)));
         REQUIRE(held.size() == 1);
@@ -365,12 +367,8 @@ TEST_CASE("a completion after the server is gone, or a second one, does nothing"
         CHECK(t.server.confirmed_size() == 1);
         CHECK(t.server.statistics().failed_commits == 0);
     }
-    held[1](std::nullopt);  // the server is gone: nothing happens (ASan would see a use after free)
+    held[1](std::nullopt);  // the domain is gone: nothing happens (ASan would see a use after free)
     held[1](std::string{"failed"});
-
-    CHECK_THROWS_AS(
-        (Table{{.persist = [](std::size_t, std::string_view, std::string_view) {}, .persist_batch = hook}}),
-        std::invalid_argument);
 }
 
 #if defined(KRMX_PIPELINED_SERVER) && defined(KRMX_TEST_SQLITE)
@@ -409,8 +407,8 @@ TEST_CASE("a server process killed under load lost no event any client saw confi
         CHECK(checked > 0);
         // What is stored is one dense stream that a server restores.
         for (std::size_t r = 0; r < records.size(); ++r) REQUIRE(records[r].revision == r);
-        Table t;
-        CHECK(krmx::restore_from(store, counter_domain, t.server) == records.size());
+        Table t{{.durability = krmx::durable(store)}};
+        CHECK(t.server.statistics().restored == records.size());
     }
 }
 #endif

@@ -88,8 +88,8 @@ TEST_CASE("a second server writing a domain behind the lock's back is refused, n
                                          .schema = krmx::testing::unique_postgres_schema("fork")};
     krmx::PostgresEventStore store_one{database};
     krmx::PostgresEventStore store_two{database};
-    Table one{{.persist = krmx::persist_to(store_one, counter_domain)}};
-    Table two{{.persist = krmx::persist_to(store_two, counter_domain)}};
+    Table one{{.durability = krmx::durable(store_one, {.commits = krmx::Commits::synchronous})}};
+    Table two{{.durability = krmx::durable(store_two, {.commits = krmx::Commits::synchronous})}};
     REQUIRE(one.server.dispatch("<server>", counter::increment(1)));
     // The second server never restored: it believes the stream is empty and expects no stream.
     const auto refused = two.server.dispatch("<server>", counter::increment(5));

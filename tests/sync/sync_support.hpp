@@ -8,9 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <krmx/sync/domain_host.hpp>
 #include <krmx/sync/stream_client.hpp>
-#include <krmx/sync/stream_host.hpp>
-#include <krmx/sync/stream_server.hpp>
+#include <krmx/sync/stream_domain.hpp>
 #include <krmx/testing/hub.hpp>
 
 #include "claimable_counter/counter.hpp"
@@ -20,8 +20,10 @@ using namespace std::chrono_literals;
 inline constexpr const char* counter_domain = "counter";
 
 struct Table {
-    explicit Table(krmx::StreamServerOptions options = {}, krmx::StreamClientOptions client_options = {})
-        : server(host, counter_domain, counter::model(), std::move(options)),
+    explicit Table(krmx::StreamDomainOptions options = {}, krmx::StreamClientOptions client_options = {},
+                   krmx::testing::HubOptions hub_options = {})
+        : hub(std::move(hub_options)),
+          server(hub, counter_domain, counter::model(), std::move(options)),
           client_options(client_options) {}
 
     /// Connects `name` with a stream client and asks to link (nothing travels until the hub runs).
@@ -56,8 +58,8 @@ struct Table {
     }
 
     krmx::testing::Hub hub;
-    krmx::StreamHost host{hub.server()};
-    krmx::StreamServer<Counter> server;
+    krmx::DomainHost& host = hub.host();
+    krmx::StreamDomain<Counter> server;
     krmx::StreamClientOptions client_options;
     std::map<std::string, std::unique_ptr<krmx::StreamClient<Counter>>> clients;
 };

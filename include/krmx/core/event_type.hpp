@@ -2,6 +2,8 @@
 // Compile-time event types: `inline constexpr krmx::EventType<int> increment{"increment"};`
 // and typed events made by calling them: `increment(3)`.
 
+#include <cstdint>
+#include <stdexcept>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -44,6 +46,12 @@ void to_json(nlohmann::json& j, const TypedEvent<P>& event) {
 /// A named event type with payload type P (`EventType<>` for events without payload).
 /// Declare it `inline constexpr` in shared code; its name must outlive every event made from it
 /// (a string literal does).
+///
+/// The schema version says which shape of the payload the type writes: 1 unless its payload changed shape
+/// after events were stored; then declare the new version here, `EventType<Book>{"book.added", 2}`, and give
+/// readers an upcaster from each older version (krmx::EventCatalog::upcast). Every writer records the
+/// version from here (a durable domain from its model, write models and catalogs from the type), so no
+/// writer can record the wrong one.
 template <class P = NoPayload>
 class EventType {
     static_assert(detail::check_payload<P>());
@@ -51,9 +59,14 @@ class EventType {
   public:
     using payload_type = P;
 
-    constexpr explicit EventType(std::string_view name) noexcept : name_(name) {}
+    /// `schema` must be at least 1 (a constant expression refuses 0 at compile time).
+    constexpr explicit EventType(std::string_view name, std::uint32_t schema = 1) : name_(name), schema_(schema) {
+        if (schema == 0) throw std::invalid_argument("krmx::EventType: schema versions start at 1");
+    }
 
     [[nodiscard]] constexpr std::string_view name() const noexcept { return name_; }
+    /// The schema version of the payload shape this type writes (1, 2, ...).
+    [[nodiscard]] constexpr std::uint32_t schema() const noexcept { return schema_; }
 
     /// `increment(3)`. A payload of another type does not compile; arithmetic payloads refuse narrowing.
     template <class U>
@@ -69,6 +82,7 @@ class EventType {
 
   private:
     std::string_view name_;
+    std::uint32_t schema_;
 };
 
 }  // namespace krmx

@@ -3,11 +3,12 @@
 // the one place where stored records become typed events. Decoding never throws for bad data: an unknown
 // type or a payload that does not fit is reported as such, so a model can say what it skipped.
 //
-// Upcasting: a payload shape that changes gets a schema version. Every writer records the version it wrote
-// in `metadata["schema"]` (no member means version 1): `EventCatalog::encode` and `stamp` (direct appends),
-// write models (through `encode`), and durable stream servers (`persist_to(store, stream, catalog)`), so
-// an event written in the current shape is never upcast. `upcast(type, fn)` registers the step from the
-// type's current version to the next; at decode time a stored payload goes through every step from its
+// Upcasting: a payload shape that changes gets a schema version, declared where the type is:
+// `krmx::EventType<Book>{"book.added", 2}`. Every writer records the version it wrote in `metadata["schema"]`
+// (no member means version 1) from that declaration: `EventCatalog::encode` and `stamp` (direct appends),
+// write models (through `encode`), and durable domains (from their model), so an event written in the
+// current shape is never upcast. `upcast(type, fn)` registers one step, oldest first; a type at version n
+// with k steps reads versions n - k to n. At decode time a stored payload goes through every step from its
 // version up to the current one, for catch-up and live events alike, before it is converted to the payload
 // type.
 
@@ -104,12 +105,14 @@ using Upcaster = std::function<nlohmann::json(nlohmann::json payload)>;
 namespace detail {
 struct CatalogEntry {
     std::string name;
+    std::uint32_t version = 1;  // what the type writes (its EventType's schema)
     const PayloadOps* ops = nullptr;
     std::string (*describe_error)(const nlohmann::json&, std::string_view) = nullptr;
-    std::vector<Upcaster> upcasters;  // [i] turns version i + 1 into i + 2
+    std::vector<Upcaster> upcasters;  // the last one turns version - 1 into version, the one before ...
 
-    [[nodiscard]] std::uint32_t current_version() const noexcept {
-        return static_cast<std::uint32_t>(upcasters.size() + 1);
+    [[nodiscard]] std::uint32_t current_version() const noexcept { return version; }
+    [[nodiscard]] std::uint32_t oldest_readable() const noexcept {
+        return version - static_cast<std::uint32_t>(upcasters.size());
     }
 };
 }  // namespace detail
@@ -137,8 +140,8 @@ class EventCatalog {
                                std::string{type.name()} + "' is added twice");
         }
         own();
-        detail::CatalogEntry entry{
-            std::string{type.name()}, &detail::payload_ops<P>, &detail::describe_payload_error<P>, {}};
+        detail::CatalogEntry entry{std::string{type.name()}, type.schema(), &detail::payload_ops<P>,
+                                   &detail::describe_payload_error<P>, {}};
         data_->index.emplace(entry.name, data_->entries.size());
         data_->entries.push_back(std::move(entry));
         return *this;
@@ -148,7 +151,9 @@ class EventCatalog {
         return std::move(add(type));
     }
 
-    /// Registers the step from `type`'s current schema version to the next one; the next becomes current.
+    /// Registers one upcasting step of `type`, oldest first: with k steps, a type declared at schema version
+    /// n reads versions n - k to n (the last step turns n - 1 into n). Throws CatalogError when the type is
+    /// not in the catalog, or when it would have more steps than versions below its own.
     template <class P>
     EventCatalog& upcast(const EventType<P>& type, Upcaster step) & {
         own();
@@ -156,6 +161,14 @@ class EventCatalog {
         if (entry == nullptr) {
             throw CatalogError("krmx::EventCatalog '" + data_->name + "': upcaster for event type '" +
                                std::string{type.name()} + "', which is not in the catalog");
+        }
+        if (entry->upcasters.size() + 1 >= entry->version) {
+            throw CatalogError("krmx::EventCatalog '" + data_->name + "': event type '" + entry->name +
+                               "' is declared at schema version " + std::to_string(entry->version) +
+                               ", so it takes at most " + std::to_string(entry->version - 1) +
+                               " upcasters; declare its new version where the type is defined, e.g. "
+                               "krmx::EventType<Payload>{\"" +
+                               entry->name + "\", " + std::to_string(entry->version + 1) + "}");
         }
         entry->upcasters.push_back(std::move(step));
         return *this;
@@ -225,14 +238,16 @@ class EventCatalog {
         }
         try {
             std::optional<nlohmann::json> payload = record.payload;
-            const std::uint32_t version = stored_version(record);
-            if (version == 0 || version > entry->current_version()) {
+            const std::uint32_t version = stored_schema_version(record.metadata);
+            if (version < entry->oldest_readable() || version > entry->current_version()) {
                 return invalid(std::move(record), "event type '" + entry->name + "' has schema version " +
-                                                      std::to_string(version) + ", this catalog reads 1 to " +
+                                                      std::to_string(version) + ", this catalog reads " +
+                                                      std::to_string(entry->oldest_readable()) + " to " +
                                                       std::to_string(entry->current_version()));
             }
-            for (std::uint32_t v = version; v < entry->current_version(); ++v) {
-                payload = entry->upcasters[v - 1](payload ? std::move(*payload) : nlohmann::json{});
+            const std::size_t skipped = entry->upcasters.size() - (entry->current_version() - version);
+            for (std::size_t step = skipped; step < entry->upcasters.size(); ++step) {
+                payload = entry->upcasters[step](payload ? std::move(*payload) : nlohmann::json{});
             }
             detail::PayloadBox box;
             if (!entry->ops->has_payload) {
@@ -267,15 +282,6 @@ class EventCatalog {
         std::vector<detail::CatalogEntry> entries;
         std::unordered_map<std::string, std::size_t, detail::StringHash, std::equal_to<>> index;
     };
-
-    static std::uint32_t stored_version(const RecordedEvent& record) {
-        if (!record.metadata.is_object()) return 1;
-        const auto found = record.metadata.find(schema_metadata_key);
-        if (found == record.metadata.end()) return 1;
-        if (!found->is_number_unsigned() && !found->is_number_integer()) return 0;
-        const auto v = found->get<std::int64_t>();
-        return v < 1 || v > 1'000'000 ? 0 : static_cast<std::uint32_t>(v);
-    }
 
     static DecodeResult invalid(RecordedEvent record, std::string reason) {
         DecodeResult result;

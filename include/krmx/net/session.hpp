@@ -1,19 +1,23 @@
 #pragma once
-// krmx::net::Session: the Krmx session layer (PROTOCOL.md, section 1) as a state machine without I/O.
+// krmx::net::Session: the Krmx session layer (docs/protocol.md, section 1) as a state machine without I/O.
 // The I/O layer (WebSocketServer, or a test) tells it about connections and their text frames; the session
 // answers through a SessionSink: frames to send to a connection, and connections to close. Everything runs
 // on the caller's thread, time comes from an injectable clock, and deadlines fire in `tick()`.
 //
 //   RecordingSink sink;                       // any krmx::net::SessionSink
 //   krmx::net::Session session{sink};
-//   krmx::StreamHost host{session};           // a krmx::ServerTransport: streams run on it unchanged
+//   krmx::DomainHost host{session};           // a krmx::ServerTransport: streams run on it unchanged
 //   auto c = session.connect();
 //   session.receive(c, R"({"type":"krmx/link","payload":{"username":"alice","version":"0.5.4"}})");
 //
-// Behaviour where PROTOCOL.md is silent follows @krmx/server@0.5.5 (users in join order, `join` before
-// `link`, unlink and leave broadcasts). Additions: an authentication hook may answer later (with a
-// timeout), a connection that does not link in time is closed, sends to users that are not linked are
-// counted instead of thrown.
+// Behaviour follows @krmx/server@0.5.5 (users in join order, `join` before `link`, unlink and leave
+// broadcasts). Additions: an authentication hook may answer later (with a timeout), a connection that does
+// not link in time is closed, sends to users that are not linked are counted instead of thrown, and a link
+// may name the features its client reads (`features`, see has_feature).
+//
+// Every frame is read once, here, under krmx's one grammar (a krmx::Message): the application's message
+// callbacks get the scanned message, so nobody downstream reads the text again. A frame outside the
+// grammar is not a message: from a linked user it unlinks the user, as an unparsable frame does in Krmx.
 
 #include <algorithm>
 #include <chrono>
@@ -31,7 +35,8 @@
 #include <nlohmann/json.hpp>
 
 #include "krmx/core/clock.hpp"
-#include "krmx/core/detail/json_scan.hpp"
+#include "krmx/core/detail/json_write.hpp"
+#include "krmx/core/message.hpp"
 #include "krmx/core/subscription.hpp"
 #include "krmx/net/username.hpp"
 #include "krmx/sync/transport.hpp"
@@ -71,6 +76,9 @@ struct LinkRequest {
     std::string username;
     std::string version;
     std::optional<std::string> auth;  ///< the `auth` member, when the client sent one
+    /// The `features` member: what the client reads beyond Krmx 0.5 (e.g. "stream/history"); empty when
+    /// it sent none.
+    std::vector<std::string> features;
     bool is_new_user = false;
 };
 
@@ -139,6 +147,9 @@ struct SessionStatistics {
     std::uint64_t link_deadline_closes = 0;
     std::uint64_t undeliverable = 0;  ///< send() to a user that is not linked: dropped
     std::uint64_t hook_errors = 0;    ///< authentication hooks that threw
+    /// The application's callbacks (on_join, on_link, on_unlink, on_leave, on_message) that threw: each is
+    /// counted and skipped, the other callbacks and the session go on.
+    std::uint64_t callback_errors = 0;
 
     [[nodiscard]] std::uint64_t rejected() const noexcept {
         return rejected_invalid_message + rejected_unlinked_connection + rejected_invalid_link_request +
@@ -155,37 +166,54 @@ struct SessionUser {
 
 namespace detail {
 
-[[nodiscard]] inline std::string session_json_string(std::string_view text) {
-    // Usernames passed a predicate the application may have loosened; never throw on odd bytes.
-    return nlohmann::json(std::string{text}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 [[nodiscard]] inline std::string session_user_frame(std::string_view type, std::string_view username) {
     std::string out;
     out.reserve(48 + username.size());
     out += R"({"type":")";
     out += type;
     out += R"(","payload":{"username":)";
-    out += session_json_string(username);
+    // Usernames passed a predicate the application may have loosened: the one escaper never throws.
+    krmx::detail::append_json_string(out, username);
     out += "}}";
     return out;
 }
 
 [[nodiscard]] inline std::string session_rejected_frame(std::string_view reason) {
-    return R"({"type":"krmx/rejected","payload":{"reason":)" + session_json_string(reason) + "}}";
+    std::string out = R"({"type":"krmx/rejected","payload":{"reason":)";
+    krmx::detail::append_json_string(out, reason);
+    return out + "}}";
 }
 
-// The decoded `type` of a scanned message, when it is a string.
-[[nodiscard]] inline std::optional<std::string> session_message_type(
-    const std::vector<krmx::detail::JsonMember>& members) {
-    const auto* type = krmx::detail::find_member(members, "type");
-    if (!type) return std::nullopt;
-    try {
-        return krmx::detail::json_string_value(type->value);
-    } catch (...) {
-        return std::nullopt;  // the scanner validated it already; never let a decode error escape
-    }
+// A string member of a scanned payload, decoded; nothing when absent or not a string.
+[[nodiscard]] inline std::optional<std::string> string_field(const Message& message, std::string_view key) {
+    const auto* member = message.field(key);
+    return member ? krmx::detail::json_string_value(member->value) : std::nullopt;
 }
+
+// Readers for nested receive() calls (a hook may deliver another frame synchronously): one per level.
+class ReaderStack {
+  public:
+    class Lease {
+      public:
+        explicit Lease(ReaderStack& stack) : stack_(stack) {
+            if (stack_.depth_ == stack_.readers_.size()) stack_.readers_.push_back(std::make_unique<MessageReader>());
+            reader_ = stack_.readers_[stack_.depth_++].get();
+        }
+        Lease(const Lease&) = delete;
+        Lease& operator=(const Lease&) = delete;
+        ~Lease() { --stack_.depth_; }
+        MessageReader& operator*() const noexcept { return *reader_; }
+        MessageReader* operator->() const noexcept { return reader_; }
+
+      private:
+        ReaderStack& stack_;
+        MessageReader* reader_;
+    };
+
+  private:
+    std::vector<std::unique_ptr<MessageReader>> readers_;
+    std::size_t depth_ = 0;
+};
 
 }  // namespace detail
 
@@ -215,19 +243,12 @@ class Session {
             ++statistics_.ignored_while_authenticating;
             return;
         }
-        struct Lend {  // scratch space lent out for the call: a hook may re-enter receive()
-            std::vector<krmx::detail::JsonMember>& home;
-            std::vector<krmx::detail::JsonMember> v = std::move(home);
-            ~Lend() { home = std::move(v); }
-        } members{members_};
-        members.v.clear();
-        std::optional<std::string> type;
-        if (krmx::detail::scan_object(text, members.v).empty())
-            type = detail::session_message_type(members.v);
+        const detail::ReaderStack::Lease reader{readers_};
+        const Message* message = reader->read(text).empty() ? &reader->message() : nullptr;
         if (c->user) {
-            linked_message(c->user->username, type, text);
+            linked_message(c->user->username, message);
         } else {
-            unlinked_message(connection, type, members.v);
+            unlinked_message(connection, message);
         }
     }
 
@@ -310,7 +331,7 @@ class Session {
     Subscription on_link(UserCallback f) { return on_link_.connect(std::move(f)); }
     Subscription on_unlink(UserCallback f) { return on_unlink_.connect(std::move(f)); }
     Subscription on_leave(UserCallback f) { return on_leave_.connect(std::move(f)); }
-    /// Custom messages of linked users, as the text they arrived as.
+    /// Custom messages of linked users, read once: `f(std::string_view username, const krmx::Message&)`.
     Subscription on_message(UserMessageCallback f) { return on_message_.connect(std::move(f)); }
 
     /// To one linked user; counted in `undeliverable` and dropped when the user is not linked.
@@ -369,9 +390,20 @@ class Session {
         return it->second.user->username;
     }
     [[nodiscard]] bool open(ConnectionId connection) const { return connections_.contains(connection); }
+    /// Whether the client of a linked user named `feature` in its link request (`features`); false for
+    /// users that are not linked.
+    [[nodiscard]] bool has_feature(std::string_view username, std::string_view feature) const {
+        const auto* u = find_user(username);
+        if (!u || !u->connection) return false;
+        return std::find(u->features.begin(), u->features.end(), feature) != u->features.end();
+    }
     [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
     [[nodiscard]] std::size_t linked_count() const noexcept { return linked_count_; }
-    [[nodiscard]] const SessionStatistics& statistics() const noexcept { return statistics_; }
+    [[nodiscard]] const SessionStatistics& statistics() const noexcept {
+        statistics_.callback_errors = on_join_.errors() + on_link_.errors() + on_unlink_.errors() +
+                                      on_leave_.errors() + on_message_.errors();
+        return statistics_;
+    }
     [[nodiscard]] const SessionOptions& options() const noexcept { return options_; }
 
   private:
@@ -380,10 +412,12 @@ class Session {
     struct User {
         std::string username;
         std::optional<ConnectionId> connection;
+        std::vector<std::string> features;  // of the link, while linked
     };
     struct PendingLink {
         std::uint64_t ticket;
         std::string username;
+        std::vector<std::string> features;
         TimePoint deadline;
     };
     struct Connection {
@@ -417,44 +451,43 @@ class Session {
         send_frame(connection, detail::session_rejected_frame(reason));
     }
 
-    void linked_message(const std::string& username, const std::optional<std::string>& type,
-                        std::string_view text) {
-        if (!type) {
+    void linked_message(const std::string& username, const Message* message) {
+        if (!message) {
             ++statistics_.unlinked_by_bad_message;
             unlink(username);
             return;
         }
-        if (*type == "krmx/link" || *type == "krmx/unlink") {
+        const std::string_view type = message->type();
+        if (type == "krmx/link" || type == "krmx/unlink") {
             unlink(username);
             return;
         }
-        if (*type == "krmx/leave") {
+        if (type == "krmx/leave") {
             leave(username);
             return;
         }
-        if (type->starts_with("krmx/")) {
+        if (type.starts_with("krmx/")) {
             ++statistics_.unlinked_by_bad_message;
             unlink(username);
             return;
         }
         ++statistics_.messages;
         const std::string user = username;  // the callbacks may unlink or kick this very user
-        on_message_.emit(user, text);
+        on_message_.emit(user, *message);
     }
 
-    void unlinked_message(ConnectionId connection, const std::optional<std::string>& type,
-                          const std::vector<krmx::detail::JsonMember>& members) {
-        if (!type) {
+    void unlinked_message(ConnectionId connection, const Message* message) {
+        if (!message) {
             ++statistics_.rejected_invalid_message;
             reject(connection, "invalid message");
             return;
         }
-        if (*type != "krmx/link") {
+        if (message->type() != "krmx/link") {
             ++statistics_.rejected_unlinked_connection;
             reject(connection, "unlinked connection");
             return;
         }
-        auto request = parse_link(connection, members);
+        auto request = parse_link(connection, *message);
         if (!request) {
             ++statistics_.rejected_invalid_link_request;
             reject(connection, "invalid link request");
@@ -484,13 +517,14 @@ class Session {
             return;
         }
         if (!options_.authenticate) {
-            complete_link(connection, request->username);
+            complete_link(connection, request->username, std::move(request->features));
             return;
         }
         // The name is reserved while the hook decides, so that nobody else links it meanwhile.
         auto* c = find_connection(connection);
         const std::uint64_t ticket = ++last_ticket_;
-        c->pending = PendingLink{ticket, request->username, clock_.now() + options_.authentication_timeout};
+        c->pending = PendingLink{ticket, request->username, request->features,
+                                 clock_.now() + options_.authentication_timeout};
         reserved_.push_back(request->username);
         try {
             options_.authenticate(*request, LinkDecision{this, alive_, ticket});
@@ -509,33 +543,31 @@ class Session {
         }
     }
 
-    // Check 3: payload an object, username and version strings, auth absent or a string.
-    [[nodiscard]] static std::optional<LinkRequest> parse_link(
-        ConnectionId connection, const std::vector<krmx::detail::JsonMember>& members) {
-        const auto* payload = krmx::detail::find_member(members, "payload");
-        if (!payload || krmx::detail::json_raw_kind(payload->value) != "object") return std::nullopt;
-        std::vector<krmx::detail::JsonMember> fields;
-        if (!krmx::detail::scan_object(payload->value, fields).empty()) return std::nullopt;
-        const auto* username = krmx::detail::find_member(fields, "username");
-        const auto* version = krmx::detail::find_member(fields, "version");
-        const auto* auth = krmx::detail::find_member(fields, "auth");
-        if (!username || !version) return std::nullopt;
-        try {
-            LinkRequest request;
-            request.connection = connection;
-            auto name = krmx::detail::json_string_value(username->value);
-            auto ver = krmx::detail::json_string_value(version->value);
-            if (!name || !ver) return std::nullopt;
-            request.username = std::move(*name);
-            request.version = std::move(*ver);
-            if (auth) {
-                request.auth = krmx::detail::json_string_value(auth->value);
-                if (!request.auth) return std::nullopt;
-            }
-            return request;
-        } catch (...) {
-            return std::nullopt;
+    // Check 3: payload an object, username and version strings, auth absent or a string, features absent
+    // or an array of strings.
+    [[nodiscard]] static std::optional<LinkRequest> parse_link(ConnectionId connection, const Message& message) {
+        if (!message.payload_is_object()) return std::nullopt;
+        LinkRequest request;
+        request.connection = connection;
+        auto name = detail::string_field(message, "username");
+        auto version = detail::string_field(message, "version");
+        if (!name || !version) return std::nullopt;
+        request.username = std::move(*name);
+        request.version = std::move(*version);
+        if (message.field("auth")) {
+            request.auth = detail::string_field(message, "auth");
+            if (!request.auth) return std::nullopt;
         }
+        if (const auto* features = message.field("features")) {
+            // Rare and small: read with nlohmann (the scanner validated it already, so it parses).
+            const auto list = nlohmann::json::parse(features->value, nullptr, false);
+            if (!list.is_array()) return std::nullopt;
+            for (const auto& feature : list) {
+                if (!feature.is_string()) return std::nullopt;
+                request.features.push_back(feature.get<std::string>());
+            }
+        }
+        return request;
     }
 
     // An authentication answered (or timed out, or its hook threw).
@@ -551,23 +583,24 @@ class Session {
 
     void finish_pending(Connection& c, ConnectionId id, std::optional<std::string> rejection) {
         const std::string username = std::move(c.pending->username);
+        auto features = std::move(c.pending->features);
         c.pending.reset();
         std::erase(reserved_, username);
         if (rejection) {
             reject(id, *rejection);
             return;
         }
-        complete_link(id, username);
+        complete_link(id, username, std::move(features));
     }
 
-    void complete_link(ConnectionId connection, const std::string& username) {
+    void complete_link(ConnectionId connection, const std::string& username, std::vector<std::string> features) {
         if (!find_connection(connection)) return;
         send_frame(connection, R"({"type":"krmx/accepted"})");
         if (!find_user(username)) {
             // Join: the others hear of the new user first, then the user exists (last in join order).
             broadcast(
                 std::make_shared<const std::string>(detail::session_user_frame("krmx/joined", username)));
-            users_.push_back(std::make_unique<User>(User{username, std::nullopt}));
+            users_.push_back(std::make_unique<User>(User{username, std::nullopt, {}}));
             by_name_.emplace(users_.back()->username, users_.back().get());
             ++statistics_.joins;
             on_join_.emit(username);
@@ -577,6 +610,7 @@ class Session {
         if (!c || !u || c->user || u->connection) return;  // a join hook changed the picture: stop here
         c->user = u;
         u->connection = connection;
+        u->features = std::move(features);
         ++linked_count_;
         ++statistics_.links;
         for (const auto& other : users_) {
@@ -601,6 +635,7 @@ class Session {
             sink_->send(*other->connection, frame);
         }
         u.connection.reset();
+        u.features.clear();
         --linked_count_;
         if (auto* c = find_connection(connection)) {
             c->user = nullptr;
@@ -655,16 +690,16 @@ class Session {
     std::vector<std::unique_ptr<User>> users_;  // join order
     std::unordered_map<std::string_view, User*, NameHash, std::equal_to<>> by_name_;
     std::vector<std::string> reserved_;  // usernames waiting for an authentication answer
-    std::vector<krmx::detail::JsonMember> members_;
+    detail::ReaderStack readers_;
     ConnectionId last_connection_ = 0;
     std::uint64_t last_ticket_ = 0;
     std::size_t linked_count_ = 0;
-    SessionStatistics statistics_;
+    mutable SessionStatistics statistics_;  // callback_errors is read from the signals when asked
     krmx::detail::Signal<std::string_view> on_join_;
     krmx::detail::Signal<std::string_view> on_link_;
     krmx::detail::Signal<std::string_view> on_unlink_;
     krmx::detail::Signal<std::string_view> on_leave_;
-    krmx::detail::Signal<std::string_view, std::string_view> on_message_;
+    krmx::detail::Signal<std::string_view, const Message&> on_message_;
 };
 
 inline void LinkDecision::answer(std::optional<std::string> rejection) const {

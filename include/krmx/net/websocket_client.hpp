@@ -12,11 +12,11 @@
 //   (void)counter.dispatch(counter::increment(1));
 //   client.run_for(100ms);
 //
-// The session as @krmx/client sees it: on_link fires on `krmx/accepted` (before the history that
-// follows), on_unlink on its own `krmx/unlinked` or when the connection is lost; custom messages reach
-// on_message only while linked (as @krmx/client drops them otherwise); rejections are reported with the
-// server's reason. After a lost connection, connect() again and link() again: the stream rebuilds from
-// the history.
+// The session as @krmx/client sees it (krmx::net::ClientSession, which the in-process test hub's clients
+// run too): on_link fires on `krmx/accepted` (before the history that follows), on_unlink on its own
+// `krmx/unlinked` or when the connection is lost; custom messages reach on_message only while linked (as
+// @krmx/client drops them otherwise); rejections are reported with the server's reason. After a lost
+// connection, connect() again and link() again: the stream rebuilds from the history.
 
 #include <algorithm>
 #include <chrono>
@@ -41,16 +41,16 @@
 #include <boost/beast/websocket.hpp>
 
 #include "krmx/core/clock.hpp"
-#include "krmx/core/detail/json_scan.hpp"
 #include "krmx/core/subscription.hpp"
+#include "krmx/net/client_session.hpp"
 #include "krmx/net/session.hpp"
 #include "krmx/sync/transport.hpp"
 
 namespace krmx::net {
 
 struct WebSocketClientOptions {
-    /// The version sent in krmx/link (servers check its major.minor).
-    std::string version = "0.5.4";
+    /// The version and the features sent in krmx/link.
+    ClientSessionOptions session = {};
     /// Incoming frames longer than this close the connection (histories can be long).
     std::size_t max_message_bytes = std::size_t{64} << 20;
     /// How often on_tick fires while the client runs (StreamClient expires pending events on it).
@@ -64,21 +64,14 @@ struct WebSocketClientStatistics {
     std::uint64_t disconnects = 0;  ///< lost or closed connections
     std::uint64_t frames_in = 0;
     std::uint64_t frames_out = 0;
-    std::uint64_t rejections = 0;
-    std::uint64_t dropped_sends = 0;     ///< send() while not linked
-    std::uint64_t ignored_messages = 0;  ///< custom messages while not linked, unparsable frames
-};
-
-/// A user as this client knows it from the session frames.
-struct ClientUser {
-    std::string username;
-    bool linked = false;
+    std::uint64_t dropped_sends = 0;  ///< send() while not linked
+    // Rejections and ignored frames: session().statistics().
 };
 
 class WebSocketClient {
   public:
     explicit WebSocketClient(WebSocketClientOptions options = {})
-        : options_(std::move(options)), tick_timer_(context_) {}
+        : options_(std::move(options)), session_(options_.session), tick_timer_(context_) {}
     WebSocketClient(const WebSocketClient&) = delete;
     WebSocketClient& operator=(const WebSocketClient&) = delete;
     ~WebSocketClient() {
@@ -126,21 +119,16 @@ class WebSocketClient {
         ws_ = std::move(ws);
         ++generation_;
         ++statistics_.connects;
-        users_.clear();
         read();
         schedule_tick();
     }
 
     /// Asks to link as `username`, with an optional auth token. The answer comes while the client runs.
     void link(std::string username, std::optional<std::string> auth = std::nullopt) {
-        nlohmann::json payload{{"username", username}, {"version", options_.version}};
-        if (auth) payload["auth"] = *auth;
-        linking_ = std::move(username);
-        last_rejection_.reset();
-        write(nlohmann::json{{"type", "krmx/link"}, {"payload", payload}}.dump());
+        write(session_.link_frame(std::move(username), auth));
     }
-    void unlink() { write(R"({"type":"krmx/unlink"})"); }
-    void leave() { write(R"({"type":"krmx/leave"})"); }
+    void unlink() { write(ClientSession::unlink_frame()); }
+    void leave() { write(ClientSession::leave_frame()); }
     /// Closes the connection politely (close frame), waiting briefly for the server's answer.
     void disconnect() {
         if (!ws_) return;
@@ -186,31 +174,36 @@ class WebSocketClient {
     }
 
     [[nodiscard]] bool connected() const noexcept { return ws_ != nullptr; }
-    [[nodiscard]] bool linked() const noexcept { return username_.has_value(); }
+    [[nodiscard]] bool linked() const noexcept { return session_.linked(); }
     /// The username this client is linked as.
-    [[nodiscard]] const std::optional<std::string>& username() const noexcept { return username_; }
+    [[nodiscard]] const std::optional<std::string>& username() const noexcept { return session_.username(); }
     /// The reason of the last `krmx/rejected`, until the next link().
     [[nodiscard]] const std::optional<std::string>& last_rejection() const noexcept {
-        return last_rejection_;
+        return session_.last_rejection();
     }
     /// Users as the session frames told this client, in the order it learned of them.
-    [[nodiscard]] const std::vector<ClientUser>& users() const noexcept { return users_; }
+    [[nodiscard]] const std::vector<ClientUser>& users() const noexcept { return session_.users(); }
     /// Every `krmx/*` frame received, in order (for tests and tools); clear it when you like.
-    [[nodiscard]] std::vector<std::string>& session_frames() noexcept { return session_frames_; }
+    [[nodiscard]] std::vector<std::string>& session_frames() noexcept { return session_.session_frames(); }
+    /// The session as this client sees it: users, rejections, ignored frames.
+    [[nodiscard]] ClientSession& session() noexcept { return session_; }
     [[nodiscard]] const WebSocketClientStatistics& statistics() const noexcept { return statistics_; }
+    /// How many times a callback (on_link, on_unlink, on_message, on_rejected, on_tick, on_close) threw: each
+    /// is counted and skipped, the client goes on.
+    [[nodiscard]] std::uint64_t callback_errors() const noexcept {
+        return session_.callback_errors() + on_tick_.errors() + on_close_.errors();
+    }
     [[nodiscard]] boost::asio::io_context& context() noexcept { return context_; }
 
     /// `f(std::string_view reason)`: a link attempt was rejected.
-    Subscription on_rejected(std::function<void(std::string_view)> f) {
-        return on_rejected_.connect(std::move(f));
-    }
+    Subscription on_rejected(std::function<void(std::string_view)> f) { return session_.on_rejected(std::move(f)); }
     /// `f()`: the connection is gone (after on_unlink when it was linked).
     Subscription on_close(NoticeCallback f) { return on_close_.connect(std::move(f)); }
 
     // krmx::ClientTransport and krmx::TickingTransport
-    Subscription on_link(UserCallback f) { return on_link_.connect(std::move(f)); }
-    Subscription on_unlink(NoticeCallback f) { return on_unlink_.connect(std::move(f)); }
-    Subscription on_message(MessageCallback f) { return on_message_.connect(std::move(f)); }
+    Subscription on_link(UserCallback f) { return session_.on_link(std::move(f)); }
+    Subscription on_unlink(NoticeCallback f) { return session_.on_unlink(std::move(f)); }
+    Subscription on_message(MessageCallback f) { return session_.on_message(std::move(f)); }
     Subscription on_tick(NoticeCallback f) { return on_tick_.connect(std::move(f)); }
     /// A custom message to the server; dropped (and counted) while not linked, as @krmx/client refuses it.
     void send(std::string text) {
@@ -267,7 +260,7 @@ class WebSocketClient {
             const auto data = buffer_.cdata();
             const std::string text{static_cast<const char*>(data.data()), data.size()};
             buffer_.consume(buffer_.size());
-            handle(text);
+            session_.receive(text);
             if (ws_ && g == generation_) read();
         });
     }
@@ -279,68 +272,6 @@ class WebSocketClient {
             on_tick_.emit();
             schedule_tick();
         });
-    }
-
-    void handle(const std::string& text) {
-        std::vector<krmx::detail::JsonMember> members;
-        std::vector<krmx::detail::JsonMember> payload;
-        std::optional<std::string> type;
-        if (krmx::detail::scan_object(text, members, "payload", payload).empty()) {
-            type = detail::session_message_type(members);
-        }
-        if (!type) {
-            ++statistics_.ignored_messages;
-            return;
-        }
-        if (!type->starts_with("krmx/")) {
-            if (!linked()) {
-                ++statistics_.ignored_messages;
-                return;
-            }
-            on_message_.emit(text);
-            return;
-        }
-        session_frames_.push_back(text);
-        const auto field = [&payload](std::string_view key) -> std::string {
-            const auto* m = krmx::detail::find_member(payload, key);
-            if (!m) return {};
-            try {
-                return krmx::detail::json_string_value(m->value).value_or(std::string{});
-            } catch (...) {
-                return {};
-            }
-        };
-        if (*type == "krmx/accepted") {
-            username_ = linking_;
-            on_link_.emit(*username_);
-        } else if (*type == "krmx/rejected") {
-            ++statistics_.rejections;
-            last_rejection_ = field("reason");
-            on_rejected_.emit(*last_rejection_);
-        } else if (*type == "krmx/joined") {
-            const auto name = field("username");
-            if (!find(name)) users_.push_back(ClientUser{name, false});
-        } else if (*type == "krmx/linked") {
-            if (auto* u = find(field("username"))) u->linked = true;
-        } else if (*type == "krmx/unlinked") {
-            const auto name = field("username");
-            if (auto* u = find(name)) u->linked = false;
-            if (username_ && name == *username_) {
-                username_.reset();
-                users_.clear();
-                on_unlink_.emit();
-            }
-        } else if (*type == "krmx/left") {
-            const auto name = field("username");
-            std::erase_if(users_, [&name](const ClientUser& u) { return u.username == name; });
-        }
-    }
-
-    ClientUser* find(std::string_view name) {
-        for (auto& u : users_) {
-            if (u.username == name) return &u;
-        }
-        return nullptr;
     }
 
     void lost() {
@@ -356,14 +287,12 @@ class WebSocketClient {
         queue_.clear();
         writing_ = false;
         buffer_.consume(buffer_.size());
-        users_.clear();
-        const bool was_linked = username_.has_value();
-        username_.reset();
-        if (was_linked) on_unlink_.emit();
+        session_.lost();
         on_close_.emit();
     }
 
     WebSocketClientOptions options_;
+    ClientSession session_;
     boost::asio::io_context context_{1};
     boost::asio::steady_timer tick_timer_;
     std::unique_ptr<Ws> ws_;
@@ -372,17 +301,8 @@ class WebSocketClient {
     std::deque<SharedText> queue_;
     bool writing_ = false;
     std::uint64_t generation_ = 0;
-    std::string linking_;
-    std::optional<std::string> username_;
-    std::optional<std::string> last_rejection_;
-    std::vector<ClientUser> users_;
-    std::vector<std::string> session_frames_;
     WebSocketClientStatistics statistics_;
-    krmx::detail::Signal<std::string_view> on_link_;
-    krmx::detail::Signal<> on_unlink_;
-    krmx::detail::Signal<std::string_view> on_message_;
     krmx::detail::Signal<> on_tick_;
-    krmx::detail::Signal<std::string_view> on_rejected_;
     krmx::detail::Signal<> on_close_;
 };
 

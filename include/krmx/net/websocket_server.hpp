@@ -1,12 +1,11 @@
 #pragma once
 // krmx::net::WebSocketServer: a Krmx server on Boost.Beast WebSockets. It drives a krmx::net::Session
-// (the protocol, without I/O) from one single-threaded io_context, so the session, every StreamServer
-// and the game's own code run on one thread and need no locks. Needs the krmx::websocket CMake target
-// (Boost headers: Beast and Asio).
+// (the protocol, without I/O) from one single-threaded io_context, so the session, every domain and the
+// game's own code run on one thread and need no locks. Needs the krmx::websocket CMake target (Boost
+// headers: Beast and Asio).
 //
 //   krmx::net::WebSocketServer server{{.port = 8082}};
-//   krmx::StreamHost host{server};                                   // a krmx::ServerTransport
-//   krmx::StreamServer counter{host, "counter", counter::model(), {.history_as_appends = true}};
+//   krmx::StreamDomain counter{server, "counter", counter::model()};  // on server.host()
 //   std::cout << "listening on " << server.port() << "\n";
 //   server.run();                                                    // until stop()
 //
@@ -69,6 +68,7 @@
 #include "krmx/net/detail/static_files.hpp"
 #include "krmx/net/detail/text_frame.hpp"
 #include "krmx/net/session.hpp"
+#include "krmx/sync/domain_host.hpp"
 #include "krmx/sync/transport.hpp"
 
 namespace krmx::net {
@@ -141,6 +141,9 @@ struct WebSocketServerStatistics {
     std::uint64_t bytes_out = 0;
     std::uint64_t memory_returns = 0;  ///< times free memory went back to the system after a burst
     std::uint64_t open = 0;            ///< sockets open now
+    /// Functions given to post() and after(), and application code called from a frame, that threw: each is
+    /// counted and the server goes on. (The session's own callbacks: session().statistics().)
+    std::uint64_t callback_errors = 0;
 };
 
 namespace detail {
@@ -265,7 +268,7 @@ class WebSocketServerCore final : public SessionSink {
             try {
                 f();
             } catch (...) {
-                ++user_errors_;
+                ++statistics_.callback_errors;
             }
         });
     }
@@ -276,7 +279,6 @@ class WebSocketServerCore final : public SessionSink {
     [[nodiscard]] WebSocketServerStatistics& statistics() noexcept { return statistics_; }
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
     [[nodiscard]] bool stopping() const noexcept { return stopping_; }
-    [[nodiscard]] std::uint64_t user_errors() const noexcept { return user_errors_; }
 
     // For connections.
     ConnectionId opened(const std::shared_ptr<ServerConnection>& c) {
@@ -290,7 +292,7 @@ class WebSocketServerCore final : public SessionSink {
         try {
             session_.receive(id, text);
         } catch (...) {
-            ++user_errors_;  // a hook threw past the session (it catches its own): keep serving
+            ++statistics_.callback_errors;  // a domain threw past the session: keep serving
         }
     }
     void closed(const std::shared_ptr<ServerConnection>& c) {
@@ -302,7 +304,7 @@ class WebSocketServerCore final : public SessionSink {
                 try {
                     session_.disconnect(id);
                 } catch (...) {
-                    ++user_errors_;
+                    ++statistics_.callback_errors;
                 }
                 maybe_stopped();
             });
@@ -340,7 +342,7 @@ class WebSocketServerCore final : public SessionSink {
             try {
                 session_.tick();
             } catch (...) {
-                ++user_errors_;
+                ++statistics_.callback_errors;
             }
             return_memory();
             schedule_tick();
@@ -377,7 +379,6 @@ class WebSocketServerCore final : public SessionSink {
     WebSocketServerStatistics statistics_;
     std::uint16_t port_ = 0;
     bool stopping_ = false;
-    std::uint64_t user_errors_ = 0;
     std::size_t released_at_trim_ = combining_bytes_released.load();
 };
 
@@ -614,8 +615,9 @@ inline void ServerConnection::finish(beast::error_code) {
 class WebSocketServer {
   public:
     /// Binds and listens at once (throws boost::system::system_error when it cannot); serves on run().
-    explicit WebSocketServer(WebSocketServerOptions options = {})
-        : core_(std::make_unique<detail::WebSocketServerCore>(std::move(options))) {}
+    explicit WebSocketServer(WebSocketServerOptions options = {}, DomainHostOptions host = {})
+        : core_(std::make_unique<detail::WebSocketServerCore>(std::move(options))),
+          host_(std::make_unique<DomainHost>(*this, host)) {}
     WebSocketServer(const WebSocketServer&) = delete;
     WebSocketServer& operator=(const WebSocketServer&) = delete;
 
@@ -627,13 +629,14 @@ class WebSocketServer {
     void run() { core_->context().run(); }
     /// Runs for at most `d` (tests and games with their own loop).
     void run_for(Duration d) { core_->context().run_for(d); }
-    /// From any thread: runs `f` on the server's thread.
+    /// From any thread: runs `f` on the server's thread (a function that throws is counted in
+    /// statistics().callback_errors; the loop survives the game's mistakes).
     void post(std::function<void()> f) {
-        boost::asio::post(core_->context(), [f = std::move(f)] {
+        boost::asio::post(core_->context(), [core = core_.get(), f = std::move(f)] {
             try {
                 f();
             } catch (...) {
-                // The loop must survive the game's mistakes; counted with the hook errors.
+                ++core->statistics().callback_errors;
             }
         });
     }
@@ -649,6 +652,8 @@ class WebSocketServer {
 
     /// The session layer: users, kick, hooks (join, leave, ...), its statistics.
     [[nodiscard]] Session& session() noexcept { return core_->session(); }
+    /// The host of this server's domains: `krmx::StreamDomain counter{server, "counter", model}` attaches to it.
+    [[nodiscard]] DomainHost& host() noexcept { return *host_; }
     [[nodiscard]] const WebSocketServerStatistics& statistics() const noexcept { return core_->statistics(); }
     [[nodiscard]] const WebSocketServerOptions& options() const noexcept { return core_->options(); }
 
@@ -658,9 +663,13 @@ class WebSocketServer {
     Subscription on_message(UserMessageCallback f) { return session().on_message(std::move(f)); }
     void send(std::string_view username, std::string text) { session().send(username, std::move(text)); }
     void broadcast(std::string text) { session().broadcast(std::move(text)); }
+    [[nodiscard]] bool has_feature(std::string_view username, std::string_view feature) const {
+        return core_->session().has_feature(username, feature);
+    }
 
   private:
     std::unique_ptr<detail::WebSocketServerCore> core_;
+    std::unique_ptr<DomainHost> host_;
 };
 
 static_assert(ServerTransport<WebSocketServer>);

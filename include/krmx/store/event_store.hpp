@@ -93,12 +93,16 @@ struct NewEvent {
 /// member means version 1). Readers upcast older versions to the current shape (see krmx::EventCatalog).
 inline constexpr std::string_view schema_metadata_key = "schema";
 
-/// What a writer asks to learn which schema version it writes a type in: `schema_version(type)`, 0 for a
-/// type it does not know. krmx::EventCatalog is one.
-template <class S>
-concept SchemaVersions = std::copy_constructible<S> && requires(const S& schemas, std::string_view type) {
-    { schemas.schema_version(type) } -> std::convertible_to<std::uint32_t>;
-};
+/// The schema version a stored event's metadata records: 1 when it records none, 0 when what it records is
+/// not a version (readers refuse such a record rather than guess).
+[[nodiscard]] inline std::uint32_t stored_schema_version(const nlohmann::json& metadata) {
+    if (!metadata.is_object()) return 1;
+    const auto found = metadata.find(schema_metadata_key);
+    if (found == metadata.end()) return 1;
+    if (!found->is_number_unsigned() && !found->is_number_integer()) return 0;
+    const auto v = found->get<std::int64_t>();
+    return v < 1 || v > 1'000'000 ? 0 : static_cast<std::uint32_t>(v);
+}
 
 /// An event as stored.
 struct RecordedEvent {

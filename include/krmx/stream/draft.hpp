@@ -7,7 +7,7 @@ namespace krmx {
 
 /// Handed to handlers written as `(krmx::Draft<State>& s, dispatcher, payload)`. Reads go through
 /// `*s` / `s->` (const); writes through `s.write()`. Because the stream knows nothing was written
-/// before `write()`, a handler that throws before it costs no restore, however large the state.
+/// before `write()`, a handler that throws before it costs no roll back, however large the state.
 template <class State>
 class Draft {
   public:
@@ -18,7 +18,7 @@ class Draft {
     [[nodiscard]] const State& operator*() const noexcept { return state_; }
     [[nodiscard]] const State* operator->() const noexcept { return &state_; }
     [[nodiscard]] const State& get() const noexcept { return state_; }
-    /// Mutable access. From here on a throw makes the stream restore the state.
+    /// Mutable access. From here on a throw makes the stream roll the state back.
     [[nodiscard]] State& write() noexcept {
         written_ = true;
         return state_;

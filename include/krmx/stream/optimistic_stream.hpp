@@ -48,7 +48,7 @@
 //   pending() comes with at least one of the three signals.
 // - A handler that refuses after writing (see stream_model.hpp) is undone: on the optimistic state by a
 //   rebuild, on the confirmed state (only a divergent server event can do that) by replaying the confirmed
-//   log from the initial state (counters().restores).
+//   log from the initial state (counters().rollbacks).
 
 #include <algorithm>
 #include <chrono>
@@ -90,7 +90,7 @@ struct OptimisticCounters {
     std::uint64_t confirmed_in_place = 0;  ///< own oldest events confirmed with one application, no rebuild
     std::uint64_t divergent = 0;           ///< server events this client's model refused
     std::uint64_t expired = 0;             ///< pending events dropped by expiry
-    std::uint64_t restores = 0;  ///< confirmed state replayed from its log (after a divergent event)
+    std::uint64_t rollbacks = 0;  ///< confirmed state replayed from its log (after a divergent event)
 };
 
 /// One pending event, as pending() shows it.
@@ -453,8 +453,8 @@ class OptimisticStream {
     }
 
     // Undoes a divergent server event's writes on the confirmed state.
-    void restore_confirmed() {
-        ++counters_.restores;
+    void roll_back_confirmed() {
+        ++counters_.rollbacks;
         State rebuilt = model_->initial;
         for (std::size_t i = 0; i < log_.size(); ++i) {
             const auto& record = log_.record(i);
@@ -558,7 +558,7 @@ class OptimisticStream {
         ++counters_.handler_calls;
         auto status = handler(event.index)(confirmed_, dispatcher, event.payload.get());
         if (status.outcome != Outcome::accepted) [[unlikely]] {
-            if (status.written) restore_confirmed();  // same value as before: no notification
+            if (status.written) roll_back_confirmed();  // same value as before: no notification
             return diverged(changes, matched, DispatchResult{status.outcome, std::move(status.reason)});
         }
         ++confirmed_size_;

@@ -4,14 +4,15 @@
 //
 // Cost model: an accepted typed event costs one handler call and one 48-byte log append; no JSON.
 // A refusal costs what its handler form says (see stream_model.hpp): nothing beyond the guard or the
-// exception when the stream knows the state was not written; otherwise a restore (copy of the last
-// restore point + replay of the events since), after which the restore point moves to the present.
+// exception when the stream knows the state was not written; otherwise a roll back (a copy of the last
+// known-good state + a replay of the events since), after which that copy moves to the present.
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -37,8 +38,8 @@ inline constexpr std::string_view server_dispatcher = "<server>";
 /// Work counters, for tests that pin down costs by counting rather than timing.
 struct StreamCounters {
     std::uint64_t handler_calls = 0;    ///< handler applications, replays included
-    std::uint64_t restores = 0;         ///< state restores after a refusal that may have written
-    std::uint64_t replayed_events = 0;  ///< events re-applied by restores
+    std::uint64_t rollbacks = 0;        ///< states rolled back after a refusal that may have written
+    std::uint64_t replayed_events = 0;  ///< events re-applied by roll backs
 };
 
 template <class State>
@@ -79,6 +80,15 @@ class Stream {
         return apply_decoded(dispatcher, std::move(decoded));
     }
 
+    /// Dispatches an event that was read already: its raw text and its scanned members, as a krmx::Message
+    /// hands on a `stream/append`'s event (Message::members_of). Nothing is read twice.
+    DispatchResult dispatch_scanned(std::string_view dispatcher, std::string_view event_text,
+                                    std::span<const detail::JsonMember> members) {
+        detail::DecodedEvent decoded;
+        if (auto result = detail::decode_members(*model_, event_text, members, decoded); !result) return result;
+        return apply_decoded(dispatcher, std::move(decoded));
+    }
+
     /// Dispatches an event given as its type name and payload (nullptr: none), as stored records hold it
     /// (krmx::RecordedEvent): replaying a store needs no `{"type","payload"}` envelope.
     DispatchResult dispatch(std::string_view dispatcher, std::string_view type,
@@ -99,34 +109,31 @@ class Stream {
         return on_change_.errors() + on_event_.errors();
     }
 
-    /// The journal sees every accepted event after it is applied and before anyone is told (subscribers,
-    /// the dispatcher's result): the place where a durable stream stores it. If the journal throws, the
-    /// event is taken back (log and state) and refused as `failed`, so nothing unstored is ever confirmed.
-    /// Pass an empty function to detach.
-    void set_journal(std::function<void(const LogEntry&)> journal) { journal_ = std::move(journal); }
-
     /// Back to the model's initial state with an empty log. Notifies `on_change`.
     void reset() {
         state_ = model_->initial;
         log_.clear();
-        restore_point_.reset();
-        restore_position_ = 0;
+        known_good_.reset();
+        known_good_position_ = 0;
         on_change_.emit(state_);
     }
 
-    /// Takes back every event from position `size` on and makes `state` the current state, which must be
-    /// the state after the first `size` events (a snapshot the caller kept, e.g. at its last durable
-    /// commit): no replay. Notifies `on_change`. Throws std::out_of_range when `size` is past the end.
-    void take_back(std::size_t size, State state) {
+    /// Takes back every event from position `size` on (events a durable domain could not store): the state
+    /// becomes the state after the first `size` events, rebuilt from the last known-good state by replay,
+    /// and is known-good from then on, so that the next take back replays only what came after it. Nothing
+    /// is copied while events are accepted. Notifies `on_change`. Throws std::out_of_range when `size` is
+    /// past the end.
+    void take_back(std::size_t size) {
         if (size > log_.size()) {
             throw std::out_of_range("krmx::Stream::take_back: " + std::to_string(size) +
                                     " is past the end (" + std::to_string(log_.size()) + " events)");
         }
         while (log_.size() > size) log_.pop_back();
-        state_ = std::move(state);
-        // The snapshot is the state at `size`: the next restore starts from it.
-        restore_point_ = state_;
-        restore_position_ = size;
+        if (known_good_position_ > size) {
+            known_good_.reset();
+            known_good_position_ = 0;
+        }
+        roll_back();
         on_change_.emit(state_);
     }
 
@@ -149,29 +156,16 @@ class Stream {
         ++counters_.handler_calls;
         auto status = handler(state_, dispatcher, payload);
         if (status.outcome != Outcome::accepted) [[unlikely]] {
-            if (status.written) restore();
+            if (status.written) roll_back();
             return {status.outcome, std::move(status.reason)};
         }
         try {
             log_.append(index, dispatcher, std::forward<Record>(record));
         } catch (...) {
-            restore();  // the state moved on but the log could not: bring the state back to the log
+            roll_back();  // the state moved on but the log could not: bring the state back to the log
             throw;
         }
         const std::size_t position = log_.size() - 1;
-        if (journal_) [[unlikely]] {
-            try {
-                journal_(log_[position]);
-            } catch (const std::exception& e) {
-                log_.pop_back();
-                restore();
-                return {Outcome::failed, Reason{"event not stored: " + std::string{e.what()}}};
-            } catch (...) {
-                log_.pop_back();
-                restore();
-                return {Outcome::failed, Reason{"event not stored"}};
-            }
-        }
         if (!on_event_.empty()) on_event_.emit(state_, log_[position]);
         if (!on_change_.empty()) on_change_.emit(state_);
         return DispatchResult::accepted_at(position);
@@ -183,11 +177,11 @@ class Stream {
                                 std::move(decoded.payload));
     }
 
-    // Rebuilds the state from the restore point (or the initial state) and the log since.
-    void restore() {
-        ++counters_.restores;
-        State rebuilt = restore_point_ ? *restore_point_ : model_->initial;
-        for (std::size_t i = restore_position_; i < log_.size(); ++i) {
+    // Rebuilds the state from the last known-good state (or the initial state) and the log since.
+    void roll_back() {
+        ++counters_.rollbacks;
+        State rebuilt = known_good_ ? *known_good_ : model_->initial;
+        for (std::size_t i = known_good_position_; i < log_.size(); ++i) {
             const auto& record = log_.record(i);
             const auto& handler = *model_->handlers[record.type_index];
             ++counters_.handler_calls;
@@ -200,20 +194,19 @@ class Stream {
             }
         }
         state_ = std::move(rebuilt);
-        restore_point_ = state_;
-        restore_position_ = log_.size();
+        known_good_ = state_;
+        known_good_position_ = log_.size();
     }
 
     std::shared_ptr<const typename StreamModel<State>::Data> model_;
     State state_;
     Log log_;
-    std::optional<State> restore_point_;
-    std::size_t restore_position_ = 0;
+    std::optional<State> known_good_;  // a state the log reached, to roll back to (none: the initial state)
+    std::size_t known_good_position_ = 0;
     StreamCounters counters_;
     detail::Signal<const State&> on_change_;
     detail::Signal<const State&, const LogEntry&> on_event_;
     std::vector<detail::JsonMember> scratch_;
-    std::function<void(const LogEntry&)> journal_;
 };
 
 }  // namespace krmx

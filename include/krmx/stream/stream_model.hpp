@@ -3,14 +3,14 @@
 // serves the authoritative Stream (server), the OptimisticStream (client), replays of stored logs and
 // write models. Game code is written once.
 //
-// Handler forms, and what a refusal costs (N = events since the last restore, S = size of the state):
+// Handler forms, and what a refusal costs (N = events since the last roll back, S = size of the state):
 //
 //   form                                                 refused before writing   refused after writing
 //   guard (const State&, dispatcher, payload) -> Verdict  no exception, no copy    -
 //     (or -> bool, or -> void and throw krmx::Rejected)  one exception, no copy
-//   (Draft<State>&, dispatcher, payload)                 one exception, no copy   restore: copy S + replay N
+//   (Draft<State>&, dispatcher, payload)                 one exception, no copy   roll back: copy S + replay N
 //   (const State&, dispatcher, payload) -> State         one exception, no copy   - (cannot write)
-//   (State&, dispatcher, payload) [-> State]             restore: copy S + replay N (the stream cannot
+//   (State&, dispatcher, payload) [-> State]             roll back: copy S + replay N (the stream cannot
 //                                                         know whether the handler wrote before throwing)
 //
 // Prefer a guard for refusals: players and cheaters send invalid events all the time. Events without
@@ -184,10 +184,11 @@ ApplyStatus apply_thunk(const void* callables, State& state, std::string_view di
     }
 }
 
-// The part of a model that logs need: names and payload operations by type index.
+// The part of a model that logs need: names, payload operations and schema versions by type index.
 struct ModelTypes {
     std::vector<std::string_view> names;
     std::vector<const PayloadOps*> ops;
+    std::vector<std::uint32_t> schemas;
 };
 
 template <class State>
@@ -265,10 +266,11 @@ class StreamModel {
     StreamModel() requires std::default_initializable<State> : StreamModel(State{}) {}
     explicit StreamModel(State initial) : data_(std::make_shared<Data>(std::move(initial))) {}
 
-    /// Registers `handler` for events of `type`. Throws krmx::ModelError when the type is registered already.
+    /// Registers `handler` for events of `type` (and the type's schema version, which durable domains
+    /// record). Throws krmx::ModelError when the type is registered already.
     template <class P, class H>
     StreamModel& when(const EventType<P>& type, H handler) & {
-        add<P>(type.name(), &type, detail::NoGuard{}, std::move(handler));
+        add<P>(type.name(), type.schema(), &type, detail::NoGuard{}, std::move(handler));
         return *this;
     }
     template <class P, class H>
@@ -278,7 +280,7 @@ class StreamModel {
     /// Registers a guard that may refuse before the handler runs, and the handler.
     template <class P, class G, class H>
     StreamModel& when(const EventType<P>& type, G guard, H handler) & {
-        add<P>(type.name(), &type, std::move(guard), std::move(handler));
+        add<P>(type.name(), type.schema(), &type, std::move(guard), std::move(handler));
         return *this;
     }
     template <class P, class G, class H>
@@ -286,10 +288,11 @@ class StreamModel {
         return std::move(when(type, std::move(guard), std::move(handler)));
     }
     /// The TypeScript shape: `auto increment = model.when<int>("increment", handler);` returns the event
-    /// type (whose name lives in the model, so the model must outlive the events made from it).
+    /// type (whose name lives in the model, so the model must outlive the events made from it). Schema
+    /// version 1.
     template <class P = NoPayload, class H>
     [[nodiscard]] EventType<P> when(std::string_view name, H handler) & {
-        const auto& registered = add<P>(name, nullptr, detail::NoGuard{}, std::move(handler));
+        const auto& registered = add<P>(name, 1, nullptr, detail::NoGuard{}, std::move(handler));
         return EventType<P>{registered.name};
     }
 
@@ -298,13 +301,20 @@ class StreamModel {
     [[nodiscard]] bool handles(std::string_view type) const { return data_->by_name.contains(type); }
     /// The registered event type names, in registration order.
     [[nodiscard]] const std::vector<std::string_view>& event_types() const noexcept { return data_->names; }
+    /// The schema version the model writes events of `type` in (its EventType's), 0 for a type it does
+    /// not handle.
+    [[nodiscard]] std::uint32_t schema_version(std::string_view type) const {
+        const auto index = data_->find_name(type);
+        return index ? data_->schemas[*index] : 0;
+    }
 
     /// The shared, immutable definition streams hold on to (so a model may go out of scope before them).
     [[nodiscard]] std::shared_ptr<const Data> data() const noexcept { return data_; }
 
   private:
     template <class P, class G, class H>
-    const detail::Handler<State>& add(std::string_view name, const void* key, G guard, H handler) {
+    const detail::Handler<State>& add(std::string_view name, std::uint32_t schema, const void* key, G guard,
+                                      H handler) {
         static_assert(detail::check_payload<P>());
         static_assert(detail::check_handler<State, P, H>());
         static_assert(detail::check_guard<State, P, G>());
@@ -328,6 +338,7 @@ class StreamModel {
         data_->keys.push_back(key);
         data_->names.push_back(h->name);  // views into the shared, never-moved Handler
         data_->ops.push_back(h->ops);
+        data_->schemas.push_back(schema);
         return *h;
     }
 

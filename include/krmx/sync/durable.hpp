@@ -1,22 +1,30 @@
 #pragma once
-// Durable domains: a StreamServer backed by an EventStore (memory, SQLite, ...).
+// krmx::durable(store): a domain whose events live in an EventStore (memory, SQLite, PostgreSQL, ...).
 //
 //   krmx::SqliteEventStore store{"game.sqlite"};
-//   krmx::StreamServer counter{host, "counter", counter::model(), {.persist = krmx::persist_to(store,
-//   "counter")}}; krmx::restore_from(store, "counter", counter);   // on start, before users link
+//   krmx::StreamDomain counter{server, "counter", counter::model(), {.durability = krmx::durable(store)}};
 //
-// Each accepted event is appended to the store (expecting exactly the revision before it, so a second
-// server writing the same stream is refused instead of forking it) before anyone sees it confirmed.
-// What a client has seen when the server crashes: every `stream/append` it received is stored, because
-// the broadcast comes after the append returned; an event whose append had not returned was never
-// confirmed to anyone, and its dispatcher's pending event expires or is dropped on relink. After a
-// restart, restore_from rebuilds exactly the confirmed stream and relinking clients get it as history.
-// The raw event text is kept in the record's metadata ("text"), so the history re-sends events exactly as
-// they were received, as before the restart. The metadata also records the payload's schema version
-// ("schema"), so that read models never upcast an event that was written in the current shape: pass the
-// catalog they read with, `persist_to(store, "counter", catalog)`, once any type has an upcaster.
+// The domain restores its stream from the store when it is made, before anyone links, and stores every
+// accepted event before anyone hears of it. Each commit appends its batch in one append expecting exactly
+// the revision before it, so a second server writing the same stream is refused instead of forking it.
+// What a client has seen when the server crashes: every `stream/append` it received is stored, because the
+// broadcast comes after the append returned; an event whose append had not returned was never confirmed to
+// anyone, and its dispatcher's pending event expires or is dropped on relink. After a restart the domain
+// restores exactly the confirmed stream, and relinking clients get it as history.
+//
+// Each record holds the event's type, its payload (as the model decoded it), its dispatcher, the schema
+// version the model writes the type in (metadata "schema": read models never upcast an event written in the
+// current shape), and the event text as received (metadata "text": histories re-send it byte for byte, as
+// before the restart).
+//
+// Commits are pipelined by default: a writer thread appends each batch while the domain goes on accepting
+// events (which wait for the next batch), and the outcome returns to the domain's event loop through the
+// transport's `post` (krmx::net::WebSocketServer and krmx::testing::Hub have one; give `post` for another
+// loop). `Commits::synchronous` appends in the call instead: every event is its own batch, and the loop
+// waits for the store. One writer thread serves every domain opened from one `durable(...)` value.
 
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <exception>
@@ -34,104 +42,77 @@
 
 #include <nlohmann/json.hpp>
 
-#include "krmx/core/event.hpp"
+#include "krmx/core/detail/payload_box.hpp"
 #include "krmx/store/event_store.hpp"
-#include "krmx/sync/stream_server.hpp"
+#include "krmx/sync/durability.hpp"
 
 namespace krmx {
 
-namespace detail {
-template <EventStore Store, class VersionOf>
-PersistHook persist_hook(Store& store, std::string stream_id, VersionOf version_of) {
-    return [&store, stream_id = std::move(stream_id), version_of = std::move(version_of)](
-               std::size_t position, std::string_view dispatcher, std::string_view event_text) {
-        const Event event = event_from_json(nlohmann::json::parse(event_text));
-        NewEvent record;
-        record.type = event.type;
-        record.payload = event.payload;
-        record.dispatcher = std::string{dispatcher};
-        const std::uint32_t version = version_of(std::string_view{event.type});
-        record.metadata = {{"text", event_text},
-                           {std::string{schema_metadata_key}, version == 0 ? 1 : version}};
-        const auto expected =
-            position == 0 ? ExpectedRevision::no_stream() : ExpectedRevision::exact(position - 1);
-        (void)store.append(stream_id, expected, record);
-    };
-}
-}  // namespace detail
+/// How a durable domain's commits run.
+enum class Commits : std::uint8_t {
+    /// On a writer thread, one batch in flight at a time; events accepted meanwhile go in the next batch.
+    pipelined,
+    /// In the call: one event per batch, the domain's thread waits for the store.
+    synchronous,
+};
 
-/// A PersistHook that appends each accepted event to `store` under `stream_id`, recording it as schema
-/// version 1 (see `schema_metadata_key`). The store must outlive the server.
-template <EventStore Store>
-[[nodiscard]] PersistHook persist_to(Store& store, std::string stream_id) {
-    return detail::persist_hook(store, std::move(stream_id),
-                                [](std::string_view) { return std::uint32_t{1}; });
-}
-
-/// The same, recording each event with the schema version `schemas` (e.g. the krmx::EventCatalog that read
-/// models decode the store with) gives its type. Pass it as soon as a type the server writes has an
-/// upcaster: an event recorded as an older version than it was written in is upcast again when read.
-template <EventStore Store, SchemaVersions Schemas>
-[[nodiscard]] PersistHook persist_to(Store& store, std::string stream_id, Schemas schemas) {
-    return detail::persist_hook(store, std::move(stream_id),
-                                [schemas = std::move(schemas)](std::string_view type) -> std::uint32_t {
-                                    return schemas.schema_version(type);
-                                });
-}
-
-/// Loads the events stored under `stream_id` into a server that has none yet. A stored event the model
-/// refuses throws krmx::ModelError (see StreamServer::restore). Returns how many were loaded.
-template <EventStore Store, class State>
-std::size_t restore_from(const Store& store, std::string_view stream_id, StreamServer<State>& server) {
-    if (server.size() != 0) {
-        throw std::logic_error("krmx::restore_from: the server for '" + server.domain() +
-                               "' has events already");
-    }
-    return for_each_in_stream(store, stream_id, 4096, [&server](const RecordedEvent& r) {
-        if (const auto text = r.metadata.find("text"); text != r.metadata.end() && text->is_string()) {
-            server.restore(r.dispatcher, text->template get_ref<const std::string&>());
-        } else {
-            server.restore(r.dispatcher, Event{r.type, r.payload}.to_json().dump());
-        }
-    });
-}
-
-/// How an application runs a function on the thread that owns its StreamServers (its event loop).
+/// How an application runs a function on the thread that owns its domains (its event loop).
 using PostToLoop = std::function<void(std::function<void()>)>;
 
+struct DurableOptions {
+    Commits commits = Commits::pipelined;
+    /// Pipelined: how the outcome of a commit reaches the domain's thread. Empty: the transport's own
+    /// `post` (its host's EventLoop).
+    PostToLoop post = {};
+    /// Each domain's events go to the store stream `stream_prefix + domain`.
+    std::string stream_prefix = {};
+};
+
 namespace detail {
 
-// The record persist_async_to stores for one event: what persist_to(store, stream) stores (schema version
-// 1), built on the writer thread.
-inline NewEvent stored_record(std::string dispatcher, std::string event_text) {
-    const Event event = event_from_json(nlohmann::json::parse(event_text));
+// An accepted event copied for the writer thread: the views of a CommitEvent end with the commit call.
+struct StoredEvent {
+    std::string dispatcher;
+    std::string type;
+    PayloadBox payload;
+    std::string text;
+    std::uint32_t schema = 1;
+
+    explicit StoredEvent(const CommitEvent& e)
+        : dispatcher(e.dispatcher), type(e.type), payload(*e.payload), text(e.text), schema(e.schema) {}
+};
+
+// The one record builder: what every durable domain stores for an event.
+inline NewEvent stored_record(StoredEvent&& event) {
     NewEvent record;
-    record.type = event.type;
-    record.payload = event.payload;
-    record.dispatcher = std::move(dispatcher);
-    record.metadata = {{"text", std::move(event_text)}, {std::string{schema_metadata_key}, 1}};
+    record.type = std::move(event.type);
+    if (event.payload.ops() != nullptr && event.payload.ops()->has_payload) record.payload = event.payload.to_json();
+    record.dispatcher = std::move(event.dispatcher);
+    record.metadata = nlohmann::json::object();
+    record.metadata["text"] = std::move(event.text);
+    record.metadata[std::string{schema_metadata_key}] = event.schema;
     return record;
 }
 
-// One writer thread per persist_async_to hook: takes batches in order, appends each in one go, and posts
-// each outcome to the loop. Destroyed with the last copy of the hook (with its server): it finishes the
-// batches it has, then stops.
-template <EventStore Store>
-class AsyncStreamWriter {
+// Exactly after the last stored event: a second writer on the stream is refused, not interleaved.
+inline ExpectedRevision revision_before(std::size_t first) {
+    return first == 0 ? ExpectedRevision::no_stream() : ExpectedRevision::exact(first - 1);
+}
+
+// One writer thread for the domains of one durable(...) value: takes their batches in order, appends each
+// in one go, and posts each outcome to its domain's loop. It finishes the batches it has, then stops, when
+// the last domain and the last copy of the Durability are gone.
+class StoreWriter {
   public:
     struct Job {
-        std::size_t first = 0;
-        std::vector<std::pair<std::string, std::string>> events;  // dispatcher, text
-        PersistDone done;
+        std::function<void()> append;  // throws on failure
+        std::function<void(std::optional<std::string>)> report;  // posts the outcome to the loop
     };
 
-    AsyncStreamWriter(Store& store, std::string stream_id, PostToLoop post)
-        : store_(store), stream_id_(std::move(stream_id)), post_(std::move(post)) {
-        thread_ = std::thread([this] { run(); });
-    }
-    AsyncStreamWriter(const AsyncStreamWriter&) = delete;
-    AsyncStreamWriter& operator=(const AsyncStreamWriter&) = delete;
-    ~AsyncStreamWriter() {
+    StoreWriter() : thread_([this] { run(); }) {}
+    StoreWriter(const StoreWriter&) = delete;
+    StoreWriter& operator=(const StoreWriter&) = delete;
+    ~StoreWriter() {
         {
             std::lock_guard lock{mutex_};
             stopping_ = true;
@@ -161,35 +142,16 @@ class AsyncStreamWriter {
             }
             std::optional<std::string> error;
             try {
-                std::vector<NewEvent> records;
-                records.reserve(job.events.size());
-                for (auto& [dispatcher, text] : job.events) {
-                    records.push_back(stored_record(std::move(dispatcher), std::move(text)));
-                }
-                // Exactly after the last committed event: a second writer on the stream is refused, not
-                // interleaved.
-                const auto expected =
-                    job.first == 0 ? ExpectedRevision::no_stream() : ExpectedRevision::exact(job.first - 1);
-                (void)store_.append(stream_id_, expected, std::span<const NewEvent>{records});
+                job.append();
             } catch (const std::exception& e) {
                 error = e.what();
             } catch (...) {
                 error = "the append failed";
             }
-            try {
-                post_([done = std::move(job.done), error = std::move(error)]() mutable {
-                    done(std::move(error));
-                });
-            } catch (...) {
-                // Nowhere to report to (the loop refused the function): the server keeps waiting, as it
-                // would for a disk that hangs.
-            }
+            job.report(std::move(error));
         }
     }
 
-    Store& store_;
-    std::string stream_id_;
-    PostToLoop post_;
     std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<Job> jobs_;
@@ -197,33 +159,108 @@ class AsyncStreamWriter {
     std::thread thread_;
 };
 
+template <EventStore Store>
+class StoreJournal final : public DomainJournal {
+  public:
+    StoreJournal(Store& store, std::string stream, std::shared_ptr<StoreWriter> writer, EventLoop loop)
+        : store_(store), stream_(std::move(stream)), writer_(std::move(writer)), loop_(std::move(loop)) {}
+    StoreJournal(const StoreJournal&) = delete;
+    StoreJournal& operator=(const StoreJournal&) = delete;
+    // Waits for its batch in flight, so that nothing is posted for a domain that is gone.
+    ~StoreJournal() override {
+        std::unique_lock lock{state_->mutex};
+        state_->idle.wait(lock, [this] { return state_->in_flight == 0; });
+    }
+
+    void restore(const std::function<void(RecordedEvent&)>& load) override {
+        (void)for_each_in_stream(store_, stream_, 4096, [&](RecordedEvent& record) { load(record); });
+    }
+
+    void commit(std::span<const CommitEvent> batch, CommitDone done) override {
+        const std::size_t first = batch.front().position;
+        std::vector<StoredEvent> events;
+        events.reserve(batch.size());
+        for (const auto& event : batch) events.emplace_back(event);
+        if (!writer_) {
+            (void)store_.append(stream_, revision_before(first), records(std::move(events)));
+            done(std::nullopt);
+            return;
+        }
+        {
+            std::lock_guard lock{state_->mutex};
+            ++state_->in_flight;
+        }
+        auto hold = loop_.hold ? loop_.hold() : nullptr;
+        auto shared = std::make_shared<std::vector<StoredEvent>>(std::move(events));
+        writer_->submit(StoreWriter::Job{
+            [this, first, shared] { (void)store_.append(stream_, revision_before(first), records(std::move(*shared))); },
+            [post = loop_.post, done = std::move(done), hold = std::move(hold),
+             state = state_](std::optional<std::string> error) mutable {
+                try {
+                    post([done = std::move(done), error = std::move(error), hold = std::move(hold)]() mutable {
+                        done(std::move(error));
+                    });
+                } catch (...) {
+                    // The loop could not take the function (out of memory): the domain waits for this commit
+                    // as for a disk that hangs; nothing else can reach its thread.
+                }
+                std::lock_guard lock{state->mutex};
+                --state->in_flight;
+                state->idle.notify_all();
+            }});
+    }
+
+  private:
+    struct State {
+        std::mutex mutex;
+        std::condition_variable idle;
+        std::size_t in_flight = 0;
+    };
+
+    static std::vector<NewEvent> records(std::vector<StoredEvent> events) {
+        std::vector<NewEvent> out;
+        out.reserve(events.size());
+        for (auto& event : events) out.push_back(stored_record(std::move(event)));
+        return out;
+    }
+
+    Store& store_;
+    std::string stream_;
+    std::shared_ptr<StoreWriter> writer_;  // none: synchronous commits
+    EventLoop loop_;
+    std::shared_ptr<State> state_ = std::make_shared<State>();
+};
+
 }  // namespace detail
 
-/// A PersistBatchHook (StreamServerOptions::persist_batch) that appends each batch to `store` under
-/// `stream_id` in one append, on a writer thread of its own, expecting exactly the revision before the
-/// batch; `post` runs the completion on the server's thread (the application's event loop):
-///
-///   krmx::StreamServer counter{host, "counter", counter::model(),
-///                              {.persist_batch = krmx::persist_async_to(store, "counter", post)}};
-///
-/// The store must outlive the server, and `post` must stay callable until the server is destroyed (the
-/// server's destructor waits for the append in flight). Events are stored as persist_to stores them, so
-/// restore_from reads either.
+/// Durability on `store` (which must outlive every domain that uses it). See the notes at the top.
 template <EventStore Store>
-[[nodiscard]] PersistBatchHook persist_async_to(Store& store, std::string stream_id, PostToLoop post) {
-    if (!post) throw std::invalid_argument("krmx::persist_async_to: `post` is empty");
-    auto writer =
-        std::make_shared<detail::AsyncStreamWriter<Store>>(store, std::move(stream_id), std::move(post));
-    return [writer](std::span<const PersistedEvent> batch, PersistDone done) {
-        typename detail::AsyncStreamWriter<Store>::Job job;
-        job.first = batch.front().position;
-        job.events.reserve(batch.size());
-        for (const auto& event : batch) {
-            job.events.emplace_back(std::string{event.dispatcher}, std::string{event.event_text});
+[[nodiscard]] Durability durable(Store& store, DurableOptions options = {}) {
+    // Made with the first pipelined domain; shared by every domain opened from this value.
+    auto writer = std::make_shared<std::shared_ptr<detail::StoreWriter>>();
+    auto mutex = std::make_shared<std::mutex>();
+    return Durability{[&store, options = std::move(options), writer, mutex](
+                          std::string_view domain, const EventLoop& host_loop) -> std::unique_ptr<DomainJournal> {
+        std::string stream = options.stream_prefix + std::string{domain};
+        if (options.commits == Commits::synchronous) {
+            return std::make_unique<detail::StoreJournal<Store>>(store, std::move(stream), nullptr, EventLoop{});
         }
-        job.done = std::move(done);
-        writer->submit(std::move(job));
-    };
+        // A loop of the caller's own replaces the host's, work tokens included (they belong to the host's).
+        EventLoop loop = options.post ? EventLoop{options.post, {}} : host_loop;
+        if (!loop.post) {
+            throw std::invalid_argument(
+                "krmx::durable: pipelined commits need a way back to the domain's thread, and this transport "
+                "has no post(): pass {.post = ...} or {.commits = krmx::Commits::synchronous}");
+        }
+        std::shared_ptr<detail::StoreWriter> shared;
+        {
+            std::lock_guard lock{*mutex};
+            if (!*writer) *writer = std::make_shared<detail::StoreWriter>();
+            shared = *writer;
+        }
+        return std::make_unique<detail::StoreJournal<Store>>(store, std::move(stream), std::move(shared),
+                                                              std::move(loop));
+    }};
 }
 
 }  // namespace krmx

@@ -39,7 +39,7 @@
 #include "krmx/core/subscription.hpp"
 #include "krmx/stream/optimistic_stream.hpp"
 #include "krmx/stream/stream_model.hpp"
-#include "krmx/sync/messages.hpp"
+#include "krmx/sync/stream_messages.hpp"
 #include "krmx/sync/transport.hpp"
 
 namespace krmx {
@@ -47,7 +47,7 @@ namespace krmx {
 struct StreamClientOptions {
     /// How long an own event waits for the server's answer before it is dropped from the optimistic state.
     double optimistic_seconds = 10.0;
-    /// Messages longer than this are ignored unread. At least the server's StreamHostOptions::
+    /// Messages longer than this are ignored unread. At least the server's DomainHostOptions::
     /// max_message_bytes (1 MiB by default; histories come in pages of that size).
     std::size_t max_message_bytes = std::size_t{64} << 20;
     /// Ask for the history after every link (`stream/resync`) instead of waiting for it, and keep the

@@ -1,15 +1,19 @@
 #pragma once
 // The transport concepts the stream protocol runs over: anything that delivers JSON text messages between a
 // server and its linked users. No threads inside: the caller drives the transport, the transport calls back.
-// Messages travel as text (what goes on a WebSocket), so the server sees bad JSON and raw spans survive.
+// Messages travel as text (what goes on a WebSocket). A server transport reads each message once (a
+// krmx::Message, see core/message.hpp) and hands it on scanned; a transport of your own reads frames with a
+// krmx::MessageReader.
 //
-// Implementations: krmx::testing::Hub (in-process, manual clock); a Krmx session over WebSocket (net/).
+// Implementations: krmx::net::Session (the Krmx session, without I/O), which krmx::net::WebSocketServer
+// (sockets) and krmx::testing::Hub (in-process, manual clock) run.
 
 #include <concepts>
 #include <functional>
 #include <string>
 #include <string_view>
 
+#include "krmx/core/message.hpp"
 #include "krmx/core/subscription.hpp"
 
 namespace krmx {
@@ -17,8 +21,8 @@ namespace krmx {
 /// `f(std::string_view username)`: a user linked or unlinked (server side), or this client linked as that
 /// user (client side).
 using UserCallback = std::function<void(std::string_view username)>;
-/// `f(std::string_view username, std::string_view text)`: a message from a linked user.
-using UserMessageCallback = std::function<void(std::string_view username, std::string_view text)>;
+/// `f(std::string_view username, const krmx::Message& message)`: a message from a linked user, read once.
+using UserMessageCallback = std::function<void(std::string_view username, const Message& message)>;
 /// `f(std::string_view text)`: a message from the server.
 using MessageCallback = std::function<void(std::string_view text)>;
 /// `f()`: this client unlinked (or lost its connection); or time moved (see `on_tick`).

@@ -1,32 +1,36 @@
 #pragma once
 // krmx::testing::Hub: an in-process Krmx server and any number of clients, wired through message queues
-// with a latency per connection and a manual clock. Nothing happens until the test says so: `step()`
-// delivers the next message (moving the clock to its arrival), `advance(d)` lets `d` pass, `run_until_idle()`
-// delivers until the queues are empty. Every multiplayer scenario replays identically.
+// with a latency per connection and a manual clock. The server is the production session
+// (krmx::net::Session, the very code a krmx::net::WebSocketServer runs) and every client runs the
+// production client session (krmx::net::ClientSession, as krmx::net::WebSocketClient does): only the
+// sockets are simulated. Nothing happens until the test says so: `step()` delivers the next message (moving
+// the clock to its arrival), `advance(d)` lets `d` pass, `run_until_idle()` delivers until the queues are
+// empty and no posted work is outstanding. Every multiplayer scenario replays identically.
 //
 //   krmx::testing::Hub hub;
-//   krmx::StreamHost host{hub.server()};
-//   krmx::StreamServer server{host, "counter", counter::model()};
+//   krmx::StreamDomain server{hub, "counter", counter::model()};      // on hub.host()
 //   auto& alice = hub.connect("alice", 20ms);          // a connection, not linked yet
 //   krmx::StreamClient a{alice, "counter", counter::model()};
-//   alice.link();                                       // krmx/link travels to the server (20 ms)...
+//   alice.link();                                       // krmx/link travels to the session (20 ms)...
 //   hub.run_until_idle();                               // ...accepted, history back (20 ms)
 //   (void)a.dispatch(counter::increment(3));
 //   hub.run_until_idle();
 //
-// The Krmx session semantics (PROTOCOL.md, section 1), as far as streams can tell: link (the server's link
-// callbacks run when the request arrives; what they send follows the acceptance), unlink, leave (unlink and
-// forget the user), a link or unlink request while linked unlinks, a dropped connection unlinks both sides
-// at once and loses what was in flight; the same user may link again and gets the history again.
-// Simplifications: one connection per username, every link is accepted, no krmx/joined etc. messages.
-// One-way latency per connection, the same both ways; each direction is FIFO, like a TCP stream.
+// A connection opens at the server when its first link request arrives there, and again after it was
+// dropped or closed. One-way latency per connection, the same both ways; each direction is FIFO, like a TCP
+// stream. The hub is also an event loop: `post(f)` (from any thread) runs `f` on the test's thread in the
+// next step, and work that will post (a durable domain's commit on its writer thread) holds the hub busy,
+// so run_until_idle waits for it.
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -35,7 +39,11 @@
 #include <vector>
 
 #include "krmx/core/clock.hpp"
+#include "krmx/core/message.hpp"
 #include "krmx/core/subscription.hpp"
+#include "krmx/net/client_session.hpp"
+#include "krmx/net/session.hpp"
+#include "krmx/sync/domain_host.hpp"
 #include "krmx/sync/transport.hpp"
 
 namespace krmx::testing {
@@ -49,20 +57,24 @@ struct Delivery {
         unlink,    ///< client -> server: krmx/unlink
         leave,     ///< client -> server: krmx/leave
         accepted,  ///< server -> client: the link was accepted
-        unlinked,  ///< server -> client: the user is unlinked (after unlink or leave)
+        rejected,  ///< server -> client: a link request (or a message on an unlinked connection) was refused
+        unlinked,  ///< server -> client: this client is unlinked (after unlink or leave)
+        session,   ///< server -> client: another krmx/* frame (who joined, linked, unlinked, left)
         message,   ///< an application message, either way
+        closed,    ///< server -> client: the server closed the connection (link deadline, stop)
     };
     TimePoint at;
     std::string_view user;  ///< the client end of the connection
     bool to_server;
     Kind kind;
-    std::string_view text;  ///< the message, for Kind::message
+    std::string_view text;  ///< the frame
 };
 
 struct HubStatistics {
     std::uint64_t delivered = 0;      ///< queue items delivered
     std::uint64_t lost = 0;           ///< in flight when a connection dropped
-    std::uint64_t undeliverable = 0;  ///< sent to or from a user that was not linked: dropped
+    std::uint64_t undeliverable = 0;  ///< sent by a client that was not linked, or with no connection open
+    std::uint64_t posted = 0;         ///< functions run through post()
 };
 
 namespace detail {
@@ -84,27 +96,30 @@ class ClientEndpoint {
 
     [[nodiscard]] const std::string& username() const noexcept { return username_; }
     /// Linked as this client knows it: from the arrival of the acceptance to the arrival of the unlink.
-    [[nodiscard]] bool linked() const noexcept { return linked_; }
+    [[nodiscard]] bool linked() const noexcept { return session_.linked(); }
     [[nodiscard]] Duration latency() const noexcept { return latency_; }
     void set_latency(Duration latency) noexcept { latency_ = latency; }
     [[nodiscard]] const ManualClock& clock() const noexcept;
+    /// The client session: users as this client knows them, rejections, `krmx/*` frames received.
+    [[nodiscard]] net::ClientSession& session() noexcept { return session_; }
 
     /// Session requests; they travel to the server with this connection's latency.
-    void link();
+    void link(std::optional<std::string> auth = std::nullopt);
     void unlink();
     void leave();
     /// The connection breaks: both sides learn at once, what was in flight is lost. link() reconnects.
     void drop();
 
     // krmx::ClientTransport
-    Subscription on_link(UserCallback f) { return on_link_.connect(std::move(f)); }
-    Subscription on_unlink(NoticeCallback f) { return on_unlink_.connect(std::move(f)); }
-    Subscription on_message(MessageCallback f) { return on_message_.connect(std::move(f)); }
+    Subscription on_link(UserCallback f) { return session_.on_link(std::move(f)); }
+    Subscription on_unlink(NoticeCallback f) { return session_.on_unlink(std::move(f)); }
+    Subscription on_message(MessageCallback f) { return session_.on_message(std::move(f)); }
     Subscription on_tick(NoticeCallback f) { return on_tick_.connect(std::move(f)); }
-    /// An application message to the server; dropped (and counted) while not linked.
+    /// An application message to the server; dropped (and counted) while not linked, as @krmx/client does.
     void send(std::string text);
 
-    /// Every message this client received, in order (for assertions); clear_received() empties it.
+    /// Every application message this client received, in order (for assertions); clear_received()
+    /// empties it. The session's own frames: session().session_frames().
     [[nodiscard]] const std::vector<std::string>& received() const noexcept { return received_; }
     void clear_received() noexcept { received_.clear(); }
     /// Keep received() (default) or not (long randomized runs).
@@ -112,54 +127,25 @@ class ClientEndpoint {
 
   private:
     friend class Hub;
-    friend class ServerEndpoint;
-    ClientEndpoint(Hub& hub, std::string username, Duration latency)
-        : hub_(&hub), username_(std::move(username)), latency_(latency) {}
+    ClientEndpoint(Hub& hub, std::string username, Duration latency, net::ClientSessionOptions options)
+        : hub_(&hub), username_(std::move(username)), latency_(latency), session_(std::move(options)) {
+        // First of the message callbacks: received() holds a message before anyone reacts to it.
+        record_ = session_.on_message([this](std::string_view text) {
+            if (keep_received_) received_.emplace_back(text);
+        });
+    }
 
     Hub* hub_;
     std::string username_;
     Duration latency_;
-    bool linked_ = false;         // client view
-    bool server_linked_ = false;  // server view
+    net::ClientSession session_;
+    std::optional<net::ConnectionId> connection_;  // open at the server
     bool keep_received_ = true;
     std::deque<detail::HubItem> up_;    // to the server
     std::deque<detail::HubItem> down_;  // to the client
     std::vector<std::string> received_;
-    krmx::detail::Signal<std::string_view> on_link_;
-    krmx::detail::Signal<> on_unlink_;
-    krmx::detail::Signal<std::string_view> on_message_;
     krmx::detail::Signal<> on_tick_;
-};
-
-/// The server's end of every connection; a krmx::ServerTransport.
-class ServerEndpoint {
-  public:
-    ServerEndpoint(const ServerEndpoint&) = delete;
-    ServerEndpoint& operator=(const ServerEndpoint&) = delete;
-
-    Subscription on_link(UserCallback f) { return on_link_.connect(std::move(f)); }
-    Subscription on_unlink(UserCallback f) { return on_unlink_.connect(std::move(f)); }
-    Subscription on_message(UserMessageCallback f) { return on_message_.connect(std::move(f)); }
-    /// To one linked user; dropped (and counted) when the user is not linked.
-    void send(std::string_view username, std::string text);
-    /// To every linked user.
-    void broadcast(std::string text);
-
-    /// Linked users as the server knows them, in connection order.
-    [[nodiscard]] std::vector<std::string> linked_users() const;
-    [[nodiscard]] bool linked(std::string_view username) const;
-    /// Users that joined and have not left, in join order (linked or not).
-    [[nodiscard]] const std::vector<std::string>& known_users() const noexcept { return known_; }
-
-  private:
-    friend class Hub;
-    explicit ServerEndpoint(Hub& hub) : hub_(&hub) {}
-
-    Hub* hub_;
-    std::vector<std::string> known_;
-    krmx::detail::Signal<std::string_view> on_link_;
-    krmx::detail::Signal<std::string_view> on_unlink_;
-    krmx::detail::Signal<std::string_view, std::string_view> on_message_;
+    Subscription record_;
 };
 
 struct HubOptions {
@@ -168,13 +154,33 @@ struct HubOptions {
     /// run_until_idle() gives up (throws) after this many deliveries: two parties answering each other
     /// forever.
     std::size_t max_steps = 10'000'000;
+    /// run_until_idle() gives up (throws) when work that holds the hub posts nothing for this long.
+    std::chrono::milliseconds work_timeout{30'000};
+    /// The server's session (its clock is the hub's).
+    net::SessionOptions session = {};
+    /// The clients' sessions (version, features).
+    net::ClientSessionOptions client = {};
+    DomainHostOptions host = {};
 };
 
-class Hub {
+class Hub final : private net::SessionSink {
   public:
-    explicit Hub(HubOptions options = {}) : options_(options), start_(clock_.now()), server_(*this) {}
+    explicit Hub(HubOptions options = {})
+        : options_(std::move(options)),
+          start_(clock_.now()),
+          session_(*this, options_.session, ClockRef{clock_}),
+          host_(std::make_unique<DomainHost>(*this, options_.host)) {}
     Hub(const Hub&) = delete;
     Hub& operator=(const Hub&) = delete;
+    ~Hub() override {
+        // Posted functions may hold work tokens, whose release reaches back here: let them go first.
+        std::deque<std::function<void()>> posted;
+        {
+            std::lock_guard lock{work_mutex_};
+            posted.swap(posted_);
+        }
+        posted.clear();
+    }
 
     [[nodiscard]] ManualClock& clock() noexcept { return clock_; }
     [[nodiscard]] const ManualClock& clock() const noexcept { return clock_; }
@@ -182,14 +188,18 @@ class Hub {
     /// Time since the hub was made: handy for printing timelines.
     [[nodiscard]] Duration elapsed() const noexcept { return clock_.now() - start_; }
 
-    [[nodiscard]] ServerEndpoint& server() noexcept { return server_; }
+    /// The server: the production Krmx session (users, hooks, kick, statistics).
+    [[nodiscard]] net::Session& server() noexcept { return session_; }
+    [[nodiscard]] const net::Session& server() const noexcept { return session_; }
+    /// The host of the server's domains: `krmx::StreamDomain counter{hub, "counter", model}` attaches to it.
+    [[nodiscard]] DomainHost& host() noexcept { return *host_; }
 
     /// A new client connection for `username` (not linked yet: call link()). Throws when it exists.
     ClientEndpoint& connect(std::string username, std::optional<Duration> latency = std::nullopt) {
         if (find(username))
             throw std::invalid_argument("krmx::testing::Hub: '" + username + "' is connected already");
         clients_.push_back(std::unique_ptr<ClientEndpoint>(
-            new ClientEndpoint(*this, std::move(username), latency.value_or(options_.latency))));
+            new ClientEndpoint(*this, std::move(username), latency.value_or(options_.latency), options_.client)));
         return *clients_.back();
     }
     /// The connection of `username`; throws when there is none.
@@ -203,8 +213,132 @@ class Hub {
         return out;
     }
 
-    /// Delivers the next message, moving the clock to its arrival. False when nothing is in flight.
+    /// Runs what was posted, or else delivers the next message (moving the clock to its arrival), or else
+    /// waits for work that holds the hub to post. False when there is nothing of the three.
     bool step() {
+        for (;;) {
+            if (run_posted()) return true;
+            if (deliver()) return true;
+            if (!wait_for_work()) return false;
+        }
+    }
+
+    /// Steps until nothing is in flight, nothing is posted and no work holds the hub; returns how many
+    /// steps that took.
+    std::size_t run_until_idle() {
+        std::size_t steps = 0;
+        while (step()) {
+            if (++steps >= options_.max_steps) {
+                throw std::runtime_error("krmx::testing::Hub::run_until_idle: still busy after " +
+                                         std::to_string(steps) + " steps");
+            }
+        }
+        return steps;
+    }
+
+    /// Lets `by` pass: delivers everything that arrives until then, in order (and what is posted
+    /// meanwhile), then moves the clock.
+    void advance(Duration by) {
+        const TimePoint until = clock_.now() + by;
+        for (;;) {
+            if (run_posted()) continue;
+            const auto at = next_arrival();
+            if (!at || *at > until) break;
+            (void)deliver();
+        }
+        if (until > clock_.now()) move_clock(until);
+    }
+
+    /// Nothing in flight, nothing posted, no work holding the hub.
+    [[nodiscard]] bool idle() const {
+        std::lock_guard lock{work_mutex_};
+        return !next_arrival() && posted_.empty() && held_ == 0;
+    }
+    /// When the next message arrives, if any is in flight.
+    [[nodiscard]] std::optional<TimePoint> next_arrival() const noexcept {
+        std::optional<TimePoint> best;
+        for (const auto& c : clients_) {
+            for (const auto* queue : {&c->up_, &c->down_}) {
+                if (!queue->empty() && (!best || queue->front().at < *best)) best = queue->front().at;
+            }
+        }
+        return best;
+    }
+
+    /// `f(const krmx::testing::Delivery&)` after each delivery was handled: for traces and timelines.
+    template <class F>
+    Subscription on_delivery(F&& f) {
+        return on_delivery_.connect(std::forward<F>(f));
+    }
+
+    [[nodiscard]] const HubStatistics& statistics() const noexcept { return statistics_; }
+
+    // --- the event loop ------------------------------------------------------------------------------
+
+    /// From any thread: runs `f` on the test's thread, in the next step.
+    void post(std::function<void()> f) {
+        {
+            std::lock_guard lock{work_mutex_};
+            posted_.push_back(std::move(f));
+        }
+        work_changed_.notify_all();
+    }
+    /// Work that will post: run_until_idle waits for it while the token lives.
+    [[nodiscard]] std::shared_ptr<void> hold() {
+        {
+            std::lock_guard lock{work_mutex_};
+            ++held_;
+        }
+        return std::shared_ptr<void>{static_cast<void*>(this), [](void* self) {
+                                         auto* hub = static_cast<Hub*>(self);
+                                         {
+                                             std::lock_guard lock{hub->work_mutex_};
+                                             --hub->held_;
+                                         }
+                                         hub->work_changed_.notify_all();
+                                     }};
+    }
+
+    // --- krmx::ServerTransport, through the session (what the host runs on) ---------------------------
+
+    Subscription on_link(UserCallback f) { return session_.on_link(std::move(f)); }
+    Subscription on_unlink(UserCallback f) { return session_.on_unlink(std::move(f)); }
+    Subscription on_message(UserMessageCallback f) { return session_.on_message(std::move(f)); }
+    void send(std::string_view username, std::string text) { session_.send(username, std::move(text)); }
+    void broadcast(std::string text) { session_.broadcast(std::move(text)); }
+    [[nodiscard]] bool has_feature(std::string_view username, std::string_view feature) const {
+        return session_.has_feature(username, feature);
+    }
+
+  private:
+    friend class ClientEndpoint;
+
+    ClientEndpoint* find(std::string_view username) const {
+        for (const auto& c : clients_) {
+            if (c->username_ == username) return c.get();
+        }
+        return nullptr;
+    }
+    ClientEndpoint* at_connection(net::ConnectionId connection) const {
+        for (const auto& c : clients_) {
+            if (c->connection_ == connection) return c.get();
+        }
+        return nullptr;
+    }
+
+    // net::SessionSink: the session's frames travel to their client.
+    void send(net::ConnectionId connection, net::SharedText text) override {
+        if (auto* c = at_connection(connection)) to_client(*c, Delivery::Kind::message, *text);
+    }
+    void close(net::ConnectionId connection, net::CloseReason) override {
+        if (auto* c = at_connection(connection)) {
+            c->connection_.reset();  // the session forgot it already
+            to_client(*c, Delivery::Kind::closed);
+        }
+    }
+
+    // The next message in flight, moving the clock to its arrival; false when there is none.
+    bool deliver() {
         ClientEndpoint* owner = nullptr;
         bool to_server = false;
         const detail::HubItem* next = nullptr;
@@ -226,77 +360,43 @@ class Hub {
         detail::HubItem item = std::move(queue.front());
         queue.pop_front();
         ++statistics_.delivered;
-        if (to_server) {
-            at_server(*owner, item);
-        } else {
-            at_client(*owner, item);
-        }
+        const auto kind = to_server ? at_server(*owner, item) : at_client(*owner, item);
         if (!on_delivery_.empty())
-            on_delivery_.emit(Delivery{clock_.now(), owner->username_, to_server, item.kind, item.text});
+            on_delivery_.emit(Delivery{clock_.now(), owner->username_, to_server, kind, item.text});
         return true;
     }
 
-    /// Delivers until nothing is in flight; returns how many deliveries that took.
-    std::size_t run_until_idle() {
-        std::size_t steps = 0;
-        while (step()) {
-            if (++steps >= options_.max_steps) {
-                throw std::runtime_error("krmx::testing::Hub::run_until_idle: still busy after " +
-                                         std::to_string(steps) + " deliveries");
-            }
+    bool run_posted() {
+        std::deque<std::function<void()>> ready;
+        {
+            std::lock_guard lock{work_mutex_};
+            ready.swap(posted_);
         }
-        return steps;
+        for (auto& f : ready) {
+            ++statistics_.posted;
+            f();
+        }
+        return !ready.empty();
     }
 
-    /// Lets `by` pass: delivers everything that arrives until then, in order, then moves the clock.
-    void advance(Duration by) {
-        const TimePoint until = clock_.now() + by;
-        while (const auto at = next_arrival()) {
-            if (*at > until) break;
-            step();
+    // Nothing to step: waits while work holds the hub (false when none does).
+    bool wait_for_work() {
+        std::unique_lock lock{work_mutex_};
+        if (held_ == 0 && posted_.empty()) return false;
+        if (!work_changed_.wait_for(lock, options_.work_timeout, [this] { return !posted_.empty() || held_ == 0; })) {
+            throw std::runtime_error("krmx::testing::Hub::run_until_idle: work held the hub for longer than " +
+                                     std::to_string(options_.work_timeout.count()) + " ms without posting");
         }
-        if (until > clock_.now()) move_clock(until);
-    }
-
-    [[nodiscard]] bool idle() const noexcept { return !next_arrival(); }
-    /// When the next message arrives, if any is in flight.
-    [[nodiscard]] std::optional<TimePoint> next_arrival() const noexcept {
-        std::optional<TimePoint> best;
-        for (const auto& c : clients_) {
-            for (const auto* queue : {&c->up_, &c->down_}) {
-                if (!queue->empty() && (!best || queue->front().at < *best)) best = queue->front().at;
-            }
-        }
-        return best;
-    }
-
-    /// `f(const krmx::testing::Delivery&)` after each delivery was handled: for traces and timelines.
-    template <class F>
-    Subscription on_delivery(F&& f) {
-        return on_delivery_.connect(std::forward<F>(f));
-    }
-
-    [[nodiscard]] const HubStatistics& statistics() const noexcept { return statistics_; }
-
-  private:
-    friend class ClientEndpoint;
-    friend class ServerEndpoint;
-
-    ClientEndpoint* find(std::string_view username) const {
-        for (const auto& c : clients_) {
-            if (c->username_ == username) return c.get();
-        }
-        return nullptr;
+        return true;
     }
 
     // Each direction is FIFO: a message never overtakes one sent before it, even after a latency change.
-    void enqueue(std::deque<detail::HubItem>& queue, Duration latency, Delivery::Kind kind,
-                 std::string text) {
+    void enqueue(std::deque<detail::HubItem>& queue, Duration latency, Delivery::Kind kind, std::string text) {
         TimePoint at = clock_.now() + latency;
         if (!queue.empty()) at = std::max(at, queue.back().at);
         queue.push_back(detail::HubItem{at, next_seq_++, kind, std::move(text)});
     }
-    void to_server(ClientEndpoint& c, Delivery::Kind kind, std::string text = {}) {
+    void to_server(ClientEndpoint& c, Delivery::Kind kind, std::string text) {
         enqueue(c.up_, c.latency_, kind, std::move(text));
     }
     void to_client(ClientEndpoint& c, Delivery::Kind kind, std::string text = {}) {
@@ -305,141 +405,85 @@ class Hub {
 
     void move_clock(TimePoint to) {
         clock_.set(to);
+        session_.tick();  // authentication timeouts, link deadlines
         for (std::size_t i = 0; i < clients_.size(); ++i) clients_[i]->on_tick_.emit();
     }
 
-    void server_unlink(ClientEndpoint& c, bool forget) {
-        c.server_linked_ = false;
-        to_client(c, Delivery::Kind::unlinked);
-        server_.on_unlink_.emit(c.username_);
-        if (forget) std::erase(server_.known_, c.username_);
+    Delivery::Kind at_server(ClientEndpoint& c, detail::HubItem& item) {
+        if (!c.connection_) {
+            if (item.kind != Delivery::Kind::link) {
+                ++statistics_.undeliverable;  // nothing open to send it on
+                return item.kind;
+            }
+            c.connection_ = session_.connect();
+        }
+        session_.receive(*c.connection_, item.text);
+        return item.kind;
     }
 
-    void at_server(ClientEndpoint& c, detail::HubItem& item) {
-        using Kind = Delivery::Kind;
-        switch (item.kind) {
-            case Kind::link:
-                if (c.server_linked_) {  // a link request while linked unlinks (Krmx)
-                    server_unlink(c, false);
-                    return;
-                }
-                c.server_linked_ = true;
-                if (std::find(server_.known_.begin(), server_.known_.end(), c.username_) ==
-                    server_.known_.end()) {
-                    server_.known_.push_back(c.username_);
-                }
-                to_client(c, Kind::accepted);        // first the acceptance,
-                server_.on_link_.emit(c.username_);  // then whatever the link hooks send (histories)
-                return;
-            case Kind::unlink:
-                if (c.server_linked_) server_unlink(c, false);
-                return;
-            case Kind::leave:
-                if (c.server_linked_) server_unlink(c, true);
-                return;
-            case Kind::message:
-                if (!c.server_linked_) {  // Krmx refuses messages on an unlinked connection
-                    ++statistics_.undeliverable;
-                    return;
-                }
-                server_.on_message_.emit(c.username_, item.text);
-                return;
-            default:
-                return;
+    Delivery::Kind at_client(ClientEndpoint& c, detail::HubItem& item) {
+        if (item.kind == Delivery::Kind::closed) {
+            c.session_.lost();
+            return item.kind;
         }
-    }
-
-    void at_client(ClientEndpoint& c, detail::HubItem& item) {
-        using Kind = Delivery::Kind;
-        switch (item.kind) {
-            case Kind::accepted:
-                c.linked_ = true;
-                c.on_link_.emit(c.username_);
-                return;
-            case Kind::unlinked:
-                c.linked_ = false;
-                c.on_unlink_.emit();
-                return;
-            case Kind::message:
-                if (c.keep_received_) c.received_.push_back(item.text);
-                c.on_message_.emit(item.text);
-                return;
-            default:
-                return;
-        }
+        const bool was_linked = c.session_.linked();
+        const auto rejections = c.session_.statistics().rejections;
+        const auto frames = c.session_.session_frames().size();
+        c.session_.receive(item.text);
+        if (!was_linked && c.session_.linked()) return Delivery::Kind::accepted;
+        if (was_linked && !c.session_.linked()) return Delivery::Kind::unlinked;
+        if (c.session_.statistics().rejections != rejections) return Delivery::Kind::rejected;
+        if (c.session_.session_frames().size() != frames) return Delivery::Kind::session;
+        return Delivery::Kind::message;
     }
 
     void drop(ClientEndpoint& c) {
         statistics_.lost += c.up_.size() + c.down_.size();
         c.up_.clear();
         c.down_.clear();
-        const bool server_side = c.server_linked_;
-        const bool client_side = c.linked_;
-        c.server_linked_ = false;
-        c.linked_ = false;
-        if (server_side) server_.on_unlink_.emit(c.username_);
-        if (client_side) c.on_unlink_.emit();
+        if (const auto connection = std::exchange(c.connection_, std::nullopt)) session_.disconnect(*connection);
+        c.session_.lost();
     }
 
     HubOptions options_;
     ManualClock clock_;
     TimePoint start_;
-    ServerEndpoint server_;
+    net::Session session_;
+    std::unique_ptr<DomainHost> host_;
     std::vector<std::unique_ptr<ClientEndpoint>> clients_;
     std::uint64_t next_seq_ = 0;
     HubStatistics statistics_;
     krmx::detail::Signal<const Delivery&> on_delivery_;
+    mutable std::mutex work_mutex_;
+    std::condition_variable work_changed_;
+    std::deque<std::function<void()>> posted_;
+    std::size_t held_ = 0;
 };
 
 inline const ManualClock& ClientEndpoint::clock() const noexcept {
     return hub_->clock();
 }
-inline void ClientEndpoint::link() {
-    hub_->to_server(*this, Delivery::Kind::link);
+inline void ClientEndpoint::link(std::optional<std::string> auth) {
+    hub_->to_server(*this, Delivery::Kind::link, session_.link_frame(username_, auth));
 }
 inline void ClientEndpoint::unlink() {
-    hub_->to_server(*this, Delivery::Kind::unlink);
+    hub_->to_server(*this, Delivery::Kind::unlink, net::ClientSession::unlink_frame());
 }
 inline void ClientEndpoint::leave() {
-    hub_->to_server(*this, Delivery::Kind::leave);
+    hub_->to_server(*this, Delivery::Kind::leave, net::ClientSession::leave_frame());
 }
 inline void ClientEndpoint::drop() {
     hub_->drop(*this);
 }
 inline void ClientEndpoint::send(std::string text) {
-    if (!linked_) {
+    if (!session_.linked()) {
         ++hub_->statistics_.undeliverable;
         return;
     }
     hub_->to_server(*this, Delivery::Kind::message, std::move(text));
 }
 
-inline void ServerEndpoint::send(std::string_view username, std::string text) {
-    auto* c = hub_->find(username);
-    if (!c || !c->server_linked_) {
-        ++hub_->statistics_.undeliverable;
-        return;
-    }
-    hub_->to_client(*c, Delivery::Kind::message, std::move(text));
-}
-inline void ServerEndpoint::broadcast(std::string text) {
-    for (const auto& c : hub_->clients_) {
-        if (c->server_linked_) hub_->to_client(*c, Delivery::Kind::message, text);
-    }
-}
-inline std::vector<std::string> ServerEndpoint::linked_users() const {
-    std::vector<std::string> out;
-    for (const auto& c : hub_->clients_) {
-        if (c->server_linked_) out.push_back(c->username_);
-    }
-    return out;
-}
-inline bool ServerEndpoint::linked(std::string_view username) const {
-    const auto* c = hub_->find(username);
-    return c && c->server_linked_;
-}
-
-static_assert(ServerTransport<ServerEndpoint>);
+static_assert(ServerTransport<Hub>);
 static_assert(ClientTransport<ClientEndpoint> && TickingTransport<ClientEndpoint>);
 
 }  // namespace krmx::testing

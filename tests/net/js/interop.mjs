@@ -4,8 +4,8 @@
 //   every rejection reason verbatim, whole frame transcripts of link, relink, unlink, leave, kick and a
 //   dropped socket, custom messages both ways;
 // - the claimable counter on @krmx/state@0.0.1's StreamModel in JavaScript clients against our C++
-//   StreamServer: byte-identical broadcasts, a refused claim only to its sender, a late joiner rebuilding
-//   from the history (compatibility mode: appends), convergence with the server;
+//   StreamDomain: byte-identical broadcasts, a refused claim only to its sender, a late joiner rebuilding
+//   from the history (as appends: a JavaScript client links without `features`), convergence with the server;
 // - JavaScript and C++ players in one game: the C++ counter_bot (BOT_BINARY = examples/counter_bot) and
 //   JavaScript StreamModel clients append to one domain at the same time and converge; a refused C++ move
 //   is told to the C++ sender only;
@@ -241,7 +241,7 @@ async function streamPlayer(url, name, model) {
   return { ...c, stream, dispatch, invalidated };
 }
 
-test('@krmx/state: JavaScript StreamModel clients against the C++ StreamServer', async (server) => {
+test('@krmx/state: JavaScript StreamModel clients against the C++ StreamDomain', async (server) => {
   const { model, increment, claim } = claimableCounter();
   const alice = await streamPlayer(server.url, 'alice', model);
   const bob = await streamPlayer(server.url, 'bob', model);

@@ -1,5 +1,5 @@
-// The child of the pipelined-durability crash test: a StreamServer of the claimable counter, durable on a
-// synced SQLite store through persist_async_to, under load from three in-process clients (testing Hub).
+// The child of the pipelined-durability crash test: a StreamDomain of the claimable counter, durable on a
+// synced SQLite store with pipelined commits, under load from three in-process clients (testing Hub).
 // Each `stream/append` a client receives is reported on stdout the moment the first client receives it:
 // "<position> <event JSON>". The parent kills this process with SIGKILL at some moment and checks that
 // every reported event is in the store.
@@ -16,12 +16,11 @@
 
 #include <krmx/store/sqlite_event_store.hpp>
 #include <krmx/sync/durable.hpp>
-#include <krmx/sync/messages.hpp>
-#include <krmx/sync/stream_host.hpp>
+#include <krmx/sync/stream_domain.hpp>
+#include <krmx/sync/stream_messages.hpp>
 #include <krmx/testing/hub.hpp>
 
 #include "claimable_counter/counter.hpp"
-#include "pipeline_support.hpp"
 
 namespace {
 
@@ -52,14 +51,9 @@ int main(int argc, char** argv) {
     }
     std::mt19937 random{static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10))};
     krmx::SqliteEventStore store{argv[1], {.durability = krmx::SqliteDurability::synced}};
-    krmx::testing::Mailbox mail;
     krmx::testing::Hub hub;
-    krmx::StreamHost host{hub.server()};
-    krmx::StreamServer server{host,
-                              "counter",
-                              counter::model(),
-                              {.persist_batch = krmx::persist_async_to(store, "counter", mail.poster())}};
-    (void)krmx::restore_from(store, "counter", server);
+    // Pipelined: commits on the durability's writer thread, completed through the hub's loop.
+    krmx::StreamDomain server{hub, "counter", counter::model(), {.durability = krmx::durable(store)}};
 
     std::vector<bool> seen;
     std::vector<Sender> senders(3);
@@ -101,6 +95,5 @@ int main(int argc, char** argv) {
         }
         while (hub.step()) {
         }
-        if (mail.run_posted() == 0) (void)mail.wait_and_run(std::chrono::milliseconds{1});
     }
 }

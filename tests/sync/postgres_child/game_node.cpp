@@ -3,7 +3,7 @@
 //   game_node server <conninfo> <schema> <domains,comma,separated> <events per domain>
 //     Claims each domain (a PostgreSQL lock named "domain/<id>"; refuses with "refused <id>: ..." and exit
 //     code 3 when another server holds it), restores the domain's stream from PostgreSQL into a durable
-//     StreamServer of the claimable counter, then dispatches increments until the stream holds the given
+//     StreamDomain of the claimable counter, then dispatches increments until the stream holds the given
 //     number of events. Prints "restored <id> <n>", "ready", "progress <id> <n>" every 10 events, "done";
 //     then holds its domains until a line "stop" (or the end of stdin).
 //   game_node reader <conninfo> <schema> <events>
@@ -30,8 +30,8 @@
 #include "krmx/models/postgres_lock_provider.hpp"
 #include "krmx/store/postgres_event_store.hpp"
 #include "krmx/sync/durable.hpp"
-#include "krmx/sync/stream_host.hpp"
-#include "krmx/sync/stream_server.hpp"
+#include "krmx/sync/domain_host.hpp"
+#include "krmx/sync/stream_domain.hpp"
 #include "krmx/testing/hub.hpp"
 
 namespace {
@@ -63,14 +63,13 @@ int serve(const krmx::PostgresOptions& database, const std::vector<std::string>&
         claims.push_back(std::move(*claim));
     }
     krmx::testing::Hub hub;
-    krmx::StreamHost host{hub.server()};
-    std::vector<std::unique_ptr<krmx::StreamServer<Counter>>> servers;
+    // Synchronous commits: this server's own loop is the one below, which answers each dispatch at once.
+    const auto durability = krmx::durable(store, {.commits = krmx::Commits::synchronous});
+    std::vector<std::unique_ptr<krmx::StreamDomain<Counter>>> servers;
     for (const auto& domain : domains) {
-        servers.push_back(std::make_unique<krmx::StreamServer<Counter>>(
-            host, domain, counter::model(),
-            krmx::StreamServerOptions{.persist = krmx::persist_to(store, domain)}));
-        const auto restored = krmx::restore_from(store, domain, *servers.back());
-        say("restored " + domain + " " + std::to_string(restored));
+        servers.push_back(std::make_unique<krmx::StreamDomain<Counter>>(hub, domain, counter::model(),
+                                                                          krmx::StreamDomainOptions{.durability = durability}));
+        say("restored " + domain + " " + std::to_string(servers.back()->statistics().restored));
     }
     say("ready");
     bool more = true;

@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -29,12 +30,35 @@
 
 #include <nlohmann/json.hpp>
 
+#include "krmx/core/detail/utf8.hpp"
+
 namespace krmx::detail {
 
 struct JsonMember {
     std::string_view key;      ///< raw key text between the quotes (escapes not decoded)
     std::string_view value;    ///< raw value text, exactly as received
     bool key_escaped = false;  ///< the key has escapes: compare it decoded
+    /// How deep the value nests: 0 for a scalar, 1 for `{}`, `[1]` or `{"a":1}`, 2 for `[[1]]`, ...
+    std::uint16_t depth = 0;
+    /// For a member whose value is an object and whose members were collected (see ScannedMessage): where
+    /// they are in ScannedMessage::children.
+    std::uint32_t first_child = 0;
+    std::uint32_t child_count = 0;
+};
+
+/// A message `{"type": ..., "payload": ...}` scanned in one pass: its members, the members of its payload
+/// (when the payload is an object), and the members of every object in the payload (a `stream/append`'s
+/// event, a `projection/action`'s action), so that nobody downstream reads the text again.
+struct ScannedMessage {
+    std::vector<JsonMember> members;
+    std::vector<JsonMember> payload;
+    std::vector<JsonMember> children;
+
+    void clear() noexcept {
+        members.clear();
+        payload.clear();
+        children.clear();
+    }
 };
 
 /// How deep an event (the event object itself is level 1) may nest: deep enough for any game state,
@@ -118,12 +142,12 @@ class JsonScanner {
     // the members of the top-level member `nested_key` if that is an object (one pass for both).
     [[nodiscard]] std::string object_members(std::vector<JsonMember>& out, std::string_view nested_key = {},
                                              std::vector<JsonMember>* nested_out = nullptr) {
-        skip_ws();
-        if (p_ == end_ || *p_ != '{') return fail("expected a JSON object");
-        if (!object(1, &out, nested_key, nested_out)) return error_;
-        skip_ws();
-        if (p_ != end_) return fail("unexpected text after the JSON value");
-        return {};
+        return top_object(Collect{&out, nested_key, nested_out});
+    }
+
+    // Validates exactly one object and collects it as a message (see ScannedMessage).
+    [[nodiscard]] std::string message(ScannedMessage& out) {
+        return top_object(Collect{&out.members, "payload", &out.payload, nullptr, &out.children});
     }
 
     // Validates exactly one value of any kind.
@@ -136,6 +160,26 @@ class JsonScanner {
     }
 
   private:
+    // What an object's members are collected into: `out` (none: validated only); the members of each
+    // member that is an object into `children` (their range kept on the member); the members of the
+    // member `nested_key` (when it is an object) into `nested_out`, and theirs into `nested_children`.
+    struct Collect {
+        std::vector<JsonMember>* out = nullptr;
+        std::string_view nested_key = {};
+        std::vector<JsonMember>* nested_out = nullptr;
+        std::vector<JsonMember>* children = nullptr;
+        std::vector<JsonMember>* nested_children = nullptr;
+    };
+
+    std::string top_object(const Collect& collect) {
+        skip_ws();
+        if (p_ == end_ || *p_ != '{') return fail("expected a JSON object");
+        if (!object(1, collect)) return error_;
+        skip_ws();
+        if (p_ != end_) return fail("unexpected text after the JSON value");
+        return {};
+    }
+
     void skip_ws() noexcept {
         while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
     }
@@ -294,34 +338,11 @@ class JsonScanner {
         return -1;
     }
 
-    // One UTF-8 sequence starting at a byte >= 0x80: no overlong forms, no surrogates, at most U+10FFFF.
+    // One UTF-8 sequence starting at a byte >= 0x80 (core/detail/utf8.hpp: the one rule).
     bool utf8() {
-        const auto b0 = static_cast<unsigned char>(*p_);
-        int extra;
-        std::uint32_t cp;
-        if (b0 >= 0xC2 && b0 <= 0xDF) {
-            extra = 1;
-            cp = b0 & 0x1Fu;
-        } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-            extra = 2;
-            cp = b0 & 0x0Fu;
-        } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-            extra = 3;
-            cp = b0 & 0x07u;
-        } else {
-            return fail_bool("invalid UTF-8");
-        }
-        if (end_ - p_ <= extra) return fail_bool("invalid UTF-8: truncated sequence");
-        for (int i = 1; i <= extra; ++i) {
-            const auto b = static_cast<unsigned char>(p_[i]);
-            if ((b & 0xC0u) != 0x80u) return fail_bool("invalid UTF-8");
-            cp = (cp << 6) | (b & 0x3Fu);
-        }
-        if ((extra == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-            (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF))) {
-            return fail_bool("invalid UTF-8");
-        }
-        p_ += extra + 1;
+        const std::size_t length = utf8_sequence_length(p_, end_);
+        if (length == 0) return fail_bool("invalid UTF-8");
+        p_ += length;
         return true;
     }
 
@@ -420,9 +441,10 @@ class JsonScanner {
         return std::adjacent_find(all.begin(), all.end()) != all.end();
     }
 
-    bool object(int depth, std::vector<JsonMember>* out = nullptr, std::string_view nested_key = {},
-                std::vector<JsonMember>* nested_out = nullptr) {
+    bool object(int depth) { return object(depth, Collect{}); }
+    bool object(int depth, const Collect& collect) {
         if (depth > max_depth_) return fail_bool("JSON nested too deeply");
+        if (depth > deepest_) deepest_ = depth;
         ++p_;
         skip_ws();
         if (p_ < end_ && *p_ == '}') {
@@ -450,12 +472,28 @@ class JsonScanner {
             ++p_;
             skip_ws();
             const char* value_start = p_;
-            if (out) {
-                const bool nested = nested_out && p_ < end_ && *p_ == '{' &&
-                                    (key_escaped ? decoded(Key{key, true}) == nested_key : key == nested_key);
-                if (!(nested ? object(depth + 1, nested_out) : value(depth))) return false;
-                out->push_back(
-                    JsonMember{key, {value_start, static_cast<std::size_t>(p_ - value_start)}, key_escaped});
+            if (collect.out) {
+                JsonMember member{key, {}, key_escaped};
+                const int deepest_before = deepest_;
+                deepest_ = depth;
+                const bool is_object = p_ < end_ && *p_ == '{';
+                bool ok;
+                if (is_object && collect.nested_out &&
+                    (key_escaped ? decoded(Key{key, true}) == collect.nested_key : key == collect.nested_key)) {
+                    ok = object(depth + 1, Collect{collect.nested_out, {}, nullptr, collect.nested_children});
+                } else if (is_object && collect.children) {
+                    member.first_child = static_cast<std::uint32_t>(collect.children->size());
+                    ok = object(depth + 1, Collect{collect.children});
+                    member.child_count =
+                        static_cast<std::uint32_t>(collect.children->size()) - member.first_child;
+                } else {
+                    ok = value(depth);
+                }
+                if (!ok) return false;
+                member.value = {value_start, static_cast<std::size_t>(p_ - value_start)};
+                member.depth = static_cast<std::uint16_t>(deepest_ - depth);
+                if (deepest_before > deepest_) deepest_ = deepest_before;
+                collect.out->push_back(member);
             } else if (!value(depth)) {
                 return false;
             }
@@ -475,6 +513,7 @@ class JsonScanner {
 
     bool array(int depth) {
         if (depth > max_depth_) return fail_bool("JSON nested too deeply");
+        if (depth > deepest_) deepest_ = depth;
         ++p_;
         skip_ws();
         if (p_ < end_ && *p_ == ']') {
@@ -501,6 +540,7 @@ class JsonScanner {
     const char* p_;
     const char* end_;
     int max_depth_;
+    int deepest_ = 0;       // the deepest level reached so far (for the members' depths)
     bool escaped_ = false;  // whether the last string scanned had an escape
     std::string error_;
 };
@@ -520,22 +560,31 @@ class JsonScanner {
     return JsonScanner{text, max_depth}.object_members(out, nested_key, &nested_out);
 }
 
+/// Validates that `text` is exactly one JSON object and scans it as a message (see ScannedMessage): `out`
+/// is cleared first. Returns an empty string on success, else a readable error with the byte offset.
+[[nodiscard]] inline std::string scan_message(std::string_view text, ScannedMessage& out,
+                                              int max_depth = json_max_message_depth) {
+    out.clear();
+    return JsonScanner{text, max_depth}.message(out);
+}
+
 /// Validates that `text` is exactly one JSON value; empty on success, else the error.
 [[nodiscard]] inline std::string scan_value(std::string_view text, int max_depth = json_max_event_depth) {
     return JsonScanner{text, max_depth}.any_value();
 }
 
+/// Whether a scanned member's key is `key`, compared as decoded text.
+[[nodiscard]] inline bool key_is(const JsonMember& member, std::string_view key) {
+    if (!member.key_escaped) return member.key == key;
+    std::string decoded;
+    json_unescape(member.key, decoded);
+    return decoded == key;
+}
+
 /// The member with this key, compared as decoded text, or nullptr. Keys never repeat in scanned text.
-[[nodiscard]] inline const JsonMember* find_member(const std::vector<JsonMember>& members,
-                                                   std::string_view key) {
+[[nodiscard]] inline const JsonMember* find_member(std::span<const JsonMember> members, std::string_view key) {
     for (const auto& member : members) {
-        if (member.key_escaped) {
-            std::string decoded;
-            json_unescape(member.key, decoded);
-            if (decoded == key) return &member;
-        } else if (member.key == key) {
-            return &member;
-        }
+        if (key_is(member, key)) return &member;
     }
     return nullptr;
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <exception>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,20 +85,20 @@ DispatchResult decode_event(const ModelData<State>& model, const nlohmann::json&
     return decode_named(model, type->template get_ref<const std::string&>(), payload, out);
 }
 
-// The same from JSON text, without a DOM for the envelope: only the payload is parsed by nlohmann.
-// `scratch` is reused between calls to save allocations.
+// The same from an event already scanned: its raw text and its members (a krmx::Message hands both on),
+// so the envelope is never read twice; only the payload is converted, by the fast raw path or nlohmann.
 template <class State>
-DispatchResult decode_event_text(const ModelData<State>& model, std::string_view text,
-                                 std::vector<JsonMember>& scratch, DecodedEvent& out) {
-    scratch.clear();
-    if (auto error = scan_object(text, scratch); !error.empty()) {
-        if (!scan_value(text).empty())
-            return {Outcome::malformed, Reason{"event is not valid JSON: " + error}};
-        return {Outcome::malformed,
-                Reason{"event must be a JSON object, got " +
-                       std::string{json_raw_kind(text.substr(text.find_first_not_of(" \t\r\n")))}}};
+DispatchResult decode_members(const ModelData<State>& model, std::string_view text,
+                              std::span<const JsonMember> members, DecodedEvent& out) {
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos || text[first] != '{') {
+        return {Outcome::malformed, Reason{"event must be a JSON object, got " +
+                                           std::string{json_raw_kind(first == std::string_view::npos
+                                                                         ? std::string_view{}
+                                                                         : text.substr(first))}}};
     }
-    const JsonMember* type = find_member(scratch, "type");
+    const JsonMember* type = find_member(members, "type");
+    const JsonMember* payload_member = find_member(members, "payload");
     if (!type) return {Outcome::malformed, Reason{"event has no \"type\" member"}};
     if (json_raw_kind(type->value) != "string") {
         return {Outcome::malformed,
@@ -108,7 +109,6 @@ DispatchResult decode_event_text(const ModelData<State>& model, std::string_view
     if (name.find('\\') != std::string_view::npos) name = decoded_name = *json_string_value(type->value);
     const auto index = model.find_name(name);
     if (!index) return unknown_type(name);
-    const JsonMember* payload_member = find_member(scratch, "payload");
     if (!payload_member) return decode_payload(model, *index, name, nullptr, out);
     const auto& handler = *model.handlers[*index];
     // The scanner's grammar is narrower than nlohmann's, so what it accepted nlohmann reads; parsing
@@ -128,6 +128,22 @@ DispatchResult decode_event_text(const ModelData<State>& model, std::string_view
     }
     out.index = *index;
     return DispatchResult::accepted_at(0);
+}
+
+// The same from JSON text, scanned here (server code's own events, stored texts, tests).
+// `scratch` is reused between calls to save allocations.
+template <class State>
+DispatchResult decode_event_text(const ModelData<State>& model, std::string_view text,
+                                 std::vector<JsonMember>& scratch, DecodedEvent& out) {
+    scratch.clear();
+    if (auto error = scan_object(text, scratch); !error.empty()) {
+        if (!scan_value(text).empty())
+            return {Outcome::malformed, Reason{"event is not valid JSON: " + error}};
+        return {Outcome::malformed,
+                Reason{"event must be a JSON object, got " +
+                       std::string{json_raw_kind(text.substr(text.find_first_not_of(" \t\r\n")))}}};
+    }
+    return decode_members(model, text, scratch, out);
 }
 
 }  // namespace krmx::detail

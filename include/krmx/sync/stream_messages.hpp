@@ -1,5 +1,5 @@
 #pragma once
-// The stream protocol's messages (PROTOCOL.md, section 2), built as text. Events are spliced in as the raw
+// The stream protocol's messages (docs/protocol.md, section 2), built as text. Events are spliced in as the raw
 // text they arrived as, so key order and number spelling survive the trip through the server: JavaScript
 // clients match their optimistic events on the serialized text.
 
@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "krmx/core/detail/json_write.hpp"
+
 namespace krmx {
 
 /// The `type` of each stream message.
@@ -25,48 +27,6 @@ inline constexpr std::string_view prefix = "stream/";
 }  // namespace stream_message
 
 namespace detail {
-
-// Appends `text` as a JSON string literal. Text that is not valid UTF-8 (a handler's reason, say) is
-// repaired rather than allowed to throw or to put invalid JSON on the wire.
-inline void append_json_string(std::string& out, std::string_view text) {
-    for (const char c : text) {
-        if (static_cast<unsigned char>(c) >= 0x80) {
-            out += nlohmann::json(std::string{text})
-                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-            return;
-        }
-    }
-    out += '"';
-    for (const char c : text) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    static constexpr char hex[] = "0123456789abcdef";
-                    out += "\\u00";
-                    out += hex[(c >> 4) & 0xF];
-                    out += hex[c & 0xF];
-                } else {
-                    out += c;
-                }
-        }
-    }
-    out += '"';
-}
 
 inline void append_number(std::string& out, std::uint64_t n) {
     out += std::to_string(n);

@@ -1,20 +1,18 @@
 // The PostgreSQL parts of the models: a schema as a projection target (rows and checkpoint in one
-// transaction), checkpoints, and locks across processes that a dead holder frees.
+// transaction), checkpoints, and what only PostgreSQL locks do: a dead holder frees them, and names are
+// numbered in a table (lock_provider_tests.cpp holds what every provider does).
 
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "catch.hpp"
 #include "child_process.hpp"
 #include "krmx/models/postgres_lock_provider.hpp"
 #include "krmx/models/postgres_projection.hpp"
 #include "krmx/models/read_model.hpp"
-#include "krmx/models/write_model.hpp"
-#include "krmx/store/memory_event_store.hpp"
 #include "krmx/store/postgres_checkpoint_store.hpp"
 #include "krmx/store/postgres_event_store.hpp"
 #include "models_test_support.hpp"
@@ -95,40 +93,6 @@ TEST_CASE("a checkpointed read model on PostgreSQL resumes after a restart",
     CHECK(report.restored);
     CHECK(report.events == 1);
     CHECK(runner.state() == Available{{{"1", 9}, {"2", 4}}});
-}
-
-TEST_CASE("PostgreSQL locks exclude each other across providers", "[models][postgres][lock]") {
-    const auto locks = database(unique_postgres_schema("locks"));
-    krmx::MemoryEventStore store;
-    models_test::append(store, "1", book_added(BookAdded{"1", "Dune", "Frank Herbert", 29.99, 100}));
-    krmx::PostgresLockProvider first{locks};
-    krmx::PostgresLockProvider second{locks};
-    std::atomic<int> inside{0};
-    std::atomic<bool> overlapped{false};
-    std::atomic<int> appended{0};
-    {
-        std::vector<std::jthread> threads;
-        for (int t = 0; t < 4; ++t) {
-            threads.emplace_back([&, t] {
-                auto model = book_write_model("1").use_lock(t % 2 == 0 ? first : second);
-                for (int i = 0; i < 4; ++i) {
-                    const auto result = model.with_source(store).handle([&](krmx::WriteContext<Book>& w) {
-                        if (inside.fetch_add(1) > 0) overlapped = true;
-                        std::this_thread::sleep_for(std::chrono::milliseconds{1});
-                        w.emit(book_lent(Lending{"1", "u"}));
-                        inside.fetch_sub(1);
-                    });
-                    if (result.appended()) ++appended;
-                }
-            });
-        }
-    }
-    CHECK_FALSE(overlapped);
-    CHECK(appended == 16);
-    // Other keys are independent of a held one.
-    const auto held = first.acquire("book-a");
-    const auto other = second.acquire("book-b");
-    CHECK(other.held());
 }
 
 TEST_CASE("a PostgreSQL lock held by a process killed with SIGKILL is free at once",

@@ -1,5 +1,6 @@
 // The SQLite parts of the models: the database as a projection target (rows and checkpoint in one
-// transaction) and locks across processes.
+// transaction) and what only SQLite locks do (leases); lock_provider_tests.cpp holds what every provider
+// does.
 
 #include <atomic>
 #include <chrono>
@@ -11,8 +12,6 @@
 #include "krmx/models/read_model.hpp"
 #include "krmx/models/sqlite_lock_provider.hpp"
 #include "krmx/models/sqlite_projection.hpp"
-#include "krmx/models/write_model.hpp"
-#include "krmx/store/memory_event_store.hpp"
 #include "krmx/store/sqlite_checkpoint_store.hpp"
 #include "krmx/store/sqlite_event_store.hpp"
 #include "models_test_support.hpp"
@@ -74,37 +73,6 @@ TEST_CASE("a checkpointed read model on SQLite resumes after a restart", "[model
     CHECK(report.restored);
     CHECK(report.events == 1);
     CHECK(runner.state() == Available{{{"1", 9}, {"2", 4}}});
-}
-
-TEST_CASE("SQLite locks exclude each other across providers on one file", "[models][sqlite][lock]") {
-    models_test::TempDir dir;
-    krmx::MemoryEventStore store;
-    models_test::append(store, "1", book_added(BookAdded{"1", "Dune", "Frank Herbert", 29.99, 100}));
-    // Two providers on one file: two connections of one process (sqlite_lock_process_tests.cpp: processes).
-    krmx::SqliteLockProvider first{dir.path() / "locks.sqlite"};
-    krmx::SqliteLockProvider second{dir.path() / "locks.sqlite"};
-    std::atomic<int> inside{0};
-    std::atomic<bool> overlapped{false};
-    std::atomic<int> appended{0};
-    {
-        std::vector<std::jthread> threads;
-        for (int t = 0; t < 4; ++t) {
-            threads.emplace_back([&, t] {
-                auto model = book_write_model("1").use_lock(t % 2 == 0 ? first : second);
-                for (int i = 0; i < 4; ++i) {
-                    const auto result = model.with_source(store).handle([&](krmx::WriteContext<Book>& w) {
-                        if (inside.fetch_add(1) > 0) overlapped = true;
-                        std::this_thread::sleep_for(std::chrono::milliseconds{1});
-                        w.emit(book_lent(Lending{"1", "u"}));
-                        inside.fetch_sub(1);
-                    });
-                    if (result.appended()) ++appended;
-                }
-            });
-        }
-    }
-    CHECK_FALSE(overlapped);
-    CHECK(appended == 16);
 }
 
 TEST_CASE("a SQLite lock whose holder vanished is taken over after its lease", "[models][sqlite][lock]") {

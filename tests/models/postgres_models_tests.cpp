@@ -4,9 +4,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <variant>
 
 #include "catch.hpp"
 #include "child_process.hpp"
@@ -113,4 +115,56 @@ TEST_CASE("a PostgreSQL lock held by a process killed with SIGKILL is free at on
     // No lease to run out: the server frees the dead session's lock as soon as it notices the session end.
     CHECK(models_test::eventually([&] { return acquired.load(); }, std::chrono::seconds{10}));
     waiter.join();
+}
+
+namespace {
+
+// The identity sequence that numbers the lock names of `schema`.
+std::string lock_sequence(const std::string& schema) {
+    return "pg_get_serial_sequence('\"" + schema + "\".krmx_locks', 'id')";
+}
+
+std::int64_t lock_numbers_given(krmx::PostgresProjection& sql, const std::string& schema) {
+    const auto value = sql.query("SELECT coalesce(pg_sequence_last_value(" + lock_sequence(schema) +
+                                 "::regclass), 0)")[0][0];
+    return std::get<std::int64_t>(value);
+}
+
+}  // namespace
+
+TEST_CASE("locking a known name uses no lock number, and names numbered past 2^31 lock and exclude",
+          "[models][postgres][lock]") {
+    const auto schema = unique_postgres_schema("locks");
+    krmx::PostgresLockProvider locks{database(schema)};
+    krmx::PostgresLockProvider other{database(schema)};
+    krmx::PostgresProjection sql{database(schema)};
+    locks.acquire("old").release();
+    const auto given = lock_numbers_given(sql, schema);
+    for (int i = 0; i < 3; ++i) {
+        locks.acquire("old").release();
+        REQUIRE(locks.try_acquire("old").has_value());
+    }
+    CHECK(lock_numbers_given(sql, schema) == given);
+
+    // The next names get 2^31 and 2^31 + 1: past what an int4 holds.
+    (void)sql.query("SELECT setval(" + lock_sequence(schema) + ", 2147483647)");
+    auto first = locks.try_acquire("new");
+    REQUIRE(first.has_value());
+    const auto second = locks.acquire("newer");
+    const auto old = locks.acquire("old");
+    CHECK((first->held() && second.held() && old.held()));
+    CHECK_FALSE(other.try_acquire("new").has_value());
+    CHECK_FALSE(other.try_acquire("newer").has_value());
+    CHECK_FALSE(other.try_acquire("old").has_value());
+    first->release();
+    CHECK(other.try_acquire("new").has_value());
+    CHECK(lock_numbers_given(sql, schema) == 2147483649);
+
+    // 2^32 is the last number a name can have; a name numbered past it is refused, not confused with another.
+    (void)sql.query("SELECT setval(" + lock_sequence(schema) + ", 4294967295)");
+    const auto last = locks.acquire("last");
+    CHECK_FALSE(other.try_acquire("last").has_value());
+    CHECK(other.try_acquire("new").has_value());
+    CHECK_THROWS_AS(locks.acquire("one too many"), krmx::StoreError);
+    CHECK_THROWS_WITH(locks.try_acquire("one too many"), Catch::Matchers::Contains("lock numbers"));
 }

@@ -14,7 +14,7 @@
 #include "child_process.hpp"
 #include "krmx/models/postgres_lock_provider.hpp"
 #include "krmx/models/postgres_projection.hpp"
-#include "krmx/models/read_model.hpp"
+#include "krmx/models/read_model_runner.hpp"
 #include "krmx/store/postgres_checkpoint_store.hpp"
 #include "krmx/store/postgres_event_store.hpp"
 #include "models_test_support.hpp"

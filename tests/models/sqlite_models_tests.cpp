@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "catch.hpp"
-#include "krmx/models/read_model.hpp"
+#include "krmx/models/read_model_runner.hpp"
 #include "krmx/models/sqlite_lock_provider.hpp"
 #include "krmx/models/sqlite_projection.hpp"
 #include "krmx/store/sqlite_checkpoint_store.hpp"

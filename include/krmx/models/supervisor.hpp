@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "krmx/core/clock.hpp"
-#include "krmx/models/read_model.hpp"
+#include "krmx/models/read_model_runner.hpp"
 
 namespace krmx {
 

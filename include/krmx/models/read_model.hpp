@@ -3,8 +3,9 @@
 // the signals the framework sends the model's signal handler. A ReadModelRunner (read_model_runner.hpp)
 // feeds a read model from an event store, with checkpoints.
 //
-// Signals, per run, in this order: `head` (starting from the first event) or `restored` (from a checkpoint,
-// or resuming the runner's own progress); then one `event` per stored event, with `unknown_event`,
+// Signals, per run, in this order: where the run starts, `from_start` (the first event, with the initial
+// state), `restored` (after the checkpoint the run loaded) or `resumed` (after where the runner's last run
+// left its state; nothing is loaded); then the reducer gets each stored event, with `unknown_event`,
 // `invalid_event` or `refused_event` in place of events the model cannot take; then `caught_up` once the
 // end of the store is reached (catch_up and follow only). Skipped events are reported and counted, never
 // silently dropped, and never stop the model.
@@ -27,14 +28,15 @@ namespace krmx {
 /// A framework signal or a skipped event, as the model's signal handler sees it.
 struct ModelSignal {
     enum class Kind : std::uint8_t {
-        head,           ///< the run starts from the first event, with the initial state
-        restored,       ///< the run starts from `position` (a checkpoint, or the runner's own progress)
+        from_start,     ///< the run starts from the first event, with the initial state
+        restored,       ///< the run starts after `position`, from the checkpoint it loaded
+        resumed,        ///< the run goes on after `position`, from the state the runner's last run left
         unknown_event,  ///< the event at `position` has a type the catalog does not hold; skipped
         invalid_event,  ///< the event at `position` did not decode (payload, upcaster); skipped
         refused_event,  ///< the model's handler refused the event at `position`; skipped
         caught_up,      ///< every stored event up to `position` is processed
     };
-    Kind kind = Kind::head;
+    Kind kind = Kind::from_start;
     Position position = 0;
     const RecordedEvent* record = nullptr;  ///< the skipped event, for the three *_event kinds
     std::string_view reason{};              ///< why it was skipped
@@ -42,10 +44,12 @@ struct ModelSignal {
 
 [[nodiscard]] constexpr std::string_view to_string(ModelSignal::Kind kind) noexcept {
     switch (kind) {
-        case ModelSignal::Kind::head:
-            return "head";
+        case ModelSignal::Kind::from_start:
+            return "from_start";
         case ModelSignal::Kind::restored:
             return "restored";
+        case ModelSignal::Kind::resumed:
+            return "resumed";
         case ModelSignal::Kind::unknown_event:
             return "unknown_event";
         case ModelSignal::Kind::invalid_event:

@@ -5,6 +5,8 @@
 // - `catch_up()`: from where the model is (its checkpoint, or the start) to the end of the store, then stop;
 // - `follow(stop_token)`: catch up, then apply live events until the token is stopped;
 // - `restore_only()`: load the last checkpoint (or the initial state) and read nothing.
+// Each run starts where the runner's last run left off, or, for the first run and after a failed one, from
+// the checkpoint it restores (or from the first event).
 //
 // Checkpoints (`use_checkpoints(storage, strategy)`): state and position saved together under the model's
 // name and event filter (krmx::checkpoint_key: runners of one model with different filters keep separate
@@ -53,7 +55,8 @@ concept CheckpointableState = requires(const S& s, const nlohmann::json& j) {
 /// What one run did.
 struct [[nodiscard]] RunReport {
     Position position = 0;              ///< the last event processed (0: none)
-    bool restored = false;              ///< the run started from a checkpoint or earlier progress
+    bool restored = false;              ///< the run started after the checkpoint it loaded
+    bool resumed = false;               ///< the run went on from the state the runner's last run left
     bool discarded_checkpoint = false;  ///< a checkpoint of another version was thrown away
     std::uint64_t events = 0;           ///< events applied
     std::uint64_t ignored = 0;          ///< events the model has no handler for
@@ -145,7 +148,8 @@ class ReadModelRunner {
         });
     }
 
-    /// Loads the last checkpoint (or the initial state) and reads no event.
+    /// Loads the last checkpoint (or the initial state) and reads no event; a runner that ran before keeps
+    /// the state its last run left (`resumed`).
     RunReport restore_only() {
         return run([this](RunReport& report) { start(report); });
     }
@@ -268,9 +272,11 @@ class ReadModelRunner {
             handler(state_, ModelSignal{kind, position, record, reason});
     }
 
-    // Restores the checkpoint (or resumes in-memory progress, or starts at the head) and signals it.
+    // Goes on from the last run's state, or restores the checkpoint, or starts from the first event; and
+    // signals which.
     void start(RunReport& report) {
         std::lock_guard lock{mutex_};
+        const bool resuming = started_;
         if (!started_) {
             state_ = model_.initial_state();
             position_ = 0;
@@ -299,11 +305,14 @@ class ReadModelRunner {
             last_checkpoint_time_ = strategy_.now();
         }
         report.position = position_;
-        report.restored = position_ > 0;
-        if (position_ > 0) {
+        if (resuming) {
+            report.resumed = true;
+            signal(ModelSignal::Kind::resumed, position_);
+        } else if (position_ > 0) {
+            report.restored = true;
             signal(ModelSignal::Kind::restored, position_);
         } else {
-            signal(ModelSignal::Kind::head, 0);
+            signal(ModelSignal::Kind::from_start, 0);
         }
     }
 

@@ -1,7 +1,7 @@
 #pragma once
 // Supervisor: runs several read models (or any long-running task taking a std::stop_token), each on its
 // own std::jthread; restarts one that fails after a backoff that doubles per consecutive failure, and
-// reports the status of each. A restarted read model resumes from its last checkpoint (at-least-once).
+// reports the status of each. A restarted read model restores its last checkpoint (at-least-once).
 //
 // Backoff is measured on an injectable clock: with a krmx::ManualClock a test moves time itself and the
 // worker notices within `poll` (real time), so nothing sleeps for the length of a backoff.

@@ -1,6 +1,7 @@
 // What every lock provider does, written once and run against each (LockProviderFixtures): write models
 // that share locks never overlap on a book, and a lock name that breaks the name rule is refused.
 
+#include <atomic>
 #include <cstdint>
 #include <random>
 #include <stdexcept>
@@ -75,4 +76,17 @@ TEMPLATE_LIST_TEST_CASE("write models sharing locks never overlap on a book", "[
     const auto held = locks.first().acquire("book-a");
     const auto other = locks.second().acquire("book-b");
     CHECK(other.held());
+}
+
+TEST_CASE("a lock whose release throws is counted in the counter its provider gave it", "[models][lock]") {
+    std::atomic<std::uint64_t> failed{0};
+    {
+        krmx::Lock lock{[] { throw std::runtime_error("storage gone"); }, &failed};
+        CHECK(lock.held());
+    }
+    CHECK(failed == 1);
+    krmx::Lock released{[] {}, &failed};
+    released.release();
+    released.release();  // a second release does nothing
+    CHECK(failed == 1);
 }

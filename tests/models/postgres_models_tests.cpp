@@ -168,3 +168,24 @@ TEST_CASE("locking a known name uses no lock number, and names numbered past 2^3
     CHECK_THROWS_AS(locks.acquire("one too many"), krmx::StoreError);
     CHECK_THROWS_WITH(locks.try_acquire("one too many"), Catch::Matchers::Contains("lock numbers"));
 }
+
+TEST_CASE("a PostgreSQL lock whose session ended before its release is counted as a failed release",
+          "[models][postgres][lock]") {
+    const auto schema = unique_postgres_schema("locks");
+    krmx::PostgresLockProvider locks{database(schema)};
+    krmx::PostgresProjection sql{database(schema)};
+    const auto end_lock_sessions = [&] {
+        (void)sql.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> "
+            "pg_backend_pid()");
+    };
+    auto lock = locks.acquire("book-1");
+    end_lock_sessions();  // the server freed the lock; the holder has not been told
+    lock.release();
+    CHECK(locks.failed_releases() == 1);
+    // The name locks again, on a new connection.
+    auto again = locks.try_acquire("book-1");
+    REQUIRE(again.has_value());
+    again->release();
+    CHECK(locks.failed_releases() == 1);  // a good release is no failure
+}

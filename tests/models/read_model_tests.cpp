@@ -1,6 +1,8 @@
 // Read models over the bookstore: run modes, signals, checkpoints and their strategies, at-least-once.
 
+#include <optional>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -420,4 +422,38 @@ TEST_CASE(
     CHECK(report.discarded_checkpoint);
     CHECK(resets == 2);
     CHECK(bumped.state() == expected_listing);
+}
+
+namespace {
+// Checkpoints in memory, with batch hooks whose rollback fails (a projection that lost its database).
+struct UnrollableProjection {
+    krmx::MemoryCheckpointStore checkpoints;
+    [[nodiscard]] std::optional<krmx::Checkpoint> load(std::string_view key) const {
+        return checkpoints.load(key);
+    }
+    void save(std::string_view key, const krmx::Checkpoint& checkpoint) { checkpoints.save(key, checkpoint); }
+    bool erase(std::string_view key) { return checkpoints.erase(key); }
+    void begin_batch() {}
+    void abort_batch() { throw std::runtime_error("connection lost"); }
+};
+}  // namespace
+
+TEST_CASE("a failed run whose batch cannot be rolled back is counted, and the run's own error comes out",
+          "[models][read][checkpoint]") {
+    MemoryEventStore store;
+    models_test::append_canonical_history(store);
+    UnrollableProjection projection;
+    bool fail = true;
+    auto model = listing_model().reduce([&](Listing& s, const krmx::CatalogEvent& e) {
+        if (fail && e.position() == 3) throw std::runtime_error("projection down");
+        reduce_listing(s, e);
+    });
+    Runner<Listing> runner{model, store};
+    runner.use_checkpoints(projection, krmx::CheckpointStrategy::after_every_event());
+    CHECK(runner.failed_rollbacks() == 0);
+    CHECK_THROWS_WITH(runner.catch_up(), "projection down");
+    CHECK(runner.failed_rollbacks() == 1);
+    fail = false;
+    CHECK(runner.catch_up().restored);
+    CHECK(runner.failed_rollbacks() == 1);
 }

@@ -136,3 +136,20 @@ TEST_CASE(
     CHECK(db.load("book.available_table")->version == "book.available_table@2/bookstore@1");
     CHECK(db.load("book.available_table")->position == models_test::canonical_history_size);
 }
+
+TEST_CASE("a SQLite lock whose release fails is counted by its provider, and ends with its lease",
+          "[models][sqlite][lock]") {
+    models_test::TempDir dir;
+    const auto file = dir.path() / "locks.sqlite";
+    krmx::SqliteLockProvider locks{file};
+    auto lock = locks.acquire("book-1");
+    CHECK(locks.failed_releases() == 0);
+    // Someone removes the lock table behind the provider's back: the release cannot delete its row.
+    sqlite3* other = nullptr;
+    REQUIRE(sqlite3_open(file.c_str(), &other) == SQLITE_OK);
+    CHECK(sqlite3_exec(other, "DROP TABLE krmx_locks", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(other);
+    lock.release();
+    CHECK_FALSE(lock.held());
+    CHECK(locks.failed_releases() == 1);
+}

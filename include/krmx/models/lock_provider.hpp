@@ -4,8 +4,10 @@
 // share the provider; `SqliteLockProvider` (sqlite_lock_provider.hpp) serializes processes sharing a file.
 // Locks are not reentrant: acquiring a key you hold already waits forever (in-process) or for the lease.
 
+#include <atomic>
 #include <concepts>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -19,12 +21,18 @@ namespace krmx {
 class [[nodiscard]] Lock {
   public:
     Lock() = default;
-    explicit Lock(std::function<void()> release) : release_(std::move(release)) {}
-    Lock(Lock&& other) noexcept : release_(std::exchange(other.release_, nullptr)) {}
+    /// `release` frees the lock. When it throws, the lock ends some other way (its lease runs out, its
+    /// session ends) and the failure is counted in `*failed_releases`: the provider's count, for its users
+    /// to read. A lock made without a counter leaves counting to whoever made it.
+    explicit Lock(std::function<void()> release, std::atomic<std::uint64_t>* failed_releases = nullptr)
+        : release_(std::move(release)), failed_releases_(failed_releases) {}
+    Lock(Lock&& other) noexcept
+        : release_(std::exchange(other.release_, nullptr)), failed_releases_(other.failed_releases_) {}
     Lock& operator=(Lock&& other) noexcept {
         if (this != &other) {
             release();
             release_ = std::exchange(other.release_, nullptr);
+            failed_releases_ = other.failed_releases_;
         }
         return *this;
     }
@@ -37,7 +45,7 @@ class [[nodiscard]] Lock {
             try {
                 r();
             } catch (...) {
-                // A lock that cannot be released expires with its lease (SQLite); nothing better to do here.
+                if (failed_releases_ != nullptr) failed_releases_->fetch_add(1, std::memory_order_relaxed);
             }
         }
     }
@@ -45,6 +53,7 @@ class [[nodiscard]] Lock {
 
   private:
     std::function<void()> release_;
+    std::atomic<std::uint64_t>* failed_releases_ = nullptr;
 };
 
 /// Anything that hands out locks by key, blocking until the lock is free.
@@ -67,6 +76,7 @@ class InProcessLockProvider {
             released_.wait(lock, [&] { return !held_.contains(owned); });
             held_.insert(owned);
         }
+        // Releasing cannot fail (a set's erase, a notify): nothing to count.
         return Lock{[this, owned = std::move(owned)] {
             {
                 std::lock_guard lock{mutex_};

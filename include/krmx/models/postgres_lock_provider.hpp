@@ -18,6 +18,7 @@
 // schema holds 2^32 lock names; a name numbered past that is refused (every new name, and every first use
 // that loses a race to register the same new name, uses up a number).
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -84,6 +85,9 @@ class PostgresLockProvider {
         return holding(std::move(connection), std::move(number));
     }
 
+    /// Releases that did not unlock: the connection was lost (and the server had freed the lock with its
+    /// session, maybe while it was held) or the unlock failed.
+    [[nodiscard]] std::uint64_t failed_releases() const noexcept { return failed_releases_.load(); }
     [[nodiscard]] const PostgresOptions& database() const noexcept { return database_; }
 
   private:
@@ -107,12 +111,18 @@ class PostgresLockProvider {
     }
 
     Lock holding(std::shared_ptr<detail::PgConnection> connection, std::string number) {
-        return Lock{[this, connection = std::move(connection), number = std::move(number)] {
-            // A lost connection has released the lock already; only a live one is unlocked and reused.
-            if (connection->broken()) return;
-            connection->exec(unlock_sql_, {number});
+        auto release = [this, connection = std::move(connection), number = std::move(number)] {
+            // A lost connection took the lock with it, maybe long before: a failed release. Only a connection
+            // that unlocked is reused.
+            if (connection->broken()) {
+                throw PostgresConnectionLost("the lock's connection was lost before its release");
+            }
+            if (connection->exec(unlock_sql_, {number}).text(0, 0) != "t") {
+                throw StoreError("the lock's session no longer held it at its release");
+            }
             give_back(connection);
-        }};
+        };
+        return Lock{std::move(release), &failed_releases_};
     }
 
     std::shared_ptr<detail::PgConnection> borrow() {
@@ -141,6 +151,7 @@ class PostgresLockProvider {
     std::string unlock_sql_;
     std::mutex mutex_;
     std::vector<std::shared_ptr<detail::PgConnection>> idle_;
+    std::atomic<std::uint64_t> failed_releases_{0};
 };
 
 static_assert(LockProvider<PostgresLockProvider>);

@@ -183,6 +183,9 @@ class ReadModelRunner {
     [[nodiscard]] const ReadModel<State>& model() const noexcept { return model_; }
     /// The key of this runner's checkpoint: the model's name and filter (see krmx::checkpoint_key).
     [[nodiscard]] const std::string& checkpoint_key() const noexcept { return key_; }
+    /// Failed runs whose open batch could not be rolled back (a projection's rows written since the last
+    /// checkpoint): the run throws its own error, and the rollback's failure shows here.
+    [[nodiscard]] std::uint64_t failed_rollbacks() const noexcept { return failed_rollbacks_.load(); }
 
   private:
     // Runs of one runner never overlap: the state has one writer.
@@ -231,6 +234,7 @@ class ReadModelRunner {
         const auto on_failure = [&](std::exception_ptr e) {
             {
                 std::lock_guard lock{wait_mutex};
+                // The first failure is rethrown; a later one follows from it.
                 if (!error) error = std::move(e);
                 failed = true;
             }
@@ -408,7 +412,7 @@ class ReadModelRunner {
             try {
                 target_.abort_batch();
             } catch (...) {
-                // The rollback failed too; the next run restores the checkpoint all the same.
+                failed_rollbacks_.fetch_add(1, std::memory_order_relaxed);
             }
         }
         started_ = false;
@@ -422,6 +426,7 @@ class ReadModelRunner {
     Position position_ = 0;
     bool started_ = false;
     std::atomic<bool> running_{false};
+    std::atomic<std::uint64_t> failed_rollbacks_{0};
     detail::CheckpointTarget target_;
     CheckpointStrategy strategy_ = CheckpointStrategy::at_end();
     std::function<nlohmann::json(const State&)> encode_;

@@ -10,6 +10,7 @@
 // lives in shared memory, and leases compare each process's wall clock.
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -60,11 +61,12 @@ class SqliteLockProvider {
             std::this_thread::sleep_for(wait);
             wait = std::min(wait * 2, options_.max_poll);
         }
-        return Lock{[this, key = std::string{key}, owner = std::move(owner)] {
-            give_back(key, owner);
-        }};
+        return Lock{[this, key = std::string{key}, owner = std::move(owner)] { give_back(key, owner); },
+                    &failed_releases_};
     }
 
+    /// Releases that could not delete their row (the lock then ends with its lease).
+    [[nodiscard]] std::uint64_t failed_releases() const noexcept { return failed_releases_.load(); }
     [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
 
   private:
@@ -112,6 +114,7 @@ class SqliteLockProvider {
     std::uint64_t next_owner_ = 0;
     std::mutex mutex_;
     std::unique_ptr<detail::SqliteConnection> connection_;
+    std::atomic<std::uint64_t> failed_releases_{0};
 };
 
 static_assert(LockProvider<SqliteLockProvider>);

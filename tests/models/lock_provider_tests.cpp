@@ -11,6 +11,7 @@
 #include "catch.hpp"
 #include "krmx/models/lock_provider.hpp"
 #include "krmx/store/memory_event_store.hpp"
+#include "krmx/store/names.hpp"
 #include "models_test_support.hpp"
 #if defined(KRMX_TEST_SQLITE)
 #include "krmx/models/sqlite_lock_provider.hpp"
@@ -61,6 +62,15 @@ using PostgresLockFixtures = std::tuple<>;
 using LockProviderFixtures =
     decltype(std::tuple_cat(std::tuple<InProcessLocks>{}, SqliteLockFixtures{}, PostgresLockFixtures{}));
 
+// `size` bytes of printable ASCII that do not compress (PostgreSQL would store a repetitive one compressed).
+std::string incompressible_name(std::size_t size) {
+    std::mt19937 random{static_cast<std::uint32_t>(size)};
+    std::uniform_int_distribution<int> printable{'!', '~'};
+    std::string name(size, ' ');
+    for (char& c : name) c = static_cast<char>(printable(random));
+    return name;
+}
+
 }  // namespace
 
 TEMPLATE_LIST_TEST_CASE("write models sharing locks never overlap on a book", "[models][lock]",
@@ -76,6 +86,31 @@ TEMPLATE_LIST_TEST_CASE("write models sharing locks never overlap on a book", "[
     const auto held = locks.first().acquire("book-a");
     const auto other = locks.second().acquire("book-b");
     CHECK(other.held());
+}
+
+TEMPLATE_LIST_TEST_CASE("a lock name that breaks the name rule is refused with the rule's reason",
+                        "[models][lock]", LockProviderFixtures) {
+    TestType locks;
+    auto& provider = locks.first();
+    for (const std::string& name :
+         {std::string{}, std::string(krmx::max_name_bytes + 1, 'x'), incompressible_name(3000),
+          std::string{"book\0-1", 7}, std::string{"book-\xff"}, std::string{"\xc3"}}) {
+        INFO(krmx::detail::quoted(name.substr(0, 80)));
+        const auto problem = krmx::detail::name_problem("lock name", name);
+        REQUIRE(problem.has_value());
+        CHECK_THROWS_MATCHES(provider.acquire(name), std::invalid_argument, Catch::Message(*problem));
+        if constexpr (requires { provider.try_acquire(name); }) {
+            CHECK_THROWS_MATCHES(provider.try_acquire(name), std::invalid_argument, Catch::Message(*problem));
+        }
+    }
+    // Names up to the limit, in any script, are locks like any other.
+    for (const std::string& name :
+         {incompressible_name(krmx::max_name_bytes), std::string{"bücher/übersicht ✓"}}) {
+        auto lock = provider.acquire(name);
+        CHECK(lock.held());
+        lock.release();
+        CHECK(locks.second().acquire(name).held());
+    }
 }
 
 TEST_CASE("a lock whose release throws is counted in the counter its provider gave it", "[models][lock]") {

@@ -15,6 +15,7 @@
 #include "krmx/models/postgres_lock_provider.hpp"
 #include "krmx/models/postgres_projection.hpp"
 #include "krmx/models/read_model_runner.hpp"
+#include "krmx/store/names.hpp"
 #include "krmx/store/postgres_checkpoint_store.hpp"
 #include "krmx/store/postgres_event_store.hpp"
 #include "models_test_support.hpp"
@@ -188,4 +189,15 @@ TEST_CASE("a PostgreSQL lock whose session ended before its release is counted a
     REQUIRE(again.has_value());
     again->release();
     CHECK(locks.failed_releases() == 1);  // a good release is no failure
+}
+
+TEST_CASE("a lock name that breaks the name rule registers nothing in PostgreSQL",
+          "[models][postgres][lock]") {
+    const auto schema = unique_postgres_schema("locks");
+    krmx::PostgresLockProvider locks{database(schema)};
+    krmx::PostgresProjection sql{database(schema)};
+    CHECK_THROWS_AS(locks.acquire(std::string(krmx::max_name_bytes + 1, 'x')), std::invalid_argument);
+    CHECK_THROWS_AS(locks.try_acquire("\xff"), std::invalid_argument);
+    CHECK(sql.query("SELECT count(*) FROM krmx_locks")[0][0] == krmx::SqlValue{std::int64_t{0}});
+    CHECK(lock_numbers_given(sql, schema) == 0);
 }

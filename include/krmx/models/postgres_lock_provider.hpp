@@ -59,25 +59,21 @@ class PostgresLockProvider {
     PostgresLockProvider(const PostgresLockProvider&) = delete;
     PostgresLockProvider& operator=(const PostgresLockProvider&) = delete;
 
-    /// Waits (in the server) until `key` is free, then holds it until the Lock is released or destroyed.
+    /// Waits (in the server) until `name` is free, then holds it until the Lock is released or destroyed.
     /// The provider must outlive its locks.
-    [[nodiscard]] Lock acquire(std::string_view key) {
-        if (key.find('\0') != std::string_view::npos) {
-            throw StoreError("the lock key contains a NUL character, which PostgreSQL cannot store");
-        }
+    [[nodiscard]] Lock acquire(std::string_view name) {
+        detail::check_lock_name(name);
         std::shared_ptr<detail::PgConnection> connection = borrow();
-        std::string number = lock_number(*connection, key);
+        std::string number = lock_number(*connection, name);
         connection->exec(lock_sql_, {number});
         return holding(std::move(connection), std::move(number));
     }
 
-    /// Holds `key` if it is free right now; empty (at once) when someone holds it.
-    [[nodiscard]] std::optional<Lock> try_acquire(std::string_view key) {
-        if (key.find('\0') != std::string_view::npos) {
-            throw StoreError("the lock key contains a NUL character, which PostgreSQL cannot store");
-        }
+    /// Holds `name` if it is free right now; empty (at once) when someone holds it.
+    [[nodiscard]] std::optional<Lock> try_acquire(std::string_view name) {
+        detail::check_lock_name(name);
         std::shared_ptr<detail::PgConnection> connection = borrow();
-        std::string number = lock_number(*connection, key);
+        std::string number = lock_number(*connection, name);
         if (connection->exec(try_lock_sql_, {number}).text(0, 0) != "t") {
             give_back(connection);
             return std::nullopt;
@@ -91,12 +87,12 @@ class PostgresLockProvider {
     [[nodiscard]] const PostgresOptions& database() const noexcept { return database_; }
 
   private:
-    // The number of lock `key` as the advisory lock's int4 key (text, a statement parameter); made on first
+    // The number of lock `name` as the advisory lock's int4 key (text, a statement parameter); made on first
     // use. A concurrent first use may make the insert see nothing (it waited for the other insert, and the
     // statement's snapshot predates it): ask again.
-    std::string lock_number(detail::PgConnection& connection, std::string_view key) {
+    std::string lock_number(detail::PgConnection& connection, std::string_view name) {
         for (int attempt = 0;; ++attempt) {
-            const auto row = connection.exec(id_sql_, {key});
+            const auto row = connection.exec(id_sql_, {name});
             if (row.rows() > 0) {
                 const std::int64_t id = row.int64(0, 0);
                 if (id < 1 || id > max_lock_number) {
@@ -106,7 +102,7 @@ class PostgresLockProvider {
                 // 1 .. 2^32 onto the 2^32 int4 values, one each (C++20 conversions wrap around).
                 return std::to_string(static_cast<std::int32_t>(static_cast<std::uint32_t>(id)));
             }
-            if (attempt > 100) throw StoreError("cannot register the lock '" + std::string{key} + "'");
+            if (attempt > 100) throw StoreError("cannot register the lock name " + detail::quoted(name));
         }
     }
 

@@ -124,8 +124,9 @@ class ReadModel {
     ReadModel&& filter(EventFilter filter) && { return std::move(this->filter(std::move(filter))); }
 
     /// What to clear outside the state when the model starts over from the first event (no checkpoint, or
-    /// one discarded after a revision bump): the rows of a projection, say. With a SqliteProjection as
-    /// checkpoint storage, the hook's statements and the reset checkpoint commit in one transaction.
+    /// one discarded after a revision bump): the rows of a projection, say. With a SqliteProjection or a
+    /// PostgresProjection as checkpoint storage, the hook's statements and the reset checkpoint commit in one
+    /// transaction.
     template <class F>
     ReadModel& on_reset(F hook) & {
         static_assert(std::invocable<F&>, "krmx::ReadModel::on_reset: the hook must be callable as ()");

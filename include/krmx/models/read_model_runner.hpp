@@ -118,7 +118,8 @@ class ReadModelRunner {
     ReadModelRunner(const ReadModelRunner&) = delete;
     ReadModelRunner& operator=(const ReadModelRunner&) = delete;
 
-    /// Saves checkpoints in `storage` (a CheckpointStore, or a SqliteProjection) as `strategy` says.
+    /// Saves checkpoints in `storage` (a CheckpointStore: a SqliteProjection or a PostgresProjection too) as
+    /// `strategy` says.
     template <CheckpointStore C>
     ReadModelRunner& use_checkpoints(C& storage, CheckpointStrategy strategy = CheckpointStrategy::at_end()) {
         static_assert(CheckpointableState<State>,

@@ -29,9 +29,11 @@
 namespace krmx {
 
 struct SupervisorOptions {
+    /// The wait before the first restart; it doubles with each failure in a row.
     Duration initial_backoff = std::chrono::milliseconds{100};
+    /// The longest wait. The backoff starts over after a run that lasted longer than this.
     Duration max_backoff = std::chrono::seconds{30};
-    /// The backoff starts over after a run that lasted longer than `max_backoff`.
+    /// The clock that backoffs are measured on.
     ClockRef clock{};
     /// How often a waiting worker looks at the clock and its stop token (real time).
     std::chrono::milliseconds poll{2};

@@ -1,6 +1,6 @@
 #pragma once
 // Shared by the models tests: the canonical bookstore history, the projection model of both projection
-// targets, a temporary directory, waiting with a limit.
+// targets, write models lending at once under locks, a temporary directory, waiting with a limit.
 
 #include <atomic>
 #include <chrono>
@@ -19,9 +19,11 @@
 #include "temp_dir.hpp"
 
 #include "bookstore/bookstore.hpp"
+#include "krmx/models/lock_provider.hpp"
 #include "krmx/models/read_model.hpp"
 #include "krmx/models/sql_value.hpp"
 #include "krmx/store/event_store.hpp"
+#include "krmx/store/memory_event_store.hpp"
 
 namespace models_test {
 
@@ -83,6 +85,47 @@ krmx::ReadModel<krmx::NoState> available_table(Projection& db, std::string mark,
 template <class Projection>
 std::vector<krmx::SqlRow> available_rows(Projection& db) {
     return db.query("SELECT book_id, copies FROM available ORDER BY book_id");
+}
+
+/// What four threads lending book 1 through write models did; `overlapped`: two blocks ever ran at once.
+struct OverlapRun {
+    bool overlapped = false;
+    int appended = 0;
+    int conflicts = 0;
+};
+
+/// Four threads lend book 1 of `store` five times each, thread t locking through `providers[t % size]`.
+inline OverlapRun run_concurrent_lends(krmx::MemoryEventStore& store,
+                                       const std::vector<krmx::LockProviderRef>& providers) {
+    std::atomic<int> inside{0};
+    std::atomic<bool> overlapped{false};
+    std::atomic<int> appended{0};
+    std::atomic<int> conflicts{0};
+    {
+        std::vector<std::jthread> threads;
+        for (int t = 0; t < 4; ++t) {
+            threads.emplace_back([&, t] {
+                auto model = bookstore::book_write_model("1").use_lock(
+                    providers[static_cast<std::size_t>(t) % providers.size()]);
+                for (int i = 0; i < 5; ++i) {
+                    try {
+                        const auto result =
+                            model.with_source(store).handle([&](krmx::WriteContext<bookstore::Book>& w) {
+                                if (inside.fetch_add(1) > 0) overlapped = true;
+                                std::this_thread::sleep_for(std::chrono::milliseconds{2});
+                                w.emit(bookstore::book_lent(
+                                    bookstore::Lending{"1", "user-" + std::to_string(t)}));
+                                inside.fetch_sub(1);
+                            });
+                        if (result.appended()) ++appended;
+                    } catch (const krmx::WrongExpectedRevision&) {
+                        ++conflicts;
+                    }
+                }
+            });
+        }
+    }
+    return {overlapped.load(), appended.load(), conflicts.load()};
 }
 
 /// Polls `condition` until it holds or `limit` passes; returns whether it held.

@@ -1,20 +1,21 @@
 // The PostgreSQL parts of the models: a schema as a projection target (rows and checkpoint in one
-// transaction), checkpoints, and locks across processes that a dead holder frees.
+// transaction), checkpoints, and what only PostgreSQL locks do: a dead holder frees them, and names are
+// numbered in a table (lock_provider_tests.cpp holds what every provider does).
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <vector>
+#include <variant>
 
 #include "catch.hpp"
 #include "child_process.hpp"
 #include "krmx/models/postgres_lock_provider.hpp"
 #include "krmx/models/postgres_projection.hpp"
-#include "krmx/models/read_model.hpp"
-#include "krmx/models/write_model.hpp"
-#include "krmx/store/memory_event_store.hpp"
+#include "krmx/models/read_model_runner.hpp"
+#include "krmx/store/names.hpp"
 #include "krmx/store/postgres_checkpoint_store.hpp"
 #include "krmx/store/postgres_event_store.hpp"
 #include "models_test_support.hpp"
@@ -97,40 +98,6 @@ TEST_CASE("a checkpointed read model on PostgreSQL resumes after a restart",
     CHECK(runner.state() == Available{{{"1", 9}, {"2", 4}}});
 }
 
-TEST_CASE("PostgreSQL locks exclude each other across providers", "[models][postgres][lock]") {
-    const auto locks = database(unique_postgres_schema("locks"));
-    krmx::MemoryEventStore store;
-    models_test::append(store, "1", book_added(BookAdded{"1", "Dune", "Frank Herbert", 29.99, 100}));
-    krmx::PostgresLockProvider first{locks};
-    krmx::PostgresLockProvider second{locks};
-    std::atomic<int> inside{0};
-    std::atomic<bool> overlapped{false};
-    std::atomic<int> appended{0};
-    {
-        std::vector<std::jthread> threads;
-        for (int t = 0; t < 4; ++t) {
-            threads.emplace_back([&, t] {
-                auto model = book_write_model("1").use_lock(t % 2 == 0 ? first : second);
-                for (int i = 0; i < 4; ++i) {
-                    const auto result = model.with_source(store).handle([&](krmx::WriteContext<Book>& w) {
-                        if (inside.fetch_add(1) > 0) overlapped = true;
-                        std::this_thread::sleep_for(std::chrono::milliseconds{1});
-                        w.emit(book_lent(Lending{"1", "u"}));
-                        inside.fetch_sub(1);
-                    });
-                    if (result.appended()) ++appended;
-                }
-            });
-        }
-    }
-    CHECK_FALSE(overlapped);
-    CHECK(appended == 16);
-    // Other keys are independent of a held one.
-    const auto held = first.acquire("book-a");
-    const auto other = second.acquire("book-b");
-    CHECK(other.held());
-}
-
 TEST_CASE("a PostgreSQL lock held by a process killed with SIGKILL is free at once",
           "[models][postgres][lock]") {
     const auto schema = unique_postgres_schema("locks");
@@ -149,4 +116,88 @@ TEST_CASE("a PostgreSQL lock held by a process killed with SIGKILL is free at on
     // No lease to run out: the server frees the dead session's lock as soon as it notices the session end.
     CHECK(models_test::eventually([&] { return acquired.load(); }, std::chrono::seconds{10}));
     waiter.join();
+}
+
+namespace {
+
+// The identity sequence that numbers the lock names of `schema`.
+std::string lock_sequence(const std::string& schema) {
+    return "pg_get_serial_sequence('\"" + schema + "\".krmx_locks', 'id')";
+}
+
+std::int64_t lock_numbers_given(krmx::PostgresProjection& sql, const std::string& schema) {
+    const auto value = sql.query("SELECT coalesce(pg_sequence_last_value(" + lock_sequence(schema) +
+                                 "::regclass), 0)")[0][0];
+    return std::get<std::int64_t>(value);
+}
+
+}  // namespace
+
+TEST_CASE("locking a known name uses no lock number, and names numbered past 2^31 lock and exclude",
+          "[models][postgres][lock]") {
+    const auto schema = unique_postgres_schema("locks");
+    krmx::PostgresLockProvider locks{database(schema)};
+    krmx::PostgresLockProvider other{database(schema)};
+    krmx::PostgresProjection sql{database(schema)};
+    locks.acquire("old").release();
+    const auto given = lock_numbers_given(sql, schema);
+    for (int i = 0; i < 3; ++i) {
+        locks.acquire("old").release();
+        REQUIRE(locks.try_acquire("old").has_value());
+    }
+    CHECK(lock_numbers_given(sql, schema) == given);
+
+    // The next names get 2^31 and 2^31 + 1: past what an int4 holds.
+    (void)sql.query("SELECT setval(" + lock_sequence(schema) + ", 2147483647)");
+    auto first = locks.try_acquire("new");
+    REQUIRE(first.has_value());
+    const auto second = locks.acquire("newer");
+    const auto old = locks.acquire("old");
+    CHECK((first->held() && second.held() && old.held()));
+    CHECK_FALSE(other.try_acquire("new").has_value());
+    CHECK_FALSE(other.try_acquire("newer").has_value());
+    CHECK_FALSE(other.try_acquire("old").has_value());
+    first->release();
+    CHECK(other.try_acquire("new").has_value());
+    CHECK(lock_numbers_given(sql, schema) == 2147483649);
+
+    // 2^32 is the last number a name can have; a name numbered past it is refused, not confused with another.
+    (void)sql.query("SELECT setval(" + lock_sequence(schema) + ", 4294967295)");
+    const auto last = locks.acquire("last");
+    CHECK_FALSE(other.try_acquire("last").has_value());
+    CHECK(other.try_acquire("new").has_value());
+    CHECK_THROWS_AS(locks.acquire("one too many"), krmx::StoreError);
+    CHECK_THROWS_WITH(locks.try_acquire("one too many"), Catch::Matchers::Contains("lock numbers"));
+}
+
+TEST_CASE("a PostgreSQL lock whose session ended before its release is counted as a failed release",
+          "[models][postgres][lock]") {
+    const auto schema = unique_postgres_schema("locks");
+    krmx::PostgresLockProvider locks{database(schema)};
+    krmx::PostgresProjection sql{database(schema)};
+    const auto end_lock_sessions = [&] {
+        (void)sql.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> "
+            "pg_backend_pid()");
+    };
+    auto lock = locks.acquire("book-1");
+    end_lock_sessions();  // the server freed the lock; the holder has not been told
+    lock.release();
+    CHECK(locks.failed_releases() == 1);
+    // The name locks again, on a new connection.
+    auto again = locks.try_acquire("book-1");
+    REQUIRE(again.has_value());
+    again->release();
+    CHECK(locks.failed_releases() == 1);  // a good release is no failure
+}
+
+TEST_CASE("a lock name that breaks the name rule registers nothing in PostgreSQL",
+          "[models][postgres][lock]") {
+    const auto schema = unique_postgres_schema("locks");
+    krmx::PostgresLockProvider locks{database(schema)};
+    krmx::PostgresProjection sql{database(schema)};
+    CHECK_THROWS_AS(locks.acquire(std::string(krmx::max_name_bytes + 1, 'x')), std::invalid_argument);
+    CHECK_THROWS_AS(locks.try_acquire("\xff"), std::invalid_argument);
+    CHECK(sql.query("SELECT count(*) FROM krmx_locks")[0][0] == krmx::SqlValue{std::int64_t{0}});
+    CHECK(lock_numbers_given(sql, schema) == 0);
 }

@@ -1,12 +1,14 @@
 // Read models over the bookstore: run modes, signals, checkpoints and their strategies, at-least-once.
 
+#include <optional>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "catch.hpp"
 #include "krmx/core/clock.hpp"
-#include "krmx/models/read_model.hpp"
+#include "krmx/models/read_model_runner.hpp"
 #include "krmx/store/checkpoint_store.hpp"
 #include "krmx/store/memory_event_store.hpp"
 #include "models_test_support.hpp"
@@ -58,7 +60,8 @@ TEST_CASE("catching up twice gives the same state as catching up once", "[models
     CHECK(fresh.state() == expected_available);
 }
 
-TEST_CASE("signals come in order: head, events, caught up; restored when resuming", "[models][read]") {
+TEST_CASE("signals come in order: from the start, events, caught up; restored after loading a checkpoint",
+          "[models][read]") {
     MemoryEventStore store;
     models_test::append(store, "1", book_added(BookAdded{"1", "Dune", "Frank Herbert", 29.99, 10}));
     (void)store.append("book-9", krmx::ExpectedRevision::any(), krmx::NewEvent{.type = "book.stolen"});
@@ -76,7 +79,7 @@ TEST_CASE("signals come in order: head, events, caught up; restored when resumin
         runner.use_checkpoints(checkpoints);
         const auto report = runner.catch_up();
         CHECK(report.unknown == 1);
-        CHECK(seen == std::vector<std::string>{"head@0", "book.added", "unknown_event@2", "book.lent",
+        CHECK(seen == std::vector<std::string>{"from_start@0", "book.added", "unknown_event@2", "book.lent",
                                                "caught_up@3"});
     }
     seen.clear();
@@ -85,8 +88,43 @@ TEST_CASE("signals come in order: head, events, caught up; restored when resumin
     (void)again.catch_up();
     CHECK(seen == std::vector<std::string>{"restored@3", "caught_up@3"});
     seen.clear();
-    (void)again.restore_only();
+    seen.clear();
+    Runner<Listing> restoring{model, store};
+    restoring.use_checkpoints(checkpoints);
+    (void)restoring.restore_only();
     CHECK(seen == std::vector<std::string>{"restored@3"});
+}
+
+TEST_CASE("a runner that goes on from its own last run has resumed: it restored no checkpoint",
+          "[models][read]") {
+    MemoryEventStore store;
+    models_test::append_canonical_history(store);
+    std::vector<std::string> seen;
+    auto model = listing_model().on_signal([&](const krmx::ModelSignal& s) {
+        seen.push_back(std::string{krmx::to_string(s.kind)} + "@" + std::to_string(s.position));
+    });
+    krmx::MemoryCheckpointStore checkpoints;
+    Runner<Listing> runner{model, store};
+    runner.use_checkpoints(checkpoints);
+    (void)runner.catch_up();
+    seen.clear();
+    models_test::append(store, "2", book_lent(Lending{"2", "carol"}));
+    const auto again = runner.catch_up();
+    CHECK(again.resumed);
+    CHECK_FALSE(again.restored);
+    CHECK(again.events == 1);
+    CHECK(seen == std::vector<std::string>{"resumed@8", "caught_up@9"});
+    seen.clear();
+    const auto loaded_nothing = runner.restore_only();
+    CHECK(loaded_nothing.resumed);
+    CHECK_FALSE(loaded_nothing.restored);
+    CHECK(seen == std::vector<std::string>{"resumed@9"});
+    // Without checkpoints, too: nothing was loaded.
+    Runner<Listing> plain{listing_model(), store};
+    CHECK_FALSE(plain.catch_up().resumed);
+    const auto plain_again = plain.catch_up();
+    CHECK(plain_again.resumed);
+    CHECK_FALSE(plain_again.restored);
 }
 
 TEST_CASE("a live read model follows new appends until stopped", "[models][read][live]") {
@@ -355,8 +393,10 @@ TEST_CASE("checkpoint keys tell every model name and filter apart", "[models][re
     }
 }
 
-TEST_CASE("a read model starting from the head runs its reset hook and saves the reset with the checkpoint",
-          "[models][read][checkpoint]") {
+TEST_CASE(
+    "a read model starting from the first event runs its reset hook and saves the reset with the "
+    "checkpoint",
+    "[models][read][checkpoint]") {
     MemoryEventStore store;
     krmx::MemoryCheckpointStore checkpoints;
     models_test::append_canonical_history(store);
@@ -368,7 +408,7 @@ TEST_CASE("a read model starting from the head runs its reset hook and saves the
         Runner<Listing> v1{model(1), store};
         v1.use_checkpoints(checkpoints);
         (void)v1.catch_up();
-        CHECK(resets == 1);  // from the head: whatever the hook clears is stale
+        CHECK(resets == 1);  // from the first event: whatever the hook clears is stale
         (void)v1.catch_up();
         CHECK(resets == 1);  // resuming its own progress
     }
@@ -382,4 +422,38 @@ TEST_CASE("a read model starting from the head runs its reset hook and saves the
     CHECK(report.discarded_checkpoint);
     CHECK(resets == 2);
     CHECK(bumped.state() == expected_listing);
+}
+
+namespace {
+// Checkpoints in memory, with batch hooks whose rollback fails (a projection that lost its database).
+struct UnrollableProjection {
+    krmx::MemoryCheckpointStore checkpoints;
+    [[nodiscard]] std::optional<krmx::Checkpoint> load(std::string_view key) const {
+        return checkpoints.load(key);
+    }
+    void save(std::string_view key, const krmx::Checkpoint& checkpoint) { checkpoints.save(key, checkpoint); }
+    bool erase(std::string_view key) { return checkpoints.erase(key); }
+    void begin_batch() {}
+    void abort_batch() { throw std::runtime_error("connection lost"); }
+};
+}  // namespace
+
+TEST_CASE("a failed run whose batch cannot be rolled back is counted, and the run's own error comes out",
+          "[models][read][checkpoint]") {
+    MemoryEventStore store;
+    models_test::append_canonical_history(store);
+    UnrollableProjection projection;
+    bool fail = true;
+    auto model = listing_model().reduce([&](Listing& s, const krmx::CatalogEvent& e) {
+        if (fail && e.position() == 3) throw std::runtime_error("projection down");
+        reduce_listing(s, e);
+    });
+    Runner<Listing> runner{model, store};
+    runner.use_checkpoints(projection, krmx::CheckpointStrategy::after_every_event());
+    CHECK(runner.failed_rollbacks() == 0);
+    CHECK_THROWS_WITH(runner.catch_up(), "projection down");
+    CHECK(runner.failed_rollbacks() == 1);
+    fail = false;
+    CHECK(runner.catch_up().restored);
+    CHECK(runner.failed_rollbacks() == 1);
 }

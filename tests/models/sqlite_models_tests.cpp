@@ -1,5 +1,6 @@
 // The SQLite parts of the models: the database as a projection target (rows and checkpoint in one
-// transaction) and locks across processes.
+// transaction) and what only SQLite locks do (leases); lock_provider_tests.cpp holds what every provider
+// does.
 
 #include <atomic>
 #include <chrono>
@@ -8,11 +9,9 @@
 #include <vector>
 
 #include "catch.hpp"
-#include "krmx/models/read_model.hpp"
+#include "krmx/models/read_model_runner.hpp"
 #include "krmx/models/sqlite_lock_provider.hpp"
 #include "krmx/models/sqlite_projection.hpp"
-#include "krmx/models/write_model.hpp"
-#include "krmx/store/memory_event_store.hpp"
 #include "krmx/store/sqlite_checkpoint_store.hpp"
 #include "krmx/store/sqlite_event_store.hpp"
 #include "models_test_support.hpp"
@@ -76,37 +75,6 @@ TEST_CASE("a checkpointed read model on SQLite resumes after a restart", "[model
     CHECK(runner.state() == Available{{{"1", 9}, {"2", 4}}});
 }
 
-TEST_CASE("SQLite locks exclude each other across providers on one file", "[models][sqlite][lock]") {
-    models_test::TempDir dir;
-    krmx::MemoryEventStore store;
-    models_test::append(store, "1", book_added(BookAdded{"1", "Dune", "Frank Herbert", 29.99, 100}));
-    // Two providers on one file: two connections of one process (sqlite_lock_process_tests.cpp: processes).
-    krmx::SqliteLockProvider first{dir.path() / "locks.sqlite"};
-    krmx::SqliteLockProvider second{dir.path() / "locks.sqlite"};
-    std::atomic<int> inside{0};
-    std::atomic<bool> overlapped{false};
-    std::atomic<int> appended{0};
-    {
-        std::vector<std::jthread> threads;
-        for (int t = 0; t < 4; ++t) {
-            threads.emplace_back([&, t] {
-                auto model = book_write_model("1").use_lock(t % 2 == 0 ? first : second);
-                for (int i = 0; i < 4; ++i) {
-                    const auto result = model.with_source(store).handle([&](krmx::WriteContext<Book>& w) {
-                        if (inside.fetch_add(1) > 0) overlapped = true;
-                        std::this_thread::sleep_for(std::chrono::milliseconds{1});
-                        w.emit(book_lent(Lending{"1", "u"}));
-                        inside.fetch_sub(1);
-                    });
-                    if (result.appended()) ++appended;
-                }
-            });
-        }
-    }
-    CHECK_FALSE(overlapped);
-    CHECK(appended == 16);
-}
-
 TEST_CASE("a SQLite lock whose holder vanished is taken over after its lease", "[models][sqlite][lock]") {
     models_test::TempDir dir;
     krmx::SqliteLockProvider crashed{dir.path() / "locks.sqlite", {.lease = std::chrono::milliseconds{50}}};
@@ -167,4 +135,21 @@ TEST_CASE(
     CHECK(models_test::available_rows(db) == models_test::canonical_available_rows);
     CHECK(db.load("book.available_table")->version == "book.available_table@2/bookstore@1");
     CHECK(db.load("book.available_table")->position == models_test::canonical_history_size);
+}
+
+TEST_CASE("a SQLite lock whose release fails is counted by its provider, and ends with its lease",
+          "[models][sqlite][lock]") {
+    models_test::TempDir dir;
+    const auto file = dir.path() / "locks.sqlite";
+    krmx::SqliteLockProvider locks{file};
+    auto lock = locks.acquire("book-1");
+    CHECK(locks.failed_releases() == 0);
+    // Someone removes the lock table behind the provider's back: the release cannot delete its row.
+    sqlite3* other = nullptr;
+    REQUIRE(sqlite3_open(file.c_str(), &other) == SQLITE_OK);
+    CHECK(sqlite3_exec(other, "DROP TABLE krmx_locks", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(other);
+    lock.release();
+    CHECK_FALSE(lock.held());
+    CHECK(locks.failed_releases() == 1);
 }

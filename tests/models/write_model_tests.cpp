@@ -1,10 +1,6 @@
 // Write models over the bookstore: lock, catch up, decide, append with the expected revision, unlock.
 
-#include <atomic>
-#include <chrono>
 #include <stdexcept>
-#include <thread>
-#include <vector>
 
 #include "catch.hpp"
 #include "krmx/models/lock_provider.hpp"
@@ -106,63 +102,12 @@ TEST_CASE("a new entity is appended with the expectation that its stream does no
     CHECK(result.state.exists);
 }
 
-namespace {
-// Four threads lend book 1 through write models; the detector sees whether two blocks ever ran at once.
-struct OverlapRun {
-    bool overlapped = false;
-    int appended = 0;
-    int conflicts = 0;
-};
-
-OverlapRun run_concurrent_lends(MemoryEventStore& store,
-                                std::vector<krmx::InProcessLockProvider*> providers) {
-    std::atomic<int> inside{0};
-    std::atomic<bool> overlapped{false};
-    std::atomic<int> appended{0};
-    std::atomic<int> conflicts{0};
-    {
-        std::vector<std::jthread> threads;
-        for (int t = 0; t < 4; ++t) {
-            threads.emplace_back([&, t] {
-                auto model = book_write_model("1").use_lock(
-                    *providers[static_cast<std::size_t>(t) % providers.size()]);
-                for (int i = 0; i < 5; ++i) {
-                    try {
-                        const auto result = model.with_source(store).handle([&](krmx::WriteContext<Book>& w) {
-                            if (inside.fetch_add(1) > 0) overlapped = true;
-                            std::this_thread::sleep_for(std::chrono::milliseconds{2});
-                            lend(w, "user-" + std::to_string(t));
-                            inside.fetch_sub(1);
-                        });
-                        if (result.appended()) ++appended;
-                    } catch (const krmx::WrongExpectedRevision&) {
-                        ++conflicts;
-                    }
-                }
-            });
-        }
-    }
-    return {overlapped.load(), appended.load(), conflicts.load()};
-}
-}  // namespace
-
-TEST_CASE("write models sharing one lock provider never overlap on a book", "[models][write][concurrency]") {
-    MemoryEventStore store;
-    models_test::append(store, "1", book_added(BookAdded{"1", "Dune", "Frank Herbert", 29.99, 100}));
-    krmx::InProcessLockProvider locks;
-    const auto run = run_concurrent_lends(store, {&locks});
-    CHECK_FALSE(run.overlapped);
-    CHECK(run.appended == 20);
-    CHECK(run.conflicts == 0);
-    CHECK(store.stream_revision("book-1") == 20);
-}
-
 TEST_CASE("write models with separate lock providers do overlap (the detector works)",
           "[models][write][concurrency]") {
     MemoryEventStore store;
     models_test::append(store, "1", book_added(BookAdded{"1", "Dune", "Frank Herbert", 29.99, 100}));
     krmx::InProcessLockProvider a, b, c, d;
-    const auto run = run_concurrent_lends(store, {&a, &b, &c, &d});
+    const auto run = models_test::run_concurrent_lends(store, {a, b, c, d});
     CHECK(run.overlapped);
     CHECK(run.appended + run.conflicts == 20);
 }

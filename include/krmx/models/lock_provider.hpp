@@ -1,17 +1,25 @@
 #pragma once
-// Pessimistic locks for write models, keyed by a name ("book-1"). A provider hands out `Lock`s, RAII
-// handles that release when destroyed. `InProcessLockProvider` serializes the threads of one process that
-// share the provider; `SqliteLockProvider` (sqlite_lock_provider.hpp) serializes processes sharing a file.
-// Locks are not reentrant: acquiring a key you hold already waits forever (in-process) or for the lease.
+// Pessimistic locks for write models, one per name ("book-1"). A provider hands out `Lock`s, RAII handles
+// that release when destroyed. `InProcessLockProvider` serializes the threads of one process that share the
+// provider; `SqliteLockProvider` (sqlite_lock_provider.hpp) serializes processes sharing a file;
+// `PostgresLockProvider` (postgres_lock_provider.hpp) serializes processes on any machine sharing a server.
+// Every provider takes the same names, those that keep the one name rule (krmx/store/names.hpp), and refuses
+// any other with std::invalid_argument before it does anything. Locks are not reentrant: acquiring a name you
+// hold already waits forever (in-process, PostgreSQL) or until the lease ends (SQLite).
 
+#include <atomic>
 #include <concepts>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
+
+#include "krmx/store/names.hpp"
 
 namespace krmx {
 
@@ -19,12 +27,18 @@ namespace krmx {
 class [[nodiscard]] Lock {
   public:
     Lock() = default;
-    explicit Lock(std::function<void()> release) : release_(std::move(release)) {}
-    Lock(Lock&& other) noexcept : release_(std::exchange(other.release_, nullptr)) {}
+    /// `release` frees the lock. When it throws, the lock ends some other way (its lease runs out, its
+    /// session ends) and the failure is counted in `*failed_releases`: the provider's count, for its users
+    /// to read. A lock made without a counter leaves counting to whoever made it.
+    explicit Lock(std::function<void()> release, std::atomic<std::uint64_t>* failed_releases = nullptr)
+        : release_(std::move(release)), failed_releases_(failed_releases) {}
+    Lock(Lock&& other) noexcept
+        : release_(std::exchange(other.release_, nullptr)), failed_releases_(other.failed_releases_) {}
     Lock& operator=(Lock&& other) noexcept {
         if (this != &other) {
             release();
             release_ = std::exchange(other.release_, nullptr);
+            failed_releases_ = other.failed_releases_;
         }
         return *this;
     }
@@ -37,7 +51,7 @@ class [[nodiscard]] Lock {
             try {
                 r();
             } catch (...) {
-                // A lock that cannot be released expires with its lease (SQLite); nothing better to do here.
+                if (failed_releases_ != nullptr) failed_releases_->fetch_add(1, std::memory_order_relaxed);
             }
         }
     }
@@ -45,13 +59,23 @@ class [[nodiscard]] Lock {
 
   private:
     std::function<void()> release_;
+    std::atomic<std::uint64_t>* failed_releases_ = nullptr;
 };
 
-/// Anything that hands out locks by key, blocking until the lock is free.
+/// Anything that hands out locks by name, blocking until the lock is free.
 template <class P>
-concept LockProvider = requires(P& provider, std::string_view key) {
-    { provider.acquire(key) } -> std::same_as<Lock>;
+concept LockProvider = requires(P& provider, std::string_view name) {
+    { provider.acquire(name) } -> std::same_as<Lock>;
 };
+
+namespace detail {
+
+/// Throws std::invalid_argument, with the rule's reason, for a lock name that breaks the name rule.
+inline void check_lock_name(std::string_view name) {
+    if (auto problem = name_problem("lock name", name)) throw std::invalid_argument(*std::move(problem));
+}
+
+}  // namespace detail
 
 /// Locks shared by the threads of one process that use the same provider object.
 class InProcessLockProvider {
@@ -60,13 +84,16 @@ class InProcessLockProvider {
     InProcessLockProvider(const InProcessLockProvider&) = delete;
     InProcessLockProvider& operator=(const InProcessLockProvider&) = delete;
 
-    [[nodiscard]] Lock acquire(std::string_view key) {
-        std::string owned{key};
+    /// Waits until `name` is free, then holds it.
+    [[nodiscard]] Lock acquire(std::string_view name) {
+        detail::check_lock_name(name);
+        std::string owned{name};
         {
             std::unique_lock lock{mutex_};
             released_.wait(lock, [&] { return !held_.contains(owned); });
             held_.insert(owned);
         }
+        // Releasing cannot fail (a set's erase, a notify): nothing to count.
         return Lock{[this, owned = std::move(owned)] {
             {
                 std::lock_guard lock{mutex_};
@@ -76,10 +103,10 @@ class InProcessLockProvider {
         }};
     }
 
-    /// Whether `key` is held right now (for tests and diagnostics).
-    [[nodiscard]] bool is_held(std::string_view key) const {
+    /// Whether `name` is held right now (for tests and diagnostics).
+    [[nodiscard]] bool is_held(std::string_view name) const {
         std::lock_guard lock{mutex_};
-        return held_.contains(std::string{key});
+        return held_.contains(std::string{name});
     }
 
   private:
@@ -97,9 +124,9 @@ class LockProviderRef {
     template <LockProvider P>
     requires(!std::same_as<P, LockProviderRef>)
         LockProviderRef(P& provider)  // NOLINT(google-explicit-constructor): any provider converts
-        : acquire_([&provider](std::string_view key) { return provider.acquire(key); }) {}
+        : acquire_([&provider](std::string_view name) { return provider.acquire(name); }) {}
 
-    [[nodiscard]] Lock acquire(std::string_view key) const { return acquire_(key); }
+    [[nodiscard]] Lock acquire(std::string_view name) const { return acquire_(name); }
     [[nodiscard]] explicit operator bool() const noexcept { return static_cast<bool>(acquire_); }
 
   private:

@@ -55,7 +55,7 @@ class PostgresProjection {
         try {
             abort_batch();
         } catch (...) {
-            // Closing the connection rolls back what is left.
+            // Nowhere left to count it: the projection is going away, and closing its connection rolls back.
         }
     }
 

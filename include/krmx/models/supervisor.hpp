@@ -1,7 +1,7 @@
 #pragma once
 // Supervisor: runs several read models (or any long-running task taking a std::stop_token), each on its
 // own std::jthread; restarts one that fails after a backoff that doubles per consecutive failure, and
-// reports the status of each. A restarted read model resumes from its last checkpoint (at-least-once).
+// reports the status of each. A restarted read model restores its last checkpoint (at-least-once).
 //
 // Backoff is measured on an injectable clock: with a krmx::ManualClock a test moves time itself and the
 // worker notices within `poll` (real time), so nothing sleeps for the length of a backoff.
@@ -24,14 +24,16 @@
 #include <vector>
 
 #include "krmx/core/clock.hpp"
-#include "krmx/models/read_model.hpp"
+#include "krmx/models/read_model_runner.hpp"
 
 namespace krmx {
 
 struct SupervisorOptions {
+    /// The wait before the first restart; it doubles with each failure in a row.
     Duration initial_backoff = std::chrono::milliseconds{100};
+    /// The longest wait. The backoff starts over after a run that lasted longer than this.
     Duration max_backoff = std::chrono::seconds{30};
-    /// The backoff starts over after a run that lasted longer than `max_backoff`.
+    /// The clock that backoffs are measured on.
     ClockRef clock{};
     /// How often a waiting worker looks at the clock and its stop token (real time).
     std::chrono::milliseconds poll{2};

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The network load benchmark, side by side: our WebSocketServer + StreamDomain (net_load/bench_server.cpp)
-# and the Node stack (@krmx/server@0.5.5 + @krmx/state@0.0.1 with the seed's registerStream,
+# and the Node stack (@krmx/server@0.5.5 + @krmx/state@0.0.1 with the few lines of Krmx State's registerStream,
 # reference/net_server.mjs), each in its own process, loaded by the same generator (net_load/net_load.cpp):
 # N clients on loopback appending to one domain. Prints a markdown table (also saved with --out).
 #   run_net_load.sh [--quick] [--out FILE] BENCH_SERVER LOAD_GENERATOR

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the krmx-cpp Google Benchmark binary and the TypeScript reference (@krmx/state@0.0.1 under
 # Node, tests/benchmarks/reference) on this machine, one after the other, and prints one markdown
-# table of the ratios against the targets of DESIGN.md "Performance". The table is also saved to
+# table of the ratios against the targets (README, "Benchmarks"). The table is also saved to
 # build/bench-table.md.
 #
 # Usage:

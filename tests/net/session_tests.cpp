@@ -211,7 +211,7 @@ TEST_CASE("every link check in order, with its exact reason, and the connection 
     CHECK(s.rejected() == 27);
 }
 
-TEST_CASE("checks come in PROTOCOL.md's order when several fail", "[net][session]") {
+TEST_CASE("checks come in the protocol's order when several fail", "[net][session]") {
     Fixture f;
     (void)f.linked_user("alice");
     f.session.accept_new_users(false);
@@ -258,7 +258,7 @@ TEST_CASE("whole transcripts: link, second link, relink, unlink, leave, dropped 
     f.session.receive(a, link_frame("alice"));
     CHECK(f.sink.take(a) == Frames{accepted, joined("alice"), linked("alice")});
 
-    // PROTOCOL.md's example: bob links while alice is linked.
+    // docs/protocol.md's example: bob links while alice is linked.
     const auto b = f.session.connect();
     f.session.receive(b, link_frame("bob"));
     CHECK(f.sink.take(b) == Frames{accepted, joined("alice"), linked("alice"), joined("bob"), linked("bob")});

@@ -2,6 +2,7 @@
 // clients, reconnects, and every kind of bad peer with its defined answer and counter.
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -375,3 +376,20 @@ TEST_CASE("more sockets than max_connections: the rest are closed before the upg
 }
 
 }  // namespace websocket_tests
+
+// Issue 20, defect 5: post() swallowed what its function threw (a comment said it was counted with the hook
+// errors; nothing counted it), and the server kept its count of failing callbacks to itself.
+TEST_CASE("functions given to post() and after() that throw are counted, and the server goes on",
+          "[net][websocket]") {
+    ServerThread t;
+    const auto guard = t.stop_guard();
+    t.start();
+    t.server().post([] { throw std::runtime_error("the game's mistake"); });
+    t.server().post([] { throw 42; });
+    t.on_server([&] { t.server().after(1ms, [] { throw std::runtime_error("later"); }); });
+    CHECK(eventually([&] { return t.on_server([&] { return t.server().statistics().callback_errors; }) == 3; }));
+    krmx::net::WebSocketClient alice;
+    alice.connect("127.0.0.1", t.port());
+    alice.link("alice");
+    CHECK(alice.run_until([&] { return alice.linked(); }, 5s));
+}

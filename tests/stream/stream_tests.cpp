@@ -9,7 +9,7 @@
 
 using krmx::Outcome;
 
-TEST_CASE("the claimable counter of the seed, end to end") {
+TEST_CASE("the claimable counter of Krmx State, end to end") {
     krmx::Stream<Counter> stream{counter::model()};
     CHECK(stream.dispatch("alice", counter::increment(3)).accepted());
     CHECK(stream.dispatch("bob", counter::increment(1)).accepted());

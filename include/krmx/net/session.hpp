@@ -131,7 +131,7 @@ struct SessionStatistics {
     std::uint64_t unlinks = 0;
     std::uint64_t leaves = 0;
     std::uint64_t messages = 0;  ///< custom messages handed to the application
-    // Link rejections, one counter per check of PROTOCOL.md section 1, in its order.
+    // Link rejections, one counter per check of docs/protocol.md section 1, in its order.
     std::uint64_t rejected_invalid_message = 0;
     std::uint64_t rejected_unlinked_connection = 0;
     std::uint64_t rejected_invalid_link_request = 0;

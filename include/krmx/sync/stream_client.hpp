@@ -1,9 +1,9 @@
 #pragma once
-// StreamClient<State>: the client end of one domain's stream (PROTOCOL.md, section 2). The seed's client
-// `registerStream(client, 'my-claimable-counter', model, { optimisticSeconds: 10 })`:
+// StreamClient<State>: the client end of one domain's stream (docs/protocol.md, section 2). Krmx State's
+// client `registerStream(client, 'my-claimable-counter', model, { optimisticSeconds: 10 })`:
 //
-//   krmx::StreamClient counter{transport, "my-claimable-counter", counter::model(), {.optimistic_seconds =
-//   10}}; counter.dispatch(counter::increment(3));   // applied at once, sent, later confirmed or invalidated
+//   krmx::StreamClient counter{transport, "my-claimable-counter", counter::model(), {.optimistic_seconds = 10}};
+//   counter.dispatch(counter::increment(3));   // applied at once, sent, later confirmed or invalidated
 //   counter.state();                           // optimistic; confirmed_state() and pending() too
 //
 // It owns an OptimisticStream: own events are applied at once and sent as `stream/append` with an id; the

@@ -7,7 +7,6 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <krmx/net/websocket_server.hpp>
-#include <krmx/sync/domain_host.hpp>
 #include <krmx/sync/stream_domain.hpp>
 
 #include "claimable_counter/counter.hpp"
@@ -16,8 +15,7 @@ int main() {
     krmx::net::WebSocketServerOptions options;
     options.max_frames_per_second = 0;  // the load generator is no flood
     krmx::net::WebSocketServer server{options};
-    krmx::DomainHost host{server};
-    krmx::StreamDomain<Counter> counter{host, "counter", counter::model(), {.history_as_appends = true}};
+    krmx::StreamDomain<Counter> counter{server, "counter", counter::model()};
     boost::asio::signal_set signals{server.context(), SIGINT, SIGTERM};
     signals.async_wait([&server](const boost::system::error_code& ec, int) {
         if (!ec) server.stop();

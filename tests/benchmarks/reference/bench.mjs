@@ -31,7 +31,7 @@ const settings = quick
 const log = (...args) => console.error(...args);
 
 // ---------------------------------------------------------------------------------------------
-// The claimable counter of the seed, with exactly the seed's handlers.
+// The claimable counter of Krmx State's documentation, with exactly its handlers.
 // ---------------------------------------------------------------------------------------------
 function defineClaimableCounter(initialState) {
   const model = new StreamModel(initialState);

@@ -1,5 +1,5 @@
 // The Node side of the network load benchmark (tests/benchmarks/run_net_load.sh): @krmx/server@0.5.5 with
-// the claimable counter on @krmx/state@0.0.1 and the few lines of the seed's registerStream (server side,
+// the claimable counter on @krmx/state@0.0.1 and the few lines of Krmx State's registerStream (server side,
 // from @krmx/state-server, which is not on npm): validate with Stream.dispatch, keep the history, broadcast
 // `stream/append`, send the history as appends on link. Prints {"port":N}; stops on SIGINT/SIGTERM.
 import { createRequire } from 'node:module';

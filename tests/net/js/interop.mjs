@@ -203,7 +203,7 @@ test('@krmx/client: custom messages reach the application, and back', async (ser
   await carol.client.disconnect();
 });
 
-// The seed's claimable counter on @krmx/state's StreamModel, and the client glue of the seed's
+// Krmx State's claimable counter on @krmx/state's StreamModel, and the client glue of Krmx State's
 // registerStream (@krmx/state-client-react is not on npm: its few lines, without React).
 function claimableCounter() {
   const model = new StreamModel({ counter: 0, claim: undefined });

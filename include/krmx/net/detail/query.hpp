@@ -1,6 +1,6 @@
 #pragma once
 // The path and query of an HTTP request target, and URLSearchParams-like lookups in the query: the HTTP
-// checks of a Krmx server (PROTOCOL.md, section 1). Decodes `%XX` and `+` as a browser does.
+// checks of a Krmx server (docs/protocol.md, section 1). Decodes `%XX` and `+` as a browser does.
 
 #include <cstddef>
 #include <optional>

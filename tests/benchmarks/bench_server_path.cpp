@@ -1,0 +1,129 @@
+// The whole server path of a `stream/append`, without sockets: the Krmx session reads the frame, the host
+// routes it, the domain's stream validates and applies it, a memory store stores it (pipelined: a commit
+// on a writer thread, completed on the loop; or inline: the commit runs in the call), and the broadcast is
+// serialised once and handed to every linked connection. Four users keep a window of appends outstanding;
+// an append counts when its broadcast reached the connections. Reported as ns per confirmed append.
+// The same workload was measured on the code before the front-door redesign (issue 20) in one run.
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <krmx/net/session.hpp>
+#include <krmx/store/memory_event_store.hpp>
+#include <krmx/sync/domain_host.hpp>
+#include <krmx/sync/durable.hpp>
+#include <krmx/sync/stream_domain.hpp>
+
+#include "bench_common.hpp"
+#include "claimable_counter/counter.hpp"
+
+namespace server_path_bench {
+
+// Where the session's frames go: counted, as a socket layer would copy them into connections' buffers.
+struct CountingSink final : krmx::net::SessionSink {
+    std::uint64_t frames = 0;
+    std::uint64_t bytes = 0;
+    void send(krmx::net::ConnectionId, krmx::net::SharedText text) override {
+        ++frames;
+        bytes += text->size();
+    }
+    void close(krmx::net::ConnectionId, krmx::net::CloseReason) override {}
+};
+
+// The application's event loop, as far as commit completions go.
+class Loop {
+  public:
+    krmx::PostToLoop poster() {
+        return [this](std::function<void()> f) {
+            {
+                std::lock_guard lock{mutex_};
+                posted_.push_back(std::move(f));
+            }
+            ready_.notify_one();
+        };
+    }
+    void run(bool wait) {
+        std::deque<std::function<void()>> ready;
+        {
+            std::unique_lock lock{mutex_};
+            if (wait)
+                ready_.wait_for(lock, std::chrono::milliseconds{50}, [this] { return !posted_.empty(); });
+            ready.swap(posted_);
+        }
+        for (auto& f : ready) f();
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    std::deque<std::function<void()>> posted_;
+};
+
+// One server with its users linked, fresh for each round so that memory stays bounded.
+struct Round {
+    explicit Round(bool pipelined)
+        : server{host, "counter", counter::model(),
+                 {.durability = pipelined ? krmx::durable(store, {.post = loop.poster()})
+                                          : krmx::durable(store, {.commits = krmx::Commits::synchronous})}} {
+        for (const char* user : {"alice", "bob", "carol", "dave"}) {
+            connections.push_back(session.connect());
+            session.receive(connections.back(),
+                            R"({"type":"krmx/link","payload":{"username":")" + std::string{user} +
+                                R"(","version":"0.5.4"}})");
+        }
+    }
+    [[nodiscard]] std::uint64_t confirmed() const { return server.statistics().accepted; }
+
+    CountingSink sink;
+    krmx::net::Session session{sink};
+    krmx::MemoryEventStore store;
+    Loop loop;
+    krmx::DomainHost host{session};
+    krmx::StreamDomain<Counter> server;
+    std::vector<krmx::net::ConnectionId> connections;
+};
+
+// range(0): 0 = the commit runs inline, 1 = pipelined (a writer thread, completions posted to the loop).
+// Each iteration is one round of appends on a fresh server (set up and torn down outside the timing).
+void BM_server_path(benchmark::State& state) {
+    const bool pipelined = state.range(0) == 1;
+    const std::uint64_t window = 256;
+    const std::uint64_t per_round = krmx_bench_size(16384, 256);
+    const std::string append =
+        R"({"type":"stream/append","payload":{"domain":"counter","event":{"type":"increment","payload":1},"id":7}})";
+    std::uint64_t appended = 0;
+    std::uint64_t refused = 0;
+    double seconds = 0;
+    for (auto _ : state) {
+        auto round = std::make_unique<Round>(pipelined);
+        const auto start = std::chrono::steady_clock::now();
+        std::uint64_t sent = 0;
+        while (round->confirmed() < per_round) {
+            while (sent - round->confirmed() < window && sent < per_round) {
+                round->session.receive(round->connections[sent % round->connections.size()], append);
+                ++sent;
+            }
+            if (pipelined) round->loop.run(true);
+        }
+        const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+        state.SetIterationTime(took.count());
+        seconds += took.count();
+        appended += round->confirmed();
+        refused += round->server.statistics().refused();
+    }
+    if (refused != 0) state.SkipWithError("events were refused");
+    state.SetItemsProcessed(static_cast<std::int64_t>(appended));
+    state.counters["ns_per_append"] = seconds * 1e9 / static_cast<double>(std::max<std::uint64_t>(appended, 1));
+}
+BENCHMARK(BM_server_path)->ArgName("pipelined")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseManualTime();
+
+}  // namespace server_path_bench

@@ -1,10 +1,14 @@
 // Checkpoint storage, the same contract for every checkpoint store.
 
+#include <cmath>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "catch.hpp"
 #include "krmx/store/checkpoint_store.hpp"
+#include "krmx/store/names.hpp"
 #include "store_test_support.hpp"
 #if defined(KRMX_TEST_SQLITE)
 #include "krmx/store/sqlite_checkpoint_store.hpp"
@@ -97,8 +101,46 @@ TEMPLATE_LIST_TEST_CASE("a checkpoint whose state cannot be stored is refused an
         CHECK_THROWS_AS(
             store->save("a", {.state = {{"bad", std::string{"\xff"}}}, .position = 2, .version = "v"}),
             krmx::InvalidAppend);
+        // NaN would come back as null; a state nested deeper than a serializer's stack holds crashed it.
+        CHECK_THROWS_WITH(store->save("a", {.state = {{"nan", std::nan("")}}, .position = 2, .version = "v"}),
+                          Catch::Matchers::Contains("checkpoint state holds a number that is not finite"));
+        json deep = json::array();
+        json* at = &deep;
+        for (int level = 1; level < 100'000; ++level) at = &at->emplace_back(json::array());
+        const Checkpoint too_deep{.state = std::move(deep), .position = 2, .version = "v"};
+        CHECK_THROWS_WITH(store->save("a", too_deep),
+                          Catch::Matchers::Contains("checkpoint state nests deeper than 128 levels"));
         CHECK(store->load("a")->position == 1);
     }
+}
+
+TEMPLATE_LIST_TEST_CASE("checkpoint keys keep the name rule: at most 1024 bytes of UTF-8 without NUL",
+                        "[store][checkpoint][names]", CheckpointFactories) {
+    TestType factory;
+    auto store = factory.open();
+    const Checkpoint saved{.state = {{"n", 1}}, .position = 7, .version = "v1"};
+    const std::string longest = krmx::testing::random_name(krmx::max_name_bytes, 1);
+    store->save(longest, saved);
+    CHECK(store->load(longest) == saved);
+    const std::vector<std::pair<std::string, std::string>> bad{
+        {krmx::testing::random_name(krmx::max_name_bytes + 1, 2), "is 1025 bytes long"},
+        {krmx::testing::random_name(3000, 3), "is 3000 bytes long"},
+        {std::string{"a\0b", 3}, R"(key "a\u0000b" holds a NUL)"},
+        {"caf\xc3", R"(key "caf\xc3" is not valid UTF-8)"},
+    };
+    for (const auto& [key, says] : bad) {
+        CAPTURE(says);
+        try {
+            store->save(key, saved);
+            FAIL("a checkpoint was saved under a key no store can hold");
+        } catch (const krmx::StoreError& e) {
+            CHECK_THAT(e.what(), Catch::Matchers::Contains(says));
+        }
+        // It cannot be there, so it is not found.
+        CHECK_FALSE(store->load(key).has_value());
+        CHECK_FALSE(store->erase(key));
+    }
+    CHECK(store->erase(longest));
 }
 
 #if defined(KRMX_TEST_SQLITE)
@@ -126,6 +168,8 @@ TEST_CASE("a damaged checkpoint is reported, never served", "[store][checkpoint]
     corrupt(path, "UPDATE krmx_checkpoints SET position = 78");
     krmx::SqliteCheckpointStore store{path};
     CHECK_THROWS_AS(store.load("k"), krmx::CorruptRecord);
+    CHECK_THROWS_WITH(store.load("k"),
+                      Catch::Matchers::Contains(R"(the checkpoint "k" failed its checksum)"));
     // Saving over it repairs it.
     store.save("k", {.state = {{"n", 6}}, .position = 80, .version = "v"});
     CHECK(store.load("k")->position == 80);

@@ -2,13 +2,18 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
+#include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "catch.hpp"
+#include "krmx/core/detail/json_scan.hpp"
+#include "krmx/store/names.hpp"
 #include "store_test_support.hpp"
 
 using krmx::AppendResult;
@@ -19,6 +24,7 @@ using krmx::Position;
 using krmx::RecordedEvent;
 using krmx::SubscribeFrom;
 using krmx::testing::event;
+using krmx::testing::random_name;
 using krmx::testing::Recorder;
 using krmx::testing::StoreFactories;
 using nlohmann::json;
@@ -29,6 +35,51 @@ std::vector<Position> positions_of(const std::vector<RecordedEvent>& events) {
     std::vector<Position> result;
     for (const auto& e : events) result.push_back(e.position);
     return result;
+}
+
+// The parts of an event that are names, each set to `name` in turn on an otherwise good append.
+enum class NamePart { stream, id, type, dispatcher };
+constexpr NamePart name_parts[] = {NamePart::stream, NamePart::id, NamePart::type, NamePart::dispatcher};
+
+// Appends one event with `name` as its `part`; returns the InvalidAppend's message, or nothing when the
+// store took it.
+template <class Store>
+std::optional<std::string> append_named(Store& store, NamePart part, const std::string& name) {
+    NewEvent e = event("named", {{"n", 1}});
+    std::string stream = "named-stream";
+    switch (part) {
+        case NamePart::stream:
+            stream = name;
+            break;
+        case NamePart::id:
+            e.id = name;
+            break;
+        case NamePart::type:
+            e.type = name;
+            break;
+        case NamePart::dispatcher:
+            e.dispatcher = name;
+            break;
+    }
+    try {
+        (void)store.append(stream, ExpectedRevision::any(), e);
+        return std::nullopt;
+    } catch (const krmx::InvalidAppend& error) {
+        return std::string{error.what()};
+    }
+}
+
+// A value of `depth` nested arrays (0: a number), built without recursion and without copying a level (a
+// copy of a deep value recurses).
+json nested_arrays(int depth) {
+    if (depth == 0) return 7;
+    json root = json::array();
+    json* at = &root;
+    for (int level = 1; level < depth; ++level) {
+        at->push_back(json::array());
+        at = &at->back();
+    }
+    return root;
 }
 
 // Appends `count` events of type "tick" with payload {"n": i} to `stream`.
@@ -293,16 +344,256 @@ TEMPLATE_LIST_TEST_CASE("bad input gets a clear error and leaves the store uncha
     };
     check_refused("", {event("a")}, "stream name is empty");
     check_refused("s", {}, "no events");
-    check_refused("s", {event("")}, "empty type");
+    check_refused("s", {event("")}, "event type is empty");
     NewEvent array_metadata = event("a");
     array_metadata.metadata = json::array({1, 2});
     check_refused("s", {array_metadata}, "not a JSON object");
-    check_refused("s", {event("a", json{{"bad", std::string{"\xff\xfe"}}})}, "cannot be stored as JSON");
+    check_refused("s", {event("a", json{{"bad", std::string{"\xff\xfe"}}})},
+                  "holds text that is not valid UTF-8");
+    check_refused("s", {event("a", json{{std::string{"\xff"}, 1}})}, "holds text that is not valid UTF-8");
     check_refused("s", {event("a", nullptr, "same"), event("b", nullptr, "same")}, "repeats the event id");
 
     CHECK(store->head_position() == 1);
     CHECK(store->read_all().size() == 1);
     CHECK(store->stream_revision("s") == 0);
+}
+
+TEMPLATE_LIST_TEST_CASE(
+    "names of up to 1024 bytes are stored and read back, longer ones are refused unwritten",
+    "[store][contract][names]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    const std::string stream = random_name(krmx::max_name_bytes, 1);
+    NewEvent longest =
+        event(random_name(krmx::max_name_bytes, 2), {{"n", 1}}, random_name(krmx::max_name_bytes, 3));
+    longest.dispatcher = random_name(krmx::max_name_bytes, 4);
+    CHECK(store->append(stream, ExpectedRevision::no_stream(), longest) == AppendResult{1, 1, 0, 0});
+    const auto read = store->read_stream(stream);
+    REQUIRE(read.size() == 1);
+    CHECK(read[0].stream == stream);
+    CHECK(read[0].id == longest.id);
+    CHECK(read[0].type == longest.type);
+    CHECK(read[0].dispatcher == longest.dispatcher);
+    CHECK(store->stream_revision(stream) == 0);
+    CHECK(store->read_all(0, krmx::read_unbounded,
+                          EventFilter{.streams = {stream}, .types = {longest.type}}) == read);
+
+    for (const NamePart part : name_parts) {
+        for (const std::size_t size : {krmx::max_name_bytes + 1, std::size_t{3000}}) {
+            CAPTURE(static_cast<int>(part), size);
+            const auto refused = append_named(*store, part, random_name(size, 5));
+            REQUIRE(refused.has_value());
+            CHECK_THAT(*refused, Catch::Matchers::Contains(std::to_string(size) + " bytes long") &&
+                                     Catch::Matchers::Contains("at most 1024 bytes"));
+        }
+    }
+    CHECK(store->head_position() == 1);
+    CHECK(store->read_all().size() == 1);
+    CHECK_FALSE(store->stream_revision("named-stream").has_value());
+}
+
+TEMPLATE_LIST_TEST_CASE("names that are not valid UTF-8 or hold a NUL are refused unwritten, shown escaped",
+                        "[store][contract][names]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    (void)store->append("s", ExpectedRevision::any(), event("a"));
+    // Each bad name and how an error message shows it: every byte, escaped, nothing cut off.
+    const std::vector<std::pair<std::string, std::string>> bad{
+        {std::string{"a\0b", 3}, R"("a\u0000b")"},
+        {std::string{"\0", 1}, R"("\u0000")"},
+        {"\xff", R"("\xff")"},
+        {"caf\xc3", R"("caf\xc3")"},            // cut inside a character
+        {"\xc0\xaf", R"("\xc0\xaf")"},          // an overlong '/'
+        {"\xed\xa0\x80", R"("\xed\xa0\x80")"},  // a surrogate
+        {std::string{"ok\0\xfe", 4}, R"("ok\u0000\xfe")"},
+    };
+    for (const NamePart part : name_parts) {
+        for (const auto& [name, shown] : bad) {
+            CAPTURE(static_cast<int>(part), shown);
+            const auto refused = append_named(*store, part, name);
+            REQUIRE(refused.has_value());
+            CHECK_THAT(*refused, Catch::Matchers::Contains(shown));
+        }
+    }
+    CHECK(store->head_position() == 1);
+    CHECK(store->read_all().size() == 1);
+    CHECK_FALSE(store->stream_revision("named-stream").has_value());
+    // Empty: a stream and a type need a name, an id (the store makes one) and a dispatcher do not.
+    CHECK(append_named(*store, NamePart::stream, "").has_value());
+    CHECK(append_named(*store, NamePart::type, "").has_value());
+    CHECK_FALSE(append_named(*store, NamePart::id, "").has_value());
+    CHECK_FALSE(append_named(*store, NamePart::dispatcher, "").has_value());
+    CHECK(store->head_position() == 3);
+}
+
+TEMPLATE_LIST_TEST_CASE("reads and filters of a name no store can hold find nothing, and never fail",
+                        "[store][contract][names]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    (void)store->append("s", ExpectedRevision::any(), event("t"));
+    (void)store->append("u", ExpectedRevision::any(), event("t"));
+    for (const std::string& name : {random_name(3000, 6), random_name(krmx::max_name_bytes + 1, 7),
+                                    std::string{"\xff"}, std::string{"s\xc3"}, std::string{"s\0", 2}}) {
+        CAPTURE(name.size());
+        CHECK(store->read_stream(name).empty());
+        CHECK_FALSE(store->stream_revision(name).has_value());
+        const std::vector<std::pair<EventFilter, std::vector<Position>>> cases{
+            {EventFilter{.streams = {name}}, {}},
+            {EventFilter{.types = {name}}, {}},
+            {EventFilter{.streams = {name, "u"}}, {2}},
+            {EventFilter{.types = {"t", name}}, {1, 2}},
+            {EventFilter{.streams = {"s"}, .types = {name}}, {}},
+        };
+        for (const auto& [filter, expected] : cases) {
+            CHECK(positions_of(store->read_all(0, krmx::read_unbounded, filter)) == expected);
+            std::vector<Position> streamed;
+            (void)krmx::for_each_event(
+                *store, 0, [&](const RecordedEvent& e) { streamed.push_back(e.position); }, filter);
+            CHECK(streamed == expected);
+        }
+        Recorder recorder;
+        auto subscription = store->subscribe(SubscribeFrom::start(), recorder.handlers(),
+                                             EventFilter{.streams = {name, "u"}});
+        REQUIRE(recorder.wait_caught_up());
+        CHECK(recorder.positions() == std::vector<Position>{2});
+        CHECK_FALSE(recorder.error());
+    }
+}
+
+TEMPLATE_LIST_TEST_CASE("payloads and metadata nested too deeply are refused unwritten, without recursion",
+                        "[store][contract][json]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    (void)store->append("s", ExpectedRevision::any(), event("a"));
+    const auto refused = [&](const NewEvent& e) -> std::string {
+        try {
+            (void)store->append("s", ExpectedRevision::any(), e);
+        } catch (const krmx::InvalidAppend& error) {
+            return error.what();
+        }
+        return "(stored)";
+    };
+    // Far deeper than any stack holds when a serializer recurses once per level.
+    NewEvent deep = event("deep");
+    deep.payload = nested_arrays(100'000);
+    CHECK_THAT(refused(deep),
+               Catch::Matchers::Contains("payload of a \"deep\" event nests deeper than 128 levels"));
+    deep.payload = nested_arrays(krmx::detail::json_max_event_depth + 1);
+    CHECK_THAT(refused(deep), Catch::Matchers::Contains("deeper than 128 levels"));
+    NewEvent deep_metadata = event("deep");
+    deep_metadata.metadata = json{{"m", nested_arrays(100'000)}};
+    CHECK_THAT(refused(deep_metadata),
+               Catch::Matchers::Contains("metadata of a \"deep\" event nests deeper"));
+    deep_metadata.metadata = json{{"m", nested_arrays(krmx::detail::json_max_event_depth)}};
+    CHECK_THAT(refused(deep_metadata), Catch::Matchers::Contains("deeper than 128 levels"));
+    CHECK(store->head_position() == 1);
+
+    // The deepest value accepted reads back as it went in.
+    NewEvent deepest = event("deepest");
+    deepest.payload = json{{"a", nested_arrays(krmx::detail::json_max_event_depth - 1)}};
+    deepest.metadata = json{{"m", nested_arrays(krmx::detail::json_max_event_depth - 1)}};
+    (void)store->append("s", ExpectedRevision::any(), deepest);
+    const auto read = store->read_stream("s", 1);
+    REQUIRE(read.size() == 1);
+    CHECK(read[0].payload == deepest.payload);
+    CHECK(read[0].metadata == deepest.metadata);
+}
+
+TEMPLATE_LIST_TEST_CASE(
+    "NaN and infinity are refused unwritten, and every finite number reads back as it went in",
+    "[store][contract][json]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    (void)store->append("s", ExpectedRevision::any(), event("a"));
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const double infinity = std::numeric_limits<double>::infinity();
+    for (const json& payload : {json(nan), json(infinity), json(-infinity), json{{"x", {1, 2, {{"y", nan}}}}},
+                                json::array({0.5, -infinity})}) {
+        CAPTURE(payload.dump());
+        try {
+            (void)store->append("s", ExpectedRevision::any(), event("odd", payload));
+            FAIL("a payload with a number JSON cannot hold was stored");
+        } catch (const krmx::InvalidAppend& e) {
+            CHECK_THAT(e.what(),
+                       Catch::Matchers::Contains("payload of a \"odd\" event holds a number that is "
+                                                 "not finite"));
+        }
+    }
+    NewEvent odd_metadata = event("odd");
+    odd_metadata.metadata = json{{"at", nan}};
+    CHECK_THROWS_AS(store->append("s", ExpectedRevision::any(), odd_metadata), krmx::InvalidAppend);
+    CHECK(store->head_position() == 1);
+
+    const json numbers{std::numeric_limits<double>::max(),
+                       std::numeric_limits<double>::lowest(),
+                       std::numeric_limits<double>::denorm_min(),
+                       -0.0,
+                       0.1,
+                       std::numeric_limits<std::uint64_t>::max(),
+                       std::numeric_limits<std::int64_t>::min(),
+                       0};
+    NewEvent finite = event("finite", json{{"numbers", numbers}});
+    finite.metadata = json{{"numbers", numbers}};
+    (void)store->append("s", ExpectedRevision::any(), finite);
+    const auto read = store->read_stream("s", 1);
+    REQUIRE(read.size() == 1);
+    CHECK(read[0].payload == finite.payload);
+    CHECK(read[0].metadata == finite.metadata);
+    CHECK(read[0].payload->dump() == finite.payload->dump());
+}
+
+TEMPLATE_LIST_TEST_CASE("errors show the names they mention quoted and escaped, never cut short",
+                        "[store][contract][names]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    const std::string stream = "tab\there \"q\" \x01";
+    const std::string id = "id\nwith \\ and \u00e9";
+    (void)store->append(stream, ExpectedRevision::no_stream(), event("a", {{"n", 1}}, id));
+    try {
+        (void)store->append(stream, ExpectedRevision::no_stream(), event("b"));
+        FAIL("the append should have failed");
+    } catch (const krmx::WrongExpectedRevision& e) {
+        CHECK_THAT(e.what(),
+                   Catch::Matchers::Contains(R"(stream "tab\there \"q\" \u0001" expected no stream)"));
+        CHECK(e.stream() == stream);
+    }
+    try {
+        (void)store->append("other", ExpectedRevision::any(), event("a", {{"n", 2}}, id));
+        FAIL("the append should have failed");
+    } catch (const krmx::DuplicateEventId& e) {
+        CHECK_THAT(e.what(),
+                   Catch::Matchers::Contains("event id \"id\\nwith \\\\ and \u00e9\" is already stored"));
+        CHECK(e.event_id() == id);
+    }
+    try {
+        const std::vector<NewEvent> twice{event("a", nullptr, "x\ty"), event("b", nullptr, "x\ty")};
+        (void)store->append(stream, ExpectedRevision::any(), twice);
+        FAIL("the append should have failed");
+    } catch (const krmx::InvalidAppend& e) {
+        CHECK_THAT(e.what(), Catch::Matchers::Contains(
+                                 R"(append to "tab\there \"q\" \u0001" repeats the event id "x\ty")"));
+    }
+    try {
+        (void)store->append(stream, ExpectedRevision::any(),
+                            event("\"type\"", json{{"bad", std::string{"\xff"}}}));
+        FAIL("the append should have failed");
+    } catch (const krmx::InvalidAppend& e) {
+        CHECK_THAT(e.what(), Catch::Matchers::Contains(
+                                 R"(payload of a "\"type\"" event holds text that is not valid UTF-8)"));
+    }
+    CHECK(store->head_position() == 1);
+}
+
+TEST_CASE("store errors show a name with NUL characters or bytes that are not UTF-8 whole, escaped",
+          "[store][names]") {
+    const std::string name{"a\0b\xff\"", 5};
+    const krmx::WrongExpectedRevision wrong{name, ExpectedRevision::exact(3), std::nullopt};
+    CHECK(std::string{wrong.what()} == R"(stream "a\u0000b\xff\"" expected revision 3 but is at no stream)");
+    CHECK(wrong.stream() == name);
+    const krmx::DuplicateEventId duplicate{name, 9};
+    CHECK(std::string{duplicate.what()} ==
+          R"(event id "a\u0000b\xff\"" is already stored for a different event at position 9)");
+    CHECK(duplicate.event_id() == name);
 }
 
 TEMPLATE_LIST_TEST_CASE("reading a stream starts at a revision and stops at the batch size",
@@ -444,8 +735,8 @@ TEMPLATE_LIST_TEST_CASE("filters match names with quotes, backslashes and NUL ex
                         "[store][contract]", StoreFactories) {
     TestType factory;
     auto store = factory.open();
-    const std::vector<std::string> names{"it's", "back\\slash", "\"quoted\"", "{braces},commas", "abc",
-                                         "\u00fcn\u00efcode"};
+    const std::vector<std::string> names{"it's", "back\\slash",      "\"quoted\"", "{braces},commas",
+                                         "abc",  "\u00fcn\u00efcode"};
     for (const auto& name : names) (void)store->append(name, ExpectedRevision::any(), event(name + "-type"));
     const std::string with_nul{"abc\0def", 7};
     const std::vector<std::pair<EventFilter, std::vector<Position>>> cases{

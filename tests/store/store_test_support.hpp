@@ -12,6 +12,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -82,6 +83,18 @@ using PostgresFactories = std::tuple<>;
 
 using StoreFactories =
     decltype(std::tuple_cat(std::tuple<MemoryStoreFactory>{}, SqliteFactories{}, PostgresFactories{}));
+
+/// `size` random letters and digits (the same for the same `seed`): valid UTF-8 that does not compress, as
+/// PostgreSQL would compress a long index entry of repeated characters until it fits.
+inline std::string random_name(std::size_t size, unsigned seed) {
+    static constexpr std::string_view alphabet =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    std::mt19937 generator{seed};
+    std::uniform_int_distribution<std::size_t> pick{0, alphabet.size() - 1};
+    std::string name(size, ' ');
+    for (char& c : name) c = alphabet[pick(generator)];
+    return name;
+}
 
 /// An event with a type and a payload, and optionally an id.
 inline NewEvent event(std::string type, nlohmann::json payload = nullptr, std::string id = {}) {

@@ -91,7 +91,7 @@ class PostgresEventStore {
         : database_(std::move(database)), options_(options) {
         auto first = detail::open_krmx_schema(database_);
         conninfo_ = detail::postgres_conninfo(database_);
-        const std::string s = detail::quoted(database_.schema);
+        const std::string s = detail::quoted_identifier(database_.schema);
         const std::string literal = "'" + database_.schema + "'";
         channel_ = "krmx_" + database_.schema;
         sql_.lock = "BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(detail::krmx_advisory_class) +
@@ -148,7 +148,6 @@ class PostgresEventStore {
     AppendResult append(std::string_view stream, ExpectedRevision expected,
                         std::span<const NewEvent> events) {
         detail::check_append(stream, events);
-        check_text(stream, "the stream name");
         Request request;
         request.stream = std::string{stream};
         request.expected = expected;
@@ -167,7 +166,7 @@ class PostgresEventStore {
 
     [[nodiscard]] std::vector<RecordedEvent> read_stream(std::string_view stream, Revision from_revision = 0,
                                                          std::size_t max_count = read_unbounded) const {
-        if (stream.find('\0') != std::string_view::npos) return {};
+        if (!detail::storable_name(stream)) return {};  // no event has it (see EventStore)
         const std::string name{stream};
         const std::string from = std::to_string(to_sql(from_revision));
         const std::string limit = std::to_string(to_sql(max_count));
@@ -235,7 +234,7 @@ class PostgresEventStore {
     }
 
     [[nodiscard]] std::optional<Revision> stream_revision(std::string_view stream) const {
-        if (stream.find('\0') != std::string_view::npos) return std::nullopt;
+        if (!detail::storable_name(stream)) return std::nullopt;
         const std::string name{stream};
         return retrying(nullptr, [&](Connection& connection) -> std::optional<Revision> {
             const auto row = connection.pg->exec(sql_.stream_revision, {name});
@@ -373,28 +372,15 @@ class PostgresEventStore {
             std::min<std::uint64_t>(value, std::numeric_limits<std::int64_t>::max()));
     }
 
-    // PostgreSQL text cannot hold NUL characters; refuse rather than let libpq cut the text short. The text
-    // is named `what` + `quoted` + `after`, put together only for the error (every event is checked).
-    static void check_text(std::string_view text, std::string_view what, std::string_view quoted = {},
-                           std::string_view after = {}) {
-        if (text.find('\0') != std::string_view::npos) {
-            throw InvalidAppend(std::string{what} + std::string{quoted} + std::string{after} +
-                                " contains a NUL character, which PostgreSQL cannot store");
-        }
-    }
-
     static Pending pending(const NewEvent& event) {
         Pending result;
         result.caller_id = !event.id.empty();
         result.id = result.caller_id ? event.id : new_event_id();
-        check_text(result.id, "the event id '", result.id, "'");
         result.type = event.type;
-        check_text(result.type, "the type of an event");
         if (event.payload) {
             result.payload = detail::serialize_json(*event.payload, "payload", event.type);
         }
         result.dispatcher = event.dispatcher;
-        check_text(result.dispatcher, "the dispatcher of a '", event.type, "' event");
         result.timestamp = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                detail::stamped(event.timestamp).time_since_epoch())
                                .count();
@@ -530,7 +516,7 @@ class PostgresEventStore {
             const auto committed =
                 pg.exec("SELECT pg_notify('" + channel_ + "', '" + std::to_string(head) + "'); COMMIT");
             if (committed.command_status() != "COMMIT") {
-                throw StoreError("PostgreSQL rolled back an append to '" + request.stream + "'");
+                throw StoreError("PostgreSQL rolled back an append to " + detail::quoted(request.stream));
             }
             notifier_->publish(head);
             return AppendResult{first_position, head, first_revision, last_revision};
@@ -652,13 +638,14 @@ class PostgresEventStore {
     std::string window_clause(const Window& window, const EventFilter& filter, Value&& value) const {
         std::string sql = "WHERE position > " + value(std::to_string(to_sql(window.after))) +
                           " AND position <= " + value(std::to_string(to_sql(window.to)));
-        // A name with a NUL character matches nothing (PostgreSQL text cannot hold one, so no stream or type
-        // has it), and libpq would cut it short: it is left out, and a list of nothing else matches nothing.
+        // A name no event can have (see EventStore) matches nothing, and PostgreSQL would refuse one that is
+        // not UTF-8 (libpq would cut one with a NUL short): it is left out, and a list of nothing else
+        // matches nothing.
         const auto names_of = [](const std::vector<std::string>& names) -> std::optional<std::string> {
             detail::PgArray array;
             bool any = false;
             for (const auto& name : names) {
-                if (name.find('\0') != std::string::npos) continue;
+                if (!detail::storable_name(name)) continue;
                 array.add(name);
                 any = true;
             }

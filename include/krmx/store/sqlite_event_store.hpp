@@ -120,7 +120,8 @@ class SqliteEventStore {
         auto done = request->done.get_future();
         {
             std::lock_guard lock{queue_mutex_};
-            if (stopping_) throw StoreError("the SQLite event store '" + path_.string() + "' is closing");
+            if (stopping_)
+                throw StoreError("the SQLite event store " + detail::quoted(path_.string()) + " is closing");
             queued_events_ += request->events.size();
             queue_.push_back(std::move(request));
         }
@@ -134,8 +135,9 @@ class SqliteEventStore {
 
     [[nodiscard]] std::vector<RecordedEvent> read_stream(std::string_view stream, Revision from_revision = 0,
                                                          std::size_t max_count = read_unbounded) const {
-        auto reader = readers_.borrow(path_);
         std::vector<RecordedEvent> result;
+        if (!detail::storable_name(stream)) return result;  // no event has it (see EventStore)
+        auto reader = readers_.borrow(path_);
         // The stream's revision first: every event up to it is committed, so each must be there.
         const auto found = reader->find_stream(stream);
         if (!found) return result;
@@ -165,6 +167,7 @@ class SqliteEventStore {
     }
 
     [[nodiscard]] std::optional<Revision> stream_revision(std::string_view stream) const {
+        if (!detail::storable_name(stream)) return std::nullopt;
         auto reader = readers_.borrow(path_);
         auto& statement = reader->connection.statement("SELECT revision FROM krmx_streams WHERE name = ?1");
         detail::Reset reset{statement};
@@ -410,8 +413,10 @@ class SqliteEventStore {
     // Built by appending: `"literal" + std::string` draws a false -Wrestrict from g++ 12 -O3 (GCC bug
     // 105651).
     static CorruptRecord missing_revision(std::string_view stream, Revision missing, Revision last) {
-        std::string message{"the stream '"};
-        message.append(stream).append("' has no event at revision ").append(std::to_string(missing));
+        std::string message{"the stream "};
+        message.append(detail::quoted(stream))
+            .append(" has no event at revision ")
+            .append(std::to_string(missing));
         message.append(", though it is at revision ").append(std::to_string(last));
         message.append(": a record is missing from the file");
         return CorruptRecord(message);
@@ -444,6 +449,7 @@ class SqliteEventStore {
 
     std::vector<RecordedEvent> read_range(Position after, Position up_to, std::size_t max_count,
                                           const EventFilter& filter) const {
+        if (detail::matches_nothing(filter)) return {};
         // The head first: every event up to it is committed, so a read that stops short of it lost some.
         const Position known_head = std::min(up_to, notifier_->head());
         std::string sql =
@@ -451,15 +457,19 @@ class SqliteEventStore {
             "checksum "
             "FROM krmx_events WHERE position > ?1 AND position <= ?2";
         int next = 4;
+        // Names no event can have are left out (see EventStore).
+        const auto storable = [](const std::vector<std::string>& names) {
+            return static_cast<std::size_t>(std::count_if(names.begin(), names.end(), detail::storable_name));
+        };
         const auto in_list = [&](std::string_view column, std::size_t count, std::string_view close) {
             if (count == 0) return;
             sql += column;
             for (std::size_t i = 0; i < count; ++i) sql += (i == 0 ? "?" : ", ?") + std::to_string(next++);
             sql += close;
         };
-        in_list(" AND stream_id IN (SELECT id FROM krmx_streams WHERE name IN (", filter.streams.size(),
+        in_list(" AND stream_id IN (SELECT id FROM krmx_streams WHERE name IN (", storable(filter.streams),
                 "))");
-        in_list(" AND type IN (", filter.types.size(), ")");
+        in_list(" AND type IN (", storable(filter.types), ")");
         sql += " ORDER BY position LIMIT ?3";
 
         auto reader = readers_.borrow(path_);
@@ -469,8 +479,11 @@ class SqliteEventStore {
         statement.bind(2, to_sql(up_to));
         statement.bind(3, limit(max_count));
         int index = 4;
-        for (const auto& stream : filter.streams) statement.bind(index++, std::string_view{stream});
-        for (const auto& type : filter.types) statement.bind(index++, std::string_view{type});
+        for (const auto& names : {&filter.streams, &filter.types}) {
+            for (const auto& name : *names) {
+                if (detail::storable_name(name)) statement.bind(index++, std::string_view{name});
+            }
+        }
         std::vector<RecordedEvent> result;
         result.reserve(std::min<std::size_t>(max_count, 4096));
         const bool unfiltered = filter.empty();

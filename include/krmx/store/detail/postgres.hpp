@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "krmx/core/detail/json_write.hpp"
 #include "krmx/store/event_store.hpp"
 
 namespace krmx {
@@ -60,8 +61,8 @@ inline const std::string& checked_schema(const std::string& schema) {
                     schema.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
     if (!ok) {
         throw StoreError(
-            "'" + schema +
-            "' is not a usable krmx schema name: use lower-case letters, digits and '_', starting "
+            detail::quoted(schema) +
+            " is not a usable krmx schema name: use lower-case letters, digits and '_', starting "
             "with a letter or '_', at most 48 characters");
     }
     return schema;
@@ -118,7 +119,7 @@ class PgResult {
         std::int64_t result = 0;
         const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), result);
         if (error != std::errc{} || end != value.data() + value.size()) {
-            throw CorruptRecord("PostgreSQL returned '" + std::string{value} + "' where a number belongs");
+            throw CorruptRecord("PostgreSQL returned " + detail::quoted(value) + " where a number belongs");
         }
         return result;
     }
@@ -488,14 +489,15 @@ class PgArray {
     std::string literal_;
 };
 
-/// A schema name quoted for SQL text (it passed `checked_schema`).
-inline std::string quoted(const std::string& schema) {
+/// A schema name quoted for SQL text (it passed `checked_schema`). Not `quoted`: that one quotes names for
+/// error messages.
+inline std::string quoted_identifier(const std::string& schema) {
     return "\"" + schema + "\"";
 }
 
 /// Tables of schema version 1, in the schema `S`. Event store, checkpoints, locks and projections share it.
 inline std::string krmx_postgres_schema_v1(const std::string& schema) {
-    const std::string s = quoted(schema);
+    const std::string s = quoted_identifier(schema);
     return "CREATE SCHEMA IF NOT EXISTS " + s + ";\n" + "CREATE TABLE " + s +
            ".krmx_meta (key text PRIMARY KEY, value text NOT NULL);\n" + "CREATE TABLE " + s +
            ".krmx_streams (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL UNIQUE, "
@@ -522,7 +524,7 @@ inline std::string krmx_postgres_schema_v1(const std::string& schema) {
 /// stored already (the caller sorts out whether that is a repeat, step by step); 2: the expected revision
 /// does not match `actual` (NULL: no stream). Replaced on every open, so every process runs the same one.
 inline std::string krmx_append_function(const std::string& schema) {
-    const std::string s = quoted(schema);
+    const std::string s = quoted_identifier(schema);
     return "CREATE OR REPLACE FUNCTION " + s +
            ".krmx_append(p_stream text, p_kind int, p_expected bigint, p_ids text[], p_types text[], "
            "p_payloads text[], p_dispatchers text[], p_timestamps bigint[], p_metadata text[], p_check_ids "
@@ -580,7 +582,7 @@ inline std::string krmx_append_function(const std::string& schema) {
 inline std::unique_ptr<PgConnection> open_krmx_schema(const PostgresOptions& options) {
     const std::string& schema = checked_schema(options.schema);
     auto connection = std::make_unique<PgConnection>(postgres_conninfo(options));
-    const std::string s = quoted(schema);
+    const std::string s = quoted_identifier(schema);
     const std::string literal = "'" + schema + "'";
     connection->exec("BEGIN");
     try {
@@ -593,7 +595,7 @@ inline std::unique_ptr<PgConnection> open_krmx_schema(const PostgresOptions& opt
                              literal + ")");
         const bool has_meta = found.text(0, 0) == "t";
         const std::int64_t objects = found.int64(0, 1);
-        const std::string where = "the PostgreSQL schema '" + schema + "'";
+        const std::string where = "the PostgreSQL schema " + detail::quoted(schema);
         if (has_meta) {
             const PgResult meta = connection->exec("SELECT (SELECT value FROM " + s +
                                                    ".krmx_meta WHERE key = 'format'), (SELECT "

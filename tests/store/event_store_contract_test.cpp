@@ -954,6 +954,27 @@ TEMPLATE_LIST_TEST_CASE("a subscriber that throws is stopped and told why", "[st
     CHECK(recorder.caught_up() == 0);
 }
 
+TEMPLATE_LIST_TEST_CASE("an on_error handler that throws is counted in the store's statistics",
+                        "[store][contract]", StoreFactories) {
+    TestType factory;
+    auto store = factory.open();
+    CHECK(store->statistics().error_handler_failures == 0);
+    append_ticks(*store, "s", 2);
+    std::atomic<int> told{0};
+    auto subscription = store->subscribe(
+        SubscribeFrom::start(),
+        {.on_event = [](const RecordedEvent&) { throw std::runtime_error("subscriber broke"); },
+         .on_error =
+             [&](std::exception_ptr) {
+                 ++told;
+                 throw std::runtime_error("and so did its error handler");
+             }});
+    for (int i = 0; i < 2000 && store->statistics().error_handler_failures == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    CHECK(told == 1);
+    CHECK(store->statistics().error_handler_failures == 1);
+}
+
 TEMPLATE_LIST_TEST_CASE("concurrent appends expecting the same revision: exactly one wins each round",
                         "[store][contract]", StoreFactories) {
     TestType factory;

@@ -233,6 +233,24 @@ struct SubscriptionHandlers {
 
 // ---- errors ----
 
+/// Failures a store recovered from or could tell nobody of, so that no exception reported them: a number
+/// that keeps growing says something is wrong. Each store counts what applies to it; the rest stay 0.
+struct StoreStatistics {
+    /// Subscriptions whose `on_error` handler threw (the subscription had ended; there is nobody else to
+    /// tell).
+    std::uint64_t error_handler_failures = 0;
+    /// WAL checkpoints of the background checkpointer that failed (SQLite; the write-ahead log grows until
+    /// one succeeds).
+    std::uint64_t failed_checkpoints = 0;
+    /// Operations repeated on a new connection after theirs was lost (PostgreSQL).
+    std::uint64_t connection_retries = 0;
+    /// Times the connection that listens for appends failed and was opened again (PostgreSQL; live
+    /// subscriptions wait meanwhile).
+    std::uint64_t listener_failures = 0;
+
+    friend bool operator==(const StoreStatistics&, const StoreStatistics&) = default;
+};
+
 /// Base of every error a store reports.
 class StoreError : public std::runtime_error {
   public:

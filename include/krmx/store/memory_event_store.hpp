@@ -113,6 +113,11 @@ class MemoryEventStore {
             });
     }
 
+    /// What went wrong without an exception to say so (see StoreStatistics).
+    [[nodiscard]] StoreStatistics statistics() const noexcept {
+        return {.error_handler_failures = subscriptions_.error_handler_failures()};
+    }
+
     /// Roughly the bytes held per event (record, strings, JSON nodes and indexes), for capacity planning.
     [[nodiscard]] std::size_t approximate_bytes_per_event() const {
         std::shared_lock lock{mutex_};

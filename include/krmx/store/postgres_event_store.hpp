@@ -274,6 +274,13 @@ class PostgresEventStore {
         }};
     }
 
+    /// What went wrong without an exception to say so (see StoreStatistics).
+    [[nodiscard]] StoreStatistics statistics() const noexcept {
+        return {.error_handler_failures = subscriptions_.error_handler_failures(),
+                .connection_retries = connection_retries_.load(std::memory_order_relaxed),
+                .listener_failures = listener_failures_.load(std::memory_order_relaxed)};
+    }
+
     [[nodiscard]] const PostgresOptions& database() const noexcept { return database_; }
 
   private:
@@ -358,7 +365,7 @@ class PostgresEventStore {
                 std::lock_guard lock{mutex_};
                 idle_.push_back(std::move(connection));
             } catch (...) {
-                // Closed instead of kept.
+                // Closed instead of kept: nothing is lost, the next borrow connects anew.
             }
         }
 
@@ -418,6 +425,7 @@ class PostgresEventStore {
                            (stop != nullptr && stop->load(std::memory_order_acquire));
                 };
                 if (cancelled() || std::chrono::steady_clock::now() + backoff > give_up) throw;
+                connection_retries_.fetch_add(1, std::memory_order_relaxed);
                 // Sleep in short steps so that a cancelled subscription or a closing store is not held up.
                 const auto wake = std::chrono::steady_clock::now() + backoff;
                 while (std::chrono::steady_clock::now() < wake && !cancelled())
@@ -889,12 +897,14 @@ class PostgresEventStore {
                     Position head = 0;
                     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), head);
                     PQfreemem(notification);
+                    // Another payload on the channel is not ours to read; the poll reads the head anyway.
                     if (error == std::errc{}) notifier_->publish(head);
                 }
                 if (connection->broken())
                     throw PostgresConnectionLost("the PostgreSQL listener connection was lost");
             } catch (...) {
                 // Reconnect with backoff; subscribers meanwhile wait (they resume after their last event).
+                listener_failures_.fetch_add(1, std::memory_order_relaxed);
                 connection.reset();
                 if (!wait_readable(-1, backoff, readable)) return;
                 backoff = std::min(backoff * 2, std::chrono::milliseconds{2000});
@@ -910,6 +920,8 @@ class PostgresEventStore {
     mutable Pool pool_;
     std::shared_ptr<detail::HeadNotifier> notifier_;
     std::atomic<bool> closing_{false};
+    mutable std::atomic<std::uint64_t> connection_retries_{0};
+    std::atomic<std::uint64_t> listener_failures_{0};
 
     std::mutex listener_mutex_;
     std::thread listener_;

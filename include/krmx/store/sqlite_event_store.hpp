@@ -19,6 +19,7 @@
 // transaction), but this store's subscribers learn of its events only at this store's next commit.
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -188,6 +189,12 @@ class SqliteEventStore {
             });
     }
 
+    /// What went wrong without an exception to say so (see StoreStatistics).
+    [[nodiscard]] StoreStatistics statistics() const noexcept {
+        return {.error_handler_failures = subscriptions_.error_handler_failures(),
+                .failed_checkpoints = failed_checkpoints_.load(std::memory_order_relaxed)};
+    }
+
     [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
 
     /// Moves the write-ahead log into the database file and empties it (before measuring size or copying
@@ -318,7 +325,7 @@ class SqliteEventStore {
                 std::lock_guard lock{mutex_};
                 idle_.push_back(reader);
             } catch (...) {
-                delete reader;
+                delete reader;  // closed instead of kept: nothing is lost, the next borrow opens another
             }
         }
         std::mutex mutex_;
@@ -530,14 +537,19 @@ class SqliteEventStore {
                 if (checkpoint_stop_) return;
                 checkpoint_wanted_ = false;
             }
+            // A checkpoint that fails only leaves the log longer; the next one tries again. It is counted.
+            bool done = false;
             try {
                 if (!connection) connection = std::make_unique<detail::SqliteConnection>(path_);
-                // PASSIVE: copies what it can without blocking the writer or readers.
-                sqlite3_wal_checkpoint_v2(connection->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
-                                          nullptr);
+                // PASSIVE: copies what it can without blocking the writer or readers. BUSY: another
+                // checkpoint is running (checkpoint_wal()), which does the work.
+                const int code = sqlite3_wal_checkpoint_v2(connection->handle(), nullptr,
+                                                           SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+                done = code == SQLITE_OK || code == SQLITE_BUSY;
             } catch (...) {
-                // A checkpoint that fails only leaves the log longer; the next one tries again.
+                // The connection could not be opened: counted below, and the next checkpoint tries again.
             }
+            if (!done) failed_checkpoints_.fetch_add(1, std::memory_order_relaxed);
         }
     }
 
@@ -745,6 +757,7 @@ class SqliteEventStore {
     std::condition_variable checkpoint_wanted_cv_;
     bool checkpoint_wanted_ = false;
     bool checkpoint_stop_ = false;
+    std::atomic<std::uint64_t> failed_checkpoints_{0};
     std::thread checkpointer_thread_;
 
     detail::SubscriptionRegistry subscriptions_;

@@ -1,14 +1,16 @@
 #pragma once
 // PostgreSQL plumbing shared by the PostgreSQL stores (libpq's C API): RAII connections and results, error
 // translation, text-array parameters, and the krmx schema (created on first use, versioned, foreign schemas
-// refused). Link the `krmx::postgres` CMake target.
+// refused). Link the `krmx::postgres` CMake target. The public options and errors are in postgres_options.hpp.
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -21,27 +23,9 @@
 
 #include "krmx/core/detail/json_write.hpp"
 #include "krmx/store/event_store.hpp"
+#include "krmx/store/postgres_options.hpp"
 
-namespace krmx {
-
-/// The connection to PostgreSQL broke (server restart, `pg_terminate_backend`, network). For an append it
-/// means the outcome is unknown; repeating it with the same event ids is safe (it stores nothing twice).
-class PostgresConnectionLost : public StoreError {
-  public:
-    using StoreError::StoreError;
-};
-
-/// Where to connect and which schema to use; shared by every PostgreSQL part.
-struct PostgresOptions {
-    /// A libpq connection string or URL. Empty: the environment variable `KRMX_POSTGRES_URL`, and failing
-    /// that libpq's own defaults (PGHOST, PGDATABASE, ... and the local socket).
-    std::string connection{};
-    /// The PostgreSQL schema holding krmx's tables, so that several games share one database: lower-case
-    /// letters, digits and `_`, starting with a letter or `_`, at most 48 characters.
-    std::string schema = "krmx";
-};
-
-namespace detail {
+namespace krmx::detail {
 
 /// The schema this header writes and reads. A newer schema is refused rather than misread.
 inline constexpr int krmx_postgres_schema_version = 1;
@@ -73,6 +57,11 @@ inline std::uint64_t big_endian(std::string_view bytes) noexcept {
     std::uint64_t bits = 0;
     for (const char byte : bytes) bits = bits << 8 | static_cast<unsigned char>(byte);
     return bits;
+}
+
+/// A count or a position as a bigint: values past its range (read_unbounded) become its largest.
+[[nodiscard]] inline std::int64_t pg_bigint(std::uint64_t value) noexcept {
+    return static_cast<std::int64_t>(std::min<std::uint64_t>(value, std::numeric_limits<std::int64_t>::max()));
 }
 
 /// A query result; the values are views into it.
@@ -495,6 +484,17 @@ inline std::string quoted_identifier(const std::string& schema) {
     return "\"" + schema + "\"";
 }
 
+/// The head of a schema's event log: its largest position, below which nothing is missing, as appends
+/// number their events under the schema's advisory lock (see PostgresEventStore).
+inline std::string krmx_head_sql(const std::string& schema) {
+    return "SELECT coalesce(max(position), 0) FROM " + quoted_identifier(schema) + ".krmx_events";
+}
+
+/// The channel on which every append to a schema notifies its new head when it commits.
+inline std::string krmx_channel(const std::string& schema) {
+    return "krmx_" + schema;
+}
+
 /// Tables of schema version 1, in the schema `S`. Event store, checkpoints, locks and projections share it.
 inline std::string krmx_postgres_schema_v1(const std::string& schema) {
     const std::string s = quoted_identifier(schema);
@@ -633,5 +633,4 @@ inline std::unique_ptr<PgConnection> open_krmx_schema(const PostgresOptions& opt
     return connection;
 }
 
-}  // namespace detail
-}  // namespace krmx
+}  // namespace krmx::detail

@@ -19,7 +19,6 @@
 // transaction), but this store's subscribers learn of its events only at this store's next commit.
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -45,6 +44,8 @@
 #include "krmx/core/subscription.hpp"
 #include "krmx/store/detail/append_checks.hpp"
 #include "krmx/store/detail/sqlite.hpp"
+#include "krmx/store/detail/sqlite_checkpointer.hpp"
+#include "krmx/store/detail/sqlite_holes.hpp"
 #include "krmx/store/detail/subscription_worker.hpp"
 #include "krmx/store/event_store.hpp"
 
@@ -81,10 +82,7 @@ class SqliteEventStore {
         notifier_ = std::make_shared<detail::HeadNotifier>(static_cast<Position>(
             writer_->query_int("SELECT max((SELECT coalesce(max(position), 0) FROM krmx_events), "
                                "(SELECT coalesce(sum(revision + 1), 0) FROM krmx_streams))")));
-        // Checkpoints run on their own thread, so the writer never stalls on copying the log into the
-        // file (and on its fsync); the hook replaces SQLite's automatic checkpoint on commit.
-        sqlite3_wal_hook(writer_->handle(), &SqliteEventStore::on_wal_commit, this);
-        checkpointer_thread_ = std::thread([this] { checkpoint_loop(); });
+        checkpointer_.start(writer_->handle());
         writer_thread_ = std::thread([this] { write_loop(); });
     }
 
@@ -100,12 +98,7 @@ class SqliteEventStore {
         }
         queue_changed_.notify_all();
         writer_thread_.join();
-        {
-            std::lock_guard lock{checkpoint_mutex_};
-            checkpoint_stop_ = true;
-        }
-        checkpoint_wanted_cv_.notify_all();
-        checkpointer_thread_.join();
+        checkpointer_.stop();
         notifier_->close();
     }
 
@@ -152,12 +145,11 @@ class SqliteEventStore {
         statement.bind(3, limit(max_count));
         while (statement.step()) {
             decode_into(result, statement, stream);
-            const Revision expected = from_revision + (result.size() - 1);
-            if (result.back().revision != expected) throw missing_revision(stream, expected, found->revision);
+            detail::expect_revision(stream, result.back().revision, from_revision + (result.size() - 1),
+                                    found->revision);
         }
-        const Revision next = from_revision + result.size();
-        if (result.size() < max_count && next <= found->revision)
-            throw missing_revision(stream, next, found->revision);
+        detail::expect_stream_end(stream, from_revision + result.size(), found->revision,
+                                  result.size() < max_count);
         return result;
     }
 
@@ -192,7 +184,7 @@ class SqliteEventStore {
     /// What went wrong without an exception to say so (see StoreStatistics).
     [[nodiscard]] StoreStatistics statistics() const noexcept {
         return {.error_handler_failures = subscriptions_.error_handler_failures(),
-                .failed_checkpoints = failed_checkpoints_.load(std::memory_order_relaxed)};
+                .failed_checkpoints = checkpointer_.failures()};
     }
 
     [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
@@ -417,43 +409,6 @@ class SqliteEventStore {
                 std::chrono::nanoseconds{timestamp})};
     }
 
-    // Built by appending: `"literal" + std::string` draws a false -Wrestrict from g++ 12 -O3 (GCC bug
-    // 105651).
-    static CorruptRecord missing_revision(std::string_view stream, Revision missing, Revision last) {
-        std::string message{"the stream "};
-        message.append(detail::quoted(stream))
-            .append(" has no event at revision ")
-            .append(std::to_string(missing));
-        message.append(", though it is at revision ").append(std::to_string(last));
-        message.append(": a record is missing from the file");
-        return CorruptRecord(message);
-    }
-    static CorruptRecord missing_position(Position missing) {
-        std::string message{"there is no event at position "};
-        message.append(std::to_string(missing));
-        message.append(", though later ones are committed: a record is missing from the file");
-        return CorruptRecord(message);
-    }
-
-    // Positions are dense: every position in (after, end] must hold an event. For filtered reads, which
-    // skip positions by design, one count over the range (primary key only) checks it.
-    static void check_dense(Reader& reader, Position after, Position end) {
-        auto& count = reader.connection.statement(
-            "SELECT count(*) FROM krmx_events WHERE position > ?1 AND position <= ?2");
-        detail::Reset reset{count};
-        count.bind(1, to_sql(after));
-        count.bind(2, to_sql(end));
-        if (count.step() && static_cast<Position>(count.int64(0)) == end - after) return;
-        auto& positions = reader.connection.statement(
-            "SELECT position FROM krmx_events WHERE position > ?1 AND position <= ?2 ORDER BY position");
-        detail::Reset reset_positions{positions};
-        positions.bind(1, to_sql(after));
-        positions.bind(2, to_sql(end));
-        Position expected = after + 1;
-        while (positions.step() && static_cast<Position>(positions.int64(0)) == expected) ++expected;
-        throw missing_position(expected);
-    }
-
     std::vector<RecordedEvent> read_range(Position after, Position up_to, std::size_t max_count,
                                           const EventFilter& filter) const {
         if (detail::matches_nothing(filter)) return {};
@@ -496,61 +451,17 @@ class SqliteEventStore {
         const bool unfiltered = filter.empty();
         while (statement.step()) {
             decode_into(result, statement, reader->stream_name(statement.int64(1)));
-            if (unfiltered && result.back().position != after + result.size())
-                throw missing_position(after + result.size());
+            if (unfiltered) detail::expect_position(result.back().position, after + result.size());
         }
         const bool short_read = result.size() < max_count;  // then it covers everything up to the head
         if (unfiltered) {
-            if (short_read && after + result.size() < known_head)
-                throw missing_position(after + result.size() + 1);
+            detail::expect_log_end(after + result.size() + 1, known_head, short_read);
         } else {
             Position end = result.empty() ? after : result.back().position;
             if (short_read) end = std::max(end, known_head);
-            if (end > after) check_dense(*reader, after, end);
+            if (end > after) detail::check_dense(reader->connection, after, end);
         }
         return result;
-    }
-
-    // ---- the checkpointer thread ----
-
-    // SQLite's own default: checkpoint once the log holds about 1000 pages.
-    static constexpr int checkpoint_after_frames = 1000;
-
-    static int on_wal_commit(void* self, sqlite3*, const char*, int frames) {
-        if (frames >= checkpoint_after_frames) {
-            auto* store = static_cast<SqliteEventStore*>(self);
-            {
-                std::lock_guard lock{store->checkpoint_mutex_};
-                store->checkpoint_wanted_ = true;
-            }
-            store->checkpoint_wanted_cv_.notify_one();
-        }
-        return SQLITE_OK;
-    }
-
-    void checkpoint_loop() {
-        std::unique_ptr<detail::SqliteConnection> connection;
-        for (;;) {
-            {
-                std::unique_lock lock{checkpoint_mutex_};
-                checkpoint_wanted_cv_.wait(lock, [&] { return checkpoint_wanted_ || checkpoint_stop_; });
-                if (checkpoint_stop_) return;
-                checkpoint_wanted_ = false;
-            }
-            // A checkpoint that fails only leaves the log longer; the next one tries again. It is counted.
-            bool done = false;
-            try {
-                if (!connection) connection = std::make_unique<detail::SqliteConnection>(path_);
-                // PASSIVE: copies what it can without blocking the writer or readers. BUSY: another
-                // checkpoint is running (checkpoint_wal()), which does the work.
-                const int code = sqlite3_wal_checkpoint_v2(connection->handle(), nullptr,
-                                                           SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-                done = code == SQLITE_OK || code == SQLITE_BUSY;
-            } catch (...) {
-                // The connection could not be opened: counted below, and the next checkpoint tries again.
-            }
-            if (!done) failed_checkpoints_.fetch_add(1, std::memory_order_relaxed);
-        }
     }
 
     // ---- the writer thread ----
@@ -753,12 +664,7 @@ class SqliteEventStore {
     bool stopping_ = false;
     std::thread writer_thread_;
 
-    std::mutex checkpoint_mutex_;
-    std::condition_variable checkpoint_wanted_cv_;
-    bool checkpoint_wanted_ = false;
-    bool checkpoint_stop_ = false;
-    std::atomic<std::uint64_t> failed_checkpoints_{0};
-    std::thread checkpointer_thread_;
+    detail::SqliteCheckpointer checkpointer_{path_};
 
     detail::SubscriptionRegistry subscriptions_;
 };

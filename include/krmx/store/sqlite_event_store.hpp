@@ -26,6 +26,7 @@
 #include <deque>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <limits>
 #include <memory>
@@ -79,7 +80,7 @@ class SqliteEventStore {
         sql_ = std::make_unique<WriterStatements>(writer_->handle());
         // The streams count every event ever appended: a lost last row still leaves the head where it was,
         // so that reads up to it notice the hole.
-        notifier_ = std::make_shared<detail::HeadNotifier>(static_cast<Position>(
+        subscriptions_.publish(static_cast<Position>(
             writer_->query_int("SELECT max((SELECT coalesce(max(position), 0) FROM krmx_events), "
                                "(SELECT coalesce(sum(revision + 1), 0) FROM krmx_streams))")));
         checkpointer_.start(writer_->handle());
@@ -91,7 +92,7 @@ class SqliteEventStore {
 
     /// Stops subscriptions, commits the appends already queued, and closes the file.
     ~SqliteEventStore() {
-        subscriptions_.stop_all();
+        subscriptions_.close();
         {
             std::lock_guard lock{queue_mutex_};
             stopping_ = true;
@@ -99,7 +100,6 @@ class SqliteEventStore {
         queue_changed_.notify_all();
         writer_thread_.join();
         checkpointer_.stop();
-        notifier_->close();
     }
 
     AppendResult append(std::string_view stream, ExpectedRevision expected,
@@ -169,16 +169,12 @@ class SqliteEventStore {
         return static_cast<Revision>(statement.int64(0));
     }
 
-    [[nodiscard]] Position head_position() const noexcept { return notifier_->head(); }
+    [[nodiscard]] Position head_position() const noexcept { return subscriptions_.head(); }
 
     /// Delivery happens on a thread owned by the subscription; cancel it through the returned handle.
     [[nodiscard]] Subscription subscribe(SubscribeFrom from, SubscriptionHandlers handlers,
                                          EventFilter filter = {}) {
-        return subscriptions_.start(
-            notifier_, from, std::move(handlers), std::move(filter), subscription_batch,
-            [this](Position after, Position up_to, std::size_t max, const EventFilter& f) {
-                return read_range(after, up_to, max, f);
-            });
+        return subscriptions_.subscribe(from, std::move(handlers), std::move(filter));
     }
 
     /// What went wrong without an exception to say so (see StoreStatistics).
@@ -200,14 +196,7 @@ class SqliteEventStore {
     static constexpr std::size_t subscription_batch = 512;
 
     // An event ready for the writer: JSON already serialized and the position-independent part hashed.
-    struct Pending {
-        std::string id;
-        bool caller_id = false;
-        std::string type;
-        std::optional<std::string> payload;
-        std::string dispatcher;
-        std::int64_t timestamp = 0;
-        std::optional<std::string> metadata;  // empty: the empty object
+    struct Pending : detail::PendingEvent {
         std::uint64_t content_hash = 0;
     };
 
@@ -345,18 +334,7 @@ class SqliteEventStore {
     }
 
     static Pending pending(std::string_view stream, const NewEvent& event) {
-        Pending result;
-        result.caller_id = !event.id.empty();
-        result.id = result.caller_id ? event.id : new_event_id();
-        result.type = event.type;
-        if (event.payload) result.payload = detail::serialize_json(*event.payload, "payload", event.type);
-        result.dispatcher = event.dispatcher;
-        result.timestamp = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               detail::stamped(event.timestamp).time_since_epoch())
-                               .count();
-        if (!event.metadata.is_null() && !event.metadata.empty()) {
-            result.metadata = detail::serialize_json(event.metadata, "metadata", event.type);
-        }
+        Pending result{detail::pending_event(event)};
         result.content_hash = content_hash(stream, result);
         return result;
     }
@@ -413,7 +391,7 @@ class SqliteEventStore {
                                           const EventFilter& filter) const {
         if (detail::matches_nothing(filter)) return {};
         // The head first: every event up to it is committed, so a read that stops short of it lost some.
-        const Position known_head = std::min(up_to, notifier_->head());
+        const Position known_head = std::min(up_to, subscriptions_.head());
         std::string sql =
             "SELECT position, stream_id, revision, event_id, type, payload, dispatcher, timestamp, metadata, "
             "checksum "
@@ -523,7 +501,7 @@ class SqliteEventStore {
             for (auto& request : batch) request->done.set_exception(error);
             return;
         }
-        notifier_->publish(head);
+        subscriptions_.publish(head);
         for (std::size_t i = 0; i < batch.size(); ++i) {
             if (errors[i]) {
                 batch[i]->done.set_exception(unwrap(errors[i]));
@@ -655,7 +633,6 @@ class SqliteEventStore {
     std::unique_ptr<detail::SqliteConnection> writer_;  // used by the writer thread only (after construction)
     std::unique_ptr<WriterStatements> sql_;             // finalized before writer_ closes (declared after it)
     mutable ReaderPool readers_;
-    std::shared_ptr<detail::HeadNotifier> notifier_;
 
     std::mutex queue_mutex_;
     std::condition_variable queue_changed_;
@@ -666,7 +643,8 @@ class SqliteEventStore {
 
     detail::SqliteCheckpointer checkpointer_{path_};
 
-    detail::SubscriptionRegistry subscriptions_;
+    detail::LocalSubscriptions subscriptions_{std::bind_front(&SqliteEventStore::read_range, this),
+                                              subscription_batch};
 };
 
 static_assert(EventStore<SqliteEventStore>);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -153,6 +154,34 @@ inline nlohmann::json normalized_metadata(const nlohmann::json& metadata) {
 inline std::chrono::system_clock::time_point stamped(std::chrono::system_clock::time_point timestamp) {
     return timestamp == std::chrono::system_clock::time_point{} ? std::chrono::system_clock::now()
                                                                 : timestamp;
+}
+
+/// An event ready for a store that keeps JSON as text: its id chosen, its timestamp stamped, its JSON
+/// written. Call after check_append.
+struct PendingEvent {
+    std::string id;
+    bool caller_id = false;  ///< the caller chose the id (else the store made it)
+    std::string type;
+    std::optional<std::string> payload;
+    std::string dispatcher;
+    std::int64_t timestamp = 0;           ///< nanoseconds since the epoch
+    std::optional<std::string> metadata;  ///< empty: the empty object
+};
+
+[[nodiscard]] inline PendingEvent pending_event(const NewEvent& event) {
+    PendingEvent result;
+    result.caller_id = !event.id.empty();
+    result.id = result.caller_id ? event.id : new_event_id();
+    result.type = event.type;
+    if (event.payload) result.payload = serialize_json(*event.payload, "payload", event.type);
+    result.dispatcher = event.dispatcher;
+    result.timestamp =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(stamped(event.timestamp).time_since_epoch())
+            .count();
+    if (!event.metadata.is_null() && !event.metadata.empty()) {
+        result.metadata = serialize_json(event.metadata, "metadata", event.type);
+    }
+    return result;
 }
 
 /// Whether a stored event is the same event as `event` for an idempotent repeat. The timestamp is left

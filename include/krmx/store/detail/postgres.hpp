@@ -1,7 +1,8 @@
 #pragma once
 // PostgreSQL plumbing shared by the PostgreSQL stores (libpq's C API): RAII connections and results, error
 // translation, text-array parameters, and the krmx schema (created on first use, versioned, foreign schemas
-// refused). Link the `krmx::postgres` CMake target. The public options and errors are in postgres_options.hpp.
+// refused). Link the `krmx::postgres` CMake target. The public options and errors are in
+// postgres_options.hpp.
 
 #include <libpq-fe.h>
 
@@ -61,7 +62,8 @@ inline std::uint64_t big_endian(std::string_view bytes) noexcept {
 
 /// A count or a position as a bigint: values past its range (read_unbounded) become its largest.
 [[nodiscard]] inline std::int64_t pg_bigint(std::uint64_t value) noexcept {
-    return static_cast<std::int64_t>(std::min<std::uint64_t>(value, std::numeric_limits<std::int64_t>::max()));
+    return static_cast<std::int64_t>(
+        std::min<std::uint64_t>(value, std::numeric_limits<std::int64_t>::max()));
 }
 
 /// A query result; the values are views into it.

@@ -29,41 +29,17 @@
 
 namespace krmx::detail {
 
-/// An event ready to be sent: its id chosen, its JSON written.
-struct PgPendingEvent {
-    std::string id;
-    bool caller_id = false;
-    std::string type;
-    std::optional<std::string> payload;
-    std::string dispatcher;
-    std::int64_t timestamp = 0;
-    std::optional<std::string> metadata;  // empty: the empty object
-};
-
 /// An append that passed check_append, ready to be sent (again, after a lost connection).
 struct PgAppendRequest {
     std::string stream;
     ExpectedRevision expected = ExpectedRevision::any();
-    std::vector<PgPendingEvent> events;
+    std::vector<PendingEvent> events;
 
     PgAppendRequest(std::string_view stream_name, ExpectedRevision expected_revision,
                     std::span<const NewEvent> new_events)
         : stream(stream_name), expected(expected_revision) {
         events.reserve(new_events.size());
-        for (const NewEvent& event : new_events) {
-            PgPendingEvent& pending = events.emplace_back();
-            pending.caller_id = !event.id.empty();
-            pending.id = pending.caller_id ? event.id : new_event_id();
-            pending.type = event.type;
-            if (event.payload) pending.payload = serialize_json(*event.payload, "payload", event.type);
-            pending.dispatcher = event.dispatcher;
-            pending.timestamp = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                    stamped(event.timestamp).time_since_epoch())
-                                    .count();
-            if (!event.metadata.is_null() && !event.metadata.empty()) {
-                pending.metadata = serialize_json(event.metadata, "metadata", event.type);
-            }
-        }
+        for (const NewEvent& event : new_events) events.push_back(pending_event(event));
     }
 };
 
@@ -107,7 +83,7 @@ class PgAppender {
     AppendResult append(PgPooledConnection& connection, const PgAppendRequest& request, bool repeat_attempt) {
         const bool check_ids =
             repeat_attempt || std::any_of(request.events.begin(), request.events.end(),
-                                          [](const PgPendingEvent& e) { return e.caller_id; });
+                                          [](const PendingEvent& e) { return e.caller_id; });
         auto arrays = event_arrays(request);
         const std::string kind = std::to_string(static_cast<int>(request.expected.kind()));
         const std::string expected = std::to_string(pg_bigint(request.expected.revision()));
@@ -135,7 +111,7 @@ class PgAppender {
     // The events of a request as the six PostgreSQL arrays of krmx_events' columns.
     static std::array<std::string, 6> event_arrays(const PgAppendRequest& request) {
         PgArray ids, types, payloads, dispatchers, timestamps, metadata;
-        for (const PgPendingEvent& event : request.events) {
+        for (const PendingEvent& event : request.events) {
             ids.add(event.id);
             types.add(event.type);
             payloads.add(event.payload ? std::optional<std::string_view>{*event.payload} : std::nullopt);
@@ -166,7 +142,7 @@ class PgAppender {
                 pg.rollback();
                 // Our own generated ids found again: the lost commit did happen, and it was this append.
                 const bool caller_ids = std::any_of(request.events.begin(), request.events.end(),
-                                                    [](const PgPendingEvent& e) { return e.caller_id; });
+                                                    [](const PendingEvent& e) { return e.caller_id; });
                 if (!caller_ids) repeat->already_stored = false;
                 return *repeat;
             }
@@ -211,7 +187,7 @@ class PgAppender {
                                             bool all_ids) const {
         PgArray wanted;
         bool any = false;
-        for (const PgPendingEvent& event : request.events) {
+        for (const PendingEvent& event : request.events) {
             if (event.caller_id || all_ids) {
                 wanted.add(event.id);
                 any = true;
@@ -223,7 +199,7 @@ class PgAppender {
         for (int row = 0; row < rows.rows(); ++row) stored.emplace(rows.text(row, 0), row);
         std::optional<AppendResult> found;
         for (std::size_t i = 0; i < request.events.size(); ++i) {
-            const PgPendingEvent& event = request.events[i];
+            const PendingEvent& event = request.events[i];
             const auto at = (event.caller_id || all_ids) ? stored.find(event.id) : stored.end();
             if (at == stored.end()) {
                 if (found) throw DuplicateEventId(request.events[0].id, found->first_position);

@@ -240,4 +240,48 @@ class SubscriptionRegistry {
         std::make_shared<std::atomic<std::uint64_t>>(0);
 };
 
+/// The subscriptions of a store whose own commits move its head (memory, SQLite): the head, the
+/// subscriptions, and the store's read of its committed events that they catch up and go live with, in
+/// batches of `batch_size`. The store calls `close()` first thing in its destructor.
+class LocalSubscriptions {
+  public:
+    /// `read_range(after, up_to, max_count, filter)`: the store's read of its committed events in
+    /// (after, up_to] that pass `filter`, at most `max_count`.
+    using ReadRange =
+        std::function<std::vector<RecordedEvent>(Position, Position, std::size_t, const EventFilter&)>;
+
+    LocalSubscriptions(ReadRange read_range, std::size_t batch_size)
+        : read_range_(std::move(read_range)), batch_size_(batch_size) {}
+    LocalSubscriptions(const LocalSubscriptions&) = delete;
+    LocalSubscriptions& operator=(const LocalSubscriptions&) = delete;
+    ~LocalSubscriptions() { close(); }
+
+    /// Delivery happens on a thread owned by the subscription; cancel it through the returned handle.
+    [[nodiscard]] Subscription subscribe(SubscribeFrom from, SubscriptionHandlers handlers,
+                                         EventFilter filter) {
+        return registry_.start(notifier_, from, std::move(handlers), std::move(filter), batch_size_,
+                               read_range_);
+    }
+
+    /// Call after the events up to `head` are committed and readable.
+    void publish(Position head) { notifier_->publish(head); }
+    /// The last committed position published.
+    [[nodiscard]] Position head() const noexcept { return notifier_->head(); }
+    [[nodiscard]] std::uint64_t error_handler_failures() const noexcept {
+        return registry_.error_handler_failures();
+    }
+
+    /// Stops every subscription; nothing is delivered after this returns.
+    void close() noexcept {
+        registry_.stop_all();
+        notifier_->close();
+    }
+
+  private:
+    ReadRange read_range_;
+    std::size_t batch_size_;
+    std::shared_ptr<HeadNotifier> notifier_ = std::make_shared<HeadNotifier>();
+    SubscriptionRegistry registry_;
+};
+
 }  // namespace krmx::detail

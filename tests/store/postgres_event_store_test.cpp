@@ -1,6 +1,6 @@
 // What only the PostgreSQL store promises: a versioned schema that refuses foreign or newer schemas,
 // positions dense and in order across processes, and subscriptions and appends that survive a dropped
-// connection. The contract suite and the stress test run against it as well (see StoreFactories).
+// connection. The contract suite and the stress test run against it as well (see EventStoreFixtures).
 
 #include <atomic>
 #include <chrono>

@@ -37,6 +37,20 @@ std::vector<Position> positions_of(const std::vector<RecordedEvent>& events) {
     return result;
 }
 
+// Each filter of `cases` finds the positions beside it, read in batches and streamed alike.
+template <class Store>
+void check_filters(const Store& store,
+                   const std::vector<std::pair<EventFilter, std::vector<Position>>>& cases) {
+    for (const auto& [filter, expected] : cases) {
+        CAPTURE(filter.streams, filter.types);
+        CHECK(positions_of(store.read_all(0, krmx::read_unbounded, filter)) == expected);
+        std::vector<Position> streamed;
+        (void)krmx::for_each_event(
+            store, 0, [&](const RecordedEvent& e) { streamed.push_back(e.position); }, filter);
+        CHECK(streamed == expected);
+    }
+}
+
 // The parts of an event that are names, each set to `name` in turn on an otherwise good append.
 enum class NamePart { stream, id, type, dispatcher };
 constexpr NamePart name_parts[] = {NamePart::stream, NamePart::id, NamePart::type, NamePart::dispatcher};
@@ -464,13 +478,7 @@ TEMPLATE_LIST_TEST_CASE("reads and filters of a name no store can hold find noth
             {EventFilter{.types = {"t", name}}, {1, 2}},
             {EventFilter{.streams = {"s"}, .types = {name}}, {}},
         };
-        for (const auto& [filter, expected] : cases) {
-            CHECK(positions_of(store.read_all(0, krmx::read_unbounded, filter)) == expected);
-            std::vector<Position> streamed;
-            (void)krmx::for_each_event(
-                store, 0, [&](const RecordedEvent& e) { streamed.push_back(e.position); }, filter);
-            CHECK(streamed == expected);
-        }
+        check_filters(store, cases);
         Recorder recorder;
         auto subscription =
             store.subscribe(SubscribeFrom::start(), recorder.handlers(), EventFilter{.streams = {name, "u"}});
@@ -767,13 +775,7 @@ TEMPLATE_LIST_TEST_CASE("filters match names with quotes, backslashes and NUL ex
         {EventFilter{.types = {with_nul + "-type"}}, {}},
         {EventFilter{.streams = {with_nul, "abc"}}, {5}},
     };
-    for (const auto& [filter, expected] : cases) {
-        CHECK(positions_of(store.read_all(0, krmx::read_unbounded, filter)) == expected);
-        std::vector<Position> streamed;
-        (void)krmx::for_each_event(
-            store, 0, [&](const RecordedEvent& e) { streamed.push_back(e.position); }, filter);
-        CHECK(streamed == expected);
-    }
+    check_filters(store, cases);
 }
 
 TEMPLATE_LIST_TEST_CASE(

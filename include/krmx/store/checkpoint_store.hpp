@@ -97,7 +97,8 @@ inline void append_key_list(std::string& key, std::string_view label, std::vecto
 /// (name, filter) pairs never share a key. An unfiltered model's key is its name (as before filters
 /// counted). Revisions are not part of the key but of the checkpoint's `version`: a model whose revision
 /// changed finds the old checkpoint, discards it and resets (ReadModel::on_reset) instead of leaving it
-/// behind.
+/// behind. Keys keep the name rule (see CheckpointStore): a filter that spells out more than about 1 kB of
+/// names makes a key no checkpoint store saves.
 [[nodiscard]] inline std::string checkpoint_key(std::string_view model, const EventFilter& filter) {
     std::string key;
     detail::append_key_part(key, model);

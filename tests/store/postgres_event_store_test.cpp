@@ -1,6 +1,6 @@
 // What only the PostgreSQL store promises: a versioned schema that refuses foreign or newer schemas,
 // positions dense and in order across processes, and subscriptions and appends that survive a dropped
-// connection. The contract suite and the stress test run against it as well (see StoreFactories).
+// connection. The contract suite and the stress test run against it as well (see EventStoreFixtures).
 
 #include <atomic>
 #include <chrono>
@@ -253,6 +253,11 @@ TEST_CASE("appends and subscriptions survive their connections being terminated 
     CHECK(failures == 0);
     CHECK(acknowledged == total);
     REQUIRE(recorder.wait_for_events(total, std::chrono::seconds{60}));
+    // What the stores recovered from without an exception is counted where a user can see it.
+    CHECK(store.statistics().connection_retries > 0);
+    for (int i = 0; i < 1000 && reader.statistics().listener_failures == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    CHECK(reader.statistics().listener_failures > 0);
     std::this_thread::sleep_for(std::chrono::milliseconds{100});  // a duplicate would show up now
     const auto events = recorder.events();
     CHECK(recorder.error() == nullptr);

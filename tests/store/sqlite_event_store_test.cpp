@@ -52,28 +52,6 @@ std::string raw_text(const std::filesystem::path& path, const std::string& sql) 
 
 }  // namespace
 
-TEST_CASE("stored events survive closing and reopening the file, and positions continue densely",
-          "[store][sqlite]") {
-    TempDir dir;
-    const auto path = dir.path() / "events.sqlite";
-    const auto durability = GENERATE(SqliteDurability::synced, SqliteDurability::group_commit);
-    {
-        SqliteEventStore store{path, {.durability = durability}};
-        (void)store.append("s", ExpectedRevision::no_stream(), event("a", {{"n", 1}}, "id-1"));
-        (void)store.append("t", ExpectedRevision::no_stream(), event("b", {{"n", 2}}));
-    }
-    SqliteEventStore store{path, {.durability = durability}};
-    CHECK(store.head_position() == 2);
-    CHECK(store.stream_revision("s") == 0);
-    const auto all = store.read_all();
-    REQUIRE(all.size() == 2);
-    CHECK(all[0].id == "id-1");
-    CHECK(all[1].payload == json{{"n", 2}});
-    CHECK(store.append("s", ExpectedRevision::exact(0), event("c")) == krmx::AppendResult{3, 3, 1, 1});
-    // An idempotent repeat is recognised across a restart too.
-    CHECK(store.append("s", ExpectedRevision::no_stream(), event("a", {{"n", 1}}, "id-1")).already_stored);
-}
-
 TEST_CASE("a new file uses WAL journaling and records its schema version", "[store][sqlite]") {
     TempDir dir;
     const auto path = dir.path() / "events.sqlite";

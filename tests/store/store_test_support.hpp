@@ -1,6 +1,6 @@
 #pragma once
-// Shared by the store tests: store factories for the contract suite, temporary directories and a
-// subscription recorder that tests can wait on.
+// Shared by the store tests: events to append, random names, and a subscription recorder that tests can wait
+// on. The stores themselves are the fixtures of stores.hpp.
 
 #include <atomic>
 #include <chrono>
@@ -12,76 +12,29 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
 #include <unistd.h>
 
-#include "temp_dir.hpp"
-
 #include "krmx/store/event_store.hpp"
-#include "krmx/store/memory_event_store.hpp"
-#if defined(KRMX_TEST_SQLITE)
-#include "krmx/store/sqlite_event_store.hpp"
-#endif
-#if defined(KRMX_TEST_POSTGRES)
-#include "krmx/store/postgres_event_store.hpp"
-#include "postgres_server.hpp"
-#endif
+#include "stores.hpp"
+#include "temp_dir.hpp"
 
 namespace krmx::testing {
 
-struct MemoryStoreFactory {
-    using Store = MemoryEventStore;
-    static constexpr const char* name = "memory";
-    std::unique_ptr<Store> open() { return std::make_unique<Store>(); }
-};
-
-#if defined(KRMX_TEST_SQLITE)
-template <SqliteDurability durability>
-struct SqliteStoreFactory {
-    using Store = SqliteEventStore;
-    static constexpr const char* name =
-        durability == SqliteDurability::synced ? "sqlite synced" : "sqlite group";
-    TempDir dir;
-    int opened = 0;
-    std::unique_ptr<Store> open() {
-        return std::make_unique<Store>(dir.path() / ("events-" + std::to_string(opened++) + ".sqlite"),
-                                       SqliteEventStoreOptions{.durability = durability});
-    }
-};
-using SqliteSyncedFactory = SqliteStoreFactory<SqliteDurability::synced>;
-using SqliteGroupFactory = SqliteStoreFactory<SqliteDurability::group_commit>;
-using SqliteFactories = std::tuple<SqliteSyncedFactory, SqliteGroupFactory>;
-#else
-using SqliteFactories = std::tuple<>;
-#endif
-
-#if defined(KRMX_TEST_POSTGRES)
-/// Each factory (one per test case) gets a schema of its own on the executable's one server; each open()
-/// a fresh schema too, as each SQLite open() gets a fresh file.
-struct PostgresStoreFactory {
-    using Store = PostgresEventStore;
-    static constexpr const char* name = "postgres";
-    std::string schema = unique_postgres_schema("store");
-    int opened = 0;
-    [[nodiscard]] PostgresOptions database() const {
-        return {.connection = shared_postgres().conninfo(), .schema = schema};
-    }
-    std::unique_ptr<Store> open() {
-        return std::make_unique<Store>(
-            PostgresOptions{.connection = shared_postgres().conninfo(),
-                            .schema = schema + "_" + std::to_string(opened++)},
-            PostgresEventStoreOptions{.durability = PostgresDurability::group_commit});
-    }
-};
-using PostgresFactories = std::tuple<PostgresStoreFactory>;
-#else
-using PostgresFactories = std::tuple<>;
-#endif
-
-using StoreFactories =
-    decltype(std::tuple_cat(std::tuple<MemoryStoreFactory>{}, SqliteFactories{}, PostgresFactories{}));
+/// `size` random letters and digits (the same for the same `seed`): valid UTF-8 that does not compress, as
+/// PostgreSQL would compress a long index entry of repeated characters until it fits.
+inline std::string random_name(std::size_t size, unsigned seed) {
+    static constexpr std::string_view alphabet =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    std::mt19937 generator{seed};
+    std::uniform_int_distribution<std::size_t> pick{0, alphabet.size() - 1};
+    std::string name(size, ' ');
+    for (char& c : name) c = alphabet[pick(generator)];
+    return name;
+}
 
 /// An event with a type and a payload, and optionally an id.
 inline NewEvent event(std::string type, nlohmann::json payload = nullptr, std::string id = {}) {

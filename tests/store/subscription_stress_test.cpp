@@ -18,7 +18,7 @@ using krmx::Position;
 using krmx::RecordedEvent;
 using krmx::SubscribeFrom;
 using krmx::testing::event;
-using krmx::testing::StoreFactories;
+using krmx::testing::EventStoreFixtures;
 
 namespace {
 
@@ -69,22 +69,22 @@ class OrderChecker {
 }  // namespace
 
 TEMPLATE_LIST_TEST_CASE("live subscribers never see position n+1 before n while several threads append",
-                        "[store][stress]", StoreFactories) {
-    TestType factory;
-    auto store = factory.open();
+                        "[store][stress]", EventStoreFixtures) {
+    TestType fixture;
+    auto& store = fixture.open();
     constexpr int writers = 6;
     constexpr int appends_per_writer = 250;
 
     // Some history before anyone subscribes, so early subscribers have something to catch up on.
     for (int i = 0; i < 40; ++i)
-        (void)store->append("history", ExpectedRevision::any(), event("old", {{"i", i}}));
+        (void)store.append("history", ExpectedRevision::any(), event("old", {{"i", i}}));
 
     std::vector<std::unique_ptr<OrderChecker>> checkers;
     std::vector<krmx::Subscription> subscriptions;
     const auto subscribe = [&](SubscribeFrom from) {
         checkers.push_back(
             std::make_unique<OrderChecker>(from.is_end() ? std::nullopt : std::optional{from.position()}));
-        subscriptions.push_back(store->subscribe(from, checkers.back()->handlers()));
+        subscriptions.push_back(store.subscribe(from, checkers.back()->handlers()));
     };
     subscribe(SubscribeFrom::start());
     subscribe(SubscribeFrom::after(17));
@@ -100,7 +100,7 @@ TEMPLATE_LIST_TEST_CASE("live subscribers never see position n+1 before n while 
                 for (int k = 0; k < size; ++k) batch.push_back(event("e", {{"w", w}, {"i", i}, {"k", k}}));
                 // Half the writers share a stream, so expected-revision checks interleave with the others.
                 const std::string stream = w % 2 == 0 ? "shared" : "own-" + std::to_string(w);
-                (void)store->append(stream, ExpectedRevision::any(), batch);
+                (void)store.append(stream, ExpectedRevision::any(), batch);
             }
             ++finished;
         });
@@ -109,7 +109,7 @@ TEMPLATE_LIST_TEST_CASE("live subscribers never see position n+1 before n while 
     std::mt19937 random{42};
     for (int joined = 0; joined < 4; ++joined) {
         std::this_thread::sleep_for(std::chrono::milliseconds{5 + random() % 20});
-        const Position head = store->head_position();
+        const Position head = store.head_position();
         switch (joined % 3) {
             case 0:
                 subscribe(SubscribeFrom::start());
@@ -125,8 +125,8 @@ TEMPLATE_LIST_TEST_CASE("live subscribers never see position n+1 before n while 
     for (auto& thread : threads) thread.join();
     REQUIRE(finished == writers);
 
-    const Position head = store->head_position();
-    const auto all = store->read_all();
+    const Position head = store.head_position();
+    const auto all = store.read_all();
     REQUIRE(all.size() == head);
     for (std::size_t i = 0; i < all.size(); ++i) REQUIRE(all[i].position == i + 1);
 

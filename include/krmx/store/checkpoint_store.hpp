@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "krmx/store/event_store.hpp"
+#include "krmx/store/names.hpp"
 
 namespace krmx {
 
@@ -30,8 +31,10 @@ struct Checkpoint {
 };
 
 /// `save` replaces the checkpoint under its key (see checkpoint_key) atomically; `load` gives it back or
-/// nothing; `erase` removes it and says whether there was one. Errors are StoreErrors (CorruptRecord for a
-/// damaged one).
+/// nothing; `erase` removes it and says whether there was one. Keys keep the name rule of store names
+/// (krmx/store/names.hpp; empty is allowed): `save` refuses a key that breaks it, and under such a key
+/// `load` finds nothing and `erase` nothing to remove. Errors are StoreErrors (CorruptRecord for a damaged
+/// checkpoint).
 template <class S>
 concept CheckpointStore = requires(S& store, const S& const_store, std::string_view key,
                                    const Checkpoint& checkpoint) {
@@ -41,6 +44,18 @@ concept CheckpointStore = requires(S& store, const S& const_store, std::string_v
 };
 
 namespace detail {
+/// Why no checkpoint store can keep a checkpoint under `key`, or nothing: keys keep the name rule of every
+/// store name (names.hpp; PostgreSQL indexes them), though a key may be empty. A checkpoint cannot be saved
+/// under such a key, and so it is never found under one: `load` gives nothing and `erase` false.
+[[nodiscard]] inline std::optional<std::string> checkpoint_key_problem(std::string_view key) {
+    return name_problem("checkpoint key", key, true);
+}
+
+/// Throws StoreError when no checkpoint store can keep a checkpoint under `key`.
+inline void check_checkpoint_key(std::string_view key) {
+    if (auto problem = checkpoint_key_problem(key)) throw StoreError(*problem);
+}
+
 // Escapes the characters that separate the parts of a checkpoint key, so that parts cannot run together.
 inline void append_key_part(std::string& key, std::string_view part) {
     for (const char c : part) {
@@ -82,7 +97,8 @@ inline void append_key_list(std::string& key, std::string_view label, std::vecto
 /// (name, filter) pairs never share a key. An unfiltered model's key is its name (as before filters
 /// counted). Revisions are not part of the key but of the checkpoint's `version`: a model whose revision
 /// changed finds the old checkpoint, discards it and resets (ReadModel::on_reset) instead of leaving it
-/// behind.
+/// behind. Keys keep the name rule (see CheckpointStore): a filter that spells out more than about 1 kB of
+/// names makes a key no checkpoint store saves.
 [[nodiscard]] inline std::string checkpoint_key(std::string_view model, const EventFilter& filter) {
     std::string key;
     detail::append_key_part(key, model);
@@ -95,6 +111,7 @@ inline void append_key_list(std::string& key, std::string_view label, std::vecto
 class MemoryCheckpointStore {
   public:
     [[nodiscard]] std::optional<Checkpoint> load(std::string_view key) const {
+        if (detail::checkpoint_key_problem(key)) return std::nullopt;
         std::lock_guard lock{mutex_};
         const auto found = checkpoints_.find(std::string{key});
         if (found == checkpoints_.end()) return std::nullopt;
@@ -102,12 +119,14 @@ class MemoryCheckpointStore {
     }
 
     void save(std::string_view key, const Checkpoint& checkpoint) {
+        detail::check_checkpoint_key(key);
         Checkpoint copy = checkpoint;  // copy outside the lock and before replacing: all or nothing
         std::lock_guard lock{mutex_};
         checkpoints_.insert_or_assign(std::string{key}, std::move(copy));
     }
 
     bool erase(std::string_view key) {
+        if (detail::checkpoint_key_problem(key)) return false;
         std::lock_guard lock{mutex_};
         return checkpoints_.erase(std::string{key}) > 0;
     }

@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "krmx/core/detail/json_write.hpp"
 #include "krmx/core/json_optional.hpp"  // before anything instantiates a std::optional<json> conversion
 #include "krmx/core/subscription.hpp"
 
@@ -236,6 +237,24 @@ struct SubscriptionHandlers {
 
 // ---- errors ----
 
+/// Failures a store recovered from or could tell nobody of, so that no exception reported them: a number
+/// that keeps growing says something is wrong. Each store counts what applies to it; the rest stay 0.
+struct StoreStatistics {
+    /// Subscriptions whose `on_error` handler threw (the subscription had ended; there is nobody else to
+    /// tell).
+    std::uint64_t error_handler_failures = 0;
+    /// WAL checkpoints of the background checkpointer that failed (SQLite; the write-ahead log grows until
+    /// one succeeds).
+    std::uint64_t failed_checkpoints = 0;
+    /// Operations repeated on a new connection after theirs was lost (PostgreSQL).
+    std::uint64_t connection_retries = 0;
+    /// Times the connection that listens for appends failed and was opened again (PostgreSQL; live
+    /// subscriptions wait meanwhile).
+    std::uint64_t listener_failures = 0;
+
+    friend bool operator==(const StoreStatistics&, const StoreStatistics&) = default;
+};
+
 /// Base of every error a store reports.
 class StoreError : public std::runtime_error {
   public:
@@ -246,7 +265,8 @@ class StoreError : public std::runtime_error {
 class WrongExpectedRevision : public StoreError {
   public:
     WrongExpectedRevision(std::string stream, ExpectedRevision expected, std::optional<Revision> actual)
-        : StoreError("stream '" + stream + "' expected " + expected.to_string() + " but is at " +
+        : StoreError("stream " + detail::quoted(stream) + " expected " + expected.to_string() +
+                     " but is at " +
                      (actual ? "revision " + std::to_string(*actual) : std::string{"no stream"})),
           stream_(std::move(stream)),
           expected_(expected),
@@ -268,8 +288,8 @@ class WrongExpectedRevision : public StoreError {
 class DuplicateEventId : public StoreError {
   public:
     DuplicateEventId(std::string event_id, Position stored_at)
-        : StoreError("event id '" + event_id + "' is already stored for a different event at position " +
-                     std::to_string(stored_at)),
+        : StoreError("event id " + detail::quoted(event_id) +
+                     " is already stored for a different event at position " + std::to_string(stored_at)),
           event_id_(std::move(event_id)),
           stored_at_(stored_at) {}
 
@@ -281,8 +301,11 @@ class DuplicateEventId : public StoreError {
     Position stored_at_;
 };
 
-/// The append itself is malformed (empty stream name or type, no events, metadata that is not an object,
-/// a payload that cannot be serialized, an id repeated within the append); nothing was written.
+/// The append itself is malformed: a stream name, type, event id or dispatcher that breaks the name rule
+/// (krmx/store/names.hpp: empty where a name is needed, longer than max_name_bytes, not UTF-8, a NUL), no
+/// events, metadata that is not an object, a payload or metadata that JSON cannot hold as it is (nested
+/// deeper than detail::json_max_event_depth = 128 levels, NaN or infinity, text that is not UTF-8), an id
+/// repeated within the append. Nothing was written, and every store refuses the same appends.
 class InvalidAppend : public StoreError {
   public:
     using StoreError::StoreError;
@@ -311,6 +334,9 @@ class IncompatibleStoreFile : public StoreError {
 /// - `subscribe` delivers catch-up, one `caught_up`, then live events; positions are never out of order.
 /// - `head_position()` is the last committed position (0 when empty); `stream_revision` the stream's last
 ///   revision (empty when the stream has no events).
+/// - Names (streams, types, event ids, dispatchers) keep one rule on every store (krmx/store/names.hpp): an
+///   append that breaks it is InvalidAppend, and a read or a filter given a name that breaks it finds
+///   nothing (no event can have that name), without an error.
 template <class S>
 concept EventStore = requires(S& store, const S& const_store, std::string_view stream,
                               ExpectedRevision expected, std::span<const NewEvent> events,

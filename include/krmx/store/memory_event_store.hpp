@@ -29,18 +29,11 @@ class MemoryEventStore {
     MemoryEventStore() = default;
     MemoryEventStore(const MemoryEventStore&) = delete;
     MemoryEventStore& operator=(const MemoryEventStore&) = delete;
-    ~MemoryEventStore() {
-        subscriptions_.stop_all();
-        notifier_->close();
-    }
+    ~MemoryEventStore() { subscriptions_.close(); }
 
     AppendResult append(std::string_view stream, ExpectedRevision expected,
                         std::span<const NewEvent> events) {
-        detail::check_append(stream, events);
-        for (const NewEvent& event : events) {
-            if (event.payload) (void)detail::serialize_json(*event.payload, "payload", event.type);
-            (void)detail::serialize_json(event.metadata, "metadata", event.type);
-        }
+        detail::check_append(stream, events);  // also that the JSON could be written and read back as it is
 
         std::unique_lock lock{mutex_};
         if (auto repeat = find_repeat(stream, expected, events)) return *repeat;
@@ -70,7 +63,7 @@ class MemoryEventStore {
             events_.push_back(std::move(record));
         }
         const Position last_position = events_.size();
-        notifier_->publish(last_position);
+        subscriptions_.publish(last_position);
         return AppendResult{first_position, last_position, first_revision,
                             first_revision + events.size() - 1};
     }
@@ -105,16 +98,17 @@ class MemoryEventStore {
         return found->second.size() - 1;
     }
 
-    [[nodiscard]] Position head_position() const noexcept { return notifier_->head(); }
+    [[nodiscard]] Position head_position() const noexcept { return subscriptions_.head(); }
 
     /// Delivery happens on a thread owned by the subscription; cancel it through the returned handle.
     [[nodiscard]] Subscription subscribe(SubscribeFrom from, SubscriptionHandlers handlers,
                                          EventFilter filter = {}) {
-        return subscriptions_.start(
-            notifier_, from, std::move(handlers), std::move(filter), subscription_batch,
-            [this](Position after, Position up_to, std::size_t max, const EventFilter& f) {
-                return read_range(after, up_to, max, f);
-            });
+        return subscriptions_.subscribe(from, std::move(handlers), std::move(filter));
+    }
+
+    /// What went wrong without an exception to say so (see StoreStatistics).
+    [[nodiscard]] StoreStatistics statistics() const noexcept {
+        return {.error_handler_failures = subscriptions_.error_handler_failures()};
     }
 
     /// Roughly the bytes held per event (record, strings, JSON nodes and indexes), for capacity planning.
@@ -211,8 +205,8 @@ class MemoryEventStore {
     std::deque<RecordedEvent> events_;          // position p at index p - 1
     StringMap<std::vector<Position>> streams_;  // revision r at index r
     StringMap<Position> ids_;
-    std::shared_ptr<detail::HeadNotifier> notifier_ = std::make_shared<detail::HeadNotifier>();
-    detail::SubscriptionRegistry subscriptions_;
+    detail::LocalSubscriptions subscriptions_{std::bind_front(&MemoryEventStore::read_range, this),
+                                              subscription_batch};
 };
 
 static_assert(EventStore<MemoryEventStore>);

@@ -26,6 +26,7 @@
 #include <deque>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <limits>
 #include <memory>
@@ -44,6 +45,8 @@
 #include "krmx/core/subscription.hpp"
 #include "krmx/store/detail/append_checks.hpp"
 #include "krmx/store/detail/sqlite.hpp"
+#include "krmx/store/detail/sqlite_checkpointer.hpp"
+#include "krmx/store/detail/sqlite_holes.hpp"
 #include "krmx/store/detail/subscription_worker.hpp"
 #include "krmx/store/event_store.hpp"
 
@@ -77,13 +80,10 @@ class SqliteEventStore {
         sql_ = std::make_unique<WriterStatements>(writer_->handle());
         // The streams count every event ever appended: a lost last row still leaves the head where it was,
         // so that reads up to it notice the hole.
-        notifier_ = std::make_shared<detail::HeadNotifier>(static_cast<Position>(
+        subscriptions_.publish(static_cast<Position>(
             writer_->query_int("SELECT max((SELECT coalesce(max(position), 0) FROM krmx_events), "
                                "(SELECT coalesce(sum(revision + 1), 0) FROM krmx_streams))")));
-        // Checkpoints run on their own thread, so the writer never stalls on copying the log into the
-        // file (and on its fsync); the hook replaces SQLite's automatic checkpoint on commit.
-        sqlite3_wal_hook(writer_->handle(), &SqliteEventStore::on_wal_commit, this);
-        checkpointer_thread_ = std::thread([this] { checkpoint_loop(); });
+        checkpointer_.start(writer_->handle());
         writer_thread_ = std::thread([this] { write_loop(); });
     }
 
@@ -92,20 +92,14 @@ class SqliteEventStore {
 
     /// Stops subscriptions, commits the appends already queued, and closes the file.
     ~SqliteEventStore() {
-        subscriptions_.stop_all();
+        subscriptions_.close();
         {
             std::lock_guard lock{queue_mutex_};
             stopping_ = true;
         }
         queue_changed_.notify_all();
         writer_thread_.join();
-        {
-            std::lock_guard lock{checkpoint_mutex_};
-            checkpoint_stop_ = true;
-        }
-        checkpoint_wanted_cv_.notify_all();
-        checkpointer_thread_.join();
-        notifier_->close();
+        checkpointer_.stop();
     }
 
     AppendResult append(std::string_view stream, ExpectedRevision expected,
@@ -120,7 +114,8 @@ class SqliteEventStore {
         auto done = request->done.get_future();
         {
             std::lock_guard lock{queue_mutex_};
-            if (stopping_) throw StoreError("the SQLite event store '" + path_.string() + "' is closing");
+            if (stopping_)
+                throw StoreError("the SQLite event store " + detail::quoted(path_.string()) + " is closing");
             queued_events_ += request->events.size();
             queue_.push_back(std::move(request));
         }
@@ -134,8 +129,9 @@ class SqliteEventStore {
 
     [[nodiscard]] std::vector<RecordedEvent> read_stream(std::string_view stream, Revision from_revision = 0,
                                                          std::size_t max_count = read_unbounded) const {
-        auto reader = readers_.borrow(path_);
         std::vector<RecordedEvent> result;
+        if (!detail::storable_name(stream)) return result;  // no event has it (see EventStore)
+        auto reader = readers_.borrow(path_);
         // The stream's revision first: every event up to it is committed, so each must be there.
         const auto found = reader->find_stream(stream);
         if (!found) return result;
@@ -149,12 +145,11 @@ class SqliteEventStore {
         statement.bind(3, limit(max_count));
         while (statement.step()) {
             decode_into(result, statement, stream);
-            const Revision expected = from_revision + (result.size() - 1);
-            if (result.back().revision != expected) throw missing_revision(stream, expected, found->revision);
+            detail::expect_revision(stream, result.back().revision, from_revision + (result.size() - 1),
+                                    found->revision);
         }
-        const Revision next = from_revision + result.size();
-        if (result.size() < max_count && next <= found->revision)
-            throw missing_revision(stream, next, found->revision);
+        detail::expect_stream_end(stream, from_revision + result.size(), found->revision,
+                                  result.size() < max_count);
         return result;
     }
 
@@ -165,6 +160,7 @@ class SqliteEventStore {
     }
 
     [[nodiscard]] std::optional<Revision> stream_revision(std::string_view stream) const {
+        if (!detail::storable_name(stream)) return std::nullopt;
         auto reader = readers_.borrow(path_);
         auto& statement = reader->connection.statement("SELECT revision FROM krmx_streams WHERE name = ?1");
         detail::Reset reset{statement};
@@ -173,16 +169,18 @@ class SqliteEventStore {
         return static_cast<Revision>(statement.int64(0));
     }
 
-    [[nodiscard]] Position head_position() const noexcept { return notifier_->head(); }
+    [[nodiscard]] Position head_position() const noexcept { return subscriptions_.head(); }
 
     /// Delivery happens on a thread owned by the subscription; cancel it through the returned handle.
     [[nodiscard]] Subscription subscribe(SubscribeFrom from, SubscriptionHandlers handlers,
                                          EventFilter filter = {}) {
-        return subscriptions_.start(
-            notifier_, from, std::move(handlers), std::move(filter), subscription_batch,
-            [this](Position after, Position up_to, std::size_t max, const EventFilter& f) {
-                return read_range(after, up_to, max, f);
-            });
+        return subscriptions_.subscribe(from, std::move(handlers), std::move(filter));
+    }
+
+    /// What went wrong without an exception to say so (see StoreStatistics).
+    [[nodiscard]] StoreStatistics statistics() const noexcept {
+        return {.error_handler_failures = subscriptions_.error_handler_failures(),
+                .failed_checkpoints = checkpointer_.failures()};
     }
 
     [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
@@ -198,14 +196,7 @@ class SqliteEventStore {
     static constexpr std::size_t subscription_batch = 512;
 
     // An event ready for the writer: JSON already serialized and the position-independent part hashed.
-    struct Pending {
-        std::string id;
-        bool caller_id = false;
-        std::string type;
-        std::optional<std::string> payload;
-        std::string dispatcher;
-        std::int64_t timestamp = 0;
-        std::optional<std::string> metadata;  // empty: the empty object
+    struct Pending : detail::PendingEvent {
         std::uint64_t content_hash = 0;
     };
 
@@ -315,7 +306,7 @@ class SqliteEventStore {
                 std::lock_guard lock{mutex_};
                 idle_.push_back(reader);
             } catch (...) {
-                delete reader;
+                delete reader;  // closed instead of kept: nothing is lost, the next borrow opens another
             }
         }
         std::mutex mutex_;
@@ -343,18 +334,7 @@ class SqliteEventStore {
     }
 
     static Pending pending(std::string_view stream, const NewEvent& event) {
-        Pending result;
-        result.caller_id = !event.id.empty();
-        result.id = result.caller_id ? event.id : new_event_id();
-        result.type = event.type;
-        if (event.payload) result.payload = detail::serialize_json(*event.payload, "payload", event.type);
-        result.dispatcher = event.dispatcher;
-        result.timestamp = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               detail::stamped(event.timestamp).time_since_epoch())
-                               .count();
-        if (!event.metadata.is_null() && !event.metadata.empty()) {
-            result.metadata = detail::serialize_json(event.metadata, "metadata", event.type);
-        }
+        Pending result{detail::pending_event(event)};
         result.content_hash = content_hash(stream, result);
         return result;
     }
@@ -407,59 +387,29 @@ class SqliteEventStore {
                 std::chrono::nanoseconds{timestamp})};
     }
 
-    // Built by appending: `"literal" + std::string` draws a false -Wrestrict from g++ 12 -O3 (GCC bug
-    // 105651).
-    static CorruptRecord missing_revision(std::string_view stream, Revision missing, Revision last) {
-        std::string message{"the stream '"};
-        message.append(stream).append("' has no event at revision ").append(std::to_string(missing));
-        message.append(", though it is at revision ").append(std::to_string(last));
-        message.append(": a record is missing from the file");
-        return CorruptRecord(message);
-    }
-    static CorruptRecord missing_position(Position missing) {
-        std::string message{"there is no event at position "};
-        message.append(std::to_string(missing));
-        message.append(", though later ones are committed: a record is missing from the file");
-        return CorruptRecord(message);
-    }
-
-    // Positions are dense: every position in (after, end] must hold an event. For filtered reads, which
-    // skip positions by design, one count over the range (primary key only) checks it.
-    static void check_dense(Reader& reader, Position after, Position end) {
-        auto& count = reader.connection.statement(
-            "SELECT count(*) FROM krmx_events WHERE position > ?1 AND position <= ?2");
-        detail::Reset reset{count};
-        count.bind(1, to_sql(after));
-        count.bind(2, to_sql(end));
-        if (count.step() && static_cast<Position>(count.int64(0)) == end - after) return;
-        auto& positions = reader.connection.statement(
-            "SELECT position FROM krmx_events WHERE position > ?1 AND position <= ?2 ORDER BY position");
-        detail::Reset reset_positions{positions};
-        positions.bind(1, to_sql(after));
-        positions.bind(2, to_sql(end));
-        Position expected = after + 1;
-        while (positions.step() && static_cast<Position>(positions.int64(0)) == expected) ++expected;
-        throw missing_position(expected);
-    }
-
     std::vector<RecordedEvent> read_range(Position after, Position up_to, std::size_t max_count,
                                           const EventFilter& filter) const {
+        if (detail::matches_nothing(filter)) return {};
         // The head first: every event up to it is committed, so a read that stops short of it lost some.
-        const Position known_head = std::min(up_to, notifier_->head());
+        const Position known_head = std::min(up_to, subscriptions_.head());
         std::string sql =
             "SELECT position, stream_id, revision, event_id, type, payload, dispatcher, timestamp, metadata, "
             "checksum "
             "FROM krmx_events WHERE position > ?1 AND position <= ?2";
         int next = 4;
+        // Names no event can have are left out (see EventStore).
+        const auto storable = [](const std::vector<std::string>& names) {
+            return static_cast<std::size_t>(std::count_if(names.begin(), names.end(), detail::storable_name));
+        };
         const auto in_list = [&](std::string_view column, std::size_t count, std::string_view close) {
             if (count == 0) return;
             sql += column;
             for (std::size_t i = 0; i < count; ++i) sql += (i == 0 ? "?" : ", ?") + std::to_string(next++);
             sql += close;
         };
-        in_list(" AND stream_id IN (SELECT id FROM krmx_streams WHERE name IN (", filter.streams.size(),
+        in_list(" AND stream_id IN (SELECT id FROM krmx_streams WHERE name IN (", storable(filter.streams),
                 "))");
-        in_list(" AND type IN (", filter.types.size(), ")");
+        in_list(" AND type IN (", storable(filter.types), ")");
         sql += " ORDER BY position LIMIT ?3";
 
         auto reader = readers_.borrow(path_);
@@ -469,63 +419,27 @@ class SqliteEventStore {
         statement.bind(2, to_sql(up_to));
         statement.bind(3, limit(max_count));
         int index = 4;
-        for (const auto& stream : filter.streams) statement.bind(index++, std::string_view{stream});
-        for (const auto& type : filter.types) statement.bind(index++, std::string_view{type});
+        for (const auto& names : {&filter.streams, &filter.types}) {
+            for (const auto& name : *names) {
+                if (detail::storable_name(name)) statement.bind(index++, std::string_view{name});
+            }
+        }
         std::vector<RecordedEvent> result;
         result.reserve(std::min<std::size_t>(max_count, 4096));
         const bool unfiltered = filter.empty();
         while (statement.step()) {
             decode_into(result, statement, reader->stream_name(statement.int64(1)));
-            if (unfiltered && result.back().position != after + result.size())
-                throw missing_position(after + result.size());
+            if (unfiltered) detail::expect_position(result.back().position, after + result.size());
         }
         const bool short_read = result.size() < max_count;  // then it covers everything up to the head
         if (unfiltered) {
-            if (short_read && after + result.size() < known_head)
-                throw missing_position(after + result.size() + 1);
+            detail::expect_log_end(after + result.size() + 1, known_head, short_read);
         } else {
             Position end = result.empty() ? after : result.back().position;
             if (short_read) end = std::max(end, known_head);
-            if (end > after) check_dense(*reader, after, end);
+            if (end > after) detail::check_dense(reader->connection, after, end);
         }
         return result;
-    }
-
-    // ---- the checkpointer thread ----
-
-    // SQLite's own default: checkpoint once the log holds about 1000 pages.
-    static constexpr int checkpoint_after_frames = 1000;
-
-    static int on_wal_commit(void* self, sqlite3*, const char*, int frames) {
-        if (frames >= checkpoint_after_frames) {
-            auto* store = static_cast<SqliteEventStore*>(self);
-            {
-                std::lock_guard lock{store->checkpoint_mutex_};
-                store->checkpoint_wanted_ = true;
-            }
-            store->checkpoint_wanted_cv_.notify_one();
-        }
-        return SQLITE_OK;
-    }
-
-    void checkpoint_loop() {
-        std::unique_ptr<detail::SqliteConnection> connection;
-        for (;;) {
-            {
-                std::unique_lock lock{checkpoint_mutex_};
-                checkpoint_wanted_cv_.wait(lock, [&] { return checkpoint_wanted_ || checkpoint_stop_; });
-                if (checkpoint_stop_) return;
-                checkpoint_wanted_ = false;
-            }
-            try {
-                if (!connection) connection = std::make_unique<detail::SqliteConnection>(path_);
-                // PASSIVE: copies what it can without blocking the writer or readers.
-                sqlite3_wal_checkpoint_v2(connection->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
-                                          nullptr);
-            } catch (...) {
-                // A checkpoint that fails only leaves the log longer; the next one tries again.
-            }
-        }
     }
 
     // ---- the writer thread ----
@@ -587,7 +501,7 @@ class SqliteEventStore {
             for (auto& request : batch) request->done.set_exception(error);
             return;
         }
-        notifier_->publish(head);
+        subscriptions_.publish(head);
         for (std::size_t i = 0; i < batch.size(); ++i) {
             if (errors[i]) {
                 batch[i]->done.set_exception(unwrap(errors[i]));
@@ -719,7 +633,6 @@ class SqliteEventStore {
     std::unique_ptr<detail::SqliteConnection> writer_;  // used by the writer thread only (after construction)
     std::unique_ptr<WriterStatements> sql_;             // finalized before writer_ closes (declared after it)
     mutable ReaderPool readers_;
-    std::shared_ptr<detail::HeadNotifier> notifier_;
 
     std::mutex queue_mutex_;
     std::condition_variable queue_changed_;
@@ -728,13 +641,10 @@ class SqliteEventStore {
     bool stopping_ = false;
     std::thread writer_thread_;
 
-    std::mutex checkpoint_mutex_;
-    std::condition_variable checkpoint_wanted_cv_;
-    bool checkpoint_wanted_ = false;
-    bool checkpoint_stop_ = false;
-    std::thread checkpointer_thread_;
+    detail::SqliteCheckpointer checkpointer_{path_};
 
-    detail::SubscriptionRegistry subscriptions_;
+    detail::LocalSubscriptions subscriptions_{std::bind_front(&SqliteEventStore::read_range, this),
+                                              subscription_batch};
 };
 
 static_assert(EventStore<SqliteEventStore>);

@@ -1,14 +1,17 @@
 #pragma once
 // PostgreSQL plumbing shared by the PostgreSQL stores (libpq's C API): RAII connections and results, error
 // translation, text-array parameters, and the krmx schema (created on first use, versioned, foreign schemas
-// refused). Link the `krmx::postgres` CMake target.
+// refused). Link the `krmx::postgres` CMake target. The public options and errors are in
+// postgres_options.hpp.
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -19,28 +22,11 @@
 #include <utility>
 #include <vector>
 
+#include "krmx/core/detail/json_write.hpp"
 #include "krmx/store/event_store.hpp"
+#include "krmx/store/postgres_options.hpp"
 
-namespace krmx {
-
-/// The connection to PostgreSQL broke (server restart, `pg_terminate_backend`, network). For an append it
-/// means the outcome is unknown; repeating it with the same event ids is safe (it stores nothing twice).
-class PostgresConnectionLost : public StoreError {
-  public:
-    using StoreError::StoreError;
-};
-
-/// Where to connect and which schema to use; shared by every PostgreSQL part.
-struct PostgresOptions {
-    /// A libpq connection string or URL. Empty: the environment variable `KRMX_POSTGRES_URL`, and failing
-    /// that libpq's own defaults (PGHOST, PGDATABASE, ... and the local socket).
-    std::string connection{};
-    /// The PostgreSQL schema holding krmx's tables, so that several games share one database: lower-case
-    /// letters, digits and `_`, starting with a letter or `_`, at most 48 characters.
-    std::string schema = "krmx";
-};
-
-namespace detail {
+namespace krmx::detail {
 
 /// The schema this header writes and reads. A newer schema is refused rather than misread.
 inline constexpr int krmx_postgres_schema_version = 1;
@@ -60,8 +46,8 @@ inline const std::string& checked_schema(const std::string& schema) {
                     schema.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
     if (!ok) {
         throw StoreError(
-            "'" + schema +
-            "' is not a usable krmx schema name: use lower-case letters, digits and '_', starting "
+            detail::quoted(schema) +
+            " is not a usable krmx schema name: use lower-case letters, digits and '_', starting "
             "with a letter or '_', at most 48 characters");
     }
     return schema;
@@ -72,6 +58,12 @@ inline std::uint64_t big_endian(std::string_view bytes) noexcept {
     std::uint64_t bits = 0;
     for (const char byte : bytes) bits = bits << 8 | static_cast<unsigned char>(byte);
     return bits;
+}
+
+/// A count or a position as a bigint: values past its range (read_unbounded) become its largest.
+[[nodiscard]] inline std::int64_t pg_bigint(std::uint64_t value) noexcept {
+    return static_cast<std::int64_t>(
+        std::min<std::uint64_t>(value, std::numeric_limits<std::int64_t>::max()));
 }
 
 /// A query result; the values are views into it.
@@ -118,7 +110,7 @@ class PgResult {
         std::int64_t result = 0;
         const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), result);
         if (error != std::errc{} || end != value.data() + value.size()) {
-            throw CorruptRecord("PostgreSQL returned '" + std::string{value} + "' where a number belongs");
+            throw CorruptRecord("PostgreSQL returned " + detail::quoted(value) + " where a number belongs");
         }
         return result;
     }
@@ -488,14 +480,26 @@ class PgArray {
     std::string literal_;
 };
 
-/// A schema name quoted for SQL text (it passed `checked_schema`).
-inline std::string quoted(const std::string& schema) {
+/// A schema name quoted for SQL text (it passed `checked_schema`). Not `quoted`: that one quotes names for
+/// error messages.
+inline std::string quoted_identifier(const std::string& schema) {
     return "\"" + schema + "\"";
+}
+
+/// The head of a schema's event log: its largest position, below which nothing is missing, as appends
+/// number their events under the schema's advisory lock (see PostgresEventStore).
+inline std::string krmx_head_sql(const std::string& schema) {
+    return "SELECT coalesce(max(position), 0) FROM " + quoted_identifier(schema) + ".krmx_events";
+}
+
+/// The channel on which every append to a schema notifies its new head when it commits.
+inline std::string krmx_channel(const std::string& schema) {
+    return "krmx_" + schema;
 }
 
 /// Tables of schema version 1, in the schema `S`. Event store, checkpoints, locks and projections share it.
 inline std::string krmx_postgres_schema_v1(const std::string& schema) {
-    const std::string s = quoted(schema);
+    const std::string s = quoted_identifier(schema);
     return "CREATE SCHEMA IF NOT EXISTS " + s + ";\n" + "CREATE TABLE " + s +
            ".krmx_meta (key text PRIMARY KEY, value text NOT NULL);\n" + "CREATE TABLE " + s +
            ".krmx_streams (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL UNIQUE, "
@@ -522,7 +526,7 @@ inline std::string krmx_postgres_schema_v1(const std::string& schema) {
 /// stored already (the caller sorts out whether that is a repeat, step by step); 2: the expected revision
 /// does not match `actual` (NULL: no stream). Replaced on every open, so every process runs the same one.
 inline std::string krmx_append_function(const std::string& schema) {
-    const std::string s = quoted(schema);
+    const std::string s = quoted_identifier(schema);
     return "CREATE OR REPLACE FUNCTION " + s +
            ".krmx_append(p_stream text, p_kind int, p_expected bigint, p_ids text[], p_types text[], "
            "p_payloads text[], p_dispatchers text[], p_timestamps bigint[], p_metadata text[], p_check_ids "
@@ -580,7 +584,7 @@ inline std::string krmx_append_function(const std::string& schema) {
 inline std::unique_ptr<PgConnection> open_krmx_schema(const PostgresOptions& options) {
     const std::string& schema = checked_schema(options.schema);
     auto connection = std::make_unique<PgConnection>(postgres_conninfo(options));
-    const std::string s = quoted(schema);
+    const std::string s = quoted_identifier(schema);
     const std::string literal = "'" + schema + "'";
     connection->exec("BEGIN");
     try {
@@ -593,7 +597,7 @@ inline std::unique_ptr<PgConnection> open_krmx_schema(const PostgresOptions& opt
                              literal + ")");
         const bool has_meta = found.text(0, 0) == "t";
         const std::int64_t objects = found.int64(0, 1);
-        const std::string where = "the PostgreSQL schema '" + schema + "'";
+        const std::string where = "the PostgreSQL schema " + detail::quoted(schema);
         if (has_meta) {
             const PgResult meta = connection->exec("SELECT (SELECT value FROM " + s +
                                                    ".krmx_meta WHERE key = 'format'), (SELECT "
@@ -631,5 +635,4 @@ inline std::unique_ptr<PgConnection> open_krmx_schema(const PostgresOptions& opt
     return connection;
 }
 
-}  // namespace detail
-}  // namespace krmx
+}  // namespace krmx::detail

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "krmx/core/detail/json_write.hpp"
 #include "krmx/store/checkpoint_store.hpp"
 #include "krmx/store/detail/append_checks.hpp"
 #include "krmx/store/detail/postgres.hpp"
@@ -17,25 +18,20 @@
 
 namespace krmx::detail {
 
-inline void check_checkpoint_key(std::string_view key) {
-    if (key.find('\0') != std::string_view::npos) {
-        throw StoreError("the checkpoint key contains a NUL character, which PostgreSQL cannot store");
-    }
-}
-
 /// The checkpoint under `key`; throws CorruptRecord when its state does not parse.
 inline std::optional<Checkpoint> load_checkpoint_row(PgConnection& connection, const std::string& schema,
                                                      std::string_view key) {
-    check_checkpoint_key(key);
-    const auto row = connection.exec(
-        "SELECT state, position, version FROM " + quoted(schema) + ".krmx_checkpoints WHERE key = $1", {key});
+    if (checkpoint_key_problem(key)) return std::nullopt;
+    const auto row = connection.exec("SELECT state, position, version FROM " + quoted_identifier(schema) +
+                                         ".krmx_checkpoints WHERE key = $1",
+                                     {key});
     if (row.rows() == 0) return std::nullopt;
     const std::string_view state = row.text(0, 0);
     Checkpoint checkpoint;
     try {
         checkpoint.state = nlohmann::json::parse(state.begin(), state.end());
     } catch (const nlohmann::json::exception& e) {
-        throw CorruptRecord("the checkpoint '" + std::string{key} + "' does not parse: " + e.what());
+        throw CorruptRecord("the checkpoint " + detail::quoted(key) + " does not parse: " + e.what());
     }
     checkpoint.position = static_cast<Position>(row.int64(0, 1));
     checkpoint.version = std::string{row.text(0, 2)};
@@ -54,7 +50,7 @@ inline void save_checkpoint_row(PgConnection& connection, const std::string& sch
                                                     std::chrono::system_clock::now().time_since_epoch())
                                                     .count());
     connection.exec(
-        "INSERT INTO " + quoted(schema) +
+        "INSERT INTO " + quoted_identifier(schema) +
             ".krmx_checkpoints (key, state, position, version, saved_at) VALUES ($1, $2, $3, $4, $5) "
             "ON CONFLICT (key) DO UPDATE SET state = excluded.state, position = excluded.position, "
             "version = excluded.version, saved_at = excluded.saved_at",
@@ -63,9 +59,11 @@ inline void save_checkpoint_row(PgConnection& connection, const std::string& sch
 
 /// Whether there was a checkpoint to remove.
 inline bool erase_checkpoint_row(PgConnection& connection, const std::string& schema, std::string_view key) {
-    check_checkpoint_key(key);
+    if (checkpoint_key_problem(key)) return false;
     return connection
-               .exec("DELETE FROM " + quoted(schema) + ".krmx_checkpoints WHERE key = $1 RETURNING 1", {key})
+               .exec("DELETE FROM " + quoted_identifier(schema) +
+                         ".krmx_checkpoints WHERE key = $1 RETURNING 1",
+                     {key})
                .rows() > 0;
 }
 

@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "krmx/core/detail/json_write.hpp"
 #include "krmx/store/event_store.hpp"
 
 namespace krmx::detail {
@@ -131,8 +132,8 @@ class SqliteConnection {
         const int code = sqlite3_open_v2(
             path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
         if (code != SQLITE_OK) {
-            const std::string message = "cannot open '" + path.string() +
-                                        "': " + (db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(code));
+            const std::string message = "cannot open " + detail::quoted(path.string()) + ": " +
+                                        (db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(code));
             sqlite3_close_v2(db_);
             throw StoreError(message);
         }
@@ -164,8 +165,8 @@ class SqliteConnection {
             const int code = sqlite3_exec(db_, "PRAGMA journal_mode=WAL", keep_mode, &mode, nullptr);
             if (code == SQLITE_OK) {
                 if (mode != "wal")
-                    throw StoreError("'" + path.string() + "' cannot use WAL journaling (got '" + mode +
-                                     "')");
+                    throw StoreError(detail::quoted(path.string()) + " cannot use WAL journaling (got " +
+                                     detail::quoted(mode) + ")");
                 return;
             }
             const int primary = code & 0xff;
@@ -260,8 +261,8 @@ inline std::unique_ptr<SqliteConnection> open_krmx_file(const std::filesystem::p
     // Messages are built by appending: g++ 12 -O3 reports a false -Wrestrict (GCC bug 105651) for
     // `"literal" + std::string` once inlined here.
     const auto damaged = [&](std::string_view why) {
-        std::string message{"'"};
-        message.append(path.string()).append("' is a damaged krmx store: ").append(why);
+        std::string message = detail::quoted(path.string());
+        message.append(" is a damaged krmx store: ").append(why);
         return CorruptRecord(message);
     };
     auto connection = std::make_unique<SqliteConnection>(path);
@@ -271,13 +272,13 @@ inline std::unique_ptr<SqliteConnection> open_krmx_file(const std::filesystem::p
             application_id = connection->query_int("PRAGMA application_id");
         } catch (const CorruptRecord& e) {
             if (krmx_header) throw damaged(e.what());
-            throw IncompatibleStoreFile("'" + path.string() + "' is not a krmx store: " + e.what());
+            throw IncompatibleStoreFile(detail::quoted(path.string()) + " is not a krmx store: " + e.what());
         } catch (const IncompatibleStoreFile& e) {
             if (krmx_header) throw damaged(e.what());
-            throw IncompatibleStoreFile("'" + path.string() + "' is not a krmx store: " + e.what());
+            throw IncompatibleStoreFile(detail::quoted(path.string()) + " is not a krmx store: " + e.what());
         } catch (const StoreError& e) {
             if (krmx_header) throw;  // busy, I/O: not the file's fault
-            throw IncompatibleStoreFile("'" + path.string() + "' is not a krmx store: " + e.what());
+            throw IncompatibleStoreFile(detail::quoted(path.string()) + " is not a krmx store: " + e.what());
         }
         if (krmx_header && application_id != krmx_application_id) {
             std::string why{"its header names krmx, but SQLite reads application id "};
@@ -288,17 +289,17 @@ inline std::unique_ptr<SqliteConnection> open_krmx_file(const std::filesystem::p
         const std::int64_t objects = connection->query_int("SELECT count(*) FROM sqlite_master");
         if (application_id == krmx_application_id) {
             if (version > krmx_schema_version) {
-                throw IncompatibleStoreFile("'" + path.string() + "' has krmx schema version " +
+                throw IncompatibleStoreFile(detail::quoted(path.string()) + " has krmx schema version " +
                                             std::to_string(version) + ", newer than version " +
                                             std::to_string(krmx_schema_version) + " that this krmx supports");
             }
             if (version < 1)
-                throw IncompatibleStoreFile("'" + path.string() + "' has no krmx schema version");
+                throw IncompatibleStoreFile(detail::quoted(path.string()) + " has no krmx schema version");
             return false;
         }
         if (application_id != 0 || objects != 0) {
-            throw IncompatibleStoreFile("'" + path.string() +
-                                        "' is not a krmx store: it is another application's " +
+            throw IncompatibleStoreFile(detail::quoted(path.string()) +
+                                        " is not a krmx store: it is another application's " +
                                         "SQLite database (application_id " + std::to_string(application_id) +
                                         ", " + std::to_string(objects) + " schema objects)");
         }

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "krmx/core/detail/json_write.hpp"
 #include "krmx/store/checkpoint_store.hpp"
 #include "krmx/store/detail/append_checks.hpp"
 #include "krmx/store/detail/sqlite.hpp"
@@ -24,6 +25,7 @@ inline std::int64_t checkpoint_checksum(std::string_view key, std::string_view s
 
 /// The checkpoint under `key`, verified against its checksum; throws CorruptRecord when it is damaged.
 inline std::optional<Checkpoint> load_checkpoint_row(SqliteConnection& connection, std::string_view key) {
+    if (checkpoint_key_problem(key)) return std::nullopt;
     auto& select = connection.statement(
         "SELECT state, position, version, checksum FROM krmx_checkpoints WHERE key = ?1");
     Reset reset{select};
@@ -33,13 +35,13 @@ inline std::optional<Checkpoint> load_checkpoint_row(SqliteConnection& connectio
     const auto position = static_cast<Position>(select.int64(1));
     const std::string_view version = select.text(2);
     if (checkpoint_checksum(key, state, position, version) != select.int64(3)) {
-        throw CorruptRecord("the checkpoint '" + std::string{key} + "' failed its checksum: it is damaged");
+        throw CorruptRecord("the checkpoint " + detail::quoted(key) + " failed its checksum: it is damaged");
     }
     Checkpoint checkpoint;
     try {
         checkpoint.state = nlohmann::json::parse(state.begin(), state.end());
     } catch (const nlohmann::json::exception& e) {
-        throw CorruptRecord("the checkpoint '" + std::string{key} + "' does not parse: " + e.what());
+        throw CorruptRecord("the checkpoint " + detail::quoted(key) + " does not parse: " + e.what());
     }
     checkpoint.position = position;
     checkpoint.version = std::string{version};
@@ -48,6 +50,7 @@ inline std::optional<Checkpoint> load_checkpoint_row(SqliteConnection& connectio
 
 inline void save_checkpoint_row(SqliteConnection& connection, std::string_view key,
                                 const Checkpoint& checkpoint) {
+    check_checkpoint_key(key);
     const std::string state = serialize_json(checkpoint.state, "checkpoint state");
     const auto saved_at = std::chrono::duration_cast<std::chrono::nanoseconds>(
         std::chrono::system_clock::now().time_since_epoch());
@@ -68,6 +71,7 @@ inline void save_checkpoint_row(SqliteConnection& connection, std::string_view k
 
 /// Whether there was a checkpoint to remove.
 inline bool erase_checkpoint_row(SqliteConnection& connection, std::string_view key) {
+    if (checkpoint_key_problem(key)) return false;
     auto& remove = connection.statement("DELETE FROM krmx_checkpoints WHERE key = ?1");
     Reset reset{remove};
     remove.bind(1, key);

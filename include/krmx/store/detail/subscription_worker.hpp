@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -78,13 +79,16 @@ using RangeReader =
 
 class SubscriptionWorker : public std::enable_shared_from_this<SubscriptionWorker> {
   public:
+    /// `error_handler_failures` counts the `on_error` handlers that threw.
     SubscriptionWorker(std::shared_ptr<HeadNotifier> notifier, RangeReader reader,
-                       SubscriptionHandlers handlers, Position after, std::size_t batch_size)
+                       SubscriptionHandlers handlers, Position after, std::size_t batch_size,
+                       std::shared_ptr<std::atomic<std::uint64_t>> error_handler_failures)
         : notifier_(std::move(notifier)),
           reader_(std::move(reader)),
           handlers_(std::move(handlers)),
           after_(after),
-          batch_size_(std::max<std::size_t>(batch_size, 1)) {}
+          batch_size_(std::max<std::size_t>(batch_size, 1)),
+          error_handler_failures_(std::move(error_handler_failures)) {}
 
     SubscriptionWorker(const SubscriptionWorker&) = delete;
     SubscriptionWorker& operator=(const SubscriptionWorker&) = delete;
@@ -132,7 +136,8 @@ class SubscriptionWorker : public std::enable_shared_from_this<SubscriptionWorke
                 try {
                     handlers_.on_error(std::current_exception());
                 } catch (...) {
-                    // Nobody left to tell.
+                    // Nobody left to tell but the store's statistics.
+                    error_handler_failures_->fetch_add(1, std::memory_order_relaxed);
                 }
             }
         }
@@ -168,6 +173,7 @@ class SubscriptionWorker : public std::enable_shared_from_this<SubscriptionWorke
     SubscriptionHandlers handlers_;
     Position after_;
     std::size_t batch_size_;
+    std::shared_ptr<std::atomic<std::uint64_t>> error_handler_failures_;
     std::atomic<bool> stop_{false};
     std::mutex join_mutex_;
     std::thread thread_;
@@ -193,8 +199,9 @@ class SubscriptionRegistry {
                                  Position after_position, Position up_to, std::size_t max) {
             return read_range(after_position, up_to, max, filter);
         };
-        auto worker = std::make_shared<SubscriptionWorker>(std::move(notifier), std::move(reader),
-                                                           std::move(handlers), after, batch_size);
+        auto worker =
+            std::make_shared<SubscriptionWorker>(std::move(notifier), std::move(reader), std::move(handlers),
+                                                 after, batch_size, error_handler_failures_);
         {
             std::lock_guard lock{mutex_};
             std::erase_if(workers_, [](const std::weak_ptr<SubscriptionWorker>& weak) {
@@ -207,6 +214,11 @@ class SubscriptionRegistry {
         return Subscription{[worker] {
             worker->stop();
         }};
+    }
+
+    /// How many `on_error` handlers of its subscriptions threw (StoreStatistics::error_handler_failures).
+    [[nodiscard]] std::uint64_t error_handler_failures() const noexcept {
+        return error_handler_failures_->load(std::memory_order_relaxed);
     }
 
     void stop_all() noexcept {
@@ -223,6 +235,53 @@ class SubscriptionRegistry {
   private:
     std::mutex mutex_;
     std::vector<std::weak_ptr<SubscriptionWorker>> workers_;
+    // Shared with the workers: a worker whose handle outlives the store may still count.
+    std::shared_ptr<std::atomic<std::uint64_t>> error_handler_failures_ =
+        std::make_shared<std::atomic<std::uint64_t>>(0);
+};
+
+/// The subscriptions of a store whose own commits move its head (memory, SQLite): the head, the
+/// subscriptions, and the store's read of its committed events that they catch up and go live with, in
+/// batches of `batch_size`. The store calls `close()` first thing in its destructor.
+class LocalSubscriptions {
+  public:
+    /// `read_range(after, up_to, max_count, filter)`: the store's read of its committed events in
+    /// (after, up_to] that pass `filter`, at most `max_count`.
+    using ReadRange =
+        std::function<std::vector<RecordedEvent>(Position, Position, std::size_t, const EventFilter&)>;
+
+    LocalSubscriptions(ReadRange read_range, std::size_t batch_size)
+        : read_range_(std::move(read_range)), batch_size_(batch_size) {}
+    LocalSubscriptions(const LocalSubscriptions&) = delete;
+    LocalSubscriptions& operator=(const LocalSubscriptions&) = delete;
+    ~LocalSubscriptions() { close(); }
+
+    /// Delivery happens on a thread owned by the subscription; cancel it through the returned handle.
+    [[nodiscard]] Subscription subscribe(SubscribeFrom from, SubscriptionHandlers handlers,
+                                         EventFilter filter) {
+        return registry_.start(notifier_, from, std::move(handlers), std::move(filter), batch_size_,
+                               read_range_);
+    }
+
+    /// Call after the events up to `head` are committed and readable.
+    void publish(Position head) { notifier_->publish(head); }
+    /// The last committed position published.
+    [[nodiscard]] Position head() const noexcept { return notifier_->head(); }
+    [[nodiscard]] std::uint64_t error_handler_failures() const noexcept {
+        return registry_.error_handler_failures();
+    }
+
+    /// Stops every subscription; nothing is delivered after this returns.
+    void close() noexcept {
+        registry_.stop_all();
+        notifier_->close();
+    }
+
+  private:
+    ReadRange read_range_;
+    std::size_t batch_size_;
+    std::shared_ptr<HeadNotifier> notifier_ = std::make_shared<HeadNotifier>();
+    SubscriptionRegistry registry_;
 };
 
 }  // namespace krmx::detail

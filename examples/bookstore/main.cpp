@@ -13,12 +13,12 @@
 
 #include <krmx/models/lock_provider.hpp>
 #include <krmx/models/read_model.hpp>
+#include <krmx/models/read_model_runner.hpp>
 #include <krmx/models/write_model.hpp>
 #include <krmx/store/sqlite_checkpoint_store.hpp>
 #include <krmx/store/sqlite_event_store.hpp>
 #if defined(KRMX_BOOKSTORE_POSTGRES)
 #include <krmx/models/postgres_lock_provider.hpp>
-#include <krmx/store/detail/postgres.hpp>
 #include <krmx/store/postgres_checkpoint_store.hpp>
 #include <krmx/store/postgres_event_store.hpp>
 #endif

@@ -16,6 +16,7 @@
 
 #include <benchmark/benchmark.h>
 #include <krmx/models/read_model.hpp>
+#include <krmx/models/read_model_runner.hpp>
 #include <krmx/store/memory_event_store.hpp>
 #include <krmx/stream/stream.hpp>
 #if __has_include(<sqlite3.h>)

@@ -6,6 +6,7 @@
 
 #include "catch.hpp"
 #include "krmx/core/clock.hpp"
+#include "krmx/models/read_model_runner.hpp"
 #include "krmx/models/supervisor.hpp"
 #include "krmx/store/checkpoint_store.hpp"
 #include "krmx/store/memory_event_store.hpp"

@@ -8,7 +8,7 @@
 #include <krmx/sync/durable.hpp>
 
 #include "catch.hpp"
-#include "durable_stores.hpp"
+#include "stores.hpp"
 #include "sync_support.hpp"
 
 namespace {

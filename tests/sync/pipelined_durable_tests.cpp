@@ -22,7 +22,7 @@
 #endif
 
 #include "catch.hpp"
-#include "durable_stores.hpp"
+#include "stores.hpp"
 #include "pipeline_support.hpp"
 #include "sync_support.hpp"
 #include "temp_dir.hpp"

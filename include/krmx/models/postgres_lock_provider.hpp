@@ -39,7 +39,7 @@ class PostgresLockProvider {
     /// Connects, and creates the schema's krmx tables on first use (see PostgresOptions).
     explicit PostgresLockProvider(PostgresOptions database = {}) : database_(std::move(database)) {
         auto first = detail::open_krmx_schema(database_);
-        const std::string s = detail::quoted(database_.schema);
+        const std::string s = detail::quoted_identifier(database_.schema);
         // The insert runs only for a new name: ON CONFLICT alone would use up a number on every lock.
         id_sql_ =
             "WITH known AS (SELECT id FROM " + s +

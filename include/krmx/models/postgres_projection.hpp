@@ -129,7 +129,7 @@ class PostgresProjection {
   private:
     void connect() const {
         connection_ = detail::open_krmx_schema(database_);
-        connection_->exec("SET search_path = " + detail::quoted(database_.schema) + ", public");
+        connection_->exec("SET search_path = " + detail::quoted_identifier(database_.schema) + ", public");
     }
 
     // Outside a batch nothing is lost with the connection: open a new one.

@@ -166,6 +166,3 @@ class ReadModel {
 };
 
 }  // namespace krmx
-
-// Code that includes this header for the runner keeps compiling (the runner had no header of its own).
-#include "krmx/models/read_model_runner.hpp"

@@ -161,14 +161,14 @@ class WriteModel {
         return *this;
     }
     WriteModel&& on_stream(std::string stream) && { return std::move(on_stream(std::move(stream))); }
-    /// Locks `key` (default: the stream's name) around every `handle`.
-    WriteModel& use_lock(LockProviderRef provider, std::string key = {}) & {
+    /// Locks the lock named `name` (default: the stream's name) around every `handle`.
+    WriteModel& use_lock(LockProviderRef provider, std::string name = {}) & {
         locks_ = std::move(provider);
-        lock_key_ = std::move(key);
+        lock_name_ = std::move(name);
         return *this;
     }
-    WriteModel&& use_lock(LockProviderRef provider, std::string key = {}) && {
-        return std::move(use_lock(std::move(provider), std::move(key)));
+    WriteModel&& use_lock(LockProviderRef provider, std::string name = {}) && {
+        return std::move(use_lock(std::move(provider), std::move(name)));
     }
 
     template <EventStore Store>
@@ -192,7 +192,7 @@ class WriteModel {
     };
     std::string stream_{};
     LockProviderRef locks_{};
-    std::string lock_key_{};
+    std::string lock_name_{};
 };
 
 /// A write model bound to its event store; `handle` runs one decision.
@@ -214,7 +214,7 @@ class SourcedWriteModel {
         }
         Lock lock;
         if (model_.locks_)
-            lock = model_.locks_.acquire(model_.lock_key_.empty() ? model_.stream_ : model_.lock_key_);
+            lock = model_.locks_.acquire(model_.lock_name_.empty() ? model_.stream_ : model_.lock_name_);
 
         WriteResult<State> result;
         State state = model_.initial_;

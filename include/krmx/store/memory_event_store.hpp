@@ -43,24 +43,36 @@ class MemoryEventStore {
             found == streams_.end() ? std::nullopt : std::optional<Revision>{found->second.size() - 1};
         if (!expected.matches(actual)) throw WrongExpectedRevision(std::string{stream}, expected, actual);
 
-        // Build every record before touching the log, so that a failure (allocation) changes nothing.
+        // Straight into the log; a failure part way (allocation) takes back what was added, so that it
+        // changes nothing.
         const Revision first_revision = actual ? *actual + 1 : 0;
         const Position first_position = events_.size() + 1;
-        std::vector<RecordedEvent> records;
-        records.reserve(events.size());
-        for (std::size_t i = 0; i < events.size(); ++i) {
-            const NewEvent& event = events[i];
-            records.push_back(RecordedEvent{first_position + i, std::string{stream}, first_revision + i,
-                                            event.id.empty() ? new_event_id() : event.id, event.type,
-                                            event.payload, event.dispatcher, detail::stamped(event.timestamp),
-                                            detail::normalized_metadata(event.metadata)});
-        }
-        if (found == streams_.end())
-            found = streams_.emplace(std::string{stream}, std::vector<Position>{}).first;
-        for (auto& record : records) {
-            ids_.emplace(record.id, record.position);
-            found->second.push_back(record.position);
-            events_.push_back(std::move(record));
+        std::size_t recorded = 0;
+        std::size_t indexed = 0;
+        try {
+            for (std::size_t i = 0; i < events.size(); ++i) {
+                const NewEvent& event = events[i];
+                events_.push_back(RecordedEvent{first_position + i, std::string{stream}, first_revision + i,
+                                                event.id.empty() ? new_event_id() : event.id, event.type,
+                                                event.payload, event.dispatcher, detail::stamped(event.timestamp),
+                                                detail::normalized_metadata(event.metadata)});
+                ++recorded;
+            }
+            if (found == streams_.end()) found = streams_.emplace(std::string{stream}, std::vector<Position>{}).first;
+            found->second.reserve(found->second.size() + events.size());
+            for (; indexed < events.size(); ++indexed) {
+                const RecordedEvent& record = events_[first_position - 1 + indexed];
+                ids_.emplace(record.id, record.position);  // keyed by the record's own id: no copy
+                found->second.push_back(record.position);
+            }
+        } catch (...) {
+            for (std::size_t i = 0; i < indexed; ++i) {
+                ids_.erase(events_[first_position - 1 + i].id);
+                found->second.pop_back();
+            }
+            if (found != streams_.end() && found->second.empty()) streams_.erase(found);
+            for (; recorded > 0; --recorded) events_.pop_back();
+            throw;
         }
         const Position last_position = events_.size();
         subscriptions_.publish(last_position);
@@ -120,7 +132,7 @@ class MemoryEventStore {
             bytes += sizeof(RecordedEvent) + heap_bytes(event.stream) + heap_bytes(event.id) +
                      heap_bytes(event.type) + heap_bytes(event.dispatcher) + json_bytes(event.metadata) +
                      (event.payload ? json_bytes(*event.payload) : 0);
-            bytes += sizeof(Position) + sizeof(std::pair<std::string, Position>) + heap_bytes(event.id) +
+            bytes += sizeof(Position) + sizeof(std::pair<std::string_view, Position>) +
                      2 * sizeof(void*);  // stream index slot and id hash node
         }
         return bytes / events_.size();
@@ -202,9 +214,9 @@ class MemoryEventStore {
     }
 
     mutable std::shared_mutex mutex_;
-    std::deque<RecordedEvent> events_;          // position p at index p - 1
+    std::deque<RecordedEvent> events_;          // position p at index p - 1 (a deque: records never move)
     StringMap<std::vector<Position>> streams_;  // revision r at index r
-    StringMap<Position> ids_;
+    std::unordered_map<std::string_view, Position, StringHash> ids_;  // views of the records' ids
     detail::LocalSubscriptions subscriptions_{std::bind_front(&MemoryEventStore::read_range, this),
                                               subscription_batch};
 };

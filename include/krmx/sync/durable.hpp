@@ -70,26 +70,15 @@ struct DurableOptions {
 
 namespace detail {
 
-// An accepted event copied for the writer thread: the views of a CommitEvent end with the commit call.
-struct StoredEvent {
-    std::string dispatcher;
-    std::string type;
-    PayloadBox payload;
-    std::string text;
-    std::uint32_t schema = 1;
-
-    explicit StoredEvent(const CommitEvent& e)
-        : dispatcher(e.dispatcher), type(e.type), payload(*e.payload), text(e.text), schema(e.schema) {}
-};
-
-// The one record builder: what every durable domain stores for an event.
-inline NewEvent stored_record(StoredEvent&& event) {
+// The one record builder: what every durable domain stores for an event. Built on the domain's thread
+// (the views of a CommitEvent end with the commit call), so that the writer thread only appends.
+inline NewEvent stored_record(const CommitEvent& event) {
     NewEvent record;
-    record.type = std::move(event.type);
-    if (event.payload.ops() != nullptr && event.payload.ops()->has_payload) record.payload = event.payload.to_json();
-    record.dispatcher = std::move(event.dispatcher);
+    record.type = std::string{event.type};
+    if (event.payload->ops() != nullptr && event.payload->ops()->has_payload) record.payload = event.payload->to_json();
+    record.dispatcher = std::string{event.dispatcher};
     record.metadata = nlohmann::json::object();
-    record.metadata["text"] = std::move(event.text);
+    record.metadata["text"] = event.text;
     record.metadata[std::string{schema_metadata_key}] = event.schema;
     return record;
 }
@@ -178,11 +167,11 @@ class StoreJournal final : public DomainJournal {
 
     void commit(std::span<const CommitEvent> batch, CommitDone done) override {
         const std::size_t first = batch.front().position;
-        std::vector<StoredEvent> events;
-        events.reserve(batch.size());
-        for (const auto& event : batch) events.emplace_back(event);
+        auto records = std::make_shared<std::vector<NewEvent>>();
+        records->reserve(batch.size());
+        for (const auto& event : batch) records->push_back(stored_record(event));
         if (!writer_) {
-            (void)store_.append(stream_, revision_before(first), records(std::move(events)));
+            (void)store_.append(stream_, revision_before(first), std::span<const NewEvent>{*records});
             done(std::nullopt);
             return;
         }
@@ -191,9 +180,10 @@ class StoreJournal final : public DomainJournal {
             ++state_->in_flight;
         }
         auto hold = loop_.hold ? loop_.hold() : nullptr;
-        auto shared = std::make_shared<std::vector<StoredEvent>>(std::move(events));
         writer_->submit(StoreWriter::Job{
-            [this, first, shared] { (void)store_.append(stream_, revision_before(first), records(std::move(*shared))); },
+            [this, first, records] {
+                (void)store_.append(stream_, revision_before(first), std::span<const NewEvent>{*records});
+            },
             [post = loop_.post, done = std::move(done), hold = std::move(hold),
              state = state_](std::optional<std::string> error) mutable {
                 try {
@@ -216,13 +206,6 @@ class StoreJournal final : public DomainJournal {
         std::condition_variable idle;
         std::size_t in_flight = 0;
     };
-
-    static std::vector<NewEvent> records(std::vector<StoredEvent> events) {
-        std::vector<NewEvent> out;
-        out.reserve(events.size());
-        for (auto& event : events) out.push_back(stored_record(std::move(event)));
-        return out;
-    }
 
     Store& store_;
     std::string stream_;

@@ -30,8 +30,8 @@
 //   dispatched again (confirmed later, or refused with the model's reason if they only held on top of the
 //   lost ones).
 // - Limits: an event may be at most `max_event_bytes` long and nest at most json_max_event_depth levels;
-//   an in-memory domain's history at most `max_history_bytes` (event texts and dispatchers), then the
-//   stream is full. Every accepted event fits one message of the host's `max_message_bytes`, in a broadcast
+//   the history at most `max_history_bytes` in memory (event texts and dispatchers), then the stream is
+//   full. Every accepted event fits one message of the host's `max_message_bytes`, in a broadcast
 //   and in a history page.
 
 #include <cstddef>
@@ -328,7 +328,7 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
                                   Reason{"event too large (" + std::to_string(text.size()) + " bytes; at most " +
                                          std::to_string(options_.max_event_bytes) + ")"}};
         }
-        if (!journal_ && history_bytes_ + text.size() + dispatcher.size() > options_.max_history_bytes) {
+        if (history_bytes_ + text.size() + dispatcher.size() > options_.max_history_bytes) {
             return DispatchResult{Outcome::rejected,
                                   Reason{"stream is full (" + std::to_string(history_bytes_) +
                                          " bytes of history; at most " +

@@ -44,10 +44,9 @@ namespace krmx::detail {
         const nlohmann::json* container;
         int depth;
     };
-    std::vector<Level> pending{{&value, 1}};
-    while (!pending.empty()) {
-        const Level level = pending.back();
-        pending.pop_back();
+    // Containers still to visit: none for a flat value (most payloads and metadata), so nothing is allocated.
+    std::vector<Level> pending;
+    for (Level level{&value, 1};;) {
         if (level.depth > json_max_event_depth)
             return "nests deeper than " + std::to_string(json_max_event_depth) + " levels";
         const auto visit = [&](const nlohmann::json& item) -> std::optional<std::string> {
@@ -65,8 +64,10 @@ namespace krmx::detail {
                 if (auto problem = visit(item)) return problem;
             }
         }
+        if (pending.empty()) return std::nullopt;
+        level = pending.back();
+        pending.pop_back();
     }
-    return std::nullopt;
 }
 
 /// Throws InvalidAppend unless the append is well formed (see InvalidAppend): every name keeps the name

@@ -96,12 +96,13 @@ struct Round {
 // Each iteration is one round of appends on a fresh server (set up and torn down outside the timing).
 void BM_server_path(benchmark::State& state) {
     const bool pipelined = state.range(0) == 1;
-    const std::uint64_t window = 256;
+    const std::uint64_t window = 1024;
     const std::uint64_t per_round = krmx_bench_size(16384, 256);
     const std::string append =
         R"({"type":"stream/append","payload":{"domain":"counter","event":{"type":"increment","payload":1},"id":7}})";
     std::uint64_t appended = 0;
     std::uint64_t refused = 0;
+    std::uint64_t commits = 0;
     double seconds = 0;
     for (auto _ : state) {
         auto round = std::make_unique<Round>(pipelined);
@@ -119,10 +120,13 @@ void BM_server_path(benchmark::State& state) {
         seconds += took.count();
         appended += round->confirmed();
         refused += round->server.statistics().refused();
+        commits += round->server.statistics().commits;
     }
     if (refused != 0) state.SkipWithError("events were refused");
     state.SetItemsProcessed(static_cast<std::int64_t>(appended));
     state.counters["ns_per_append"] = seconds * 1e9 / static_cast<double>(std::max<std::uint64_t>(appended, 1));
+    state.counters["events_per_commit"] =
+        static_cast<double>(appended) / static_cast<double>(std::max<std::uint64_t>(commits, 1));
 }
 BENCHMARK(BM_server_path)->ArgName("pipelined")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseManualTime();
 

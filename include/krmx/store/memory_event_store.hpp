@@ -59,7 +59,6 @@ class MemoryEventStore {
                 ++recorded;
             }
             if (found == streams_.end()) found = streams_.emplace(std::string{stream}, std::vector<Position>{}).first;
-            found->second.reserve(found->second.size() + events.size());
             for (; indexed < events.size(); ++indexed) {
                 const RecordedEvent& record = events_[first_position - 1 + indexed];
                 ids_.emplace(record.id, record.position);  // keyed by the record's own id: no copy

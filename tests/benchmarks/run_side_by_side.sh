@@ -255,8 +255,10 @@ out();
 }
 out();
 
-// C++-only rows: durable store and replay, absolute targets.
+// C++-only rows: the server path and durable domains, durable stores and replay, absolute targets.
 const cppOnly = [
+  ['BM_server_path', null],
+  ['BM_durable_server_sqlite_synced', null],
   ['BM_replay_memory', null],
   ['BM_replay', 1e6],
   ['BM_catch_up', null],

@@ -30,11 +30,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "krmx/core/detail/short_equal.hpp"
 #include "krmx/core/detail/utf8.hpp"
 
 namespace krmx::detail {
 
 struct JsonMember {
+    JsonMember() = default;
+    JsonMember(std::string_view key_, std::string_view value_, bool key_escaped_, std::uint16_t depth_ = 0,
+               std::uint32_t first_child_ = 0, std::uint32_t child_count_ = 0) noexcept
+        : key(key_), value(value_), key_escaped(key_escaped_), depth(depth_), first_child(first_child_),
+          child_count(child_count_) {}
+
     std::string_view key;      ///< raw key text between the quotes (escapes not decoded)
     std::string_view value;    ///< raw value text, exactly as received
     bool key_escaped = false;  ///< the key has escapes: compare it decoded
@@ -180,8 +187,12 @@ class JsonScanner {
         return {};
     }
 
-    void skip_ws() noexcept {
-        while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    KRMX_ALWAYS_INLINE void skip_ws() noexcept {
+        // Compact JSON (what every krmx writer sends) has no whitespace: one comparison says so.
+        if (p_ == end_ || static_cast<unsigned char>(*p_) > ' ') return;
+        const char* p = p_;
+        while (p < end_ && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+        p_ = p;
     }
     bool fail_bool(const char* what) {
         error_ = std::string{what} + " at byte " + std::to_string(p_ - begin_);
@@ -352,7 +363,8 @@ class JsonScanner {
         escaped_ = false;
         while (p_ < end_) {
             // The common case first: a run of printable ASCII that needs no further look. A local
-            // cursor, because char reads may alias the member and would force a reload per byte.
+            // cursor, because char reads may alias the member and would force a reload per byte. (Eight
+            // bytes at a time costs more than it saves: keys and names are short.)
             const char* p = p_;
             while (p < end_ && plain_table()[static_cast<unsigned char>(*p)]) ++p;
             p_ = p;
@@ -417,7 +429,7 @@ class JsonScanner {
         return out;
     }
     static bool same_key(const Key& a, const Key& b) {
-        if (!a.escaped && !b.escaped) return a.raw == b.raw;
+        if (!a.escaped && !b.escaped) return short_equal(a.raw, b.raw);
         return decoded(a) == decoded(b);
     }
 
@@ -456,14 +468,28 @@ class JsonScanner {
         Key local[local_keys];
         std::size_t count = 0;
         std::vector<Key> more;
+        // Keys of distinct lengths without escapes cannot repeat: then there is nothing to compare.
+        std::uint64_t key_lengths = 0;
+        bool maybe_repeated = false;
         for (;;) {
             skip_ws();
             const char* key_start = p_;
             if (!string()) return false;
             const std::string_view key{key_start + 1, static_cast<std::size_t>(p_ - key_start - 2)};
             const bool key_escaped = escaped_;
+            if (key_escaped || key.size() >= 64) {
+                maybe_repeated = true;
+            } else {
+                const std::uint64_t length_bit = std::uint64_t{1} << key.size();
+                maybe_repeated = maybe_repeated || (key_lengths & length_bit) != 0;
+                key_lengths |= length_bit;
+            }
             if (count < local_keys) {
-                local[count++] = Key{key, key_escaped};
+                // Field by field: a Key built whole in a temporary is copied with one wide load of two
+                // narrow stores, which stalls store forwarding (most of a scan's time, measured).
+                local[count].raw = key;
+                local[count].escaped = key_escaped;
+                ++count;
             } else {
                 more.push_back(Key{key, key_escaped});
             }
@@ -473,27 +499,30 @@ class JsonScanner {
             skip_ws();
             const char* value_start = p_;
             if (collect.out) {
-                JsonMember member{key, {}, key_escaped};
                 const int deepest_before = deepest_;
                 deepest_ = depth;
                 const bool is_object = p_ < end_ && *p_ == '{';
+                std::uint32_t first_child = 0;
+                std::uint32_t child_count = 0;
                 bool ok;
                 if (is_object && collect.nested_out &&
-                    (key_escaped ? decoded(Key{key, true}) == collect.nested_key : key == collect.nested_key)) {
+                    (key_escaped ? decoded(Key{key, true}) == collect.nested_key
+                                 : short_equal(key, collect.nested_key))) {
                     ok = object(depth + 1, Collect{collect.nested_out, {}, nullptr, collect.nested_children});
                 } else if (is_object && collect.children) {
-                    member.first_child = static_cast<std::uint32_t>(collect.children->size());
+                    first_child = static_cast<std::uint32_t>(collect.children->size());
                     ok = object(depth + 1, Collect{collect.children});
-                    member.child_count =
-                        static_cast<std::uint32_t>(collect.children->size()) - member.first_child;
+                    child_count = static_cast<std::uint32_t>(collect.children->size()) - first_child;
                 } else {
                     ok = value(depth);
                 }
                 if (!ok) return false;
-                member.value = {value_start, static_cast<std::size_t>(p_ - value_start)};
-                member.depth = static_cast<std::uint16_t>(deepest_ - depth);
+                const auto member_depth = static_cast<std::uint16_t>(deepest_ - depth);
                 if (deepest_before > deepest_) deepest_ = deepest_before;
-                collect.out->push_back(member);
+                // Built in place from its parts: a member written field by field and then copied whole
+                // stalls on the copy's wide load of the narrow stores (measured: most of a scan's time).
+                collect.out->emplace_back(key, std::string_view{value_start, static_cast<std::size_t>(p_ - value_start)},
+                                          key_escaped, member_depth, first_child, child_count);
             } else if (!value(depth)) {
                 return false;
             }
@@ -504,7 +533,7 @@ class JsonScanner {
             }
             if (p_ < end_ && *p_ == '}') {
                 ++p_;
-                if (count > 1 && repeats(local, count, more)) return fail_bool("repeated key in an object");
+                if (maybe_repeated && repeats(local, count, more)) return fail_bool("repeated key in an object");
                 return true;
             }
             return fail_bool("expected ',' or '}' in an object");
@@ -575,7 +604,7 @@ class JsonScanner {
 
 /// Whether a scanned member's key is `key`, compared as decoded text.
 [[nodiscard]] inline bool key_is(const JsonMember& member, std::string_view key) {
-    if (!member.key_escaped) return member.key == key;
+    if (!member.key_escaped) return short_equal(member.key, key);
     std::string decoded;
     json_unescape(member.key, decoded);
     return decoded == key;

@@ -8,7 +8,14 @@
 
 namespace krmx::detail {
 
-[[nodiscard]] inline bool short_equal(std::string_view a, std::string_view b) noexcept {
+#if defined(__GNUC__)
+#define KRMX_ALWAYS_INLINE [[gnu::always_inline]]
+#else
+#define KRMX_ALWAYS_INLINE
+#endif
+
+// Inlined always: a call costs as much as the comparison of a short name.
+[[nodiscard]] KRMX_ALWAYS_INLINE inline bool short_equal(std::string_view a, std::string_view b) noexcept {
     const std::size_t n = a.size();
     if (n != b.size()) return false;
     const char* x = a.data();

@@ -90,17 +90,17 @@ DispatchResult decode_event(const ModelData<State>& model, const nlohmann::json&
 template <class State>
 DispatchResult decode_members(const ModelData<State>& model, std::string_view text,
                               std::span<const JsonMember> members, DecodedEvent& out) {
-    const auto first = text.find_first_not_of(" \t\r\n");
-    if (first == std::string_view::npos || text[first] != '{') {
-        return {Outcome::malformed, Reason{"event must be a JSON object, got " +
-                                           std::string{json_raw_kind(first == std::string_view::npos
-                                                                         ? std::string_view{}
-                                                                         : text.substr(first))}}};
+    std::size_t first = 0;
+    while (first < text.size() && (text[first] == ' ' || text[first] == '\t' || text[first] == '\r' || text[first] == '\n'))
+        ++first;
+    if (first == text.size() || text[first] != '{') {
+        return {Outcome::malformed,
+                Reason{"event must be a JSON object, got " + std::string{json_raw_kind(text.substr(first))}}};
     }
     const JsonMember* type = find_member(members, "type");
     const JsonMember* payload_member = find_member(members, "payload");
     if (!type) return {Outcome::malformed, Reason{"event has no \"type\" member"}};
-    if (json_raw_kind(type->value) != "string") {
+    if (type->value.front() != '"') {  // scanned: a value is never empty
         return {Outcome::malformed,
                 Reason{"event \"type\" must be a string, got " + std::string{json_raw_kind(type->value)}}};
     }

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include <krmx/core/detail/json_scan.hpp>
+#include <krmx/core/message.hpp>
 
 #include "catch.hpp"
 #include "json_oracle.hpp"
@@ -189,4 +190,67 @@ TEST_CASE("the depth limit counts from the outermost value") {
     CHECK(scan_value(nested(krmx::detail::json_max_event_depth)).empty());
     CHECK_FALSE(scan_value(nested(krmx::detail::json_max_event_depth + 1)).empty());
     CHECK(scan_value(nested(krmx::detail::json_max_message_depth), krmx::detail::json_max_message_depth).empty());
+}
+
+TEST_CASE("a message is read once: its members, its payload's, those of objects in its payload, with depths") {
+    krmx::MessageReader reader;
+    const std::string text =
+        R"({"type":"stream/append","payload":{"domain":"d","event":{"type":"x","payload":[[1]]},"id":1,"n":{}},"extra":{"a":1}})";
+    REQUIRE(reader.read(text).empty());
+    const auto& message = reader.message();
+    CHECK(message.text() == text);
+    CHECK(message.type() == "stream/append");
+    REQUIRE(message.payload_is_object());
+    const auto* event = message.field("event");
+    REQUIRE(event != nullptr);
+    CHECK(event->value == R"({"type":"x","payload":[[1]]})");
+    CHECK(event->depth == 3);  // the event object, and two arrays in it
+    const auto members = message.members_of(*event);
+    REQUIRE(members.size() == 2);
+    CHECK(members[0].key == "type");
+    CHECK(members[1].value == "[[1]]");
+    CHECK(members[1].depth == 2);
+    CHECK(message.field("id")->depth == 0);
+    CHECK(message.members_of(*message.field("n")).empty());
+    CHECK(message.field("n")->depth == 1);
+    CHECK(message.field("a") == nullptr);  // members of objects outside the payload are not the payload's
+    CHECK(message.field("missing") == nullptr);
+    // Read again: nothing of the first message stays.
+    REQUIRE(reader.read(R"({"t\u0079pe":"k\u0072mx/leave"})").empty());
+    CHECK(reader.message().type() == "krmx/leave");
+    CHECK(reader.message().payload().empty());
+    CHECK_FALSE(reader.message().payload_is_object());
+}
+
+TEST_CASE("what is not a message says why, and a message nests at most the message depth") {
+    krmx::MessageReader reader;
+    CHECK(reader.read("[1]") == "expected a JSON object at byte 0");
+    CHECK(reader.read(R"({"payload":1})") == "the message has no \"type\"");
+    CHECK(reader.read(R"({"type":1})") == "the message's \"type\" is not a string");
+    CHECK(reader.read(R"({"type":"a","type":"b"})").find("repeated key") != std::string::npos);
+    CHECK(reader.read(R"({"type":"a","t\u0079pe":"b"})").find("repeated key") != std::string::npos);
+    CHECK(reader.read(R"({"type":"a","payload":{"k":1,"k":2}})").find("repeated key") != std::string::npos);
+    const auto deep = [](int levels) {  // levels of the whole message
+        return R"({"type":"x","payload":)" + std::string(static_cast<std::size_t>(levels - 1), '[') +
+               std::string(static_cast<std::size_t>(levels - 1), ']') + "}";
+    };
+    CHECK(reader.read(deep(krmx::detail::json_max_message_depth)).empty());
+    CHECK_FALSE(reader.read(deep(krmx::detail::json_max_message_depth + 1)).empty());
+}
+
+TEST_CASE("keys of one length are compared, whatever their number") {
+    // The repeated-key check is skipped only when no two keys could be equal (distinct lengths, no escapes).
+    std::vector<JsonMember> members;
+    CHECK_FALSE(scan_object(R"({"ab":1,"cd":2,"ef":3,"ab":4})", members).empty());
+    members.clear();
+    CHECK(scan_object(R"({"ab":1,"cd":2,"ef":3,"gh":4})", members).empty());
+    std::string many = "{";
+    for (int i = 0; i < 20; ++i) many += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+    members.clear();
+    CHECK(scan_object(many + "\"k0x\":1}", members).empty());
+    members.clear();
+    CHECK_FALSE(scan_object(many + "\"k7\":1}", members).empty());  // the 21st key repeats the 8th
+    const std::string long_key(100, 'k');
+    members.clear();
+    CHECK_FALSE(scan_object("{\"" + long_key + "\":1,\"" + long_key + "\":2}", members).empty());
 }

@@ -2,12 +2,9 @@
 // paying one fsync per event (synchronous commits) against pipelined commits, side by side.
 // Users keep a window of appends outstanding; an event counts when its `stream/append` is broadcast.
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <stdexcept>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +20,7 @@
 
 #include "bench_common.hpp"
 #include "claimable_counter/counter.hpp"
+#include "mailbox.hpp"
 #include "temp_dir.hpp"
 
 namespace {
@@ -49,13 +47,6 @@ struct CountingTransport {
     void broadcast(std::string) { ++broadcasts; }
 };
 
-// The application's event loop, as far as commit completions go.
-class Loop {
-  public:
-    krmx::PostToLoop poster() {
-        return [this](std::function<void()> f) {
-            {
-                std::lock_guard lock{mutex_};
                 posted_.push_back(std::move(f));
             }
             ready_.notify_one();
@@ -88,7 +79,7 @@ void BM_durable_server_sqlite_synced(benchmark::State& state) {
     krmx::testing::TempDir dir;
     krmx::SqliteEventStore store{dir.path() / "events.sqlite",
                                  {.durability = krmx::SqliteDurability::synced}};
-    Loop loop;
+    krmx::testing::Mailbox loop;
     CountingTransport transport;
     krmx::DomainHost host{transport};
     krmx::StreamDomain server{
@@ -110,7 +101,7 @@ void BM_durable_server_sqlite_synced(benchmark::State& state) {
                 transport.deliver(users[sent % users.size()], messages[sent % users.size()]);
                 ++sent;
             }
-            loop.run(pipelined);
+            if (pipelined) (void)loop.wait_and_run(std::chrono::milliseconds{50});
         }
     }
     if (server.statistics().refused() != 0) {

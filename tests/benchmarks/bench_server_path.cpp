@@ -6,12 +6,9 @@
 // The same workload was measured on the code before the front-door redesign (issue 20) in one run.
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +22,7 @@
 
 #include "bench_common.hpp"
 #include "claimable_counter/counter.hpp"
+#include "mailbox.hpp"
 
 namespace server_path_bench {
 
@@ -39,13 +37,6 @@ struct CountingSink final : krmx::net::SessionSink {
     void close(krmx::net::ConnectionId, krmx::net::CloseReason) override {}
 };
 
-// The application's event loop, as far as commit completions go.
-class Loop {
-  public:
-    krmx::PostToLoop poster() {
-        return [this](std::function<void()> f) {
-            {
-                std::lock_guard lock{mutex_};
                 posted_.push_back(std::move(f));
             }
             ready_.notify_one();
@@ -86,7 +77,7 @@ struct Round {
     CountingSink sink;
     krmx::net::Session session{sink};
     krmx::MemoryEventStore store;
-    Loop loop;
+    krmx::testing::Mailbox loop;
     krmx::DomainHost host{session};
     krmx::StreamDomain<Counter> server;
     std::vector<krmx::net::ConnectionId> connections;
@@ -113,7 +104,7 @@ void BM_server_path(benchmark::State& state) {
                 round->session.receive(round->connections[sent % round->connections.size()], append);
                 ++sent;
             }
-            if (pipelined) round->loop.run(true);
+            if (pipelined) (void)round->loop.wait_and_run(std::chrono::milliseconds{50});
         }
         const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
         state.SetIterationTime(took.count());

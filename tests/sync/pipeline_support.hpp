@@ -1,7 +1,7 @@
 #pragma once
-// For durability tests: a mailbox that plays the application's event loop (writer threads post completions,
-// the test thread runs them), a store wrapper that counts appends, can hold them at a gate and can fail one
-// on purpose, and a journal of one's own whose commits go to a function (krmx::Durability's extension point).
+// For durability tests: a store wrapper that counts appends, can hold them at a gate and can fail one on
+// purpose, and a journal of one's own whose commits go to a function (krmx::Durability's extension point).
+// The mailbox that plays the application's event loop is in tests/support/mailbox.hpp.
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -18,6 +18,8 @@
 
 #include <krmx/store/event_store.hpp>
 #include <krmx/sync/durability.hpp>
+
+#include "mailbox.hpp"
 
 namespace krmx::testing {
 
@@ -47,43 +49,6 @@ class CallbackJournal {
         CallbackJournal& owner;
     };
     Commit commit_;
-};
-
-class Mailbox {
-  public:
-    /// What krmx::DurableOptions takes as `post`: callable from any thread.
-    [[nodiscard]] std::function<void(std::function<void()>)> poster() {
-        return [this](std::function<void()> f) {
-            {
-                std::lock_guard lock{mutex_};
-                posted_.push_back(std::move(f));
-            }
-            arrived_.notify_all();
-        };
-    }
-    /// Runs what was posted so far; returns how many.
-    std::size_t run_posted() {
-        std::deque<std::function<void()>> ready;
-        {
-            std::lock_guard lock{mutex_};
-            ready.swap(posted_);
-        }
-        for (auto& f : ready) f();
-        return ready.size();
-    }
-    /// Waits up to `limit` for something to be posted, then runs it; returns how many ran.
-    std::size_t wait_and_run(std::chrono::milliseconds limit) {
-        {
-            std::unique_lock lock{mutex_};
-            arrived_.wait_for(lock, limit, [this] { return !posted_.empty(); });
-        }
-        return run_posted();
-    }
-
-  private:
-    std::mutex mutex_;
-    std::condition_variable arrived_;
-    std::deque<std::function<void()>> posted_;
 };
 
 /// A real store with instruments on its appends: a count, the size of each, a gate (appends wait until

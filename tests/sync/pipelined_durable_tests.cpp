@@ -412,3 +412,26 @@ TEST_CASE("a server process killed under load lost no event any client saw confi
     }
 }
 #endif
+
+TEST_CASE("after a failed commit the history's memory budget counts the events judged again once",
+          "[durable][pipelined]") {
+    // Each event below takes 38 bytes of the budget (its 33-byte text and the 5-byte dispatcher): six fit.
+    std::vector<krmx::CommitDone> held;
+    krmx::testing::CallbackJournal journal{
+        [&](std::span<const krmx::CommitEvent>, krmx::CommitDone done) { held.push_back(std::move(done)); }};
+    Table t{{.max_history_bytes = 6 * 38, .durability = journal.durability()}};
+    const auto one = [&] { return t.server.dispatch_text("alice", R"({"type":"increment","payload":1})"); };
+    REQUIRE(one());  // in flight alone
+    for (int i = 0; i < 4; ++i) REQUIRE(one());  // waiting behind it
+    REQUIRE(held.size() == 1);
+    held[0](std::string{"disk full"});  // the first is lost; the four are judged again and wait anew
+    CHECK(t.server.size() == 4);
+    CHECK(t.server.statistics().redispatched == 4);
+    CHECK(t.server.statistics().too_large == 0);
+    REQUIRE(held.size() == 2);
+    held[1](std::nullopt);
+    CHECK(t.server.confirmed_size() == 4);
+    CHECK(one());  // five and six still fit
+    CHECK(one());
+    CHECK(t.server.dispatch_text("alice", R"({"type":"increment","payload":1})").reason().starts_with("stream is full"));
+}

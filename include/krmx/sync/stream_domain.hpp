@@ -421,6 +421,11 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
                 refuse(stream_.log()[first + i].dispatcher(), batch[i].id, events_[first + i], refusal);
             }
         }
+        // Back to the last commit: the history's budget, the log, the texts and the state (rebuilt by
+        // replay: see take_back), keeping what those behind the batch need to be judged again.
+        for (std::size_t position = first; position < events_.size(); ++position) {
+            history_bytes_ -= events_[position].size() + stream_.log()[position].dispatcher().size();
+        }
         struct Again {
             std::string dispatcher;
             std::string text;
@@ -430,10 +435,6 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
         for (std::size_t i = 0; i < behind.size(); ++i) {
             const std::size_t position = first + batch.size() + i;
             again.push_back(Again{std::string{stream_.log()[position].dispatcher()}, std::move(events_[position]), behind[i]});
-        }
-        // Back to the last commit: the log, the texts and the state (rebuilt by replay: see take_back).
-        for (std::size_t position = first; position < events_.size(); ++position) {
-            history_bytes_ -= events_[position].size() + stream_.log()[position].dispatcher().size();
         }
         stream_.take_back(first);
         events_.resize(first);

@@ -47,29 +47,6 @@ struct CountingTransport {
     void broadcast(std::string) { ++broadcasts; }
 };
 
-                posted_.push_back(std::move(f));
-            }
-            ready_.notify_one();
-        };
-    }
-    // Runs what was posted; waits a little for something when `wait` and nothing is there.
-    void run(bool wait) {
-        std::deque<std::function<void()>> ready;
-        {
-            std::unique_lock lock{mutex_};
-            if (wait)
-                ready_.wait_for(lock, std::chrono::milliseconds{50}, [this] { return !posted_.empty(); });
-            ready.swap(posted_);
-        }
-        for (auto& f : ready) f();
-    }
-
-  private:
-    std::mutex mutex_;
-    std::condition_variable ready_;
-    std::deque<std::function<void()>> posted_;
-};
-
 // range(0): 0 = one fsync per event (synchronous commits), 1 = pipelined. Each iteration
 // confirms `per_iteration` events from 4 users that keep `window` appends outstanding between them.
 void BM_durable_server_sqlite_synced(benchmark::State& state) {

@@ -37,28 +37,6 @@ struct CountingSink final : krmx::net::SessionSink {
     void close(krmx::net::ConnectionId, krmx::net::CloseReason) override {}
 };
 
-                posted_.push_back(std::move(f));
-            }
-            ready_.notify_one();
-        };
-    }
-    void run(bool wait) {
-        std::deque<std::function<void()>> ready;
-        {
-            std::unique_lock lock{mutex_};
-            if (wait)
-                ready_.wait_for(lock, std::chrono::milliseconds{50}, [this] { return !posted_.empty(); });
-            ready.swap(posted_);
-        }
-        for (auto& f : ready) f();
-    }
-
-  private:
-    std::mutex mutex_;
-    std::condition_variable ready_;
-    std::deque<std::function<void()>> posted_;
-};
-
 // One server with its users linked, fresh for each round so that memory stays bounded.
 struct Round {
     explicit Round(bool pipelined)

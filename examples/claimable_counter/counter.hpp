@@ -7,7 +7,10 @@
 #include <string>
 #include <string_view>
 
-#include <krmx/krmx.hpp>
+// Shared game code needs only the model: servers and clients include what they run it in.
+#include <krmx/core/event_type.hpp>
+#include <krmx/core/outcome.hpp>
+#include <krmx/stream/stream_model.hpp>
 
 struct Counter {
     int counter = 0;

@@ -12,6 +12,7 @@
 #include <krmx/sync/stream_client.hpp>
 #include <krmx/sync/stream_domain.hpp>
 #include <krmx/testing/hub.hpp>
+#include <krmx/version.hpp>
 
 #include "counter.hpp"
 

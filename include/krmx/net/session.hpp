@@ -227,10 +227,12 @@ class Session {
 
     // --- the I/O layer ------------------------------------------------------------------------------
 
-    /// A new connection is open (for a WebSocket: after the upgrade and the HTTP checks).
-    [[nodiscard]] ConnectionId connect() {
+    /// A new connection is open (for a WebSocket: after the upgrade and the HTTP checks). `address` says
+    /// where it comes from (the WebSocket server passes the client's address, one key per IPv4 address or
+    /// IPv6 /64); the per-address limits of SessionOptions count by it. Empty: unknown, and not limited.
+    [[nodiscard]] ConnectionId connect(std::string_view address = {}) {
         const ConnectionId id = ++last_connection_;
-        connections_.emplace(id, Connection{clock_.now(), nullptr, std::nullopt});
+        connections_.emplace(id, Connection{clock_.now(), nullptr, std::nullopt, std::string{address}});
         ++statistics_.connections_opened;
         return id;
     }
@@ -424,6 +426,7 @@ class Session {
         TimePoint unlinked_since;
         User* user = nullptr;
         std::optional<PendingLink> pending;
+        std::string address;  // the key of the per-address limits; empty: not limited
     };
 
     [[nodiscard]] Connection* find_connection(ConnectionId id) {

@@ -669,3 +669,207 @@ TEST_CASE("callbacks that throw are counted where the application can read them"
     CHECK(f.session.statistics().callback_errors == 2);
     CHECK(f.session.linked("alice"));
 }
+
+// --- exposed to the internet: forgotten users and per-address limits --------------------------------------
+
+TEST_CASE("by default unlinked users are remembered, as in Krmx", "[net][session][abuse]") {
+    Fixture f;
+    const auto b = f.linked_user("bob");
+    f.session.disconnect(b);
+    f.clock.advance(std::chrono::hours{24 * 30});
+    f.session.tick();
+    CHECK(f.session.known("bob"));
+    CHECK(f.session.statistics().forgotten_users == 0);
+    CHECK_FALSE(f.session.next_deadline());
+}
+
+TEST_CASE("unlinked users are forgotten after a while, with the krmx/left broadcast", "[net][session][abuse]") {
+    krmx::net::SessionOptions options;
+    options.forget_unlinked_after = 60s;
+    options.link_deadline = krmx::Duration::zero();
+    Fixture f{options};
+    std::vector<std::string> left_hooks;
+    auto s = f.session.on_leave([&](std::string_view u) { left_hooks.emplace_back(u); });
+    const auto a = f.linked_user("alice");
+    const auto b = f.linked_user("bob");
+    const auto c = f.linked_user("carol");
+    f.session.disconnect(b);
+    f.clock.advance(10s);
+    f.session.receive(c, R"({"type":"krmx/unlink"})");  // an unlink on an open socket counts too
+    f.sink.clear();
+    CHECK(f.session.next_deadline() == f.clock.now() + 50s);
+
+    f.clock.advance(49s);
+    f.session.tick();
+    CHECK(f.session.known("bob"));
+    f.clock.advance(1s);
+    f.session.tick();
+    CHECK_FALSE(f.session.known("bob"));
+    CHECK(f.sink.take(a) == Frames{left("bob")});
+    CHECK(f.sink.take(c).empty());  // carol's socket is open but not linked: unlinked sockets hear nothing
+    CHECK(left_hooks == std::vector<std::string>{"bob"});
+    CHECK(f.session.statistics().forgotten_users == 1);
+    CHECK(f.session.statistics().leaves == 1);
+
+    // carol relinks before her time is up: her clock stops, and starts again at her next unlink
+    f.clock.advance(5s);
+    f.session.receive(c, link_frame("carol"));
+    REQUIRE(f.session.linked("carol"));
+    f.clock.advance(30s);
+    f.session.tick();
+    CHECK(f.session.known("carol"));
+    f.session.disconnect(c);
+    f.clock.advance(59s);
+    f.session.tick();
+    CHECK(f.session.known("carol"));
+    f.clock.advance(1s);
+    f.session.tick();
+    CHECK_FALSE(f.session.known("carol"));
+
+    // a later joiner sees only who is still there
+    f.sink.clear();
+    const auto d = f.session.connect();
+    f.session.receive(d, link_frame("dave"));
+    CHECK(f.sink.take(d) == Frames{accepted, joined("alice"), linked("alice"), joined("dave"), linked("dave")});
+    CHECK(f.session.statistics().forgotten_users == 2);
+}
+
+TEST_CASE("beyond max_unlinked_users the user unlinked longest ago is forgotten at once", "[net][session][abuse]") {
+    krmx::net::SessionOptions options;
+    options.max_unlinked_users = 2;
+    Fixture f{options};
+    const auto a = f.linked_user("alice");
+    const auto u1 = f.linked_user("u1");
+    const auto u2 = f.linked_user("u2");
+    const auto u3 = f.linked_user("u3");
+    f.session.disconnect(u1);
+    f.session.disconnect(u2);
+    f.sink.clear();
+    CHECK(f.session.known("u1"));
+    f.session.disconnect(u3);  // three unlinked: u1 goes, without waiting for a tick
+    CHECK_FALSE(f.session.known("u1"));
+    CHECK(f.session.known("u2"));
+    CHECK(f.session.known("u3"));
+    CHECK(f.sink.take(a) == Frames{unlinked("u3"), left("u1")});
+
+    // a relinked user no longer counts as unlinked
+    const auto again = f.session.connect();
+    f.session.receive(again, link_frame("u2"));
+    REQUIRE(f.session.linked("u2"));
+    const auto u4 = f.linked_user("u4");
+    f.session.receive(u4, R"({"type":"krmx/unlink"})");
+    CHECK(f.session.known("u3"));
+    CHECK(f.session.known("u4"));
+    CHECK(f.session.statistics().forgotten_users == 1);
+
+    // a spray of throw-away names leaves the table, and a joiner's roster, bounded
+    for (int i = 0; i < 10'000; ++i) {
+        const auto c = f.session.connect();
+        f.session.receive(c, link_frame("spray" + std::to_string(i)));
+        f.session.disconnect(c);
+    }
+    CHECK(f.session.users().size() == 2 + 2);  // alice, u2 linked; the two unlinked last
+    CHECK(f.session.known("spray9999"));
+    CHECK(f.session.statistics().forgotten_users == 1 + 10'000);
+    f.sink.clear();
+    const auto joiner = f.session.connect();
+    f.session.receive(joiner, link_frame("zoe"));
+    CHECK(f.sink.take(joiner).size() == 1 + 2 * 2 + 2 + 2);  // accepted, alice and u2 (joined, linked),
+                                                            // two sprayed (joined), zoe (joined, linked)
+}
+
+TEST_CASE("link attempts are limited per address per second", "[net][session][abuse]") {
+    krmx::net::SessionOptions options;
+    options.link_attempts_per_address_per_second = 3;
+    Fixture f{options};
+    const auto c = f.session.connect("10.0.0.1");
+    const auto churn = [&] {
+        f.session.receive(c, link_frame("alice"));
+        const bool ok = f.session.linked("alice");
+        if (ok) f.session.receive(c, R"({"type":"krmx/unlink"})");
+        return ok;
+    };
+    CHECK(churn());
+    CHECK(churn());
+    CHECK(churn());
+    f.sink.clear();
+    CHECK_FALSE(churn());
+    CHECK(f.sink.take(c) == Frames{rejected("too many link attempts")});
+    CHECK(f.session.statistics().rejected_link_rate == 1);
+    // a new connection from the same address shares the budget; another address, or none, has its own
+    const auto same = f.session.connect("10.0.0.1");
+    f.session.receive(same, link_frame("bob"));
+    CHECK_FALSE(f.session.linked("bob"));
+    const auto other = f.session.connect("10.0.0.2");
+    f.session.receive(other, link_frame("bob"));
+    CHECK(f.session.linked("bob"));
+    const auto local = f.session.connect();
+    for (int i = 0; i < 10; ++i) {
+        f.session.receive(local, link_frame("carol"));
+        REQUIRE(f.session.linked("carol"));
+        f.session.receive(local, R"({"type":"krmx/unlink"})");
+    }
+    // the budget refills at the rate: one attempt per third of a second
+    f.clock.advance(340ms);
+    CHECK(churn());
+    CHECK_FALSE(churn());
+    CHECK(f.session.statistics().rejected_link_rate == 3);
+    CHECK(f.session.statistics().rejected() == 3);
+    // frames that are no link request do not count as attempts
+    f.clock.advance(1s);
+    f.session.receive(c, "garbage");
+    f.session.receive(c, R"({"type":"custom"})");
+    CHECK(churn());
+}
+
+TEST_CASE("new usernames are limited per address per minute; known users relink", "[net][session][abuse]") {
+    krmx::net::SessionOptions options;
+    options.new_users_per_address_per_minute = 2;
+    Fixture f{options};
+    const auto throwaway = [&](std::string_view address, const std::string& name) {
+        const auto c = f.session.connect(address);
+        f.session.receive(c, link_frame(name));
+        const bool ok = f.session.linked(name);
+        auto frames = f.sink.take(c);
+        f.session.disconnect(c);
+        return ok ? Frames{} : frames;
+    };
+    CHECK(throwaway("a", "u1").empty());
+    CHECK(throwaway("a", "u2").empty());
+    CHECK(throwaway("a", "u3") == Frames{rejected("too many new users")});
+    CHECK(f.session.statistics().rejected_new_user_rate == 1);
+    CHECK(throwaway("a", "u1").empty());  // known: a relink, not a new user
+    CHECK(throwaway("b", "u3").empty());
+    // a refused link (a bad version, a taken name) does not spend the budget
+    const auto c = f.session.connect("b");
+    f.session.receive(c, link_frame("u4", "0.4.0"));
+    CHECK_FALSE(f.session.known("u4"));
+    CHECK(throwaway("b", "u5").empty());
+    CHECK(throwaway("b", "u6") == Frames{rejected("too many new users")});
+    // half a minute gives one back
+    f.clock.advance(30s);
+    CHECK(throwaway("a", "u7").empty());
+    CHECK(throwaway("a", "u8") == Frames{rejected("too many new users")});
+    CHECK(f.session.statistics().rejected_new_user_rate == 3);
+}
+
+TEST_CASE("the per-address table forgets addresses that are gone and idle", "[net][session][abuse]") {
+    krmx::net::SessionOptions options;
+    options.link_attempts_per_address_per_second = 5;
+    options.new_users_per_address_per_minute = 5;
+    options.max_unlinked_users = 10;
+    options.link_deadline = krmx::Duration::zero();  // the kept connection stays open
+    Fixture f{options};
+    for (int i = 0; i < 1000; ++i) {
+        const auto c = f.session.connect("10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256));
+        f.session.receive(c, link_frame("spray" + std::to_string(i)));
+        f.session.disconnect(c);
+    }
+    CHECK(f.session.tracked_addresses() == 1000);  // their budgets are not full again yet
+    const auto kept = f.session.connect("192.168.1.1");
+    f.clock.advance(61s);
+    f.session.tick();
+    CHECK(f.session.tracked_addresses() == 1);  // the open connection's address stays
+    f.session.disconnect(kept);
+    CHECK(f.session.tracked_addresses() == 0);
+}

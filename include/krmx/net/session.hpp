@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -120,6 +121,24 @@ struct SessionOptions {
     /// A connection that is not linked this long after it opened (or after its last unlink) is closed.
     /// Zero: never.
     Duration link_deadline = std::chrono::seconds{60};
+
+    // Limits for a server exposed to the internet (krmx::net::internet_facing sets them all). The defaults
+    // keep Krmx's behaviour, which suits a small game among friends.
+
+    /// A user that has been unlinked this long is forgotten: it leaves, with the `krmx/left` broadcast, as
+    /// if it had sent `krmx/leave`. Zero: never (Krmx: a user is known until it leaves or is kicked, so
+    /// every user that ever linked is in the roster each later joiner receives).
+    Duration forget_unlinked_after = Duration::zero();
+    /// At most this many unlinked users are remembered; past it, the one unlinked longest ago is forgotten
+    /// at once. Zero: no limit.
+    std::size_t max_unlinked_users = 0;
+    /// Link requests per connection address per second (a budget that refills at this rate and holds at
+    /// most this many); more are rejected with `too many link attempts`. Zero: no limit. Connections
+    /// without an address (connect() with none) are not limited.
+    std::size_t link_attempts_per_address_per_second = 0;
+    /// Links of new users (usernames the session does not know) per address per minute, budgeted the same
+    /// way; more are rejected with `too many new users`. Known users may always relink. Zero: no limit.
+    std::size_t new_users_per_address_per_minute = 0;
 };
 
 /// Session counters. Never reset.
@@ -134,11 +153,13 @@ struct SessionStatistics {
     // Link rejections, one counter per check of docs/protocol.md section 1, in its order.
     std::uint64_t rejected_invalid_message = 0;
     std::uint64_t rejected_unlinked_connection = 0;
+    std::uint64_t rejected_link_rate = 0;  ///< over link_attempts_per_address_per_second
     std::uint64_t rejected_invalid_link_request = 0;
     std::uint64_t rejected_version = 0;
     std::uint64_t rejected_username = 0;
     std::uint64_t rejected_not_accepting = 0;
     std::uint64_t rejected_already_linked = 0;
+    std::uint64_t rejected_new_user_rate = 0;   ///< over new_users_per_address_per_minute
     std::uint64_t rejected_authentication = 0;  ///< the hook's own reasons (and hooks that threw)
     std::uint64_t authentication_timeouts = 0;
     std::uint64_t unlinked_by_bad_message = 0;       ///< a linked connection sent something unparsable or a
@@ -146,15 +167,18 @@ struct SessionStatistics {
     std::uint64_t ignored_while_authenticating = 0;  ///< frames on a connection waiting for its answer
     std::uint64_t link_deadline_closes = 0;
     std::uint64_t undeliverable = 0;  ///< send() to a user that is not linked: dropped
+    std::uint64_t forgotten_users = 0;  ///< unlinked users forgotten (forget_unlinked_after,
+                                        ///< max_unlinked_users); also counted in `leaves`
     std::uint64_t hook_errors = 0;    ///< authentication hooks that threw
     /// The application's callbacks (on_join, on_link, on_unlink, on_leave, on_message) that threw: each is
     /// counted and skipped, the other callbacks and the session go on.
     std::uint64_t callback_errors = 0;
 
     [[nodiscard]] std::uint64_t rejected() const noexcept {
-        return rejected_invalid_message + rejected_unlinked_connection + rejected_invalid_link_request +
-               rejected_version + rejected_username + rejected_not_accepting + rejected_already_linked +
-               rejected_authentication + authentication_timeouts;
+        return rejected_invalid_message + rejected_unlinked_connection + rejected_link_rate +
+               rejected_invalid_link_request + rejected_version + rejected_username + rejected_not_accepting +
+               rejected_already_linked + rejected_new_user_rate + rejected_authentication +
+               authentication_timeouts;
     }
 };
 
@@ -189,6 +213,42 @@ namespace detail {
     const auto* member = message.field(key);
     return member ? krmx::detail::json_string_value(member->value) : std::nullopt;
 }
+
+// A budget of `capacity` that refills at `capacity` per `period` and starts full: a rate limit that allows
+// a burst as large as one period's worth.
+class TokenBucket {
+  public:
+    [[nodiscard]] bool take(TimePoint now, std::size_t capacity, Duration period) {
+        refill(now, capacity, period);
+        if (tokens_ < 1.0) return false;
+        tokens_ -= 1.0;
+        return true;
+    }
+    [[nodiscard]] bool full(TimePoint now, std::size_t capacity, Duration period) {
+        refill(now, capacity, period);
+        return tokens_ >= static_cast<double>(capacity);
+    }
+
+  private:
+    void refill(TimePoint now, std::size_t capacity, Duration period) {
+        const auto cap = static_cast<double>(capacity);
+        if (!started_) {
+            started_ = true;
+            tokens_ = cap;
+            at_ = now;
+            return;
+        }
+        if (now <= at_) return;
+        const double periods = std::chrono::duration<double>(now - at_).count() /
+                               std::chrono::duration<double>(period).count();
+        tokens_ = std::min(cap, tokens_ + cap * periods);
+        at_ = now;
+    }
+
+    double tokens_ = 0.0;
+    TimePoint at_{};
+    bool started_ = false;
+};
 
 // Readers for nested receive() calls (a hook may deliver another frame synchronously): one per level.
 class ReaderStack {
@@ -232,7 +292,15 @@ class Session {
     /// IPv6 /64); the per-address limits of SessionOptions count by it. Empty: unknown, and not limited.
     [[nodiscard]] ConnectionId connect(std::string_view address = {}) {
         const ConnectionId id = ++last_connection_;
-        connections_.emplace(id, Connection{clock_.now(), nullptr, std::nullopt, std::string{address}});
+        const bool limited = !address.empty() && (options_.link_attempts_per_address_per_second > 0 ||
+                                                   options_.new_users_per_address_per_minute > 0);
+        connections_.emplace(id, Connection{clock_.now(), nullptr, std::nullopt,
+                                            limited ? std::string{address} : std::string{}});
+        if (limited) {
+            auto it = addresses_.find(address);
+            if (it == addresses_.end()) it = addresses_.emplace(std::string{address}, AddressBudget{}).first;
+            ++it->second.connections;
+        }
         ++statistics_.connections_opened;
         return id;
     }
@@ -252,6 +320,7 @@ class Session {
         } else {
             unlinked_message(connection, message);
         }
+        forget_due();
     }
 
     /// The connection is gone (the peer closed it, the socket failed, the I/O layer gave up on it). Its user
@@ -260,6 +329,7 @@ class Session {
         const auto it = connections_.find(connection);
         if (it == connections_.end()) return;
         forget_connection(it);
+        forget_due();
     }
 
     /// Fires what is due: authentication timeouts and link deadlines. Call it now and then (the WebSocket
@@ -291,6 +361,11 @@ class Session {
             forget_connection(it);
             sink_->close(id, CloseReason::link_deadline);
         }
+        forget_due();
+        // Addresses with no connection whose budgets are full again carry no information: drop them.
+        for (auto it = addresses_.begin(); it != addresses_.end();) {
+            it = idle(it->second, now) ? addresses_.erase(it) : std::next(it);
+        }
     }
 
     /// When tick() has something to do next, if anything is waiting.
@@ -305,6 +380,9 @@ class Session {
             } else if (!c.user && options_.link_deadline > Duration::zero()) {
                 consider(c.unlinked_since + options_.link_deadline);
             }
+        }
+        if (options_.forget_unlinked_after > Duration::zero() && !unlinked_.empty()) {
+            consider(unlinked_.front()->unlinked_at + options_.forget_unlinked_after);
         }
         return best;
     }
@@ -358,6 +436,7 @@ class Session {
         auto* u = find_user(username);
         if (!u || !u->connection) return false;
         unlink_user(*u, true);
+        forget_due();
         return true;
     }
     /// The user leaves (@krmx/server's kick): unlinked first when linked, then forgotten. False when unknown.
@@ -401,6 +480,9 @@ class Session {
     }
     [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
     [[nodiscard]] std::size_t linked_count() const noexcept { return linked_count_; }
+    /// Addresses the per-address limits remember now: those with open connections, and those whose
+    /// budgets have not refilled yet (tick() drops the others).
+    [[nodiscard]] std::size_t tracked_addresses() const noexcept { return addresses_.size(); }
     [[nodiscard]] const SessionStatistics& statistics() const noexcept {
         statistics_.callback_errors = on_join_.errors() + on_link_.errors() + on_unlink_.errors() +
                                       on_leave_.errors() + on_message_.errors();
@@ -415,6 +497,14 @@ class Session {
         std::string username;
         std::optional<ConnectionId> connection;
         std::vector<std::string> features;  // of the link, while linked
+        // While unlinked: since when, and where in unlinked_ (the order in which users were unlinked).
+        TimePoint unlinked_at{};
+        std::optional<std::list<User*>::iterator> in_unlinked;
+    };
+    struct AddressBudget {
+        std::size_t connections = 0;
+        detail::TokenBucket links;
+        detail::TokenBucket new_users;
     };
     struct PendingLink {
         std::uint64_t ticket;
@@ -490,6 +580,14 @@ class Session {
             reject(connection, "unlinked connection");
             return;
         }
+        auto* budget = budget_of(connection);
+        if (budget && options_.link_attempts_per_address_per_second > 0 &&
+            !budget->links.take(clock_.now(), options_.link_attempts_per_address_per_second,
+                                std::chrono::seconds{1})) {
+            ++statistics_.rejected_link_rate;
+            reject(connection, "too many link attempts");
+            return;
+        }
         auto request = parse_link(connection, *message);
         if (!request) {
             ++statistics_.rejected_invalid_link_request;
@@ -517,6 +615,13 @@ class Session {
         if ((existing && existing->connection) || reserved(request->username)) {
             ++statistics_.rejected_already_linked;
             reject(connection, "user " + request->username + " is already linked to a connection");
+            return;
+        }
+        if (request->is_new_user && budget && options_.new_users_per_address_per_minute > 0 &&
+            !budget->new_users.take(clock_.now(), options_.new_users_per_address_per_minute,
+                                    std::chrono::minutes{1})) {
+            ++statistics_.rejected_new_user_rate;
+            reject(connection, "too many new users");
             return;
         }
         if (!options_.authenticate) {
@@ -603,7 +708,7 @@ class Session {
             // Join: the others hear of the new user first, then the user exists (last in join order).
             broadcast(
                 std::make_shared<const std::string>(detail::session_user_frame("krmx/joined", username)));
-            users_.push_back(std::make_unique<User>(User{username, std::nullopt, {}}));
+            users_.push_back(std::make_unique<User>(User{username, std::nullopt, {}, {}, std::nullopt}));
             by_name_.emplace(users_.back()->username, users_.back().get());
             ++statistics_.joins;
             on_join_.emit(username);
@@ -614,6 +719,7 @@ class Session {
         c->user = u;
         u->connection = connection;
         u->features = std::move(features);
+        drop_unlinked(*u);
         ++linked_count_;
         ++statistics_.links;
         for (const auto& other : users_) {
@@ -639,6 +745,8 @@ class Session {
         }
         u.connection.reset();
         u.features.clear();
+        u.unlinked_at = clock_.now();
+        u.in_unlinked = unlinked_.insert(unlinked_.end(), &u);
         --linked_count_;
         if (auto* c = find_connection(connection)) {
             c->user = nullptr;
@@ -665,6 +773,7 @@ class Session {
         broadcast(frame);
         u = find_user(username);
         if (!u) return true;
+        drop_unlinked(*u);
         by_name_.erase(u->username);
         std::erase_if(users_, [u](const std::unique_ptr<User>& p) { return p.get() == u; });
         ++statistics_.leaves;
@@ -672,9 +781,57 @@ class Session {
         return true;
     }
 
+    void drop_unlinked(User& u) {
+        if (u.in_unlinked) unlinked_.erase(*std::exchange(u.in_unlinked, std::nullopt));
+    }
+
+    // Forgets the unlinked users that have been unlinked too long, or that are too many (oldest first).
+    // Called at the end of each entry point, not in the middle of an unlink, so that the frames of one
+    // unlink or leave are never interleaved with another user's.
+    void forget_due() {
+        if (forgetting_ || unlinked_.empty()) return;
+        const bool by_time = options_.forget_unlinked_after > Duration::zero();
+        const bool by_count = options_.max_unlinked_users > 0;
+        if (!by_time && !by_count) return;
+        forgetting_ = true;
+        const TimePoint now = clock_.now();
+        while (!unlinked_.empty()) {
+            User* oldest = unlinked_.front();
+            const bool too_many = by_count && unlinked_.size() > options_.max_unlinked_users;
+            const bool too_old = by_time && now >= oldest->unlinked_at + options_.forget_unlinked_after;
+            if (!too_many && !too_old) break;
+            ++statistics_.forgotten_users;
+            const std::string name = oldest->username;
+            (void)leave(name);
+            if (!unlinked_.empty() && unlinked_.front() == oldest) break;  // a hook kept it: try next time
+        }
+        forgetting_ = false;
+    }
+
+    [[nodiscard]] AddressBudget* budget_of(ConnectionId connection) {
+        const auto* c = find_connection(connection);
+        if (!c || c->address.empty()) return nullptr;
+        const auto it = addresses_.find(c->address);
+        return it == addresses_.end() ? nullptr : &it->second;
+    }
+
+    [[nodiscard]] bool idle(AddressBudget& b, TimePoint now) const {
+        return b.connections == 0 &&
+               (options_.link_attempts_per_address_per_second == 0 ||
+                b.links.full(now, options_.link_attempts_per_address_per_second, std::chrono::seconds{1})) &&
+               (options_.new_users_per_address_per_minute == 0 ||
+                b.new_users.full(now, options_.new_users_per_address_per_minute, std::chrono::minutes{1}));
+    }
+
     void forget_connection(std::unordered_map<ConnectionId, Connection>::iterator it) {
         User* u = it->second.user;
         if (it->second.pending) std::erase(reserved_, it->second.pending->username);
+        if (!it->second.address.empty()) {
+            const auto a = addresses_.find(it->second.address);
+            if (a != addresses_.end() && --a->second.connections == 0 && idle(a->second, clock_.now())) {
+                addresses_.erase(a);
+            }
+        }
         connections_.erase(it);
         ++statistics_.connections_closed;
         if (u) unlink_user(*u, false);
@@ -693,6 +850,9 @@ class Session {
     std::vector<std::unique_ptr<User>> users_;  // join order
     std::unordered_map<std::string_view, User*, NameHash, std::equal_to<>> by_name_;
     std::vector<std::string> reserved_;  // usernames waiting for an authentication answer
+    std::list<User*> unlinked_;          // unlinked users, the one unlinked longest ago first
+    bool forgetting_ = false;
+    std::unordered_map<std::string, AddressBudget, NameHash, std::equal_to<>> addresses_;
     detail::ReaderStack readers_;
     ConnectionId last_connection_ = 0;
     std::uint64_t last_ticket_ = 0;

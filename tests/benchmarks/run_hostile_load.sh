@@ -106,7 +106,7 @@ honest() {
   local deadline
   deadline=$(awk -v a="$link_timeout" -v s="$seconds" -v w="$warmup" 'BEGIN { print a + 10 + w + s + 5 }')
   timeout -k 2 "$deadline" "$load_bin" --port "$port" --pid "$pid" --clients "$players" --rate "$rate" \
-    --seconds "$seconds" --warmup "$warmup" --source-base 127.0.1.1 --link-timeout "$link_timeout" \
+    --seconds "$seconds" --warmup "$warmup" --source-base 127.0.1.1 --no-delay 1 --link-timeout "$link_timeout" \
     --label "$name" --ready-file "$work/$name.ready" >"$work/$name.load" 2>"$work/$name.load.err" &
   load_pid=$!
   children+=("$load_pid")

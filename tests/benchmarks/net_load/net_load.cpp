@@ -7,7 +7,7 @@
 //   open loop (run_hostile_load.sh): each client sends `rate` events per second on a fixed schedule,
 //   whether or not earlier ones were confirmed
 //     krmx_net_load --port P --pid PID --clients 100 --rate 5 [--seconds 10] [--warmup 2]
-//                   [--source-base 127.0.1.1] [--link-timeout 60] [--ready-file PATH]
+//                   [--source-base 127.0.1.1] [--link-timeout 60] [--ready-file PATH] [--no-delay 1]
 //
 // Prints one JSON line: confirmed events per second at the server (every confirmed event is broadcast to
 // every client; client 0 counts them), p50/p99 of the time from send to the sender's own confirmation,
@@ -23,6 +23,7 @@
 // --source-base A: client i binds to address A+i before connecting (one address per player; all of 127/8
 // is loopback on Linux). --ready-file: created when the load starts (after linking), for a script that
 // starts other traffic then. --warmup: load before the measurement window (default min(0.5, seconds/4)).
+// --no-delay 1: TCP_NODELAY on the players' sockets, as browsers and Node's ws set it.
 //
 // The client side is raw Asio TCP with hand-written WebSocket framing, not Beast: every client receives every
 // broadcast event, so one thread handles clients x events frames per second, and Beast's per-frame read path
@@ -69,6 +70,7 @@ struct Settings {
     std::string source_base;   // empty: the kernel picks the source address
     double link_timeout = 60;  // seconds for every client to link
     std::string ready_file;    // created when the load starts
+    bool no_delay = false;     // TCP_NODELAY, as browsers and Node's ws set it
     [[nodiscard]] bool open_loop() const { return rate > 0; }
 };
 
@@ -241,6 +243,10 @@ void Client::start(const tcp::endpoint& endpoint, const boost::asio::ip::address
     }
     socket.async_connect(endpoint, [self = shared_from_this()](const error_code& ec) {
         if (ec) return self->fail("connect", ec);
+        if (self->run->settings.no_delay) {
+            error_code ignored;
+            self->socket.set_option(tcp::no_delay(true), ignored);
+        }
         // Nagle stays on, as with the Beast client this replaces, so that numbers stay comparable.
         // The key is fixed (any 16 bytes in base64 are valid), and the server's Sec-WebSocket-Accept is not
         // verified: it only proves that the server speaks WebSocket, which the first frame proves as well.
@@ -645,6 +651,8 @@ int main(int argc, char** argv) {
             s.link_timeout = std::stod(value);
         else if (arg == "--ready-file")
             s.ready_file = value;
+        else if (arg == "--no-delay")
+            s.no_delay = value == "1";
         else {
             std::cerr << "unknown argument " << arg << "\n";
             return 2;
@@ -653,7 +661,8 @@ int main(int argc, char** argv) {
     if (s.port == 0) {
         std::cerr
             << "usage: krmx_net_load --port P [--pid PID] [--clients N] [--seconds S] [--window W]\n"
-               "         [--rate R] [--warmup S] [--source-base A] [--link-timeout S] [--ready-file PATH]\n";
+               "         [--rate R] [--warmup S] [--source-base A] [--link-timeout S] [--ready-file PATH]\n"
+               "         [--no-delay 1]\n";
         return 2;
     }
     const bool open_loop = s.open_loop();

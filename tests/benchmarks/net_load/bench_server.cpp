@@ -45,7 +45,8 @@ krmx::net::WebSocketServerOptions internet_facing_options(krmx::net::WebSocketSe
 }
 // ---------------------------------------------------------------------------------------------------------
 
-nlohmann::json statistics_json(krmx::net::WebSocketServer& server, std::optional<double> forget_after) {
+nlohmann::json statistics_json(krmx::net::WebSocketServer& server, std::optional<double> forget_after,
+                               bool forget_applied) {
     const auto& w = server.statistics();
     const auto& s = server.session().statistics();
     return nlohmann::json{
@@ -73,7 +74,7 @@ nlohmann::json statistics_json(krmx::net::WebSocketServer& server, std::optional
           {"leaves", s.leaves},
           {"rejected", s.rejected()},
           {"forget_after_s", forget_after ? nlohmann::json(*forget_after) : nlohmann::json()},
-          {"forget_applied", false}}}};
+          {"forget_applied", forget_applied}}}};
 }
 
 }  // namespace
@@ -99,8 +100,10 @@ int main(int argc, char** argv) {
     options.max_frames_per_second = 0;  // the load generator is no flood
     if (internet) options = internet_facing_options(krmx::net::WebSocketServerOptions{});
     options.address = "127.0.0.1";  // a benchmark never listens beyond this machine
+    bool forget_applied = false;
     if (forget_after) {
-        // The session cannot forget unlinked users yet; when it can, set its option here.
+        // The session cannot forget unlinked users yet. When it can: set its option from *forget_after here,
+        // and forget_applied = true (run_hostile_load.sh reads it from the statistics).
         std::cerr
             << "krmx_net_bench_server: --forget-after is not supported by the server yet; unlinked users "
                "are kept\n";
@@ -115,7 +118,7 @@ int main(int argc, char** argv) {
     std::function<void()> wait_report = [&] {
         report.async_wait([&](const boost::system::error_code& ec, int) {
             if (ec) return;
-            std::cout << statistics_json(server, forget_after).dump() << std::endl;
+            std::cout << statistics_json(server, forget_after, forget_applied).dump() << std::endl;
             wait_report();
         });
     };
@@ -125,6 +128,6 @@ int main(int argc, char** argv) {
     }
     std::cout << R"({"port":)" << server.port() << "}" << std::endl;
     server.run();
-    if (stats) std::cout << statistics_json(server, forget_after).dump() << std::endl;
+    if (stats) std::cout << statistics_json(server, forget_after, forget_applied).dump() << std::endl;
     return 0;
 }

@@ -3,7 +3,8 @@
 #   scripts/krmx.sh demo     the claimable counter as a web page (counter_server + examples/web) on 127.0.0.1
 #   scripts/krmx.sh demo --timeline   the in-process demo instead (examples/claimable_counter)
 #   scripts/krmx.sh test     the whole test suite: g++ with ASan+UBSan, clang++, g++ Release, a benchmark smoke run
-#   scripts/krmx.sh bench    the benchmarks side by side with the TypeScript reference (not part of `test`)
+#   scripts/krmx.sh bench    the benchmarks side by side with the TypeScript reference, and the hostile load
+#                            test (not part of `test`, which runs their quick versions)
 #   scripts/krmx.sh fuzz [--seconds N]   the libFuzzer harnesses for longer than the test suite runs them
 # Each installs the Debian packages it needs when they are missing (as root), or says what to install.
 set -euo pipefail
@@ -183,17 +184,25 @@ cmd_bench() {
   net_load
 }
 
-# The network load benchmark (krmx::websocket builds only): our server and the Node stack side by side.
+# The network load benchmark (krmx::websocket builds only): our server and the Node stack side by side;
+# then the hostile load test: honest players with and without abusive clients, and a username spray
+# (--quick fails when an honest player was unlinked or the server died).
 net_load() {
   local server="$build/tests/benchmarks/krmx_net_bench_server" load="$build/tests/benchmarks/krmx_net_load"
+  local abuse="$build/tests/benchmarks/krmx_net_abuse"
   if [ ! -x "$server" ] || [ ! -x "$load" ]; then
     say "no network load benchmark in $build (needs Boost: apt-get install libboost-dev)"
     return 0
   fi
-  local out="$build_root/net-load-table.md"
-  [ "${1:-}" = "--quick" ] && out="$build_root/net-load-table-quick.md"
+  local out="$build_root/net-load-table.md" hostile_out="$build_root/hostile-load-table.md"
+  if [ "${1:-}" = "--quick" ]; then
+    out="$build_root/net-load-table-quick.md" hostile_out="$build_root/hostile-load-table-quick.md"
+  fi
   say "network load benchmark ${1:-}"
   "$root/tests/benchmarks/run_net_load.sh" "$@" --out "$out" "$server" "$load"
+  [ -x "$abuse" ] || die "no $abuse (the hostile load test's abusive clients)"
+  say "hostile load test ${1:-}"
+  "$root/tests/benchmarks/run_hostile_load.sh" "$@" --out "$hostile_out" "$server" "$load" "$abuse"
 }
 
 cmd_fuzz() {

@@ -1,14 +1,29 @@
 // Load generator for a Krmx server with the counter domain (examples/counter_server, or the Node reference
 // tests/benchmarks/reference/net_server.mjs): N WebSocket clients on loopback, all linked, each appending
-// `increment` events to one domain with at most `window` unconfirmed at a time. One thread, one io_context.
+// `increment` events to one domain. One thread, one io_context. Two modes:
 //
-//   krmx_net_load --port P --pid SERVER_PID --clients 100 [--seconds 2] [--window 2] [--label cpp]
+//   closed loop (run_net_load.sh): at most `window` unconfirmed events per client at a time
+//     krmx_net_load --port P --pid SERVER_PID --clients 100 [--seconds 2] [--window 2] [--label cpp]
+//   open loop (run_hostile_load.sh): each client sends `rate` events per second on a fixed schedule,
+//   whether or not earlier ones were confirmed
+//     krmx_net_load --port P --pid PID --clients 100 --rate 5 [--seconds 10] [--warmup 2]
+//                   [--source-base 127.0.1.1] [--link-timeout 60] [--ready-file PATH] [--no-delay 1]
 //
 // Prints one JSON line: confirmed events per second at the server (every confirmed event is broadcast to
 // every client; client 0 counts them), p50/p99 of the time from send to the sender's own confirmation,
 // and the server's resident memory per idle linked connection (VmRSS before connecting, and after all
-// clients linked and received every user's `krmx/joined`, before any event). A client that the server
-// closes, or any socket error before the end, counts as failed (and makes the exit status 1).
+// clients linked and received every user's `krmx/joined`, before any event). Closed loop: a client that
+// the server closes, or any socket error before the end, counts as failed (and makes the exit status 1).
+//
+// Open loop: latency runs from the *scheduled* send time, so a stalled server cannot hide its stall by
+// slowing the senders down (coordinated omission); events sent in the measurement window and still not
+// confirmed 2 s after it count with the time they waited (`unconfirmed`). A client that gets krmx/unlinked
+// for itself, krmx/rejected, or is closed stops and counts in `unlinked` (with reasons); the others play
+// on, and the exit status is 1 when any was unlinked. `rss_kib`: the server's VmRSS when the window ends.
+// --source-base A: client i binds to address A+i before connecting (one address per player; all of 127/8
+// is loopback on Linux). --ready-file: created when the load starts (after linking), for a script that
+// starts other traffic then. --warmup: load before the measurement window (default min(0.5, seconds/4)).
+// --no-delay 1: TCP_NODELAY on the players' sockets, as browsers and Node's ws set it.
 //
 // The client side is raw Asio TCP with hand-written WebSocket framing, not Beast: every client receives every
 // broadcast event, so one thread handles clients x events frames per second, and Beast's per-frame read path
@@ -21,13 +36,18 @@
 #include <deque>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
 #include <nlohmann/json.hpp>
@@ -45,6 +65,13 @@ struct Settings {
     double seconds = 2.0;
     int window = 2;
     std::string label = "server";
+    double rate = 0;           // events per second per client; above zero: open loop
+    double warmup = -1;        // negative: min(0.5, seconds / 4)
+    std::string source_base;   // empty: the kernel picks the source address
+    double link_timeout = 60;  // seconds for every client to link
+    std::string ready_file;    // created when the load starts
+    bool no_delay = false;     // TCP_NODELAY, as browsers and Node's ws set it
+    [[nodiscard]] bool open_loop() const { return rate > 0; }
 };
 
 // The resident memory of a process in KiB, or -1 when it cannot be read.
@@ -69,9 +96,15 @@ constexpr unsigned char mask_key[4] = {0x37, 0xfa, 0x21, 0x3d};
 
 struct Run;
 
+// One event sent: when (open loop: when it was scheduled), and whether it falls in the measurement window.
+struct Sent {
+    SteadyClock::time_point at;
+    bool measured = false;
+};
+
 struct Client : std::enable_shared_from_this<Client> {
     Client(Run& run, boost::asio::io_context& context, int index);
-    void start(const tcp::endpoint& endpoint);
+    void start(const tcp::endpoint& endpoint, const boost::asio::ip::address_v4* source);
     void read_handshake();
     void on_handshake_read();
     void read();
@@ -82,9 +115,17 @@ struct Client : std::enable_shared_from_this<Client> {
     void send_frame(unsigned char opcode, std::string_view payload);
     void flush();
     void fail(std::string_view why, const error_code& ec = {});
+    // Open loop.
+    void start_schedule(SteadyClock::time_point first, SteadyClock::duration period);
+    void on_schedule();
+    void send_scheduled(SteadyClock::time_point at);
+    void unlinked(const std::string& reason);
 
     Run* run;
     tcp::socket socket;
+    boost::asio::steady_timer schedule;
+    SteadyClock::time_point next_send{};
+    SteadyClock::duration period{};
     std::string name;
     std::string quoted_name;   // "loadN", as it appears in krmx/linked and as a dispatcher
     std::string append_frame;  // the masked frame of the one message this client appends, built once
@@ -97,7 +138,7 @@ struct Client : std::enable_shared_from_this<Client> {
     bool stopped = false;
     bool linked = false;
     int joined_seen = 0;  // krmx/joined frames received
-    std::deque<SteadyClock::time_point> in_flight;
+    std::deque<Sent> in_flight;
 };
 
 struct Run {
@@ -110,8 +151,18 @@ struct Run {
     bool loading = false;
     bool measuring = false;
     bool finished = false;             // sockets are being closed by us: errors no longer count
-    std::uint64_t confirmed_seen = 0;  // by client 0, during the measurement
+    std::uint64_t confirmed_seen = 0;  // by client `counter_index`, during the measurement
+    int counter_index = 0;
     std::vector<double> latencies_us;
+    // Open loop.
+    SteadyClock::time_point measure_from{};
+    SteadyClock::time_point measure_until{};
+    std::uint64_t scheduled = 0;    // events scheduled in the measurement window (and sent)
+    std::uint64_t invalidated = 0;  // own events the server refused (stream/invalidate)
+    std::uint64_t unconfirmed = 0;  // measured events without a confirmation at the end
+    std::uint64_t lost = 0;         // measured events in flight at clients that were unlinked
+    int unlinked = 0;               // clients that stopped: unlinked, rejected or closed
+    std::map<std::string, int> unlinked_reasons;
     std::string append_text(const std::string& name) const {
         return R"({"type":"stream/append","payload":{"domain":"counter","dispatcher":")" + name +
                R"(","event":{"type":"increment","payload":1}}})";
@@ -138,7 +189,7 @@ void append_masked_frame(std::string& to, unsigned char opcode, std::string_view
 }
 
 Client::Client(Run& r, boost::asio::io_context& context, int i)
-    : run(&r), socket(context), name("load"), index(i) {
+    : run(&r), socket(context), schedule(context), name("load"), index(i) {
     name += std::to_string(i);
     quoted_name.append("\"").append(name).append("\"");
     append_masked_frame(append_frame, op_text, run->append_text(name));
@@ -146,7 +197,13 @@ Client::Client(Run& r, boost::asio::io_context& context, int i)
 
 void Client::fail(std::string_view why, const error_code& ec) {
     if (stopped) return;
+    if (run->settings.open_loop() && !run->finished) {
+        std::string reason{why};
+        if (ec) reason += ": " + ec.message();
+        return unlinked(reason);
+    }
     stopped = true;
+    schedule.cancel();
     error_code ignored;
     socket.close(ignored);
     if (run->finished) return;
@@ -157,9 +214,39 @@ void Client::fail(std::string_view why, const error_code& ec) {
     }
 }
 
-void Client::start(const tcp::endpoint& endpoint) {
+// Open loop: the client stops playing and counts as unlinked; the others play on.
+void Client::unlinked(const std::string& reason) {
+    if (stopped) return;
+    stopped = true;
+    schedule.cancel();
+    error_code ignored;
+    socket.close(ignored);
+    if (run->finished) return;
+    for (const auto& sent : in_flight) run->lost += sent.measured ? 1 : 0;
+    in_flight.clear();
+    if (run->unlinked++ == 0) std::cerr << name << ": " << reason << "\n";
+    // Reasons without the details that differ per client (names, ports), so that they group.
+    ++run->unlinked_reasons[reason.substr(0, reason.find(':'))];
+}
+
+void Client::start(const tcp::endpoint& endpoint, const boost::asio::ip::address_v4* source) {
+    if (source) {
+        error_code ec;
+        socket.open(tcp::v4(), ec);
+        // The port is then picked at connect time, per (source, destination) pair, instead of at bind time
+        // from one range shared by every destination.
+        const int one = 1;
+        if (!ec)
+            (void)::setsockopt(socket.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (!ec) socket.bind(tcp::endpoint{*source, 0}, ec);
+        if (ec) return fail("bind " + source->to_string(), ec);
+    }
     socket.async_connect(endpoint, [self = shared_from_this()](const error_code& ec) {
         if (ec) return self->fail("connect", ec);
+        if (self->run->settings.no_delay) {
+            error_code ignored;
+            self->socket.set_option(tcp::no_delay(true), ignored);
+        }
         // Nagle stays on, as with the Beast client this replaces, so that numbers stay comparable.
         // The key is fixed (any 16 bytes in base64 are valid), and the server's Sec-WebSocket-Accept is not
         // verified: it only proves that the server speaks WebSocket, which the first frame proves as well.
@@ -257,7 +344,10 @@ bool Client::parse_frames() {
         } else if (opcode == op_ping) {
             send_frame(op_pong, payload);  // a client that misses pongs is closed by the server
         } else if (opcode == op_close) {
-            fail("closed by the server");
+            const int code = payload.size() >= 2 ? (static_cast<unsigned char>(payload[0]) << 8) |
+                                                       static_cast<unsigned char>(payload[1])
+                                                 : 1005;
+            fail("closed by the server (" + std::to_string(code) + ")");
             return false;
         } else if (opcode != op_pong) {
             fail("unexpected opcode " + std::to_string(opcode));
@@ -276,20 +366,30 @@ void Client::on_frame(std::string_view text) {
     // stream/append first: during the load nearly every frame is one.
     if (text.find(R"("type":"stream/append")") != std::string_view::npos) {
         if (!linked) return;
-        if (index == 0 && run->measuring) ++run->confirmed_seen;
+        if (index == run->counter_index && run->measuring) ++run->confirmed_seen;
         if (!is_own(text) || in_flight.empty()) return;
         const auto sent = in_flight.front();
         in_flight.pop_front();
+        if (run->settings.open_loop()) {
+            if (sent.measured) {
+                run->latencies_us.push_back(
+                    std::chrono::duration<double, std::micro>(SteadyClock::now() - sent.at).count());
+            }
+            return;  // the schedule sends the next one
+        }
         if (run->measuring) {
             run->latencies_us.push_back(
-                std::chrono::duration<double, std::micro>(SteadyClock::now() - sent).count());
+                std::chrono::duration<double, std::micro>(SteadyClock::now() - sent.at).count());
         }
         if (run->loading) send_append();
         return;
     }
+    const bool open_loop = run->settings.open_loop();
     // Both servers send each client one krmx/joined per linked user, its own included (as each user links,
-    // everyone linked by then hears of it, and it hears of everyone before it), so N in all.
+    // everyone linked by then hears of it, and it hears of everyone before it), so N in all. (Open loop:
+    // only the load's users count, as other clients may link on the same server.)
     if (text.find(R"("type":"krmx/joined")") != std::string_view::npos) {
+        if (open_loop && text.find(R"("username":"load)") == std::string_view::npos) return;
         if (++joined_seen == run->settings.clients) ++run->joined_complete;
         return;
     }
@@ -297,6 +397,20 @@ void Client::on_frame(std::string_view text) {
         text.find(quoted_name) != std::string_view::npos) {
         linked = true;
         ++run->linked;
+        return;
+    }
+    if (!open_loop) return;
+    if (text.find(R"("type":"krmx/unlinked")") != std::string_view::npos) {
+        if (text.find(quoted_name) != std::string_view::npos) unlinked("unlinked by the server");
+        return;
+    }
+    if (text.find(R"("type":"krmx/rejected")") != std::string_view::npos) {
+        return unlinked("rejected: " + std::string{text});
+    }
+    // The only other frame for this client alone: its own event refused. It will not be confirmed.
+    if (text.find(R"("type":"stream/invalidate")") != std::string_view::npos && !in_flight.empty()) {
+        in_flight.pop_front();
+        ++run->invalidated;
     }
 }
 
@@ -310,7 +424,40 @@ bool Client::is_own(std::string_view append) const {
 }
 
 void Client::send_append() {
-    in_flight.push_back(SteadyClock::now());
+    in_flight.push_back(Sent{SteadyClock::now(), false});
+    out += append_frame;
+    if (!write_in_flight) flush();
+}
+
+// Open loop: the first event at `first`, then one every `period`, whatever the server answers.
+void Client::start_schedule(SteadyClock::time_point first, SteadyClock::duration p) {
+    next_send = first;
+    period = p;
+    schedule.expires_at(next_send);
+    schedule.async_wait([self = shared_from_this()](const error_code& ec) {
+        if (!ec) self->on_schedule();
+    });
+}
+
+void Client::on_schedule() {
+    if (stopped || !run->loading) return;
+    // A late timer (the loop was busy) sends every event that is due, each stamped with its own slot.
+    const auto now = SteadyClock::now();
+    while (next_send <= now && next_send < run->measure_until) {
+        send_scheduled(next_send);
+        next_send += period;
+    }
+    if (next_send >= run->measure_until) return;
+    schedule.expires_at(next_send);
+    schedule.async_wait([self = shared_from_this()](const error_code& ec) {
+        if (!ec) self->on_schedule();
+    });
+}
+
+void Client::send_scheduled(SteadyClock::time_point at) {
+    const bool measured = at >= run->measure_from && at < run->measure_until;
+    if (measured) ++run->scheduled;
+    in_flight.push_back(Sent{at, measured});
     out += append_frame;
     if (!write_in_flight) flush();
 }
@@ -346,6 +493,134 @@ bool run_until(boost::asio::io_context& context, F done, SteadyClock::duration t
     return true;
 }
 
+// The p-th fraction of sorted latencies in milliseconds (0 when there are none).
+double percentile_ms(const std::vector<double>& sorted_us, double p) {
+    if (sorted_us.empty()) return 0.0;
+    return sorted_us[std::min(sorted_us.size() - 1,
+                              static_cast<std::size_t>(p * static_cast<double>(sorted_us.size())))] /
+           1000.0;
+}
+
+SteadyClock::duration seconds_of(double s) {
+    return std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(s));
+}
+
+// Open loop (see the top of the file). Never aborts early: whoever is left plays, and the JSON says who was
+// not.
+int run_open_loop(Run& run) {
+    const auto& s = run.settings;
+    const long rss_before = s.pid ? rss_kib(s.pid) : -1;
+    const auto alive = [&run] {
+        return std::count_if(run.clients.begin(), run.clients.end(),
+                             [](const auto& c) { return !c->stopped; });
+    };
+    // Every client linked or stopped, or the deadline.
+    (void)run_until(
+        run.context,
+        [&] {
+            return std::all_of(run.clients.begin(), run.clients.end(),
+                               [](const auto& c) { return c->linked || c->stopped; });
+        },
+        seconds_of(s.link_timeout));
+    for (auto& c : run.clients) {
+        if (!c->linked && !c->stopped) c->unlinked("not linked in time");
+    }
+    // As in the closed loop: idle once every client has heard of every load user (bounded: a client that
+    // stopped means the others never hear of everyone).
+    (void)run_until(
+        run.context,
+        [&] {
+            return std::all_of(run.clients.begin(), run.clients.end(),
+                               [&](const auto& c) { return c->stopped || c->joined_seen >= s.clients; });
+        },
+        std::chrono::seconds{10});
+    (void)run_until(
+        run.context, [] { return false; }, std::chrono::milliseconds{300});
+    const long rss_idle = s.pid ? rss_kib(s.pid) : -1;
+
+    for (const auto& c : run.clients) {
+        if (!c->stopped) {
+            run.counter_index = c->index;
+            break;
+        }
+    }
+    const auto period = seconds_of(1.0 / s.rate);
+    const auto t0 = SteadyClock::now() + std::chrono::milliseconds{20};
+    const double warmup = s.warmup >= 0 ? s.warmup : std::min(0.5, s.seconds / 4);
+    run.measure_from = t0 + seconds_of(warmup);
+    run.measure_until = run.measure_from + seconds_of(s.seconds);
+    run.loading = true;
+    // Spread over the period so that the clients do not send in lockstep.
+    for (auto& c : run.clients) {
+        if (!c->stopped) c->start_schedule(t0 + period * c->index / s.clients, period);
+    }
+    if (!s.ready_file.empty()) std::ofstream{s.ready_file} << "loading\n";
+    (void)run_until(
+        run.context, [&] { return SteadyClock::now() >= run.measure_from; }, seconds_of(warmup + 1));
+    run.measuring = true;
+    const auto start = SteadyClock::now();
+    (void)run_until(
+        run.context, [&] { return SteadyClock::now() >= run.measure_until; }, seconds_of(s.seconds + 1));
+    const double elapsed = std::chrono::duration<double>(SteadyClock::now() - start).count();
+    run.measuring = false;
+    run.loading = false;
+    const long rss_end = s.pid ? rss_kib(s.pid) : -1;
+    // Events of the window still unconfirmed get 2 s more, then count with what they waited.
+    const auto waiting = [&run] {
+        return std::any_of(run.clients.begin(), run.clients.end(), [](const auto& c) {
+            return !c->stopped && std::any_of(c->in_flight.begin(), c->in_flight.end(),
+                                              [](const Sent& e) { return e.measured; });
+        });
+    };
+    (void)run_until(
+        run.context, [&] { return !waiting(); }, std::chrono::seconds{2});
+    const auto now = SteadyClock::now();
+    for (auto& c : run.clients) {
+        if (c->stopped) continue;
+        for (const auto& e : c->in_flight) {
+            if (!e.measured) continue;
+            ++run.unconfirmed;
+            run.latencies_us.push_back(std::chrono::duration<double, std::micro>(now - e.at).count());
+        }
+    }
+    const auto still_alive = alive();
+    run.finished = true;
+    for (auto& c : run.clients) {
+        c->schedule.cancel();
+        error_code ignored;
+        c->socket.close(ignored);
+    }
+    (void)run_until(
+        run.context, [] { return false; }, std::chrono::milliseconds{50});
+
+    auto& l = run.latencies_us;
+    std::sort(l.begin(), l.end());
+    nlohmann::json out{{"label", s.label},
+                       {"mode", "open"},
+                       {"clients", s.clients},
+                       {"rate", s.rate},
+                       {"seconds", elapsed},
+                       {"events_per_s", static_cast<double>(run.confirmed_seen) / elapsed},
+                       {"scheduled", run.scheduled},
+                       {"own_confirmations", l.size() - run.unconfirmed},
+                       {"unconfirmed", run.unconfirmed},
+                       {"invalidated", run.invalidated},
+                       {"lost", run.lost},
+                       {"p50_ms", percentile_ms(l, 0.50)},
+                       {"p99_ms", percentile_ms(l, 0.99)},
+                       {"p999_ms", percentile_ms(l, 0.999)},
+                       {"max_ms", l.empty() ? 0.0 : l.back() / 1000.0},
+                       {"linked", run.linked},
+                       {"alive", still_alive},
+                       {"unlinked", run.unlinked},
+                       {"unlinked_reasons", run.unlinked_reasons}};
+    if (rss_before >= 0) out["rss_before_kib"] = rss_before;
+    if (rss_idle >= 0) out["rss_idle_kib"] = rss_idle;
+    if (rss_end >= 0) out["rss_kib"] = rss_end;
+    std::cout << out.dump() << std::endl;
+    return l.size() > run.unconfirmed && run.unlinked == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -366,21 +641,41 @@ int main(int argc, char** argv) {
             s.window = std::stoi(value);
         else if (arg == "--label")
             s.label = value;
+        else if (arg == "--rate")
+            s.rate = std::stod(value);
+        else if (arg == "--warmup")
+            s.warmup = std::stod(value);
+        else if (arg == "--source-base")
+            s.source_base = value;
+        else if (arg == "--link-timeout")
+            s.link_timeout = std::stod(value);
+        else if (arg == "--ready-file")
+            s.ready_file = value;
+        else if (arg == "--no-delay")
+            s.no_delay = value == "1";
         else {
             std::cerr << "unknown argument " << arg << "\n";
             return 2;
         }
     }
     if (s.port == 0) {
-        std::cerr << "usage: krmx_net_load --port P [--pid PID] [--clients N] [--seconds S] [--window W]\n";
+        std::cerr
+            << "usage: krmx_net_load --port P [--pid PID] [--clients N] [--seconds S] [--window W]\n"
+               "         [--rate R] [--warmup S] [--source-base A] [--link-timeout S] [--ready-file PATH]\n"
+               "         [--no-delay 1]\n";
         return 2;
     }
-    const long rss_before = s.pid ? rss_kib(s.pid) : -1;
+    const bool open_loop = s.open_loop();
+    const long rss_before = !open_loop && s.pid ? rss_kib(s.pid) : -1;
     const tcp::endpoint endpoint{boost::asio::ip::make_address("127.0.0.1"), s.port};
+    std::uint32_t source_base = 0;
+    if (!s.source_base.empty()) source_base = boost::asio::ip::make_address_v4(s.source_base).to_uint();
     for (int i = 0; i < s.clients; ++i) {
         run.clients.push_back(std::make_shared<Client>(run, run.context, i));
-        run.clients.back()->start(endpoint);
+        const boost::asio::ip::address_v4 source{source_base + static_cast<std::uint32_t>(i)};
+        run.clients.back()->start(endpoint, s.source_base.empty() ? nullptr : &source);
     }
+    if (open_loop) return run_open_loop(run);
     if (!run_until(
             run.context, [&] { return run.linked == s.clients || run.failed > 0; },
             std::chrono::seconds{60}) ||
@@ -409,7 +704,8 @@ int main(int argc, char** argv) {
     for (auto& c : run.clients) {
         for (int w = 0; w < s.window; ++w) c->send_append();
     }
-    const auto warmup = std::chrono::duration<double>(std::min(0.5, s.seconds / 4));
+    const auto warmup =
+        std::chrono::duration<double>(s.warmup >= 0 ? s.warmup : std::min(0.5, s.seconds / 4));
     (void)run_until(
         run.context, [] { return false; }, std::chrono::duration_cast<SteadyClock::duration>(warmup));
     run.measuring = true;

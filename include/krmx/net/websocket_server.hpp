@@ -9,9 +9,10 @@
 //   std::cout << "listening on " << server.port() << "\n";
 //   server.run();                                                    // until stop()
 //
-// Each connection: HTTP upgrade (optional path check: HTTP 400 on a mismatch; optional query-parameter
-// checks: the socket is dropped right after the upgrade, as @krmx/server does), then text frames go to the
-// session. Defined answers to bad peers, each counted in WebSocketServerStatistics:
+// Each connection: HTTP upgrade (optional path check: HTTP 400 on a mismatch; Origin check: HTTP 403;
+// optional query-parameter checks: the socket is dropped right after the upgrade, as @krmx/server does),
+// then text frames go to the session. Defined answers to bad peers, each counted in
+// WebSocketServerStatistics:
 // - a binary frame: close 1003 (unsupported data); a frame over max_message_bytes: close 1009;
 //   invalid UTF-8 in a text frame: close 1007 (both by Beast);
 // - more than max_frames_per_second frames in one second: close 1008 (policy);
@@ -20,7 +21,15 @@
 // - a peer that does not read: the bytes of frames its socket has not taken are bounded by
 //   max_queued_bytes; a frame that would pass the bound drops the connection at once;
 // - a connection that does not link within SessionOptions::link_deadline: close 1008;
-// - more than max_connections open sockets: a new socket is closed before the upgrade.
+// - more than max_connections open sockets: a new socket is closed before the upgrade;
+// - more than max_connections_per_address open sockets from one client address (an IPv4 address, an IPv6
+//   /64): a new socket is closed at accept, before anything is read; a client behind a trusted proxy
+//   (trusted_proxies: its address comes from X-Forwarded-For, so it is known only once the request is
+//   read) gets HTTP 429 instead. X-Forwarded-For from anyone else is ignored;
+// - an upgrade whose Origin is not allowed (allowed_origins; by default, when the server serves its own
+//   page from static_files, only that page's origin): HTTP 403. Browsers always send an Origin, and let
+//   any page open a WebSocket anywhere: without this check a page elsewhere can use a visitor's browser
+//   (and cookies) as a client. Clients that are no browsers send none and are let in.
 // A broadcast is serialised once and copied, as a frame, into each connection's buffer; the frames a
 // connection gets in one turn of the event loop go to its socket in one write (detail::CombiningStream).
 //
@@ -31,6 +40,7 @@
 // files 404; other methods 405. Counted in http_files_served and http_refused. Files are read on the
 // server's thread: this is for a game's small web client, not a file server.
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -63,7 +73,9 @@
 
 #include "krmx/core/clock.hpp"
 #include "krmx/core/subscription.hpp"
+#include "krmx/net/detail/address.hpp"
 #include "krmx/net/detail/combining_stream.hpp"
+#include "krmx/net/detail/origin.hpp"
 #include "krmx/net/detail/query.hpp"
 #include "krmx/net/detail/static_files.hpp"
 #include "krmx/net/detail/text_frame.hpp"
@@ -104,6 +116,25 @@ struct WebSocketServerOptions {
     std::size_t max_frames_per_second = 10'000;
     /// Open sockets (including those still upgrading); more are closed at once.
     std::size_t max_connections = 20'000;
+    /// Open sockets (including those still upgrading) per client address: an IPv4 address, an IPv6 address
+    /// by its /64, an IPv4-mapped IPv6 address as its IPv4 address. More are closed at accept, before
+    /// anything is read (behind a trusted proxy: HTTP 429 once the request is read). This key is also the
+    /// one the session's per-address limits count by (Session::connect). Zero: no limit.
+    std::size_t max_connections_per_address = 0;
+    /// Reverse proxies whose X-Forwarded-For is believed: addresses or CIDR networks ("10.0.0.0/8",
+    /// "::1", "127.0.0.1"). A request from one of them comes from the rightmost X-Forwarded-For entry that
+    /// is not itself a trusted proxy (all the header's fields, in order); a missing or unparsable header
+    /// counts forwarded_invalid and the proxy's own address is used. Anyone else's X-Forwarded-For is
+    /// ignored. An entry that is no address or network throws std::invalid_argument when the server is made.
+    std::vector<std::string> trusted_proxies = {};
+    /// Origins that may open a WebSocket: "https://game.example.com", "http://127.0.0.1:8082" (scheme and
+    /// host case-insensitive, the port exact, a default port may be left out), "*" for any, "null" for the
+    /// opaque origin (sandboxed frames, file: pages; refused unless listed, also with "*"). Empty: when
+    /// static_files is set, only the server's own page (an Origin of http or https whose host[:port] is the
+    /// request's Host header: a proxy in front must keep the Host header, or list the origin here); without
+    /// static_files, any. Upgrades without an Origin (clients that are no browsers) are always let in. A
+    /// refused one gets HTTP 403. An entry that is none of these throws std::invalid_argument.
+    std::vector<std::string> allowed_origins = {};
     /// stop() waits this long for queued frames to reach their peers before it cuts the rest.
     Duration stop_timeout = std::chrono::seconds{2};
     /// How often the session's deadlines (authentication, link) are checked.
@@ -121,6 +152,9 @@ struct WebSocketServerStatistics {
     std::uint64_t sockets_accepted = 0;
     std::uint64_t upgrades = 0;               ///< sockets that became WebSocket connections
     std::uint64_t refused_full = 0;           ///< over max_connections: closed before the upgrade
+    std::uint64_t refused_address_full = 0;   ///< over max_connections_per_address: closed at accept, or 429
+    std::uint64_t refused_origin = 0;         ///< an Origin that allowed_origins does not allow: HTTP 403
+    std::uint64_t forwarded_invalid = 0;      ///< a trusted proxy's X-Forwarded-For missing or unparsable
     std::uint64_t refused_path = 0;           ///< wrong path: HTTP 400
     std::uint64_t refused_not_websocket = 0;  ///< an HTTP request that is no upgrade: HTTP 400
     std::uint64_t refused_query = 0;          ///< query parameters not as required: dropped
@@ -159,7 +193,14 @@ class WebSocketServerCore;
 // One socket, from accept to close. Owned by the handlers in flight (shared_ptr) and by the core's map.
 class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   public:
-    ServerConnection(WebSocketServerCore& core, tcp::socket socket) : core_(&core), ws_(std::move(socket)) {}
+    /// `address`: the key the socket counts under (held until it ends); empty when the peer is a trusted
+    /// proxy: then the client's is known once the request is read.
+    ServerConnection(WebSocketServerCore& core, tcp::socket socket, IpAddress peer, std::string address)
+        : core_(&core),
+          ws_(std::move(socket)),
+          peer_(std::move(peer)),
+          address_(std::move(address)),
+          counted_(!address_.empty()) {}
 
     void start();
     void enqueue(const SharedText& text);
@@ -167,10 +208,17 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     void close_after_flush(websocket::close_code code);
     /// Drop the socket now, without a close frame.
     void terminate() noexcept;
+    /// Drop the socket now and let go of it (the core's count of it too).
+    void abort();
     [[nodiscard]] std::optional<ConnectionId> id() const noexcept { return id_; }
+    /// The client's address key; counted() while it holds a place in the core's per-address count.
+    [[nodiscard]] const std::string& address() const noexcept { return address_; }
+    [[nodiscard]] bool counted() const noexcept { return counted_; }
 
   private:
     void on_request(beast::error_code ec);
+    [[nodiscard]] bool admit_forwarded();
+    [[nodiscard]] bool origin_allowed() const;
     void refuse(http::status status, std::string body);
     void serve_static();
     void respond(std::shared_ptr<http::response<http::string_body>> response);
@@ -186,6 +234,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     http::request<http::string_body> request_;
     std::shared_ptr<http::response<http::string_body>> response_;
     std::optional<ConnectionId> id_;
+    IpAddress peer_;
+    std::string address_;
+    bool counted_ = false;  // holds one of address_'s places; given back exactly once, in finish()
     bool closing_ = false;  // a close frame follows what is buffered; nothing more is sent
     bool dead_ = false;     // the socket is gone or going: every handler just unwinds
     TimePoint window_start_{};
@@ -200,9 +251,18 @@ class WebSocketServerCore final : public SessionSink {
           acceptor_(context_),
           tick_timer_(context_),
           stop_timer_(context_),
-          session_(*this, options_.session) {
+          session_(*this, options_.session),
+          origins_(options_.allowed_origins, !options_.static_files.empty()) {
         if (!options_.static_files.empty() && !std::filesystem::is_directory(options_.static_files)) {
             throw std::invalid_argument("static_files is not a folder: " + options_.static_files.string());
+        }
+        for (const auto& entry : options_.trusted_proxies) {
+            auto network = IpNetwork::parse(entry);
+            if (!network) {
+                throw std::invalid_argument("trusted_proxies: \"" + entry +
+                                            "\" is not an IP address or a network (address/prefix length)");
+            }
+            trusted_.push_back(*network);
         }
         const auto address = asio::ip::make_address(options_.address);
         const tcp::endpoint endpoint{address, options_.port};
@@ -252,7 +312,9 @@ class WebSocketServerCore final : public SessionSink {
         stop_timer_.expires_after(options_.stop_timeout);
         stop_timer_.async_wait([this](beast::error_code ec) {
             if (ec) return;
-            for (auto& [id, c] : connections_) c->terminate();
+            std::vector<std::shared_ptr<ServerConnection>> rest;
+            for (auto& [id, c] : connections_) rest.push_back(c);
+            for (auto& c : rest) c->abort();  // through finish(): each gives its counts back
             context_.stop();
         });
         maybe_stopped();
@@ -279,11 +341,31 @@ class WebSocketServerCore final : public SessionSink {
     [[nodiscard]] WebSocketServerStatistics& statistics() noexcept { return statistics_; }
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
     [[nodiscard]] bool stopping() const noexcept { return stopping_; }
+    [[nodiscard]] const OriginPolicy& origins() const noexcept { return origins_; }
+    [[nodiscard]] bool trusted_proxy(const IpAddress& a) const {
+        const auto contains = [&a](const IpNetwork& n) {
+            return n.contains(a);
+        };
+        return std::any_of(trusted_.begin(), trusted_.end(), contains);
+    }
+
+    /// Takes one of `key`'s places; false when max_connections_per_address are taken.
+    [[nodiscard]] bool count_address(const std::string& key) {
+        const auto limit = options_.max_connections_per_address;
+        const auto it = per_address_.find(key);
+        if (it == per_address_.end()) {
+            per_address_.emplace(key, 1);
+            return true;
+        }
+        if (limit > 0 && it->second >= limit) return false;
+        ++it->second;
+        return true;
+    }
 
     // For connections.
     ConnectionId opened(const std::shared_ptr<ServerConnection>& c) {
         std::erase(upgrading_, c);
-        const ConnectionId id = session_.connect();
+        const ConnectionId id = session_.connect(c->address());
         connections_.emplace(id, c);
         ++statistics_.upgrades;
         return id;
@@ -297,6 +379,7 @@ class WebSocketServerCore final : public SessionSink {
     }
     void closed(const std::shared_ptr<ServerConnection>& c) {
         std::erase(upgrading_, c);
+        if (c->counted()) uncount_address(c->address());
         if (const auto id = c->id()) {
             connections_.erase(*id);
             // Later: a report may come from inside a session call (a send that overflowed a queue).
@@ -320,19 +403,47 @@ class WebSocketServerCore final : public SessionSink {
                 if (ec != asio::error::operation_aborted && !stopping_) accept();
                 return;
             }
-            ++statistics_.sockets_accepted;
-            if (statistics_.open >= options_.max_connections) {
-                ++statistics_.refused_full;
-                beast::error_code ignored;
-                socket.close(ignored);
-            } else {
-                ++statistics_.open;
-                auto c = std::make_shared<ServerConnection>(*this, std::move(socket));
-                upgrading_.push_back(c);
-                c->start();
+            try {
+                admit(std::move(socket));
+            } catch (...) {
+                ++statistics_.other_errors;  // out of memory: this socket is lost, the server goes on
             }
             accept();
         });
+    }
+
+    void admit(tcp::socket socket) {
+        ++statistics_.sockets_accepted;
+        beast::error_code ec;
+        if (statistics_.open >= options_.max_connections) {
+            ++statistics_.refused_full;
+            socket.close(ec);
+            return;
+        }
+        const auto endpoint = socket.remote_endpoint(ec);
+        if (ec) {
+            ++statistics_.other_errors;  // the peer is gone already
+            socket.close(ec);
+            return;
+        }
+        const auto peer = unmapped(endpoint.address());
+        // A trusted proxy's own address counts nothing: its clients are counted once their request is read.
+        std::string key = trusted_proxy(peer) ? std::string{} : address_key(peer);
+        if (!key.empty() && !count_address(key)) {
+            ++statistics_.refused_address_full;
+            socket.close(ec);  // before reading a byte: this address has all the sockets it may have
+            return;
+        }
+        ++statistics_.open;
+        auto c = std::make_shared<ServerConnection>(*this, std::move(socket), peer, std::move(key));
+        upgrading_.push_back(c);
+        c->start();
+    }
+
+    void uncount_address(const std::string& key) noexcept {
+        const auto it = per_address_.find(key);
+        if (it == per_address_.end()) return;
+        if (--it->second == 0) per_address_.erase(it);  // many addresses come and go: keep only those open
     }
 
     void schedule_tick() {
@@ -373,6 +484,9 @@ class WebSocketServerCore final : public SessionSink {
     asio::steady_timer tick_timer_;
     asio::steady_timer stop_timer_;
     Session session_;
+    OriginPolicy origins_;
+    std::vector<IpNetwork> trusted_;
+    std::unordered_map<std::string, std::size_t> per_address_;  // open sockets per address key
     std::unordered_map<ConnectionId, std::shared_ptr<ServerConnection>> connections_;
     std::vector<std::shared_ptr<ServerConnection>> upgrading_;
     std::vector<std::shared_ptr<asio::steady_timer>> user_timers_;
@@ -396,6 +510,7 @@ inline void ServerConnection::on_request(beast::error_code ec) {
         finish({});
         return;
     }
+    if (!counted_ && !admit_forwarded()) return;
     const std::string_view target{request_.target().data(), request_.target().size()};
     const auto [path, query] = split_target(target);
     if (!websocket::is_upgrade(request_)) {
@@ -412,6 +527,11 @@ inline void ServerConnection::on_request(beast::error_code ec) {
         refuse(http::status::bad_request, "wrong path");
         return;
     }
+    if (!origin_allowed()) {
+        ++core_->statistics().refused_origin;
+        refuse(http::status::forbidden, "origin not allowed");
+        return;
+    }
     beast::get_lowest_layer(ws_).expires_never();  // the WebSocket's own timeouts take over
     websocket::stream_base::timeout timeout{};
     timeout.handshake_timeout = core_->options().handshake_timeout;
@@ -422,6 +542,49 @@ inline void ServerConnection::on_request(beast::error_code ec) {
     ws_.read_message_max(core_->options().max_message_bytes);
     ws_.auto_fragment(false);
     ws_.async_accept(request_, [self = shared_from_this()](beast::error_code e) { self->on_accept(e); });
+}
+
+// A request from a trusted proxy: the client is the one X-Forwarded-For names, and counts from now on. False
+// when it has all its sockets already (answered 429).
+inline bool ServerConnection::admit_forwarded() {
+    auto& stats = core_->statistics();
+    std::string header;
+    bool present = false;
+    const auto fields = request_.equal_range("X-Forwarded-For");
+    for (auto it = fields.first; it != fields.second; ++it) {
+        if (present) header += ',';  // several fields are one list
+        present = true;
+        header.append(it->value().data(), it->value().size());
+    }
+    std::optional<IpAddress> client;
+    const auto trusted = [this](const IpAddress& a) {
+        return core_->trusted_proxy(a);
+    };
+    if (present) client = forwarded_client(header, trusted);
+    if (!client) {
+        ++stats.forwarded_invalid;
+        client = peer_;
+    }
+    auto key = address_key(*client);
+    if (!core_->count_address(key)) {
+        ++stats.refused_address_full;
+        refuse(http::status::too_many_requests, "too many connections from this address");
+        return false;
+    }
+    address_ = std::move(key);
+    counted_ = true;
+    return true;
+}
+
+inline bool ServerConnection::origin_allowed() const {
+    const auto& policy = core_->origins();
+    if (!policy.checks()) return true;
+    const auto count = request_.count(http::field::origin);
+    if (count == 0) return true;  // not a browser: browsers always send one
+    if (count > 1) return false;
+    const auto origin = request_[http::field::origin];
+    const auto host = request_[http::field::host];
+    return policy.allows({origin.data(), origin.size()}, {host.data(), host.size()});
 }
 
 inline void ServerConnection::refuse(http::status status, std::string body) {
@@ -601,6 +764,11 @@ inline void ServerConnection::terminate() noexcept {
     auto& socket = beast::get_lowest_layer(ws_).socket();
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
+}
+
+inline void ServerConnection::abort() {
+    terminate();
+    finish({});
 }
 
 inline void ServerConnection::finish(beast::error_code) {

@@ -3,6 +3,13 @@
 //
 //   counter_server [--port 8082] [--store counter.sqlite | --memory] [--domains counter,room-2]
 //                  [--address 127.0.0.1] [--run-for SECONDS] [--web FOLDER]
+//                  [--trusted-proxy ADDRESS_OR_CIDR]... [--origin ORIGIN]... [--forget-after SECONDS]
+//
+// Safe for the internet by default: krmx::net::internet_facing's limits (users that do not come back are
+// forgotten, connections, link attempts and new usernames are budgeted per address, small frames at a human
+// rate). --trusted-proxy: read the client's address from X-Forwarded-For when the connection comes from
+// there (a load balancer). --origin: the web pages that may open sockets (default: the page --web serves,
+// or any page without --web).
 //
 // --web FOLDER: also answers plain HTTP GETs on the same port with the files of FOLDER (the web page of
 // examples/web, built by its build.mjs), so a browser opens http://127.0.0.1:PORT/ and plays.
@@ -22,6 +29,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <krmx/krmx.hpp>
+#include <krmx/net/internet_facing.hpp>
 #include <krmx/net/websocket_server.hpp>
 #include <krmx/store/sqlite_event_store.hpp>
 
@@ -36,6 +44,9 @@ struct Arguments {
     std::vector<std::string> domains = {"counter"};
     std::optional<double> run_for;
     std::string web;
+    std::vector<std::string> trusted_proxies;
+    std::vector<std::string> origins;
+    std::optional<double> forget_after;
 };
 
 Arguments parse(int argc, char** argv) {
@@ -64,6 +75,12 @@ Arguments parse(int argc, char** argv) {
             a.web = value();
         } else if (arg == "--run-for") {
             a.run_for = std::stod(value());
+        } else if (arg == "--trusted-proxy") {
+            a.trusted_proxies.push_back(value());
+        } else if (arg == "--origin") {
+            a.origins.push_back(value());
+        } else if (arg == "--forget-after") {
+            a.forget_after = std::stod(value());
         } else {
             throw std::invalid_argument("unknown argument " + arg);
         }
@@ -79,8 +96,16 @@ int main(int argc, char** argv) {
         std::unique_ptr<krmx::SqliteEventStore> store;
         if (args.store) store = std::make_unique<krmx::SqliteEventStore>(*args.store);
 
-        krmx::net::WebSocketServer server{
-            {.address = args.address, .port = args.port, .static_files = args.web}};
+        auto options = krmx::net::internet_facing({.address = args.address,
+                                                   .port = args.port,
+                                                   .static_files = args.web,
+                                                   .trusted_proxies = args.trusted_proxies,
+                                                   .allowed_origins = args.origins});
+        if (args.forget_after) {
+            options.session.forget_unlinked_after =
+                std::chrono::duration_cast<krmx::Duration>(std::chrono::duration<double>(*args.forget_after));
+        }
+        krmx::net::WebSocketServer server{options};
         const krmx::Durability durability = store ? krmx::durable(*store) : krmx::Durability{};
         std::vector<std::unique_ptr<krmx::StreamDomain<Counter>>> domains;
         for (const auto& domain : args.domains) {

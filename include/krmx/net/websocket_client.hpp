@@ -100,6 +100,10 @@ class WebSocketClient {
         run_until_flag(done);
         if (!ec) {
             tcp.expires_never();
+            // Small frames must leave at once: Nagle's algorithm would hold an append until the server's
+            // delayed ACK of the previous one (tens of ms).
+            tcp.socket().set_option(boost::asio::ip::tcp::no_delay(true), ec);
+            ec = {};  // a socket that refuses the option still works, only later
             beast::websocket::stream_base::timeout timeout =
                 beast::websocket::stream_base::timeout::suggested(beast::role_type::client);
             timeout.handshake_timeout = options_.connect_timeout;

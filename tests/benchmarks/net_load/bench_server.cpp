@@ -6,8 +6,8 @@
 //
 // Without options: the load generator's server (no frame rate limit: the closed loop is no flood).
 // --internet: the safe options of an internet-facing server (the hostile load test, run_hostile_load.sh).
-// --forget-after: unlinked users are forgotten after this long (not supported by the server yet: it says
-//   so on stderr and in the statistics, and keeps them).
+// --forget-after: unlinked users are forgotten after this long (instead of internet_facing's 2 minutes, so
+//   that the hostile load test's spray scenario need not wait).
 // --stats: one JSON line of the server's statistics on SIGUSR1 and when it stops ({"statistics":{...}}).
 #include <chrono>
 #include <csignal>
@@ -21,29 +21,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <krmx/net/internet_facing.hpp>
 #include <krmx/net/websocket_server.hpp>
 #include <krmx/sync/stream_domain.hpp>
 
 #include "claimable_counter/counter.hpp"
 
 namespace {
-
-// ---------------------------------------------------------------------------------------------------------
-// THE ONE PLACE for the internet-facing profile. Once krmx::net::internet_facing(options) exists, this
-// function's body becomes `return krmx::net::internet_facing(std::move(options));` (main still pins the
-// address to loopback afterwards). Until then: the limits that exist, set explicitly to values an honest
-// Krmx client never reaches.
-krmx::net::WebSocketServerOptions internet_facing_options(krmx::net::WebSocketServerOptions options) {
-    options.max_message_bytes = std::size_t{1} << 20;
-    options.max_frames_per_second = 1'000;            // a player sends a few per second
-    options.max_queued_bytes = std::size_t{8} << 20;  // then a peer that does not read is dropped
-    options.max_connections = 10'000;
-    options.handshake_timeout = std::chrono::seconds{5};
-    options.ping_interval = std::chrono::seconds{30};
-    options.session.link_deadline = std::chrono::seconds{10};  // a client links right after the upgrade
-    return options;
-}
-// ---------------------------------------------------------------------------------------------------------
 
 nlohmann::json statistics_json(krmx::net::WebSocketServer& server, std::optional<double> forget_after,
                                bool forget_applied) {
@@ -58,6 +42,8 @@ nlohmann::json statistics_json(krmx::net::WebSocketServer& server, std::optional
           {"sockets_accepted", w.sockets_accepted},
           {"upgrades", w.upgrades},
           {"refused_full", w.refused_full},
+          {"refused_address_full", w.refused_address_full},
+          {"refused_origin", w.refused_origin},
           {"handshake_failures", w.handshake_failures},
           {"oversized_frames", w.oversized_frames},
           {"floods", w.floods},
@@ -73,6 +59,10 @@ nlohmann::json statistics_json(krmx::net::WebSocketServer& server, std::optional
           {"unlinks", s.unlinks},
           {"leaves", s.leaves},
           {"rejected", s.rejected()},
+          {"rejected_link_rate", s.rejected_link_rate},
+          {"rejected_new_user_rate", s.rejected_new_user_rate},
+          {"forgotten_users", s.forgotten_users},
+          {"tracked_addresses", server.session().tracked_addresses()},
           {"forget_after_s", forget_after ? nlohmann::json(*forget_after) : nlohmann::json()},
           {"forget_applied", forget_applied}}}};
 }
@@ -98,15 +88,13 @@ int main(int argc, char** argv) {
     }
     krmx::net::WebSocketServerOptions options;
     options.max_frames_per_second = 0;  // the load generator is no flood
-    if (internet) options = internet_facing_options(krmx::net::WebSocketServerOptions{});
+    if (internet) options = krmx::net::internet_facing();
     options.address = "127.0.0.1";  // a benchmark never listens beyond this machine
     bool forget_applied = false;
     if (forget_after) {
-        // The session cannot forget unlinked users yet. When it can: set its option from *forget_after here,
-        // and forget_applied = true (run_hostile_load.sh reads it from the statistics).
-        std::cerr
-            << "krmx_net_bench_server: --forget-after is not supported by the server yet; unlinked users "
-               "are kept\n";
+        options.session.forget_unlinked_after =
+            std::chrono::duration_cast<krmx::Duration>(std::chrono::duration<double>(*forget_after));
+        forget_applied = true;  // run_hostile_load.sh reads it from the statistics
     }
     krmx::net::WebSocketServer server{options};
     krmx::StreamDomain<Counter> counter{server, "counter", counter::model()};

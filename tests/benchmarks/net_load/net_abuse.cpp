@@ -55,12 +55,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "client_frames.hpp"
+
 using tcp = boost::asio::ip::tcp;
 using error_code = boost::system::error_code;
 using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 namespace {
+
+using namespace krmx_bench;
 
 struct Settings {
     std::uint16_t port = 0;
@@ -81,30 +85,6 @@ struct Settings {
 };
 
 constexpr std::size_t read_buffer_bytes = 16 * 1024;  // grows for a longer frame
-constexpr std::uint64_t max_frame_bytes = 64 * 1024 * 1024;
-constexpr unsigned char op_text = 0x1;
-constexpr unsigned char op_close = 0x8;
-constexpr unsigned char op_ping = 0x9;
-constexpr unsigned char op_pong = 0xA;
-constexpr unsigned char mask_key[4] = {0x37, 0xfa, 0x21, 0x3d};  // fixed: see net_load.cpp
-
-void append_masked_frame(std::string& to, unsigned char opcode, std::string_view payload) {
-    to.push_back(static_cast<char>(0x80 | opcode));
-    const std::uint64_t n = payload.size();
-    if (n < 126) {
-        to.push_back(static_cast<char>(0x80 | n));
-    } else if (n <= 0xffff) {
-        to.push_back(static_cast<char>(0x80 | 126));
-        for (int shift = 8; shift >= 0; shift -= 8) to.push_back(static_cast<char>((n >> shift) & 0xff));
-    } else {
-        to.push_back(static_cast<char>(0x80 | 127));
-        for (int shift = 56; shift >= 0; shift -= 8) to.push_back(static_cast<char>((n >> shift) & 0xff));
-    }
-    to.append(reinterpret_cast<const char*>(mask_key), 4);
-    for (std::size_t i = 0; i < payload.size(); ++i) {
-        to.push_back(static_cast<char>(static_cast<unsigned char>(payload[i]) ^ mask_key[i % 4]));
-    }
-}
 
 std::string link_text(std::string_view username) {
     return R"({"type":"krmx/link","payload":{"username":")" + std::string{username} +

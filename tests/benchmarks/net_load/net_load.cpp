@@ -52,11 +52,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "client_frames.hpp"
+
 using tcp = boost::asio::ip::tcp;
 using error_code = boost::system::error_code;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
+
+using namespace krmx_bench;
 
 struct Settings {
     std::uint16_t port = 0;
@@ -84,15 +88,6 @@ long rss_kib(long pid) {
 }
 
 constexpr std::size_t read_buffer_bytes = 64 * 1024;
-constexpr std::uint64_t max_frame_bytes = 64 * 1024 * 1024;  // longer is a corrupt header, not a Krmx message
-constexpr unsigned char op_text = 0x1;
-constexpr unsigned char op_close = 0x8;
-constexpr unsigned char op_ping = 0x9;
-constexpr unsigned char op_pong = 0xA;
-// RFC 6455 wants a fresh random mask per frame so that intermediaries cannot be cache-poisoned by
-// attacker-chosen bytes; on loopback to our own server a fixed non-zero key is enough (the server still
-// has to unmask, as with a browser).
-constexpr unsigned char mask_key[4] = {0x37, 0xfa, 0x21, 0x3d};
 
 struct Run;
 
@@ -168,25 +163,6 @@ struct Run {
                R"(","event":{"type":"increment","payload":1}}})";
     }
 };
-
-// Appends one FIN frame from client to server, masked as RFC 6455 requires of clients.
-void append_masked_frame(std::string& to, unsigned char opcode, std::string_view payload) {
-    to.push_back(static_cast<char>(0x80 | opcode));
-    const std::uint64_t n = payload.size();
-    if (n < 126) {
-        to.push_back(static_cast<char>(0x80 | n));
-    } else if (n <= 0xffff) {
-        to.push_back(static_cast<char>(0x80 | 126));
-        for (int shift = 8; shift >= 0; shift -= 8) to.push_back(static_cast<char>((n >> shift) & 0xff));
-    } else {
-        to.push_back(static_cast<char>(0x80 | 127));
-        for (int shift = 56; shift >= 0; shift -= 8) to.push_back(static_cast<char>((n >> shift) & 0xff));
-    }
-    to.append(reinterpret_cast<const char*>(mask_key), 4);
-    for (std::size_t i = 0; i < payload.size(); ++i) {
-        to.push_back(static_cast<char>(static_cast<unsigned char>(payload[i]) ^ mask_key[i % 4]));
-    }
-}
 
 Client::Client(Run& r, boost::asio::io_context& context, int i)
     : run(&r), socket(context), schedule(context), name("load"), index(i) {

@@ -307,6 +307,21 @@ TEST_CASE("bad peers get defined answers, counted", "[net][websocket][bad-input]
         CHECK(t.on_server([&] { return t.server().statistics().floods; }) == 1);
         CHECK(eventually([&] { return !t.on_server([&] { return t.server().session().linked("alice"); }); }));
     }
+    SECTION("a flooder that ignores the close frame and goes on sending is cut off soon after it") {
+        // Without a deadline of its own, the close handshake would read and discard whatever the flooder
+        // sends until handshake_timeout (10 s here): the frame rate limit would stop nothing for that long.
+        RawPeer peer{t.port()};
+        peer.ws.write(boost::asio::buffer(link_frame("alice")));
+        const std::string spam = R"({"type":"spam"})";
+        const auto start = std::chrono::steady_clock::now();
+        beast::error_code ec;
+        while (!ec && std::chrono::steady_clock::now() - start < 5s) {
+            peer.ws.write(boost::asio::buffer(spam), ec);  // never reads: the server's close goes unanswered
+        }
+        CHECK(ec);  // the server dropped the socket
+        CHECK(std::chrono::steady_clock::now() - start < 2s);
+        CHECK(t.on_server([&] { return t.server().statistics().floods; }) == 1);
+    }
     SECTION("a peer that answers no pings is dropped and unlinked") {
         RawPeer peer{t.port()};
         peer.ws.write(boost::asio::buffer(link_frame("alice")));

@@ -15,7 +15,8 @@
 // WebSocketServerStatistics:
 // - a binary frame: close 1003 (unsupported data); a frame over max_message_bytes: close 1009;
 //   invalid UTF-8 in a text frame: close 1007 (both by Beast);
-// - more than max_frames_per_second frames in one second: close 1008 (policy);
+// - more than max_frames_per_second frames in one second: close 1008 (policy); after a flood or a binary
+//   frame the peer's answer to the close is awaited 500 ms at most (what it sends meanwhile is discarded);
 // - a peer that does not answer a ping: every ping_interval without data it gets a ping; another
 //   interval without data and the socket is closed (Beast's keep-alive);
 // - a peer that does not read: the bytes of frames its socket has not taken are bounded by
@@ -182,6 +183,10 @@ struct WebSocketServerStatistics {
 
 namespace detail {
 
+// How long a peer that broke the rules gets to answer the close frame: a peer that plays by them answers
+// within a round trip; a flooder that does not answer is read (and its frames discarded) until then.
+inline constexpr Duration violation_close_deadline = std::chrono::milliseconds{500};
+
 namespace beast = boost::beast;
 namespace websocket = boost::beast::websocket;
 namespace http = boost::beast::http;
@@ -206,6 +211,10 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     void enqueue(const SharedText& text);
     /// Flush what is queued, then a close frame with `code`.
     void close_after_flush(websocket::close_code code);
+    /// The same for a peer that broke the rules (a flood, a binary frame): its answer to the close frame is
+    /// awaited for violation_close_deadline at most, not handshake_timeout, since until then the close
+    /// handshake reads and discards whatever it goes on sending.
+    void close_violation(websocket::close_code code);
     /// Drop the socket now, without a close frame.
     void terminate() noexcept;
     /// Drop the socket now and let go of it (the core's count of it too).
@@ -707,7 +716,7 @@ inline void ServerConnection::on_read(beast::error_code ec, std::size_t bytes) {
     stats.bytes_in += bytes;
     if (!ws_.got_text()) {
         ++stats.binary_frames;
-        close_after_flush(websocket::close_code::unknown_data);
+        close_violation(websocket::close_code::unknown_data);
         return;
     }
     const auto limit = core_->options().max_frames_per_second;
@@ -719,7 +728,7 @@ inline void ServerConnection::on_read(beast::error_code ec, std::size_t bytes) {
         }
         if (++window_frames_ > limit) {
             ++stats.floods;
-            close_after_flush(websocket::close_code::policy_error);
+            close_violation(websocket::close_code::policy_error);
             return;
         }
     }
@@ -764,6 +773,16 @@ inline void ServerConnection::close_after_flush(websocket::close_code code) {
     // handler is already queued, Beast takes it for a close timeout and drops the socket without the close
     // frame; the peer sees 1006. See the link-deadline test in tests/net/websocket_tests.cpp.)
     ws_.async_close(code, [self = shared_from_this()](beast::error_code) { self->finish({}); });
+}
+
+inline void ServerConnection::close_violation(websocket::close_code code) {
+    if (dead_ || closing_) return;
+    websocket::stream_base::timeout timeout{};
+    ws_.get_option(timeout);
+    // Beast times the close handshake with handshake_timeout, set when the close begins.
+    timeout.handshake_timeout = std::min<Duration>(core_->options().handshake_timeout, violation_close_deadline);
+    ws_.set_option(timeout);
+    close_after_flush(code);
 }
 
 inline void ServerConnection::terminate() noexcept {

@@ -37,4 +37,58 @@ inline void append_masked_frame(std::string& to, unsigned char opcode, std::stri
     }
 }
 
+// One frame from the server at the start of `available` bytes, as far as its header tells.
+struct ServerFrame {
+    enum class Status { incomplete, malformed, too_large, complete } status = Status::incomplete;
+    std::size_t header = 0;  // bytes before the payload
+    std::uint64_t length = 0;
+    unsigned char opcode = 0;
+    bool fin = false;
+    [[nodiscard]] std::size_t total() const { return header + static_cast<std::size_t>(length); }
+};
+
+// Reads a frame header. `incomplete` when more bytes are needed (the header, or the payload: then `total()`
+// says how many in all). No extension was negotiated, so RSV bits are an error; and a server never masks.
+inline ServerFrame read_server_frame(const unsigned char* p, std::size_t available) {
+    ServerFrame f;
+    if (available < 2) return f;
+    if ((p[0] & 0x70) != 0 || (p[1] & 0x80) != 0) {
+        f.status = ServerFrame::Status::malformed;
+        return f;
+    }
+    f.fin = (p[0] & 0x80) != 0;
+    f.opcode = p[0] & 0x0f;
+    f.length = p[1] & 0x7f;
+    f.header = 2;
+    if (f.length == 126) {
+        f.header = 4;
+        if (available < f.header) {
+            f.length = 0;  // not known yet
+            return f;
+        }
+        f.length = (std::uint64_t{p[2]} << 8) | p[3];
+    } else if (f.length == 127) {
+        f.header = 10;
+        if (available < f.header) {
+            f.length = 0;  // not known yet
+            return f;
+        }
+        f.length = 0;
+        for (int i = 2; i < 10; ++i) f.length = (f.length << 8) | p[i];
+    }
+    if (f.length > max_frame_bytes) {
+        f.status = ServerFrame::Status::too_large;
+        return f;
+    }
+    if (available >= f.total()) f.status = ServerFrame::Status::complete;
+    return f;
+}
+
+// The close code of a close frame's payload (1005: none given).
+inline int close_code(std::string_view payload) {
+    return payload.size() >= 2
+               ? (static_cast<unsigned char>(payload[0]) << 8) | static_cast<unsigned char>(payload[1])
+               : 1005;
+}
+
 }  // namespace krmx_bench

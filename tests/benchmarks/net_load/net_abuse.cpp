@@ -349,35 +349,23 @@ class Conn : public std::enable_shared_from_this<Conn> {
     bool parse_frames() {
         std::size_t at = 0;
         while (in_used_ - at >= 2) {
-            const auto* p = reinterpret_cast<const unsigned char*>(in_.data() + at);
-            const std::size_t available = in_used_ - at;
-            if ((p[0] & 0x70) != 0 || (p[1] & 0x80) != 0) {
+            const auto frame =
+                read_server_frame(reinterpret_cast<const unsigned char*>(in_.data() + at), in_used_ - at);
+            if (frame.status == ServerFrame::Status::malformed) {
                 end(Ending::closed, "malformed frame");
                 return false;
             }
-            std::uint64_t length = p[1] & 0x7f;
-            std::size_t header = 2;
-            if (length == 126) {
-                header = 4;
-                if (available < header) break;
-                length = (std::uint64_t{p[2]} << 8) | p[3];
-            } else if (length == 127) {
-                header = 10;
-                if (available < header) break;
-                length = 0;
-                for (int i = 2; i < 10; ++i) length = (length << 8) | p[i];
-            }
-            if (length > max_frame_bytes) {
+            if (frame.status == ServerFrame::Status::too_large) {
                 end(Ending::closed, "frame too large");
                 return false;
             }
-            const std::size_t total = header + static_cast<std::size_t>(length);
-            if (available < total) {
-                if (total > in_.size()) in_.resize(total);
+            if (frame.status == ServerFrame::Status::incomplete) {
+                if (frame.total() > in_.size()) in_.resize(frame.total());
                 break;
             }
-            const unsigned char opcode = p[0] & 0x0f;
-            const std::string_view payload{in_.data() + at + header, static_cast<std::size_t>(length)};
+            const std::size_t total = frame.total();
+            const unsigned char opcode = frame.opcode;
+            const std::string_view payload{in_.data() + at + frame.header, static_cast<std::size_t>(frame.length)};
             if (opcode == op_text) {
                 if (on_text) on_text(payload);
                 if (ended_) return false;
@@ -385,10 +373,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
                 append_masked_frame(out_, op_pong, payload);
                 flush();
             } else if (opcode == op_close) {
-                const int code = payload.size() >= 2 ? (static_cast<unsigned char>(payload[0]) << 8) |
-                                                           static_cast<unsigned char>(payload[1])
-                                                     : 1005;
-                end(Ending::closed, std::to_string(code));
+                end(Ending::closed, std::to_string(close_code(payload)));
                 return false;
             } else if (opcode != op_pong) {
                 end(Ending::closed, "opcode " + std::to_string(opcode));

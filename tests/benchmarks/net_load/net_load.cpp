@@ -280,50 +280,33 @@ void Client::read() {
 bool Client::parse_frames() {
     std::size_t at = 0;
     while (in_used - at >= 2) {
-        const auto* p = reinterpret_cast<const unsigned char*>(in.data() + at);
-        const std::size_t available = in_used - at;
-        // No extension was negotiated, so RSV bits are an error; and a server must never mask.
-        if ((p[0] & 0x70) != 0 || (p[1] & 0x80) != 0) {
+        const auto frame = read_server_frame(reinterpret_cast<const unsigned char*>(in.data() + at), in_used - at);
+        if (frame.status == ServerFrame::Status::malformed) {
             fail("malformed frame header");
             return false;
         }
-        std::uint64_t length = p[1] & 0x7f;
-        std::size_t header = 2;
-        if (length == 126) {
-            header = 4;
-            if (available < header) break;
-            length = (std::uint64_t{p[2]} << 8) | p[3];
-        } else if (length == 127) {
-            header = 10;
-            if (available < header) break;
-            length = 0;
-            for (int i = 2; i < 10; ++i) length = (length << 8) | p[i];
-        }
-        if (length > max_frame_bytes) {
+        if (frame.status == ServerFrame::Status::too_large) {
             fail("frame too large");
             return false;
         }
-        const std::size_t total = header + static_cast<std::size_t>(length);
-        if (available < total) {
-            if (total > in.size()) in.resize(total);  // after the move below the frame starts at 0
+        if (frame.status == ServerFrame::Status::incomplete) {
+            if (frame.total() > in.size()) in.resize(frame.total());  // after the move below the frame starts at 0
             break;
         }
-        const unsigned char opcode = p[0] & 0x0f;
+        const std::size_t total = frame.total();
+        const unsigned char opcode = frame.opcode;
         // Neither server fragments messages, so continuation frames are not implemented.
-        if ((p[0] & 0x80) == 0 || opcode == 0x0) {
+        if (!frame.fin || opcode == 0x0) {
             fail("fragmented message");
             return false;
         }
-        const std::string_view payload{in.data() + at + header, static_cast<std::size_t>(length)};
+        const std::string_view payload{in.data() + at + frame.header, static_cast<std::size_t>(frame.length)};
         if (opcode == op_text) {
             on_frame(payload);
         } else if (opcode == op_ping) {
             send_frame(op_pong, payload);  // a client that misses pongs is closed by the server
         } else if (opcode == op_close) {
-            const int code = payload.size() >= 2 ? (static_cast<unsigned char>(payload[0]) << 8) |
-                                                       static_cast<unsigned char>(payload[1])
-                                                 : 1005;
-            fail("closed by the server (" + std::to_string(code) + ")");
+            fail("closed by the server (" + std::to_string(close_code(payload)) + ")");
             return false;
         } else if (opcode != op_pong) {
             fail("unexpected opcode " + std::to_string(opcode));

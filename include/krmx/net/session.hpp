@@ -37,6 +37,8 @@
 
 #include "krmx/core/clock.hpp"
 #include "krmx/core/detail/json_write.hpp"
+#include "krmx/core/detail/token_bucket.hpp"
+#include "krmx/core/log.hpp"
 #include "krmx/core/message.hpp"
 #include "krmx/core/subscription.hpp"
 #include "krmx/net/username.hpp"
@@ -139,6 +141,10 @@ struct SessionOptions {
     /// Links of new users (usernames the session does not know) per address per minute, budgeted the same
     /// way; more are rejected with `too many new users`. Known users may always relink. Zero: no limit.
     std::size_t new_users_per_address_per_minute = 0;
+
+    /// Where notable events go (refused links, kicks, hooks that threw): one line each, never one per
+    /// message. Empty: nowhere. The WebSocket server gives its own log when this is empty.
+    Logger log = {};
 };
 
 /// Session counters. Never reset.
@@ -213,42 +219,6 @@ namespace detail {
     const auto* member = message.field(key);
     return member ? krmx::detail::json_string_value(member->value) : std::nullopt;
 }
-
-// A budget of `capacity` that refills at `capacity` per `period` and starts full: a rate limit that allows
-// a burst as large as one period's worth.
-class TokenBucket {
-  public:
-    [[nodiscard]] bool take(TimePoint now, std::size_t capacity, Duration period) {
-        refill(now, capacity, period);
-        if (tokens_ < 1.0) return false;
-        tokens_ -= 1.0;
-        return true;
-    }
-    [[nodiscard]] bool full(TimePoint now, std::size_t capacity, Duration period) {
-        refill(now, capacity, period);
-        return tokens_ >= static_cast<double>(capacity);
-    }
-
-  private:
-    void refill(TimePoint now, std::size_t capacity, Duration period) {
-        const auto cap = static_cast<double>(capacity);
-        if (!started_) {
-            started_ = true;
-            tokens_ = cap;
-            at_ = now;
-            return;
-        }
-        if (now <= at_) return;
-        const double periods = std::chrono::duration<double>(now - at_).count() /
-                               std::chrono::duration<double>(period).count();
-        tokens_ = std::min(cap, tokens_ + cap * periods);
-        at_ = now;
-    }
-
-    double tokens_ = 0.0;
-    TimePoint at_{};
-    bool started_ = false;
-};
 
 // Readers for nested receive() calls (a hook may deliver another frame synchronously): one per level.
 class ReaderStack {
@@ -503,8 +473,8 @@ class Session {
     };
     struct AddressBudget {
         std::size_t connections = 0;
-        detail::TokenBucket links;
-        detail::TokenBucket new_users;
+        krmx::detail::TokenBucket links;
+        krmx::detail::TokenBucket new_users;
     };
     struct PendingLink {
         std::uint64_t ticket;

@@ -73,6 +73,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "krmx/core/clock.hpp"
+#include "krmx/core/log.hpp"
 #include "krmx/core/subscription.hpp"
 #include "krmx/net/detail/address.hpp"
 #include "krmx/net/detail/combining_stream.hpp"
@@ -146,6 +147,10 @@ struct WebSocketServerOptions {
     /// process large for good. Checked every tick. Zero: never.
     std::size_t return_memory_after = std::size_t{16} << 20;
     SessionOptions session = {};
+    /// Where the server's notable events go, one line each (started, stopped, refused sockets, floods,
+    /// slow readers dropped, ...): human_log() to standard error by default, json_log() for a collector, any
+    /// krmx::LogSink, or {} for none. The session logs here too unless its own log is set.
+    LogSink log = human_log();
 };
 
 /// Socket-level counters. Never reset. The protocol's counters are in `session().statistics()`.
@@ -260,7 +265,8 @@ class WebSocketServerCore final : public SessionSink {
           acceptor_(context_),
           tick_timer_(context_),
           stop_timer_(context_),
-          session_(*this, options_.session),
+          log_(options_.log),
+          session_(*this, with_log(options_.session, log_)),
           origins_(options_.allowed_origins, !options_.static_files.empty()) {
         if (!options_.static_files.empty() && !std::filesystem::is_directory(options_.static_files)) {
             throw std::invalid_argument("static_files is not a folder: " + options_.static_files.string());
@@ -349,6 +355,7 @@ class WebSocketServerCore final : public SessionSink {
     [[nodiscard]] const WebSocketServerOptions& options() const noexcept { return options_; }
     [[nodiscard]] WebSocketServerStatistics& statistics() noexcept { return statistics_; }
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+    [[nodiscard]] const Logger& log() const noexcept { return log_; }
     [[nodiscard]] bool stopping() const noexcept { return stopping_; }
     [[nodiscard]] const OriginPolicy& origins() const noexcept { return origins_; }
     [[nodiscard]] bool trusted_proxy(const IpAddress& a) const {
@@ -494,11 +501,17 @@ class WebSocketServerCore final : public SessionSink {
         }
     }
 
+    static SessionOptions with_log(SessionOptions options, const Logger& log) {
+        if (!options.log) options.log = log;
+        return options;
+    }
+
     WebSocketServerOptions options_;
     asio::io_context context_;
     tcp::acceptor acceptor_;
     asio::steady_timer tick_timer_;
     asio::steady_timer stop_timer_;
+    Logger log_;
     Session session_;
     OriginPolicy origins_;
     std::vector<IpNetwork> trusted_;
@@ -850,6 +863,8 @@ class WebSocketServer {
     [[nodiscard]] DomainHost& host() noexcept { return *host_; }
     [[nodiscard]] const WebSocketServerStatistics& statistics() const noexcept { return core_->statistics(); }
     [[nodiscard]] const WebSocketServerOptions& options() const noexcept { return core_->options(); }
+    /// The server's log (WebSocketServerOptions::log), for the game's own notable events.
+    [[nodiscard]] const Logger& log() const noexcept { return core_->log(); }
 
     // krmx::ServerTransport, through the session.
     Subscription on_link(UserCallback f) { return session().on_link(std::move(f)); }

@@ -873,3 +873,30 @@ TEST_CASE("the per-address table forgets addresses that are gone and idle", "[ne
     f.session.disconnect(kept);
     CHECK(f.session.tracked_addresses() == 0);
 }
+
+TEST_CASE("refused links, kicks and authentication hooks that throw are logged, once each", "[net][session][log]") {
+    std::vector<std::string> events;
+    std::vector<std::string> reasons;
+    krmx::net::SessionOptions options;
+    options.log = krmx::Logger{[&](const krmx::LogRecord& record) {
+        events.emplace_back(record.event);
+        for (const auto& field : record.fields) {
+            if (field.key == "reason") reasons.push_back(field.value);
+        }
+    }};
+    options.authenticate = [](const krmx::net::LinkRequest& request, krmx::net::LinkDecision decision) {
+        if (request.username == "mallory") throw std::runtime_error{"hook bug"};
+        decision.accept();
+    };
+    Fixture f{options};
+    const auto c = f.session.connect("203.0.113.9");
+    f.session.receive(c, link_frame("alice", "0.4.0"));
+    f.session.receive(c, link_frame("mallory"));
+    REQUIRE(events == std::vector<std::string>{"link.refused", "authentication.hook_failed", "link.refused"});
+    CHECK(reasons == std::vector<std::string>{"krmx server version mismatch (server=0.5.*,client=0.4.0)", "authentication failed"});
+    events.clear();
+    (void)f.linked_user("bob");
+    CHECK(events.empty());  // a link that works is no notable event
+    CHECK(f.session.kick("bob"));
+    CHECK(events == std::vector<std::string>{"user.kicked"});
+}

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <ctime>
 #include <functional>
 #include <initializer_list>
@@ -94,6 +95,21 @@ inline void append_human_value(std::string& out, std::string_view value) {
         out += value;
     } else {
         append_json_string(out, value);
+    }
+}
+
+/// Inside a catch block: what was thrown, for a log line.
+[[nodiscard]] inline std::string current_exception_text() noexcept {
+    try {
+        throw;
+    } catch (const std::exception& e) {
+        try {
+            return e.what();
+        } catch (...) {
+            return {};
+        }
+    } catch (...) {
+        return "an exception that is no std::exception";
     }
 }
 

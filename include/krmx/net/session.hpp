@@ -410,7 +410,11 @@ class Session {
         return true;
     }
     /// The user leaves (@krmx/server's kick): unlinked first when linked, then forgotten. False when unknown.
-    bool kick(std::string_view username) { return leave(username); }
+    bool kick(std::string_view username) {
+        const bool known = leave(username);
+        if (known) options_.log.info("user.kicked", "a user was kicked", {{"username", std::string{username}}});
+        return known;
+    }
 
     /// Changes whether unknown users may link from now on.
     void accept_new_users(bool accept) noexcept { options_.accept_new_users = accept; }
@@ -511,12 +515,19 @@ class Session {
         sink_->send(connection, std::make_shared<const std::string>(std::move(text)));
     }
     void reject(ConnectionId connection, std::string_view reason) {
+        if (options_.log) {
+            const auto* c = find_connection(connection);
+            options_.log.info("link.refused", "a link request was refused",
+                              {{"reason", std::string{reason}}, {"address", c ? c->address : std::string{}}});
+        }
         send_frame(connection, detail::session_rejected_frame(reason));
     }
 
     void linked_message(const std::string& username, const Message* message) {
         if (!message) {
             ++statistics_.unlinked_by_bad_message;
+            options_.log.warning("user.unlinked", "a linked user sent a message that is no JSON object; it is unlinked",
+                                 {{"username", username}});
             unlink(username);
             return;
         }
@@ -608,6 +619,8 @@ class Session {
             options_.authenticate(*request, LinkDecision{this, alive_, ticket});
         } catch (...) {
             ++statistics_.hook_errors;
+            options_.log.error("authentication.hook_failed", "the authentication hook threw; the link is refused",
+                               {{"username", request->username}});
             answer(ticket, std::string{"authentication failed"});
         }
     }

@@ -288,6 +288,8 @@ class WebSocketServerCore final : public SessionSink {
         port_ = acceptor_.local_endpoint().port();
         accept();
         schedule_tick();
+        log_.info("server.started", "the server listens",
+                  {{"address", options_.address}, {"port", std::to_string(port_)}});
     }
     WebSocketServerCore(const WebSocketServerCore&) = delete;
     WebSocketServerCore& operator=(const WebSocketServerCore&) = delete;
@@ -309,6 +311,8 @@ class WebSocketServerCore final : public SessionSink {
         if (it == connections_.end()) return;
         if (reason == CloseReason::link_deadline) {
             ++statistics_.link_deadline_closes;
+            log_.info("connection.link_deadline", "a connection did not link in time and is closed",
+                      {{"address", it->second->address()}});
             it->second->close_after_flush(websocket::close_code::policy_error);
         } else {
             it->second->close_after_flush(websocket::close_code::going_away);
@@ -318,6 +322,8 @@ class WebSocketServerCore final : public SessionSink {
     void stop() {
         if (stopping_) return;
         stopping_ = true;
+        log_.info("server.stopping", "the server stops: users leave, queued frames are flushed",
+                  {{"connections", std::to_string(connections_.size())}});
         beast::error_code ignored;
         acceptor_.close(ignored);
         tick_timer_.cancel();
@@ -330,6 +336,8 @@ class WebSocketServerCore final : public SessionSink {
             std::vector<std::shared_ptr<ServerConnection>> rest;
             for (auto& [id, c] : connections_) rest.push_back(c);
             for (auto& c : rest) c->abort();  // through finish(): each gives its counts back
+            log_.warning("server.stopped", "the server stopped; connections that had not flushed were cut",
+                         {{"cut", std::to_string(rest.size())}});
             context_.stop();
         });
         maybe_stopped();
@@ -345,7 +353,7 @@ class WebSocketServerCore final : public SessionSink {
             try {
                 f();
             } catch (...) {
-                ++statistics_.callback_errors;
+                callback_failed("a function given to after()");
             }
         });
     }
@@ -363,6 +371,13 @@ class WebSocketServerCore final : public SessionSink {
             return n.contains(a);
         };
         return std::any_of(trusted_.begin(), trusted_.end(), contains);
+    }
+
+    /// In a catch block: counts the error and logs what was thrown, so that the server goes on.
+    void callback_failed(std::string_view where) noexcept {
+        ++statistics_.callback_errors;
+        log_.error("callback.failed", "application code threw; the server goes on",
+                   {{"where", std::string{where}}, {"error", krmx::detail::current_exception_text()}});
     }
 
     /// Takes one of `key`'s places; false when max_connections_per_address are taken.
@@ -390,7 +405,7 @@ class WebSocketServerCore final : public SessionSink {
         try {
             session_.receive(id, text);
         } catch (...) {
-            ++statistics_.callback_errors;  // a domain threw past the session: keep serving
+            callback_failed("a message's handling");  // a domain threw past the session: keep serving
         }
     }
     void closed(const std::shared_ptr<ServerConnection>& c) {
@@ -403,7 +418,7 @@ class WebSocketServerCore final : public SessionSink {
                 try {
                     session_.disconnect(id);
                 } catch (...) {
-                    ++statistics_.callback_errors;
+                    callback_failed("a disconnect's handling");
                 }
                 maybe_stopped();
             });
@@ -433,6 +448,8 @@ class WebSocketServerCore final : public SessionSink {
         beast::error_code ec;
         if (statistics_.open >= options_.max_connections) {
             ++statistics_.refused_full;
+            log_.warning("connection.refused", "a socket was refused: the server has max_connections open",
+                         {{"open", std::to_string(statistics_.open)}});
             socket.close(ec);
             return;
         }
@@ -447,6 +464,8 @@ class WebSocketServerCore final : public SessionSink {
         std::string key = trusted_proxy(peer) ? std::string{} : address_key(peer);
         if (!key.empty() && !count_address(key)) {
             ++statistics_.refused_address_full;
+            log_.warning("connection.refused", "a socket was refused: its address has all the sockets it may have",
+                         {{"address", key}});
             // Before reading a byte: this address has all the sockets it may have. A reset, not a FIN: a
             // storm of refused sockets would otherwise leave the server one TIME_WAIT entry each.
             socket.set_option(asio::socket_base::linger(true, 0), ec);
@@ -476,7 +495,7 @@ class WebSocketServerCore final : public SessionSink {
             try {
                 session_.tick();
             } catch (...) {
-                ++statistics_.callback_errors;
+                callback_failed("the session's tick");
             }
             return_memory();
             schedule_tick();
@@ -496,6 +515,7 @@ class WebSocketServerCore final : public SessionSink {
 
     void maybe_stopped() {
         if (stopping_ && connections_.empty() && upgrading_.empty() && statistics_.open == 0) {
+            if (!context_.stopped()) log_.info("server.stopped", "the server stopped");
             stop_timer_.cancel();
             context_.stop();
         }
@@ -558,6 +578,8 @@ inline void ServerConnection::on_request(beast::error_code ec) {
     }
     if (!origin_allowed()) {
         ++core_->statistics().refused_origin;
+        core_->log().info("connection.refused", "an upgrade from an origin that is not allowed was refused (403)",
+                          {{"origin", std::string{request_[http::field::origin]}}, {"address", address_}});
         refuse(http::status::forbidden, "origin not allowed");
         return;
     }
@@ -597,6 +619,8 @@ inline bool ServerConnection::admit_forwarded() {
     auto key = address_key(*client);
     if (!core_->count_address(key)) {
         ++stats.refused_address_full;
+        core_->log().warning("connection.refused", "a request was refused (429): its address has all the sockets it may have",
+                             {{"address", key}});
         refuse(http::status::too_many_requests, "too many connections from this address");
         return false;
     }
@@ -714,6 +738,8 @@ inline void ServerConnection::on_read(beast::error_code ec, std::size_t bytes) {
     if (ec) {
         if (ec == websocket::error::message_too_big) {
             ++stats.oversized_frames;
+            core_->log().warning("connection.oversized_frame", "a peer sent a frame over max_message_bytes and is closed (1009)",
+                                 {{"address", address_}});
         } else if (ec == websocket::error::bad_frame_payload) {
             ++stats.invalid_utf8;
         } else if (ec == beast::error::timeout) {
@@ -729,6 +755,7 @@ inline void ServerConnection::on_read(beast::error_code ec, std::size_t bytes) {
     stats.bytes_in += bytes;
     if (!ws_.got_text()) {
         ++stats.binary_frames;
+        core_->log().warning("connection.binary_frame", "a peer sent a binary frame and is closed (1003)", {{"address", address_}});
         close_violation(websocket::close_code::unknown_data);
         return;
     }
@@ -741,6 +768,8 @@ inline void ServerConnection::on_read(beast::error_code ec, std::size_t bytes) {
         }
         if (++window_frames_ > limit) {
             ++stats.floods;
+            core_->log().warning("connection.flood", "a peer sent more than max_frames_per_second and is closed (1008)",
+                                 {{"address", address_}});
             close_violation(websocket::close_code::policy_error);
             return;
         }
@@ -765,6 +794,8 @@ inline void ServerConnection::enqueue(const SharedText& text) {
     if (out.unflushed_bytes() + header.size() + text->size() > core_->options().max_queued_bytes) {
         const auto keep = shared_from_this();  // the core lets go of this connection in finish()
         ++core_->statistics().slow_readers;
+        core_->log().warning("connection.slow_reader", "a peer that does not read passed max_queued_bytes and is dropped",
+                             {{"address", address_}});
         terminate();
         finish({});
         return;
@@ -843,7 +874,7 @@ class WebSocketServer {
             try {
                 f();
             } catch (...) {
-                ++core->statistics().callback_errors;
+                core->callback_failed("a function given to post()");
             }
         });
     }

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "krmx/core/detail/json_write.hpp"
+#include "krmx/core/log.hpp"
 #include "krmx/core/message.hpp"
 #include "krmx/core/subscription.hpp"
 #include "krmx/sync/stream_messages.hpp"
@@ -111,6 +112,11 @@ class DomainHost {
                       }) {
             loop_.hold = [&transport] { return std::shared_ptr<void>{transport.hold()}; };
         }
+        if constexpr (requires(Transport& t) {
+                          { t.log() } -> std::convertible_to<const Logger&>;
+                      }) {
+            log_ = transport.log();
+        }
         subscriptions_[0] = transport.on_link([this](std::string_view user) { linked(user); });
         subscriptions_[1] = transport.on_unlink([this](std::string_view user) { unlinked(user); });
         subscriptions_[2] =
@@ -128,6 +134,8 @@ class DomainHost {
         for (const auto& [name, _] : domains_) out.push_back(name);
         return out;
     }
+    /// The transport's log (one that writes nothing when the transport has none), for domains' notable events.
+    [[nodiscard]] const Logger& log() const noexcept { return log_; }
     /// The transport's event loop (empty `post` when the transport has none).
     [[nodiscard]] const EventLoop& loop() const noexcept { return loop_; }
 
@@ -204,6 +212,7 @@ class DomainHost {
     std::function<void(std::string)> broadcast_;
     std::function<LinkedUser(std::string_view)> link_of_;
     EventLoop loop_;
+    Logger log_;
     std::map<std::string, detail::HostedDomain*, std::less<>> domains_;
     std::vector<detail::HostedDomain*> order_;  // attach order: histories go out in it
     Subscription subscriptions_[3];

@@ -414,6 +414,8 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
     void failed(std::size_t first, std::span<const detail::CommitPipeline::Waiting> batch,
                 std::vector<detail::CommitPipeline::Waiting> behind, const std::string& error) override {
         last_commit_error_ = error;
+        host_.log().error("commit.failed", "a commit failed: its events were taken back and their senders told",
+                          {{"domain", name_}, {"error", error}, {"events", std::to_string(batch.size())}});
         const DispatchResult refusal{Outcome::failed, Reason{"event not stored: " + error}};
         for (std::size_t i = 0; i < batch.size(); ++i) {
             ++statistics_.not_stored;

@@ -4,12 +4,17 @@
 //   counter_server [--port 8082] [--store counter.sqlite | --memory] [--domains counter,room-2]
 //                  [--address 127.0.0.1] [--run-for SECONDS] [--web FOLDER]
 //                  [--trusted-proxy ADDRESS_OR_CIDR]... [--origin ORIGIN]... [--forget-after SECONDS]
+//                  [--postgres CONNINFO] [--log human|json]
 //
 // Safe for the internet by default: krmx::net::internet_facing's limits (users that do not come back are
 // forgotten, connections, link attempts and new usernames are budgeted per address, small frames at a human
 // rate). --trusted-proxy: read the client's address from X-Forwarded-For when the connection comes from
 // there (a load balancer). --origin: the web pages that may open sockets (default: the page --web serves,
 // or any page without --web).
+//
+// --postgres CONNINFO: the events live in PostgreSQL instead (a libpq connection string or URL, e.g.
+// postgresql://krmx@db/krmx; built only where krmx::postgres is). --log json: the server's notable events
+// (started, refused sockets, floods, failed commits, ...) as JSON lines on stderr; human lines by default.
 //
 // --web FOLDER: also answers plain HTTP GETs on the same port with the files of FOLDER (the web page of
 // examples/web, built by its build.mjs), so a browser opens http://127.0.0.1:PORT/ and plays.
@@ -32,6 +37,9 @@
 #include <krmx/net/internet_facing.hpp>
 #include <krmx/net/websocket_server.hpp>
 #include <krmx/store/sqlite_event_store.hpp>
+#if defined(KRMX_COUNTER_SERVER_POSTGRES)
+#include <krmx/store/postgres_event_store.hpp>
+#endif
 
 #include "claimable_counter/counter.hpp"
 
@@ -47,6 +55,8 @@ struct Arguments {
     std::vector<std::string> trusted_proxies;
     std::vector<std::string> origins;
     std::optional<double> forget_after;
+    std::optional<std::string> postgres;
+    std::string log = "human";
 };
 
 Arguments parse(int argc, char** argv) {
@@ -81,6 +91,15 @@ Arguments parse(int argc, char** argv) {
             a.origins.push_back(value());
         } else if (arg == "--forget-after") {
             a.forget_after = std::stod(value());
+        } else if (arg == "--postgres") {
+#if defined(KRMX_COUNTER_SERVER_POSTGRES)
+            a.postgres = value();
+#else
+            throw std::invalid_argument("--postgres: this counter_server was built without PostgreSQL (libpq)");
+#endif
+        } else if (arg == "--log") {
+            a.log = value();
+            if (a.log != "human" && a.log != "json") throw std::invalid_argument("--log is human or json");
         } else {
             throw std::invalid_argument("unknown argument " + arg);
         }
@@ -93,25 +112,40 @@ Arguments parse(int argc, char** argv) {
 int main(int argc, char** argv) {
     try {
         const Arguments args = parse(argc, argv);
-        std::unique_ptr<krmx::SqliteEventStore> store;
-        if (args.store) store = std::make_unique<krmx::SqliteEventStore>(*args.store);
+        std::unique_ptr<krmx::SqliteEventStore> sqlite;
+        krmx::Durability durability;
+        std::string where = "in memory";
+#if defined(KRMX_COUNTER_SERVER_POSTGRES)
+        std::unique_ptr<krmx::PostgresEventStore> postgres;
+        if (args.postgres) {
+            postgres = std::make_unique<krmx::PostgresEventStore>(krmx::PostgresOptions{.connection = *args.postgres});
+            durability = krmx::durable(*postgres);
+            where = "store PostgreSQL";
+        }
+#endif
+        if (args.store && !durability) {
+            sqlite = std::make_unique<krmx::SqliteEventStore>(*args.store);
+            durability = krmx::durable(*sqlite);
+            where = "store " + *args.store;
+        }
+        const bool stored = static_cast<bool>(durability);
 
         auto options = krmx::net::internet_facing({.address = args.address,
                                                    .port = args.port,
                                                    .static_files = args.web,
                                                    .trusted_proxies = args.trusted_proxies,
                                                    .allowed_origins = args.origins});
+        if (args.log == "json") options.log = krmx::json_log();
         if (args.forget_after) {
             options.session.forget_unlinked_after =
                 std::chrono::duration_cast<krmx::Duration>(std::chrono::duration<double>(*args.forget_after));
         }
         krmx::net::WebSocketServer server{options};
-        const krmx::Durability durability = store ? krmx::durable(*store) : krmx::Durability{};
         std::vector<std::unique_ptr<krmx::StreamDomain<Counter>>> domains;
         for (const auto& domain : args.domains) {
             auto& d = *domains.emplace_back(std::make_unique<krmx::StreamDomain<Counter>>(
                 server, domain, counter::model(), krmx::StreamDomainOptions{.durability = durability}));
-            if (store) {
+            if (stored) {
                 std::cout << "domain " << domain << ": " << d.statistics().restored << " events restored, counter "
                           << d.state().counter << "\n";
             }
@@ -129,7 +163,7 @@ int main(int argc, char** argv) {
                 [&server] { server.stop(); });
         }
         std::cout << "krmx counter server listening on ws://" << args.address << ":" << server.port()
-                  << (store ? " (store " + *args.store + ")" : std::string{" (in memory)"}) << std::endl;
+                  << " (" << where << ")" << std::endl;
         if (!args.web.empty()) {
             std::cout << "web page on http://" << args.address << ":" << server.port() << "/" << std::endl;
         }

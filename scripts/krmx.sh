@@ -6,6 +6,8 @@
 #   scripts/krmx.sh bench    the benchmarks side by side with the TypeScript reference, and the hostile load
 #                            test (not part of `test`, which runs their quick versions)
 #   scripts/krmx.sh fuzz [--seconds N]   the libFuzzer harnesses for longer than the test suite runs them
+#   scripts/krmx.sh install PREFIX [--build DIR] [--web SITE]   counter_server and its web page into PREFIX
+#                            (what examples/deploy/Dockerfile runs; the test suite checks it the same way)
 # Each installs the Debian packages it needs when they are missing (as root), or says what to install.
 set -euo pipefail
 
@@ -62,6 +64,8 @@ test_packages+=(libboost-dev)
 test_packages+=(chromium)
 # The demo: the networked counter server (Boost, SQLite) serving the web page.
 demo_packages=("${core_packages[@]}" libsqlite3-dev libboost-dev)
+# A counter_server for production (install): PostgreSQL, TLS and metrics too.
+server_packages=("${demo_packages[@]}" make libpq-dev libssl-dev prometheus-cpp-dev)
 
 # demo: the claimable counter as a web page, served with its WebSocket by examples/counter_server on
 # 127.0.0.1, durable in a SQLite file; Ctrl-C stops it cleanly. demo --timeline: the in-process demo
@@ -205,6 +209,50 @@ net_load() {
   "$root/tests/benchmarks/run_hostile_load.sh" "$@" --out "$hostile_out" "$server" "$load" "$abuse"
 }
 
+# install PREFIX: counter_server (Release, stripped) in PREFIX/bin and the web page in PREFIX/share/krmx/web.
+# --build DIR: take counter_server from a build tree that has it (the test suite's), instead of building it;
+# --web SITE: copy a web page already bundled (examples/web/build.mjs), instead of bundling it.
+cmd_install() {
+  local prefix="" build="" web=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --build) build="$2"; shift ;;
+      --web) web="$2"; shift ;;
+      -*) die "unknown install option: $1" ;;
+      *) [ -z "$prefix" ] || die "install takes one PREFIX"; prefix="$1" ;;
+    esac
+    shift
+  done
+  [ -n "$prefix" ] || die "usage: scripts/krmx.sh install PREFIX [--build DIR] [--web SITE]"
+  if [ -z "$build" ]; then
+    need_packages "${server_packages[@]}"
+    build="$build_root/install"
+    mkdir -p "$build_root"
+    say "configure $build (g++, Release)"
+    cmake -S "$root" -B "$build" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release -DKRMX_BUILD_TESTS=OFF \
+      -DKRMX_BUILD_BENCHMARKS=OFF >"$build.configure.log" 2>&1 || { cat "$build.configure.log"; die "configure failed ($build)"; }
+    say "build counter_server"
+    cmake --build "$build" --parallel "$jobs" --target counter_server
+  fi
+  local binary="$build/examples/counter_server/counter_server"
+  [ -x "$binary" ] || die "no counter_server in $build"
+  if [ -z "$web" ]; then
+    command -v node >/dev/null || need_packages nodejs
+    command -v npm >/dev/null || need_packages npm
+    say "bundle the web page (npm ci, rollup)"
+    (cd "$root/examples/web" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+      || die "npm ci failed in examples/web"
+    web="$build/web"
+    node "$root/examples/web/build.mjs" "$web" >/dev/null
+  fi
+  [ -f "$web/index.html" ] || die "no web page in $web"
+  say "install into $prefix"
+  mkdir -p "$prefix/bin" "$prefix/share/krmx"
+  install -m 0755 -s "$binary" "$prefix/bin/counter_server"
+  rm -rf "$prefix/share/krmx/web"
+  cp -R "$web" "$prefix/share/krmx/web"
+}
+
 cmd_fuzz() {
   local seconds=600
   while [ $# -gt 0 ]; do
@@ -231,5 +279,6 @@ case "${1:-}" in
   test) shift; cmd_test "$@" ;;
   bench) shift; cmd_bench "$@" ;;
   fuzz) shift; cmd_fuzz "$@" ;;
-  *) echo "usage: scripts/krmx.sh demo [--timeline] [--port N] | test | bench [--quick] | fuzz [--seconds N]" >&2; exit 2 ;;
+  install) shift; cmd_install "$@" ;;
+  *) echo "usage: scripts/krmx.sh demo [--timeline] [--port N] | test | bench [--quick] | fuzz [--seconds N] | install PREFIX [--build DIR] [--web SITE]" >&2; exit 2 ;;
 esac

@@ -1,10 +1,14 @@
 // The WebSocket server and client over real loopback sockets: the session frames, streams between C++
 // clients, reconnects, and every kind of bad peer with its defined answer and counter.
+#include <algorithm>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/connect.hpp>
@@ -269,6 +273,26 @@ TEST_CASE("bad peers get defined answers, counted", "[net][websocket][bad-input]
     options.ping_interval = 100ms;
     options.max_queued_bytes = 64 * 1024;
     options.session.link_deadline = 300ms;
+    // What the server logs: one line per bad peer, naming its address.
+    struct Lines {
+        std::mutex mutex;
+        std::vector<std::pair<std::string, std::string>> events;  // event, address
+        [[nodiscard]] std::size_t count(std::string_view event) {
+            std::lock_guard lock{mutex};
+            return static_cast<std::size_t>(std::count_if(events.begin(), events.end(), [&](const auto& e) {
+                return e.first == event && e.second == "127.0.0.1";
+            }));
+        }
+    };
+    auto lines = std::make_shared<Lines>();
+    options.log = [lines](const krmx::LogRecord& record) {
+        std::string address;
+        for (const auto& field : record.fields) {
+            if (field.key == "address") address = field.value;
+        }
+        std::lock_guard lock{lines->mutex};
+        lines->events.emplace_back(std::string{record.event}, address);
+    };
     ServerThread t{options};
     t.start();
 
@@ -279,6 +303,7 @@ TEST_CASE("bad peers get defined answers, counted", "[net][websocket][bad-input]
         CHECK(peer.read_until_closed() == 1003);
         CHECK(eventually(
             [&] { return t.on_server([&] { return t.server().statistics().binary_frames; }) == 1; }));
+        CHECK(lines->count("connection.binary_frame") == 1);
     }
     SECTION("an oversized frame: 1009") {
         RawPeer peer{t.port()};
@@ -305,6 +330,7 @@ TEST_CASE("bad peers get defined answers, counted", "[net][websocket][bad-input]
         CHECK(peer.read_until_closed(&frames) == 1008);
         CHECK(frames.size() == 3);  // accepted, joined, linked: spam is never echoed
         CHECK(t.on_server([&] { return t.server().statistics().floods; }) == 1);
+        CHECK(lines->count("connection.flood") == 1);
         CHECK(eventually([&] { return !t.on_server([&] { return t.server().session().linked("alice"); }); }));
     }
     SECTION("a flooder that ignores the close frame and goes on sending is cut off soon after it") {

@@ -4,12 +4,17 @@
 //   counter_server [--port 8082] [--store counter.sqlite | --memory] [--domains counter,room-2]
 //                  [--address 127.0.0.1] [--run-for SECONDS] [--web FOLDER]
 //                  [--trusted-proxy ADDRESS_OR_CIDR]... [--origin ORIGIN]... [--forget-after SECONDS]
+//                  [--health] [--metrics [--metrics-token TOKEN]]
 //
 // Safe for the internet by default: krmx::net::internet_facing's limits (users that do not come back are
 // forgotten, connections, link attempts and new usernames are budgeted per address, small frames at a human
 // rate). --trusted-proxy: read the client's address from X-Forwarded-For when the connection comes from
 // there (a load balancer). --origin: the web pages that may open sockets (default: the page --web serves,
 // or any page without --web).
+//
+// --health: /healthz and /readyz on the same port (for a load balancer or an orchestrator). --metrics:
+// /metrics in the Prometheus text format (krmx::net::Metrics; only when built with prometheus-cpp),
+// with --metrics-token only for scrapes that send `Authorization: Bearer TOKEN`.
 //
 // --web FOLDER: also answers plain HTTP GETs on the same port with the files of FOLDER (the web page of
 // examples/web, built by its build.mjs), so a browser opens http://127.0.0.1:PORT/ and plays.
@@ -32,6 +37,9 @@
 #include <krmx/net/internet_facing.hpp>
 #include <krmx/net/websocket_server.hpp>
 #include <krmx/store/sqlite_event_store.hpp>
+#if defined(KRMX_EXAMPLE_METRICS)
+#include <krmx/net/metrics.hpp>
+#endif
 
 #include "claimable_counter/counter.hpp"
 
@@ -47,6 +55,9 @@ struct Arguments {
     std::vector<std::string> trusted_proxies;
     std::vector<std::string> origins;
     std::optional<double> forget_after;
+    bool health = false;
+    bool metrics = false;
+    std::string metrics_token;
 };
 
 Arguments parse(int argc, char** argv) {
@@ -81,6 +92,12 @@ Arguments parse(int argc, char** argv) {
             a.origins.push_back(value());
         } else if (arg == "--forget-after") {
             a.forget_after = std::stod(value());
+        } else if (arg == "--health") {
+            a.health = true;
+        } else if (arg == "--metrics") {
+            a.metrics = true;
+        } else if (arg == "--metrics-token") {
+            a.metrics_token = value();
         } else {
             throw std::invalid_argument("unknown argument " + arg);
         }
@@ -105,7 +122,14 @@ int main(int argc, char** argv) {
             options.session.forget_unlinked_after =
                 std::chrono::duration_cast<krmx::Duration>(std::chrono::duration<double>(*args.forget_after));
         }
+        options.health = args.health;
         krmx::net::WebSocketServer server{options};
+#if defined(KRMX_EXAMPLE_METRICS)
+        std::optional<krmx::net::Metrics> metrics;
+        if (args.metrics) metrics.emplace(server, krmx::net::MetricsOptions{.token = args.metrics_token});
+#else
+        if (args.metrics) throw std::invalid_argument("--metrics: built without prometheus-cpp (krmx::metrics)");
+#endif
         const krmx::Durability durability = store ? krmx::durable(*store) : krmx::Durability{};
         std::vector<std::unique_ptr<krmx::StreamDomain<Counter>>> domains;
         for (const auto& domain : args.domains) {
@@ -130,6 +154,10 @@ int main(int argc, char** argv) {
         }
         std::cout << "krmx counter server listening on ws://" << args.address << ":" << server.port()
                   << (store ? " (store " + *args.store + ")" : std::string{" (in memory)"}) << std::endl;
+        if (args.metrics) {
+            std::cout << "metrics on http://" << args.address << ":" << server.port() << "/metrics"
+                      << (args.metrics_token.empty() ? "" : " (bearer token required)") << std::endl;
+        }
         if (!args.web.empty()) {
             std::cout << "web page on http://" << args.address << ":" << server.port() << "/" << std::endl;
         }

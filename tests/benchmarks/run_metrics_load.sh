@@ -2,7 +2,7 @@
 # The network load benchmark with krmx::net::Metrics off and on (the bench server's --metrics), in turns
 # (off on off on ...) so that a drift of the machine's speed hits both alike; with metrics on, /metrics is
 # also scraped every SCRAPE seconds during the load. One fresh server per run. Prints one JSON line per run
-# and a markdown table of the medians.
+# and a markdown table of the medians, and the on/off throughput ratio of each pair (run one after the other).
 #   run_metrics_load.sh [--rounds 3] [--clients 100] [--seconds 3] [--scrape 1] BENCH_SERVER LOAD_GENERATOR
 set -euo pipefail
 rounds=3 clients=100 seconds=3 scrape=1
@@ -78,5 +78,9 @@ for mode in ("off", "on"):
     rs = [r for r in rows if r["label"] == "metrics-" + mode]
     med = lambda k: statistics.median(r[k] for r in rs)
     print("| %s | %d | %d | %.0f | %.2f | %.2f |" % (mode, rs[0]["clients"], len(rs), med("events_per_s"), med("p50_ms"), med("p99_ms")))
+offs = [r for r in rows if r["label"] == "metrics-off"]
+ons = [r for r in rows if r["label"] == "metrics-on"]
+pairs = [on["events_per_s"] / off["events_per_s"] for off, on in zip(offs, ons)]
+print("\nthroughput on/off, pair by pair: %s; median %.3f" % (" ".join("%.2f" % p for p in pairs), statistics.median(pairs)))
 '
 echo "(metrics on: $scrapes scrapes of /metrics during the load)"

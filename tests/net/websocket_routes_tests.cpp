@@ -115,7 +115,7 @@ TEST_CASE("/readyz follows the application's checks; a check that throws is not 
     CHECK(ready.status == 200);
     CHECK(ready.body == "ready\n");
 
-    t.on_server([&] { database_down = "no connection"; });
+    t.on_server([&] { database_down = "no\nconnection"; });  // one line per reason, whatever it holds
     const auto down = http_request(t.port(), http::verb::get, "/readyz");
     CHECK(down.status == 503);
     CHECK(down.body == "not ready\ndatabase: no connection\n");

@@ -975,6 +975,10 @@ class WebSocketServer {
                 out.push_back(name + ": check failed");
             }
         }
+        // One line each, whatever a store's error message holds.
+        for (auto& line : out) {
+            std::replace_if(line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+        }
         return out;
     }
 

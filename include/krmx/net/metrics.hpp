@@ -278,7 +278,8 @@ class ServerCollectable final : public prometheus::Collectable {
 
 class Metrics final : private DomainObserver {
   public:
-    /// Serves `options.path` on `server` and times its domains' appends and commits from now on.
+    /// Serves `options.path` on `server` and times its domains' appends and commits from now on (the host
+    /// has one observer: a second Metrics on the same server takes the histograms over).
     explicit Metrics(WebSocketServer& server, MetricsOptions options = {})
         : server_(server),
           options_(std::move(options)),
@@ -299,7 +300,7 @@ class Metrics final : private DomainObserver {
     Metrics(const Metrics&) = delete;
     Metrics& operator=(const Metrics&) = delete;
     ~Metrics() override {
-        server_.host().observe(nullptr);
+        if (server_.host().observer() == this) server_.host().observe(nullptr);  // unless replaced since
         server_.stop_serving_http(options_.path);
     }
 

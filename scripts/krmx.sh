@@ -54,7 +54,8 @@ configure_and_build() {
 core_packages=(g++ cmake nlohmann-json3-dev)
 # libclang-rt-14-dev: libFuzzer for the fuzz harnesses. (Node, for JSON.parse in the agreement test and the
 # JavaScript interop tests, is installed by cmd_test when the command is missing.)
-test_packages=("${core_packages[@]}" clang libclang-rt-14-dev catch2 libsqlite3-dev libbenchmark-dev)
+test_packages=("${core_packages[@]}" clang libclang-rt-14-dev catch2 libsqlite3-dev libbenchmark-dev
+               prometheus-cpp-dev python3-prometheus-client)
 # PostgreSQL: libpq for krmx::postgres, and the server, which the PostgreSQL tests and benchmarks start
 # themselves (a throw-away one in a temporary folder, see tests/support/postgres_server.hpp).
 test_packages+=(postgresql libpq-dev)

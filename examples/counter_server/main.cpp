@@ -5,6 +5,7 @@
 //                  [--address 127.0.0.1] [--run-for SECONDS] [--web FOLDER]
 //                  [--trusted-proxy ADDRESS_OR_CIDR]... [--origin ORIGIN]... [--forget-after SECONDS]
 //                  [--postgres CONNINFO] [--log human|json]
+//                  [--health] [--metrics [--metrics-token TOKEN]]
 //
 // Safe for the internet by default: krmx::net::internet_facing's limits (users that do not come back are
 // forgotten, connections, link attempts and new usernames are budgeted per address, small frames at a human
@@ -15,6 +16,11 @@
 // --postgres CONNINFO: the events live in PostgreSQL instead (a libpq connection string or URL, e.g.
 // postgresql://krmx@db/krmx; built only where krmx::postgres is). --log json: the server's notable events
 // (started, refused sockets, floods, failed commits, ...) as JSON lines on stderr; human lines by default.
+//
+// --health: /healthz and /readyz on the same port (for a load balancer or an orchestrator). --metrics:
+// /metrics in the Prometheus text format (krmx::net::Metrics; only when built with prometheus-cpp),
+// with --metrics-token (or the environment's KRMX_METRICS_TOKEN) only for scrapes that send
+// `Authorization: Bearer TOKEN`.
 //
 // --web FOLDER: also answers plain HTTP GETs on the same port with the files of FOLDER (the web page of
 // examples/web, built by its build.mjs), so a browser opens http://127.0.0.1:PORT/ and plays.
@@ -40,6 +46,9 @@
 #if defined(KRMX_COUNTER_SERVER_POSTGRES)
 #include <krmx/store/postgres_event_store.hpp>
 #endif
+#if defined(KRMX_EXAMPLE_METRICS)
+#include <krmx/net/metrics.hpp>
+#endif
 
 #include "claimable_counter/counter.hpp"
 
@@ -57,6 +66,9 @@ struct Arguments {
     std::optional<double> forget_after;
     std::optional<std::string> postgres;
     std::string log = "human";
+    bool health = false;
+    bool metrics = false;
+    std::string metrics_token;
 };
 
 Arguments parse(int argc, char** argv) {
@@ -100,10 +112,18 @@ Arguments parse(int argc, char** argv) {
         } else if (arg == "--log") {
             a.log = value();
             if (a.log != "human" && a.log != "json") throw std::invalid_argument("--log is human or json");
+        } else if (arg == "--health") {
+            a.health = true;
+        } else if (arg == "--metrics") {
+            a.metrics = true;
+        } else if (arg == "--metrics-token") {
+            a.metrics_token = value();
         } else {
             throw std::invalid_argument("unknown argument " + arg);
         }
     }
+    // A token on the command line shows in `ps`: a service manager passes it in the environment instead.
+    if (const char* token = std::getenv("KRMX_METRICS_TOKEN"); a.metrics_token.empty() && token) a.metrics_token = token;
     return a;
 }
 
@@ -140,7 +160,14 @@ int main(int argc, char** argv) {
             options.session.forget_unlinked_after =
                 std::chrono::duration_cast<krmx::Duration>(std::chrono::duration<double>(*args.forget_after));
         }
+        options.health = args.health;
         krmx::net::WebSocketServer server{options};
+#if defined(KRMX_EXAMPLE_METRICS)
+        std::optional<krmx::net::Metrics> metrics;
+        if (args.metrics) metrics.emplace(server, krmx::net::MetricsOptions{.token = args.metrics_token});
+#else
+        if (args.metrics) throw std::invalid_argument("--metrics: built without prometheus-cpp (krmx::metrics)");
+#endif
         std::vector<std::unique_ptr<krmx::StreamDomain<Counter>>> domains;
         for (const auto& domain : args.domains) {
             auto& d = *domains.emplace_back(std::make_unique<krmx::StreamDomain<Counter>>(
@@ -164,6 +191,10 @@ int main(int argc, char** argv) {
         }
         std::cout << "krmx counter server listening on ws://" << args.address << ":" << server.port()
                   << " (" << where << ")" << std::endl;
+        if (args.metrics) {
+            std::cout << "metrics on http://" << args.address << ":" << server.port() << "/metrics"
+                      << (args.metrics_token.empty() ? "" : " (bearer token required)") << std::endl;
+        }
         if (!args.web.empty()) {
             std::cout << "web page on http://" << args.address << ":" << server.port() << "/" << std::endl;
         }

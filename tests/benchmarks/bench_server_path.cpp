@@ -37,9 +37,24 @@ struct CountingSink final : krmx::net::SessionSink {
     void close(krmx::net::ConnectionId, krmx::net::CloseReason) override {}
 };
 
+// What a metrics exporter costs the path without its own bookkeeping: two clock reads per append and one
+// per commit, a virtual call each (krmx::net::Metrics adds a histogram bucket's atomic increments).
+struct SummingObserver final : krmx::DomainObserver {
+    krmx::Duration total{};
+    std::uint64_t samples = 0;
+    void append_confirmed(std::string_view, krmx::Duration elapsed) noexcept override {
+        total += elapsed;
+        ++samples;
+    }
+    void commit_ended(std::string_view, krmx::Duration elapsed, bool) noexcept override {
+        total += elapsed;
+        ++samples;
+    }
+};
+
 // One server with its users linked, fresh for each round so that memory stays bounded.
 struct Round {
-    explicit Round(bool pipelined)
+    explicit Round(bool pipelined, bool observed)
         : server{host, "counter", counter::model(),
                  {.durability = pipelined ? krmx::durable(store, {.post = loop.poster()})
                                           : krmx::durable(store, {.commits = krmx::Commits::synchronous})}} {
@@ -49,9 +64,11 @@ struct Round {
                             R"({"type":"krmx/link","payload":{"username":")" + std::string{user} +
                                 R"(","version":"0.5.4"}})");
         }
+        if (observed) host.observe(&observer);
     }
     [[nodiscard]] std::uint64_t confirmed() const { return server.statistics().accepted; }
 
+    SummingObserver observer;
     CountingSink sink;
     krmx::net::Session session{sink};
     krmx::MemoryEventStore store;
@@ -62,9 +79,11 @@ struct Round {
 };
 
 // range(0): 0 = the commit runs inline, 1 = pipelined (a writer thread, completions posted to the loop).
+// range(1): 1 = latencies observed (as with krmx::net::Metrics), 0 = not (no clock read for them).
 // Each iteration is one round of appends on a fresh server (set up and torn down outside the timing).
 void BM_server_path(benchmark::State& state) {
     const bool pipelined = state.range(0) == 1;
+    const bool observed = state.range(1) == 1;
     const std::uint64_t window = 1024;
     const std::uint64_t per_round = krmx_bench_size(16384, 256);
     const std::string append =
@@ -74,7 +93,7 @@ void BM_server_path(benchmark::State& state) {
     std::uint64_t commits = 0;
     double seconds = 0;
     for (auto _ : state) {
-        auto round = std::make_unique<Round>(pipelined);
+        auto round = std::make_unique<Round>(pipelined, observed);
         const auto start = std::chrono::steady_clock::now();
         std::uint64_t sent = 0;
         while (round->confirmed() < per_round) {
@@ -97,6 +116,13 @@ void BM_server_path(benchmark::State& state) {
     state.counters["events_per_commit"] =
         static_cast<double>(appended) / static_cast<double>(std::max<std::uint64_t>(commits, 1));
 }
-BENCHMARK(BM_server_path)->ArgName("pipelined")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseManualTime();
+BENCHMARK(BM_server_path)
+    ->ArgNames({"pipelined", "observed"})
+    ->Args({0, 0})
+    ->Args({1, 0})
+    ->Args({0, 1})
+    ->Args({1, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime();
 
 }  // namespace server_path_bench

@@ -28,6 +28,16 @@ run(${CMAKE_COMMAND} -S ${consumer} -B ${WORK_DIR}/find_package -DCMAKE_CXX_COMP
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/find_package)
 run(${WORK_DIR}/find_package/consumer)
 expect_demo_output()
+# krmx::metrics from the installed package, where the build had it (prometheus-cpp found again by krmx's config).
+if(METRICS)
+  run(${CMAKE_COMMAND} -S ${KRMX_SOURCE_DIR}/tests/packaging/metrics_consumer -B ${WORK_DIR}/metrics
+      -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_PREFIX_PATH=${prefix})
+  run(${CMAKE_COMMAND} --build ${WORK_DIR}/metrics)
+  run(${WORK_DIR}/metrics/consumer)
+  if(NOT last_output MATCHES "metrics=ok")
+    message(FATAL_ERROR "the metrics consumer printed:\n${last_output}")
+  endif()
+endif()
 
 # 2. add_subdirectory(krmx): no tests or examples of krmx get built into the parent.
 run(${CMAKE_COMMAND} -S ${KRMX_SOURCE_DIR}/tests/packaging/subdirectory_consumer -B ${WORK_DIR}/subdirectory

@@ -40,6 +40,11 @@
 // symlinks that lead out; malformed targets (absolute form, bad escapes, NUL, backslash) 400; missing
 // files 404; other methods 405. Counted in http_files_served and http_refused. Files are read on the
 // server's thread: this is for a game's small web client, not a file server.
+//
+// Application routes (serve_http, net/http_route.hpp) answer plain GET/HEAD requests for their exact path
+// before static files (other methods: 405), counted in http_routes_served. With `health` the server
+// answers /healthz (200 while it serves) and /readyz (200 when ready; 503 with what is not: the server is
+// stopping, a durable domain's last commit failed, a readiness check of the application's said so or threw).
 
 #include <algorithm>
 #include <chrono>
@@ -49,6 +54,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -81,6 +87,7 @@
 #include "krmx/net/detail/query.hpp"
 #include "krmx/net/detail/static_files.hpp"
 #include "krmx/net/detail/text_frame.hpp"
+#include "krmx/net/http_route.hpp"
 #include "krmx/net/session.hpp"
 #include "krmx/sync/domain_host.hpp"
 #include "krmx/sync/transport.hpp"
@@ -147,6 +154,11 @@ struct WebSocketServerOptions {
     /// process large for good. Checked every tick. Zero: never.
     std::size_t return_memory_after = std::size_t{16} << 20;
     SessionOptions session = {};
+    /// Answer /healthz and /readyz (see above) on this port. Off by default: the probes answer anyone who
+    /// can reach the port, and /readyz tells why it is not ready (domain names, store errors), which an
+    /// internet-facing game may not want to publish; and the paths would hide static files of those names.
+    /// Behind a load balancer that probes the port directly, turn it on.
+    bool health = false;
     /// Where the server's notable events go, one line each (started, stopped, refused sockets, floods,
     /// slow readers dropped, ...): human_log() to standard error by default, json_log() for a collector, any
     /// krmx::LogSink, or {} for none. The session logs here too unless its own log is set.
@@ -167,6 +179,9 @@ struct WebSocketServerStatistics {
     std::uint64_t handshake_failures = 0;     ///< broken or too slow HTTP requests and upgrades
     std::uint64_t http_files_served = 0;      ///< static files answered (GET or HEAD, 200)
     std::uint64_t http_refused = 0;           ///< static requests answered 4xx/5xx (traversal, missing, ...)
+                                              ///< and route requests of other methods (405)
+    std::uint64_t http_routes_served = 0;     ///< GET/HEAD answered by a route (serve_http), any status
+    std::uint64_t readiness_check_errors = 0; ///< readiness checks (add_readiness_check) that threw
     std::uint64_t binary_frames = 0;          ///< closed 1003
     std::uint64_t oversized_frames = 0;       ///< closed 1009
     std::uint64_t invalid_utf8 = 0;           ///< closed 1007
@@ -228,6 +243,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     /// The client's address key; counted() while it holds a place in the core's per-address count.
     [[nodiscard]] const std::string& address() const noexcept { return address_; }
     [[nodiscard]] bool counted() const noexcept { return counted_; }
+    /// Outgoing bytes its socket has not taken yet.
+    [[nodiscard]] std::size_t queued_bytes() const noexcept { return ws_.next_layer().unflushed_bytes(); }
 
   private:
     void on_request(beast::error_code ec);
@@ -235,6 +252,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     [[nodiscard]] bool origin_allowed() const;
     void refuse(http::status status, std::string body);
     void serve_static();
+    void serve_route(const HttpHandler& handler, std::string_view path, std::string_view query);
     void respond(std::shared_ptr<http::response<http::string_body>> response);
     void on_accept(beast::error_code ec);
     void read();
@@ -366,6 +384,23 @@ class WebSocketServerCore final : public SessionSink {
     [[nodiscard]] const Logger& log() const noexcept { return log_; }
     [[nodiscard]] bool stopping() const noexcept { return stopping_; }
     [[nodiscard]] const OriginPolicy& origins() const noexcept { return origins_; }
+    [[nodiscard]] std::size_t queued_bytes() const noexcept {
+        std::size_t total = 0;
+        for (const auto& [id, c] : connections_) total += c->queued_bytes();
+        return total;
+    }
+    void serve_http(std::string path, HttpHandler handler) { routes_[std::move(path)] = std::move(handler); }
+    void stop_serving_http(std::string_view path) {
+        const auto it = routes_.find(path);
+        if (it != routes_.end()) routes_.erase(it);
+    }
+    /// The route for `path`, if any (a copy: a handler may remove its own route).
+    [[nodiscard]] std::optional<HttpHandler> route(std::string_view path) const {
+        if (routes_.empty()) return std::nullopt;
+        const auto it = routes_.find(path);
+        if (it == routes_.end()) return std::nullopt;
+        return it->second;
+    }
     [[nodiscard]] bool trusted_proxy(const IpAddress& a) const {
         const auto contains = [&a](const IpNetwork& n) {
             return n.contains(a);
@@ -539,6 +574,7 @@ class WebSocketServerCore final : public SessionSink {
     std::unordered_map<ConnectionId, std::shared_ptr<ServerConnection>> connections_;
     std::vector<std::shared_ptr<ServerConnection>> upgrading_;
     std::vector<std::shared_ptr<asio::steady_timer>> user_timers_;
+    std::map<std::string, HttpHandler, std::less<>> routes_;
     WebSocketServerStatistics statistics_;
     std::uint16_t port_ = 0;
     bool stopping_ = false;
@@ -563,6 +599,10 @@ inline void ServerConnection::on_request(beast::error_code ec) {
     const std::string_view target{request_.target().data(), request_.target().size()};
     const auto [path, query] = split_target(target);
     if (!websocket::is_upgrade(request_)) {
+        if (const auto handler = core_->route(path)) {
+            serve_route(*handler, path, query);
+            return;
+        }
         if (!core_->options().static_files.empty()) {
             serve_static();
             return;
@@ -703,6 +743,42 @@ inline void ServerConnection::serve_static() {
         response->prepare_payload();
     }
     ++stats.http_files_served;
+    respond(std::move(response));
+}
+
+inline void ServerConnection::serve_route(const HttpHandler& handler, std::string_view path, std::string_view query) {
+    auto& stats = core_->statistics();
+    const auto method = request_.method();
+    if (method != http::verb::get && method != http::verb::head) {
+        ++stats.http_refused;
+        refuse(http::status::method_not_allowed, "method not allowed");
+        return;
+    }
+    HttpResponse answer;
+    try {
+        const auto verb = http::to_string(method);
+        answer = handler(HttpRequest{{verb.data(), verb.size()}, path, query,
+                                     [this](std::string_view name) -> std::optional<std::string_view> {
+                                         const auto it = request_.find(beast::string_view{name.data(), name.size()});
+                                         if (it == request_.end()) return std::nullopt;
+                                         return std::string_view{it->value().data(), it->value().size()};
+                                     }});
+    } catch (...) {
+        ++stats.callback_errors;
+        answer = HttpResponse{500, "text/plain; charset=utf-8", "internal error\n"};
+    }
+    ++stats.http_routes_served;
+    auto response = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(answer.status),
+                                                                        request_.version());
+    response->set(http::field::content_type, answer.content_type);
+    response->set(http::field::cache_control, "no-store");
+    for (auto& [name, value] : answer.headers) response->set(name, value);
+    if (method == http::verb::head) {
+        response->content_length(answer.body.size());
+    } else {
+        response->body() = std::move(answer.body);
+        response->prepare_payload();
+    }
     respond(std::move(response));
 }
 
@@ -855,7 +931,9 @@ class WebSocketServer {
     /// Binds and listens at once (throws boost::system::system_error when it cannot); serves on run().
     explicit WebSocketServer(WebSocketServerOptions options = {}, DomainHostOptions host = {})
         : core_(std::make_unique<detail::WebSocketServerCore>(std::move(options))),
-          host_(std::make_unique<DomainHost>(*this, host)) {}
+          host_(std::make_unique<DomainHost>(*this, host)) {
+        if (core_->options().health) serve_health();
+    }
     WebSocketServer(const WebSocketServer&) = delete;
     WebSocketServer& operator=(const WebSocketServer&) = delete;
 
@@ -896,6 +974,44 @@ class WebSocketServer {
     [[nodiscard]] const WebSocketServerOptions& options() const noexcept { return core_->options(); }
     /// The server's log (WebSocketServerOptions::log), for the game's own notable events.
     [[nodiscard]] const Logger& log() const noexcept { return core_->log(); }
+    /// Outgoing bytes that the connections' sockets have not taken yet, over all connections.
+    [[nodiscard]] std::size_t queued_bytes() const noexcept { return core_->queued_bytes(); }
+
+    /// Plain GET/HEAD requests for exactly `path` ("/metrics") are answered by `handler` from now on (see
+    /// net/http_route.hpp); replaces the path's route if it had one.
+    void serve_http(std::string path, HttpHandler handler) { core_->serve_http(std::move(path), std::move(handler)); }
+    void stop_serving_http(std::string_view path) { core_->stop_serving_http(path); }
+
+    /// What tells whether the application can serve: nothing when it can, else why not ("no database
+    /// connection"). Run on the server's thread at every /readyz request, so it must not block: report what
+    /// the application already knows. One that throws counts as not ready (readiness_check_errors).
+    using ReadinessCheck = std::function<std::optional<std::string>()>;
+    void add_readiness_check(std::string name, ReadinessCheck check) {
+        readiness_checks_.emplace_back(std::move(name), std::move(check));
+    }
+    /// What keeps the server from being ready, one line each: it is stopping, a domain's (DomainHost::not_ready),
+    /// a readiness check's. Empty: ready.
+    [[nodiscard]] std::vector<std::string> not_ready() {
+        std::vector<std::string> out;
+        if (core_->stopping()) out.emplace_back("server: stopping");
+        for (auto& line : host_->not_ready()) out.push_back(std::move(line));
+        for (const auto& [name, check] : readiness_checks_) {
+            try {
+                if (auto why = check()) out.push_back(name + ": " + *why);
+            } catch (const std::exception& e) {
+                ++core_->statistics().readiness_check_errors;
+                out.push_back(name + ": check failed: " + e.what());
+            } catch (...) {
+                ++core_->statistics().readiness_check_errors;
+                out.push_back(name + ": check failed");
+            }
+        }
+        // One line each, whatever a store's error message holds.
+        for (auto& line : out) {
+            std::replace_if(line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+        }
+        return out;
+    }
 
     // krmx::ServerTransport, through the session.
     Subscription on_link(UserCallback f) { return session().on_link(std::move(f)); }
@@ -908,8 +1024,20 @@ class WebSocketServer {
     }
 
   private:
+    void serve_health() {
+        serve_http("/healthz", [](const HttpRequest&) { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; });
+        serve_http("/readyz", [this](const HttpRequest&) {
+            const auto problems = not_ready();
+            if (problems.empty()) return HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
+            std::string body = "not ready\n";
+            for (const auto& line : problems) body += line + "\n";
+            return HttpResponse{503, "text/plain; charset=utf-8", std::move(body)};
+        });
+    }
+
     std::unique_ptr<detail::WebSocketServerCore> core_;
     std::unique_ptr<DomainHost> host_;
+    std::vector<std::pair<std::string, ReadinessCheck>> readiness_checks_;
 };
 
 static_assert(ServerTransport<WebSocketServer>);

@@ -31,6 +31,7 @@
 #include "krmx/core/log.hpp"
 #include "krmx/core/message.hpp"
 #include "krmx/core/subscription.hpp"
+#include "krmx/sync/domain_report.hpp"
 #include "krmx/sync/stream_messages.hpp"
 #include "krmx/sync/transport.hpp"
 
@@ -81,6 +82,8 @@ class HostedDomain {
     virtual void user_unlinked(std::string_view user) = 0;
     /// A `stream/*` message whose payload names this domain.
     virtual void receive(std::string_view user, const Message& message) = 0;
+    /// What it tells about itself now (DomainHost::reports()).
+    [[nodiscard]] virtual DomainReport report() const = 0;
 
   protected:
     HostedDomain() = default;
@@ -138,6 +141,27 @@ class DomainHost {
     [[nodiscard]] const Logger& log() const noexcept { return log_; }
     /// The transport's event loop (empty `post` when the transport has none).
     [[nodiscard]] const EventLoop& loop() const noexcept { return loop_; }
+
+    /// Every domain's report, in name order (for metrics and readiness probes).
+    [[nodiscard]] std::vector<DomainReport> reports() const {
+        std::vector<DomainReport> out;
+        out.reserve(domains_.size());
+        for (const auto& [name, domain] : domains_) out.push_back(domain->report());
+        return out;
+    }
+    /// Why each domain that cannot serve as it should cannot ("domain \"x\": last commit failed: ..."); empty
+    /// when all can.
+    [[nodiscard]] std::vector<std::string> not_ready() const {
+        std::vector<std::string> out;
+        for (const auto& [name, domain] : domains_) {
+            if (auto why = domain->report().not_ready) out.push_back("domain " + detail::quoted(name) + ": " + *why);
+        }
+        return out;
+    }
+    /// Latencies go to `observer` from now on (nullptr: nowhere, and domains stop reading the clock for them).
+    void observe(DomainObserver* observer) noexcept { observer_ = observer; }
+    /// For domains: where latencies go, if anywhere.
+    [[nodiscard]] DomainObserver* observer() const noexcept { return observer_; }
 
     /// Sends to one user / every linked user, through the transport. For domains.
     void send(std::string_view user, std::string text) { send_(user, std::move(text)); }
@@ -215,6 +239,7 @@ class DomainHost {
     Logger log_;
     std::map<std::string, detail::HostedDomain*, std::less<>> domains_;
     std::vector<detail::HostedDomain*> order_;  // attach order: histories go out in it
+    DomainObserver* observer_ = nullptr;
     Subscription subscriptions_[3];
 };
 

@@ -47,6 +47,8 @@ class DomainJournal {
     /// Stores `batch` (dense positions, the first right after the last stored event, refused if another
     /// writer got there first) and calls `done` when that ended. Throwing fails the batch.
     virtual void commit(std::span<const CommitEvent> batch, CommitDone done) = 0;
+    /// The counters of the store behind it, if it keeps any (for metrics; called on the domain's thread).
+    [[nodiscard]] virtual std::optional<StoreStatistics> store_statistics() const { return std::nullopt; }
 
   protected:
     DomainJournal() = default;

@@ -200,6 +200,16 @@ class StoreJournal final : public DomainJournal {
             }});
     }
 
+    [[nodiscard]] std::optional<StoreStatistics> store_statistics() const override {
+        if constexpr (requires(const Store& s) {
+                          { s.statistics() } -> std::convertible_to<StoreStatistics>;
+                      }) {
+            return store_.statistics();
+        } else {
+            return std::nullopt;
+        }
+    }
+
   private:
     struct State {
         std::mutex mutex;

@@ -33,6 +33,10 @@
 //   the history at most `max_history_bytes` in memory (event texts and dispatchers), then the stream is
 //   full. Every accepted event fits one message of the host's `max_message_bytes`, in a broadcast
 //   and in a history page.
+// - Monitoring (sync/domain_report.hpp): its report (statistics, sizes, commits) through the host; a durable
+//   domain whose last commit failed reports itself not ready until a commit succeeds again. With an observer
+//   on the host it times each user's append to its confirmation and each commit; without one it reads no
+//   clock for that.
 
 #include <cstddef>
 #include <cstdint>
@@ -58,6 +62,7 @@
 #include "krmx/stream/stream_model.hpp"
 #include "krmx/sync/detail/commit_pipeline.hpp"
 #include "krmx/sync/domain_host.hpp"
+#include "krmx/sync/domain_report.hpp"
 #include "krmx/sync/durability.hpp"
 #include "krmx/sync/stream_messages.hpp"
 
@@ -76,32 +81,6 @@ struct StreamDomainOptions {
     /// Where accepted events are stored before anyone hears of them: `krmx::durable(store)`
     /// (sync/durable.hpp). Empty: the stream lives in memory only.
     Durability durability = {};
-};
-
-/// Per-domain counters. Never reset.
-struct StreamDomainStatistics {
-    std::uint64_t accepted = 0;         ///< events confirmed (from users and from server code)
-    std::uint64_t restored = 0;         ///< events loaded from the store when the domain was made
-    std::uint64_t unknown_type = 0;     ///< refused: no handler for the event's type
-    std::uint64_t invalid_payload = 0;  ///< refused: the payload does not fit the handler's payload type
-    std::uint64_t malformed = 0;   ///< refused: no event, an event that is not `{"type":string,..}`, a bad id
-    std::uint64_t rejected = 0;    ///< refused by a guard or handler
-    std::uint64_t failed = 0;      ///< refused: a handler threw something else
-    std::uint64_t not_stored = 0;  ///< accepted by the model, taken back because its commit failed
-    std::uint64_t too_large = 0;   ///< refused: over max_event_bytes or the depth limit, or the history is full
-    std::uint64_t reserved_name = 0;  ///< refused: a user named like the server (or its dispatchers)
-    std::uint64_t resyncs = 0;        ///< `stream/resync` requests answered
-    std::uint64_t invalidates_sent = 0;
-    std::uint64_t dropped = 0;  ///< refused appends without a readable id: nothing to answer
-    std::uint64_t histories_sent = 0;
-    std::uint64_t commits = 0;         ///< batches stored (durable)
-    std::uint64_t failed_commits = 0;  ///< batches taken back because their commit failed (durable)
-    std::uint64_t redispatched = 0;    ///< events dispatched again after a failed commit before them
-
-    [[nodiscard]] std::uint64_t refused() const noexcept {
-        return unknown_type + invalid_payload + malformed + rejected + failed + not_stored + too_large +
-               reserved_name;
-    }
 };
 
 /// Anything that owns a DomainHost for its transport (krmx::net::WebSocketServer, krmx::testing::Hub).
@@ -261,7 +240,8 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
             return;
         }
         // 4. Decoded from the members the session scanned, applied, kept, then stored or broadcast.
-        const auto result = accept(user, text, {id, true},
+        const auto* observer = host_.observer();
+        const auto result = accept(user, text, {id, true, observer ? std::optional<TimePoint>{Clock::now()} : std::nullopt},
                                    [&] { return stream_.dispatch_scanned(user, text, message.members_of(*event)); });
         if (!result) refuse(user, id, text, result);
     }
@@ -298,7 +278,7 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
         events_.emplace_back(text);
         history_bytes_ += text.size() + dispatcher.size();
         if (!pipeline_) {
-            broadcast(position, waiting.id);
+            broadcast(position, waiting);
             return result;
         }
         // A commit may run, and fail, in the call (synchronous commits): then the event is taken back, and
@@ -310,9 +290,34 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
         return result;
     }
 
-    void broadcast(std::size_t position, std::optional<std::uint64_t> id) {
+    void broadcast(std::size_t position, const detail::CommitPipeline::Waiting& waiting) {
         ++statistics_.accepted;
-        host_.broadcast(detail::append_message(name_, stream_.log()[position].dispatcher(), events_[position], position, id));
+        host_.broadcast(
+            detail::append_message(name_, stream_.log()[position].dispatcher(), events_[position], position, waiting.id));
+        if (waiting.received) {
+            if (auto* observer = host_.observer()) observer->append_confirmed(name_, Clock::now() - *waiting.received);
+        }
+    }
+
+    void commit_ended(bool stored) {
+        if (!commit_started_) return;
+        const auto started = *std::exchange(commit_started_, std::nullopt);
+        if (auto* observer = host_.observer()) observer->commit_ended(name_, Clock::now() - started, stored);
+    }
+
+    DomainReport report() const override {
+        DomainReport r;
+        r.name = name_;
+        r.statistics = statistics();
+        r.events = size();
+        r.confirmed = confirmed_size();
+        r.history_bytes = history_bytes_;
+        r.durable = durable();
+        r.uncommitted = uncommitted();
+        r.committing = committing();
+        if (last_commit_failed_) r.not_ready = "last commit failed: " + last_commit_error_;
+        if (journal_) r.store = journal_->store_statistics();
+        return r;
     }
 
     void refuse(std::string_view user, std::optional<std::uint64_t> id, std::string_view raw_event,
@@ -404,16 +409,22 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
             batch_.push_back(CommitEvent{i, log[i].dispatcher(), log.type_name(record.type_index), &record.payload,
                                          events_[i], stream_.model().schemas[record.type_index]});
         }
+        commit_started_.reset();
+        if (host_.observer()) commit_started_ = Clock::now();
         journal_->commit(batch_, std::move(done));
     }
 
     void committed(std::size_t first, std::span<const detail::CommitPipeline::Waiting> batch) override {
-        for (std::size_t i = 0; i < batch.size(); ++i) broadcast(first + i, batch[i].id);
+        commit_ended(true);
+        last_commit_failed_ = false;
+        for (std::size_t i = 0; i < batch.size(); ++i) broadcast(first + i, batch[i]);
     }
 
     void failed(std::size_t first, std::span<const detail::CommitPipeline::Waiting> batch,
                 std::vector<detail::CommitPipeline::Waiting> behind, const std::string& error) override {
+        commit_ended(false);
         last_commit_error_ = error;
+        last_commit_failed_ = true;
         host_.log().error("commit.failed", "a commit failed: its events were taken back and their senders told",
                           {{"domain", name_}, {"error", error}, {"events", std::to_string(batch.size())}});
         const DispatchResult refusal{Outcome::failed, Reason{"event not stored: " + error}};
@@ -460,6 +471,8 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
     std::unique_ptr<DomainJournal> journal_;
     std::vector<CommitEvent> batch_;
     std::string last_commit_error_;
+    bool last_commit_failed_ = false;             // until a commit succeeds again: not ready
+    std::optional<TimePoint> commit_started_;     // the commit in flight began then (only with an observer)
     std::optional<std::size_t> accepting_;  // the event whose accept() call is committing it
     std::optional<detail::CommitPipeline> pipeline_;  // made after the restore: it starts at the stored end
 };

@@ -2,12 +2,14 @@
 // benchmark measures the network and stream path, not the disk). Prints {"port":N}; stops gracefully on
 // SIGINT/SIGTERM. Always on 127.0.0.1.
 //
-//   krmx_net_bench_server [--internet] [--forget-after SECONDS] [--stats]
+//   krmx_net_bench_server [--internet] [--forget-after SECONDS] [--stats] [--metrics]
 //
 // Without options: the load generator's server (no frame rate limit: the closed loop is no flood).
 // --internet: the safe options of an internet-facing server (the hostile load test, run_hostile_load.sh).
 // --forget-after: unlinked users are forgotten after this long (instead of internet_facing's 2 minutes, so
 //   that the hostile load test's spray scenario need not wait).
+// --metrics: krmx::net::Metrics on /metrics (histograms timed on the hot path; run_metrics_load.sh compares
+//   with and without). Only when built with krmx::metrics.
 // --stats: one JSON line of the server's statistics on SIGUSR1 and when it stops ({"statistics":{...}}).
 #include <chrono>
 #include <csignal>
@@ -26,6 +28,9 @@
 #include <krmx/sync/stream_domain.hpp>
 
 #include "claimable_counter/counter.hpp"
+#if defined(KRMX_BENCH_METRICS)
+#include <krmx/net/metrics.hpp>
+#endif
 
 namespace {
 
@@ -72,6 +77,7 @@ nlohmann::json statistics_json(krmx::net::WebSocketServer& server, std::optional
 int main(int argc, char** argv) {
     bool internet = false;
     bool stats = false;
+    bool metrics = false;
     std::optional<double> forget_after;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
@@ -79,10 +85,12 @@ int main(int argc, char** argv) {
             internet = true;
         } else if (arg == "--stats") {
             stats = true;
+        } else if (arg == "--metrics") {
+            metrics = true;
         } else if (arg == "--forget-after" && i + 1 < argc) {
             forget_after = std::stod(argv[++i]);
         } else {
-            std::cerr << "usage: krmx_net_bench_server [--internet] [--forget-after SECONDS] [--stats]\n";
+            std::cerr << "usage: krmx_net_bench_server [--internet] [--forget-after SECONDS] [--stats] [--metrics]\n";
             return 2;
         }
     }
@@ -98,6 +106,15 @@ int main(int argc, char** argv) {
     }
     krmx::net::WebSocketServer server{options};
     krmx::StreamDomain<Counter> counter{server, "counter", counter::model()};
+#if defined(KRMX_BENCH_METRICS)
+    std::optional<krmx::net::Metrics> exposed;
+    if (metrics) exposed.emplace(server);
+#else
+    if (metrics) {
+        std::cerr << "krmx_net_bench_server: built without krmx::metrics\n";
+        return 2;
+    }
+#endif
     boost::asio::signal_set signals{server.context(), SIGINT, SIGTERM};
     signals.async_wait([&server](const boost::system::error_code& ec, int) {
         if (!ec) server.stop();

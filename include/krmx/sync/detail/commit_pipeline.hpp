@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "krmx/core/clock.hpp"
 #include "krmx/sync/durability.hpp"
 
 namespace krmx::detail {
@@ -29,6 +30,7 @@ class CommitPipeline {
     struct Waiting {
         std::optional<std::uint64_t> id;
         bool from_user = false;  // server code's events have nobody to tell when they are taken back
+        std::optional<TimePoint> received = {};  // when its append arrived, if someone measures latency
     };
 
     class Owner {

@@ -4,6 +4,7 @@
 //   counter_server [--port 8082] [--store counter.sqlite | --memory] [--domains counter,room-2]
 //                  [--address 127.0.0.1] [--run-for SECONDS] [--web FOLDER]
 //                  [--trusted-proxy ADDRESS_OR_CIDR]... [--origin ORIGIN]... [--forget-after SECONDS]
+//                  [--tls-cert FILE --tls-key FILE]
 //
 // Safe for the internet by default: krmx::net::internet_facing's limits (users that do not come back are
 // forgotten, connections, link attempts and new usernames are budgeted per address, small frames at a human
@@ -14,11 +15,17 @@
 // --web FOLDER: also answers plain HTTP GETs on the same port with the files of FOLDER (the web page of
 // examples/web, built by its build.mjs), so a browser opens http://127.0.0.1:PORT/ and plays.
 //
+// --tls-cert FILE --tls-key FILE: https and wss on the port (PEM; the certificate file may hold the chain).
+// SIGHUP reads both files again (a renewed certificate) without a restart: new connections get it, open
+// ones keep theirs; unusable files are logged and the old certificate stays. Built with TLS only where CMake
+// found OpenSSL (target krmx::tls, KRMX_COUNTER_SERVER_TLS); elsewhere these flags are refused.
+//
 // Prints where it listens; Ctrl-C (SIGINT) or SIGTERM stops it gracefully: every user leaves, queued
 // frames are flushed, the sockets close, the store is closed. Each domain restores itself from the store
 // when it is made, and stores its events with pipelined commits (a writer thread, one batch in flight).
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -32,6 +39,9 @@
 #include <krmx/net/internet_facing.hpp>
 #include <krmx/net/websocket_server.hpp>
 #include <krmx/store/sqlite_event_store.hpp>
+#if KRMX_COUNTER_SERVER_TLS
+#include <krmx/net/tls.hpp>
+#endif
 
 #include "claimable_counter/counter.hpp"
 
@@ -47,6 +57,8 @@ struct Arguments {
     std::vector<std::string> trusted_proxies;
     std::vector<std::string> origins;
     std::optional<double> forget_after;
+    std::string tls_cert;
+    std::string tls_key;
 };
 
 Arguments parse(int argc, char** argv) {
@@ -81,10 +93,15 @@ Arguments parse(int argc, char** argv) {
             a.origins.push_back(value());
         } else if (arg == "--forget-after") {
             a.forget_after = std::stod(value());
+        } else if (arg == "--tls-cert") {
+            a.tls_cert = value();
+        } else if (arg == "--tls-key") {
+            a.tls_key = value();
         } else {
             throw std::invalid_argument("unknown argument " + arg);
         }
     }
+    if (a.tls_cert.empty() != a.tls_key.empty()) throw std::invalid_argument("--tls-cert and --tls-key go together");
     return a;
 }
 
@@ -101,6 +118,14 @@ int main(int argc, char** argv) {
                                                    .static_files = args.web,
                                                    .trusted_proxies = args.trusted_proxies,
                                                    .allowed_origins = args.origins});
+        const bool tls = !args.tls_cert.empty();
+        if (tls) {
+#if KRMX_COUNTER_SERVER_TLS
+            options.tls = krmx::net::tls_files(args.tls_cert, args.tls_key);
+#else
+            throw std::invalid_argument("built without TLS (krmx::tls needs OpenSSL: apt-get install libssl-dev)");
+#endif
+        }
         if (args.forget_after) {
             options.session.forget_unlinked_after =
                 std::chrono::duration_cast<krmx::Duration>(std::chrono::duration<double>(*args.forget_after));
@@ -123,18 +148,33 @@ int main(int argc, char** argv) {
         signals.async_wait([&server](const boost::system::error_code& ec, int) {
             if (!ec) server.stop();
         });
+        // SIGHUP: read the certificate files again (after a renewal). The result arrives on the server's
+        // thread, where this handler runs, so it is not waited for here: reload_tls() logs either way.
+        boost::asio::signal_set hangups{server.context()};  // SIGHUP keeps its usual meaning without TLS
+        std::function<void()> on_hangup = [&] {
+            hangups.async_wait([&](const boost::system::error_code& ec, int) {
+                if (ec) return;
+                (void)server.reload_tls();
+                on_hangup();
+            });
+        };
+        if (tls) {
+            hangups.add(SIGHUP);
+            on_hangup();
+        }
         if (args.run_for) {
             server.after(
                 std::chrono::duration_cast<krmx::Duration>(std::chrono::duration<double>(*args.run_for)),
                 [&server] { server.stop(); });
         }
-        std::cout << "krmx counter server listening on ws://" << args.address << ":" << server.port()
+        std::cout << "krmx counter server listening on " << (tls ? "wss://" : "ws://") << args.address << ":" << server.port()
                   << (store ? " (store " + *args.store + ")" : std::string{" (in memory)"}) << std::endl;
         if (!args.web.empty()) {
-            std::cout << "web page on http://" << args.address << ":" << server.port() << "/" << std::endl;
+            std::cout << "web page on " << (tls ? "https://" : "http://") << args.address << ":" << server.port() << "/" << std::endl;
         }
         server.run();
         signals.cancel();
+        hangups.cancel();
         for (const auto& d : domains) {
             std::cout << "domain " << d->name() << ": " << d->size() << " events, counter "
                       << d->state().counter << "\n";

@@ -2,9 +2,11 @@
 // wss, https for static files, the peers that break the TLS layer (plain text, a stalled ClientHello,
 // garbage records) with their counters and their slots given back, a client that refuses a certificate it
 // cannot verify, and certificate reloads (by call, by watching the files, and a failed one).
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -62,12 +64,28 @@ struct RawTcp {
     /// Reads (and drops) until the server closes the socket; how long that took, at most `limit`.
     std::chrono::milliseconds until_closed(std::chrono::milliseconds limit = 5000ms) {
         const auto start = std::chrono::steady_clock::now();
-        beast::tcp_stream stream{std::move(socket)};
-        stream.expires_after(limit);
         char buffer[4096];
-        beast::error_code ec;
-        while (!ec) (void)stream.read_some(boost::asio::buffer(buffer), ec);
-        return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+        bool closed = false;
+        std::function<void()> next = [&] {
+            socket.async_read_some(boost::asio::buffer(buffer), [&](beast::error_code ec, std::size_t) {
+                if (ec) {
+                    closed = true;
+                } else {
+                    next();
+                }
+            });
+        };
+        next();
+        io.restart();
+        io.run_for(limit);  // (asynchronous: a synchronous read would wait past any deadline)
+        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+        if (!closed) {
+            beast::error_code ignored;
+            socket.close(ignored);
+            io.restart();
+            io.run();  // the aborted read, which refers to this frame
+        }
+        return took;
     }
     boost::asio::io_context io;
     tcp::socket socket;
@@ -247,6 +265,39 @@ TEST_CASE("TLS: garbage records drop the connection, counted, and the server goe
     c.connect_url(wss(t.port()));
     c.link("alice");
     CHECK(c.run_until([&] { return c.linked(); }, 5s));
+}
+
+TEST_CASE("TLS: a peer that does not read is dropped at max_queued_bytes while writes are in flight",
+          "[net][tls]") {
+    tls_support::Pki pki;
+    pki.issue("server-1", 100);
+    auto options = tls_options(pki);
+    options.max_queued_bytes = 256 * 1024;
+    ServerThread t{options};
+    std::atomic<bool> linked{false};
+    auto on_link = t.server().session().on_link([&](std::string_view) { linked = true; });
+    const auto guard = t.stop_guard();
+    t.start();
+    boost::asio::io_context io;
+    ssl::context ctx{ssl::context::tls_client};
+    ctx.load_verify_file(pki.ca_file().string());
+    ctx.set_verify_mode(ssl::verify_peer);
+    websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws{io, ctx};
+    beast::get_lowest_layer(ws).connect(tcp::endpoint{boost::asio::ip::make_address("127.0.0.1"), t.port()});
+    ws.next_layer().handshake(ssl::stream_base::client);
+    ws.handshake("127.0.0.1", "/");
+    ws.write(boost::asio::buffer(std::string{R"({"type":"krmx/link","payload":{"username":"alice","version":"0.5.4"}})"}));
+    REQUIRE(eventually([&] { return linked.load(); }));
+    // it never reads again: the server's writes stall in TLS records the kernel cannot take
+    const std::string big = R"({"type":"x","payload":")" + std::string(4000, 'y') + "\"}";
+    REQUIRE(eventually([&] {
+        t.on_server([&] {
+            for (int i = 0; i < 16; ++i) t.server().send("alice", big);
+        });
+        return stats(t).slow_readers == 1;
+    }));
+    REQUIRE(eventually([&] { return stats(t).open == 0; }));
+    CHECK(stats(t).tls_errors == 0);
 }
 
 TEST_CASE("TLS: a client refuses a certificate it cannot verify", "[net][tls]") {

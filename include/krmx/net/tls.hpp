@@ -125,7 +125,7 @@ class TlsServerConnection final : private TlsContextHolder, public BasicServerCo
     void start() override {
         // One deadline for the TLS handshake and the HTTP request after it: a peer that stalls in either
         // (half a ClientHello, say) is dropped within handshake_timeout.
-        beast::get_lowest_layer(ws_).expires_after(core_->options().handshake_timeout);
+        begin();
         ws_.next_layer().next_layer().async_handshake(
             ssl::stream_base::server,
             [self = std::static_pointer_cast<TlsServerConnection>(shared_from_this())](beast::error_code ec) {

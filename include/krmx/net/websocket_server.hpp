@@ -306,7 +306,10 @@ class BasicServerConnection : public ServerConnection {
     [[nodiscard]] std::shared_ptr<BasicServerConnection> me() {
         return std::static_pointer_cast<BasicServerConnection>(shared_from_this());
     }
-    /// Reads the HTTP request, within the deadline start() set on the TCP layer.
+    /// What every start() does first: the handshake deadline on the TCP layer, and the layers' writes tied to
+    /// this connection's life.
+    void begin();
+    /// Reads the HTTP request, within the deadline begin() set.
     void read_request();
     void finish(beast::error_code ec);
 
@@ -646,8 +649,14 @@ class WebSocketServerCore final : public SessionSink {
 };
 
 template <class NextLayer>
-void BasicServerConnection<NextLayer>::start() {
+void BasicServerConnection<NextLayer>::begin() {
+    ws_.next_layer().keep_alive(weak_from_this());
     beast::get_lowest_layer(ws_).expires_after(core_->options().handshake_timeout);
+}
+
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::start() {
+    begin();
     read_request();
 }
 

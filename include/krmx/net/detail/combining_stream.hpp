@@ -55,6 +55,10 @@ class BasicCombiningStream {
     [[nodiscard]] next_layer_type& next_layer() noexcept { return next_; }
     [[nodiscard]] const next_layer_type& next_layer() const noexcept { return next_; }
 
+    /// Whose lifetime covers this layer (the connection that holds it): a flush in flight keeps it alive until
+    /// the write completes, since the layer below may be touched until then (an SSL stream's write is).
+    void keep_alive(std::weak_ptr<void> owner) noexcept { owner_ = std::move(owner); }
+
     /// Bytes written to this layer that the socket has not taken yet.
     [[nodiscard]] std::size_t unflushed_bytes() const noexcept {
         return state_->pending.size() + state_->flushing.size();
@@ -130,7 +134,8 @@ class BasicCombiningStream {
         if (state.pending.empty() || !state.flushing.empty() || state.error) return;
         state.flushing.swap(state.pending);
         boost::asio::async_write(next_, boost::asio::buffer(state.flushing),
-                                 [this, keep = state_](boost::beast::error_code ec, std::size_t) {
+                                 [this, keep = state_, owner = owner_.lock()](boost::beast::error_code ec,
+                                                                              std::size_t) {
                                      if (keep->closed) return;
                                      keep->flushing.clear();
                                      // An idle connection keeps no burst-sized buffers: a thousand users
@@ -148,6 +153,7 @@ class BasicCombiningStream {
 
     next_layer_type next_;
     std::shared_ptr<State> state_ = std::make_shared<State>();
+    std::weak_ptr<void> owner_;
 };
 
 /// The plain server connection's layer: straight to the TCP socket.

@@ -61,12 +61,15 @@ test_packages=("${core_packages[@]}" clang libclang-rt-14-dev catch2 libsqlite3-
 test_packages+=(postgresql libpq-dev)
 # libboost-dev: Boost.Beast and Asio for krmx::websocket.
 test_packages+=(libboost-dev)
+# libssl-dev: OpenSSL for krmx::tls (https and wss); the openssl command makes the JavaScript TLS tests'
+# throw-away certificates.
+test_packages+=(libssl-dev openssl)
 # chromium: the web page's browser test (examples/web) drives it headless with puppeteer-core.
 test_packages+=(chromium)
-# The demo: the networked counter server (Boost, SQLite) serving the web page.
-demo_packages=("${core_packages[@]}" libsqlite3-dev libboost-dev)
+# The demo: the networked counter server (Boost, SQLite, OpenSSL for --tls-cert) serving the web page.
+demo_packages=("${core_packages[@]}" libsqlite3-dev libboost-dev libssl-dev)
 # A counter_server for production (install): PostgreSQL, TLS and metrics too.
-server_packages=("${demo_packages[@]}" make libpq-dev libssl-dev prometheus-cpp-dev)
+server_packages=("${demo_packages[@]}" make libpq-dev prometheus-cpp-dev)
 
 # demo: the claimable counter as a web page, served with its WebSocket by examples/counter_server on
 # 127.0.0.1, durable in a SQLite file; Ctrl-C stops it cleanly. demo --timeline: the in-process demo

@@ -6,6 +6,7 @@
 //                  [--trusted-proxy ADDRESS_OR_CIDR]... [--origin ORIGIN]... [--forget-after SECONDS]
 //                  [--postgres CONNINFO] [--log human|json]
 //                  [--health] [--metrics [--metrics-token TOKEN]]
+//                  [--tls-cert FILE --tls-key FILE]
 //
 // Safe for the internet by default: krmx::net::internet_facing's limits (users that do not come back are
 // forgotten, connections, link attempts and new usernames are budgeted per address, small frames at a human
@@ -25,11 +26,17 @@
 // --web FOLDER: also answers plain HTTP GETs on the same port with the files of FOLDER (the web page of
 // examples/web, built by its build.mjs), so a browser opens http://127.0.0.1:PORT/ and plays.
 //
+// --tls-cert FILE --tls-key FILE: https and wss on the port (PEM; the certificate file may hold the chain).
+// SIGHUP reads both files again (a renewed certificate) without a restart: new connections get it, open
+// ones keep theirs; unusable files are logged and the old certificate stays. Built with TLS only where CMake
+// found OpenSSL (target krmx::tls, KRMX_COUNTER_SERVER_TLS); elsewhere these flags are refused.
+//
 // Prints where it listens; Ctrl-C (SIGINT) or SIGTERM stops it gracefully: every user leaves, queued
 // frames are flushed, the sockets close, the store is closed. Each domain restores itself from the store
 // when it is made, and stores its events with pipelined commits (a writer thread, one batch in flight).
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -48,6 +55,9 @@
 #endif
 #if defined(KRMX_EXAMPLE_METRICS)
 #include <krmx/net/metrics.hpp>
+#endif
+#if KRMX_COUNTER_SERVER_TLS
+#include <krmx/net/tls.hpp>
 #endif
 
 #include "claimable_counter/counter.hpp"
@@ -69,6 +79,8 @@ struct Arguments {
     bool health = false;
     bool metrics = false;
     std::string metrics_token;
+    std::string tls_cert;
+    std::string tls_key;
 };
 
 Arguments parse(int argc, char** argv) {
@@ -118,12 +130,17 @@ Arguments parse(int argc, char** argv) {
             a.metrics = true;
         } else if (arg == "--metrics-token") {
             a.metrics_token = value();
+        } else if (arg == "--tls-cert") {
+            a.tls_cert = value();
+        } else if (arg == "--tls-key") {
+            a.tls_key = value();
         } else {
             throw std::invalid_argument("unknown argument " + arg);
         }
     }
     // A token on the command line shows in `ps`: a service manager passes it in the environment instead.
     if (const char* token = std::getenv("KRMX_METRICS_TOKEN"); a.metrics_token.empty() && token) a.metrics_token = token;
+    if (a.tls_cert.empty() != a.tls_key.empty()) throw std::invalid_argument("--tls-cert and --tls-key go together");
     return a;
 }
 
@@ -156,6 +173,14 @@ int main(int argc, char** argv) {
                                                    .trusted_proxies = args.trusted_proxies,
                                                    .allowed_origins = args.origins});
         if (args.log == "json") options.log = krmx::json_log();
+        const bool tls = !args.tls_cert.empty();
+        if (tls) {
+#if KRMX_COUNTER_SERVER_TLS
+            options.tls = krmx::net::tls_files(args.tls_cert, args.tls_key);
+#else
+            throw std::invalid_argument("built without TLS (krmx::tls needs OpenSSL: apt-get install libssl-dev)");
+#endif
+        }
         if (args.forget_after) {
             options.session.forget_unlinked_after =
                 std::chrono::duration_cast<krmx::Duration>(std::chrono::duration<double>(*args.forget_after));
@@ -184,22 +209,37 @@ int main(int argc, char** argv) {
         signals.async_wait([&server](const boost::system::error_code& ec, int) {
             if (!ec) server.stop();
         });
+        // SIGHUP: read the certificate files again (after a renewal). The result arrives on the server's
+        // thread, where this handler runs, so it is not waited for here: reload_tls() logs either way.
+        boost::asio::signal_set hangups{server.context()};  // SIGHUP keeps its usual meaning without TLS
+        std::function<void()> on_hangup = [&] {
+            hangups.async_wait([&](const boost::system::error_code& ec, int) {
+                if (ec) return;
+                (void)server.reload_tls();
+                on_hangup();
+            });
+        };
+        if (tls) {
+            hangups.add(SIGHUP);
+            on_hangup();
+        }
         if (args.run_for) {
             server.after(
                 std::chrono::duration_cast<krmx::Duration>(std::chrono::duration<double>(*args.run_for)),
                 [&server] { server.stop(); });
         }
-        std::cout << "krmx counter server listening on ws://" << args.address << ":" << server.port()
-                  << " (" << where << ")" << std::endl;
+        std::cout << "krmx counter server listening on " << (tls ? "wss://" : "ws://") << args.address << ":"
+                  << server.port() << " (" << where << ")" << std::endl;
         if (args.metrics) {
-            std::cout << "metrics on http://" << args.address << ":" << server.port() << "/metrics"
-                      << (args.metrics_token.empty() ? "" : " (bearer token required)") << std::endl;
+            std::cout << "metrics on " << (tls ? "https://" : "http://") << args.address << ":" << server.port()
+                      << "/metrics" << (args.metrics_token.empty() ? "" : " (bearer token required)") << std::endl;
         }
         if (!args.web.empty()) {
-            std::cout << "web page on http://" << args.address << ":" << server.port() << "/" << std::endl;
+            std::cout << "web page on " << (tls ? "https://" : "http://") << args.address << ":" << server.port() << "/" << std::endl;
         }
         server.run();
         signals.cancel();
+        hangups.cancel();
         for (const auto& d : domains) {
             std::cout << "domain " << d->name() << ": " << d->size() << " events, counter "
                       << d->state().counter << "\n";

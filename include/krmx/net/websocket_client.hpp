@@ -17,6 +17,11 @@
 // `krmx/unlinked` or when the connection is lost; custom messages reach on_message only while linked (as
 // @krmx/client drops them otherwise); rejections are reported with the server's reason. After a lost
 // connection, connect() again and link() again: the stream rebuilds from the history.
+//
+// TLS (wss): set `tls` to krmx::net::tls_client({.ca_file = ...}) from krmx/net/tls.hpp (target krmx::tls),
+// then connect() or connect_url("wss://host:port/path"). The server's certificate is verified against the
+// CA file (or the system's) and must name the host; the host name goes out as SNI. This header never
+// includes OpenSSL, so a client without TLS needs neither its headers nor its libraries.
 
 #include <algorithm>
 #include <chrono>
@@ -48,6 +53,71 @@
 
 namespace krmx::net {
 
+namespace detail {
+
+// One connection's WebSocket, whatever carries its bytes (plain TCP here, TLS in tls.hpp): the client's
+// few operations, behind virtual calls so that this header needs no OpenSSL.
+class ClientConnection {
+  public:
+    using Done = std::function<void(boost::beast::error_code)>;
+    using Transferred = std::function<void(boost::beast::error_code, std::size_t)>;
+
+    ClientConnection() = default;
+    ClientConnection(const ClientConnection&) = delete;
+    ClientConnection& operator=(const ClientConnection&) = delete;
+    virtual ~ClientConnection() = default;
+
+    [[nodiscard]] virtual boost::beast::tcp_stream& tcp() noexcept = 0;
+    virtual void set_timeout(const boost::beast::websocket::stream_base::timeout& timeout) = 0;
+    /// After the TCP connect: the TLS handshake with `host` (TLS only), then the upgrade.
+    virtual void async_handshake(const std::string& host, const std::string& host_header, const std::string& target,
+                                 Done done) = 0;
+    virtual void async_write_text(boost::asio::const_buffer text, Transferred done) = 0;
+    virtual void async_read(boost::beast::flat_buffer& buffer, Transferred done) = 0;
+    virtual void async_close(boost::beast::websocket::close_code code, Done done) = 0;
+    virtual void read_message_max(std::size_t bytes) = 0;
+};
+
+template <class NextLayer>
+class BasicClientConnection : public ClientConnection {
+  public:
+    template <class... Layer>
+    explicit BasicClientConnection(Layer&&... layer) : ws_(std::forward<Layer>(layer)...) {}
+
+    [[nodiscard]] boost::beast::tcp_stream& tcp() noexcept final { return boost::beast::get_lowest_layer(ws_); }
+    void set_timeout(const boost::beast::websocket::stream_base::timeout& timeout) final { ws_.set_option(timeout); }
+    void async_handshake(const std::string&, const std::string& host_header, const std::string& target,
+                         Done done) override {
+        ws_.async_handshake(host_header, target, std::move(done));
+    }
+    void async_write_text(boost::asio::const_buffer text, Transferred done) final {
+        ws_.text(true);
+        ws_.async_write(text, std::move(done));
+    }
+    void async_read(boost::beast::flat_buffer& buffer, Transferred done) final {
+        ws_.async_read(buffer, std::move(done));
+    }
+    void async_close(boost::beast::websocket::close_code code, Done done) final {
+        ws_.async_close(code, std::move(done));
+    }
+    void read_message_max(std::size_t bytes) final { ws_.read_message_max(bytes); }
+
+  protected:
+    boost::beast::websocket::stream<NextLayer> ws_;
+};
+
+// Makes TLS connections for a client: krmx/net/tls.hpp implements it (krmx::net::tls_client).
+class TlsConnector {
+  public:
+    TlsConnector() = default;
+    TlsConnector(const TlsConnector&) = delete;
+    TlsConnector& operator=(const TlsConnector&) = delete;
+    virtual ~TlsConnector() = default;
+    [[nodiscard]] virtual std::unique_ptr<ClientConnection> connection(boost::asio::io_context& context) = 0;
+};
+
+}  // namespace detail
+
 struct WebSocketClientOptions {
     /// The version and the features sent in krmx/link.
     ClientSessionOptions session = {};
@@ -57,6 +127,9 @@ struct WebSocketClientOptions {
     Duration tick_interval = std::chrono::milliseconds{100};
     /// connect() gives up after this.
     Duration connect_timeout = std::chrono::seconds{5};
+    /// TLS (wss): krmx::net::tls_client() from krmx/net/tls.hpp (target krmx::tls). Empty: plain ws; then
+    /// connect_url("wss://...") throws std::invalid_argument.
+    std::shared_ptr<detail::TlsConnector> tls = {};
 };
 
 struct WebSocketClientStatistics {
@@ -78,19 +151,72 @@ class WebSocketClient {
         if (ws_) terminate();
     }
 
-    /// Opens a connection (TCP and WebSocket upgrade to `target`, e.g. "/" or "/krmx?version=1"). Throws
-    /// std::runtime_error when that fails or takes longer than connect_timeout. Closes an open one first.
+    /// Opens a connection (TCP, TLS when options().tls is set, and the WebSocket upgrade to `target`, e.g. "/"
+    /// or "/krmx?version=1"). Throws std::runtime_error when that fails (also: a certificate that does not
+    /// verify) or takes longer than connect_timeout. Closes an open one first.
     void connect(const std::string& host, std::uint16_t port, const std::string& target = "/") {
+        open(host, port, target, options_.tls != nullptr);
+    }
+
+    /// connect() to "ws://host[:port][/path]" or "wss://host[:port][/path]" (ports 80 and 443 by default; an
+    /// IPv6 address in brackets). wss needs options().tls. Throws std::invalid_argument for other URLs.
+    void connect_url(std::string_view url) {
+        bool secure = false;
+        if (url.starts_with("wss://")) {
+            secure = true;
+            url.remove_prefix(6);
+        } else if (url.starts_with("ws://")) {
+            url.remove_prefix(5);
+        } else {
+            throw std::invalid_argument("krmx::net::WebSocketClient: not a ws:// or wss:// URL: " + std::string{url});
+        }
+        if (secure && !options_.tls) {
+            throw std::invalid_argument(
+                "krmx::net::WebSocketClient: wss:// needs WebSocketClientOptions::tls (krmx/net/tls.hpp: tls_client())");
+        }
+        const auto slash = url.find_first_of("/?");
+        const std::string target = slash == std::string_view::npos ? "/" : std::string{url.substr(slash)};
+        std::string_view authority = url.substr(0, slash);
+        std::string_view host = authority;
+        std::string_view port;
+        if (authority.starts_with('[')) {
+            const auto close = authority.find(']');
+            if (close == std::string_view::npos) throw std::invalid_argument("krmx::net::WebSocketClient: bad URL");
+            host = authority.substr(1, close - 1);
+            if (close + 1 < authority.size() && authority[close + 1] == ':') port = authority.substr(close + 2);
+        } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+            host = authority.substr(0, colon);
+            port = authority.substr(colon + 1);
+        }
+        unsigned long number = secure ? 443 : 80;
+        if (!port.empty()) {
+            const std::string digits{port};
+            if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 5 ||
+                (number = std::stoul(digits)) == 0 || number > 65535) {
+                throw std::invalid_argument("krmx::net::WebSocketClient: bad port in " + std::string{authority});
+            }
+        }
+        if (host.empty()) throw std::invalid_argument("krmx::net::WebSocketClient: no host in the URL");
+        open(std::string{host}, static_cast<std::uint16_t>(number), target, secure);
+    }
+
+  private:
+    void open(const std::string& host, std::uint16_t port, const std::string& target, bool secure) {
         if (ws_) disconnect();
         namespace beast = boost::beast;
-        auto ws = std::make_unique<Ws>(context_);
+        std::unique_ptr<detail::ClientConnection> ws;
+        if (secure) {
+            ws = options_.tls->connection(context_);
+        } else {
+            ws = std::make_unique<detail::BasicClientConnection<beast::tcp_stream>>(context_);
+        }
         boost::asio::ip::tcp::resolver resolver{context_};
         beast::error_code ec;
         const auto endpoints = resolver.resolve(host, std::to_string(port), ec);
         if (ec)
             throw std::runtime_error("krmx::net::WebSocketClient: cannot resolve " + host + ": " +
                                      ec.message());
-        auto& tcp = beast::get_lowest_layer(*ws);
+        auto& tcp = ws->tcp();
         tcp.expires_after(options_.connect_timeout);
         bool done = false;
         tcp.async_connect(endpoints, [&](beast::error_code e, const auto&) {
@@ -107,14 +233,17 @@ class WebSocketClient {
             beast::websocket::stream_base::timeout timeout =
                 beast::websocket::stream_base::timeout::suggested(beast::role_type::client);
             timeout.handshake_timeout = options_.connect_timeout;
-            ws->set_option(timeout);
+            ws->set_timeout(timeout);
             ws->read_message_max(options_.max_message_bytes);
             done = false;
-            ws->async_handshake(host + ":" + std::to_string(port), target, [&](beast::error_code e) {
+            // The TLS handshake (when secure) falls under connect_timeout too.
+            tcp.expires_after(options_.connect_timeout);
+            ws->async_handshake(host, host + ":" + std::to_string(port), target, [&](beast::error_code e) {
                 ec = e;
                 done = true;
             });
             run_until_flag(done);
+            tcp.expires_never();
         }
         if (ec) {
             throw std::runtime_error("krmx::net::WebSocketClient: cannot connect to " + host + ":" +
@@ -127,6 +256,7 @@ class WebSocketClient {
         schedule_tick();
     }
 
+  public:
     /// Asks to link as `username`, with an optional auth token. The answer comes while the client runs.
     void link(std::string username, std::optional<std::string> auth = std::nullopt) {
         write(session_.link_frame(std::move(username), auth));
@@ -146,7 +276,7 @@ class WebSocketClient {
     void terminate() {
         if (!ws_) return;
         boost::beast::error_code ignored;
-        auto& socket = boost::beast::get_lowest_layer(*ws_).socket();
+        auto& socket = ws_->tcp().socket();
         socket.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
         socket.close(ignored);
         lost();
@@ -219,7 +349,7 @@ class WebSocketClient {
     }
 
   private:
-    using Ws = boost::beast::websocket::stream<boost::beast::tcp_stream>;
+    using Ws = detail::ClientConnection;
 
     void run_until_flag(const bool& flag, Duration timeout = std::chrono::hours{1}) {
         (void)run_until([&flag] { return flag; }, timeout);
@@ -239,8 +369,7 @@ class WebSocketClient {
             return;
         }
         writing_ = true;
-        ws_->text(true);
-        ws_->async_write(boost::asio::buffer(*queue_.front()), [this, g = generation_, keep = queue_.front()](
+        ws_->async_write_text(boost::asio::buffer(*queue_.front()), [this, g = generation_, keep = queue_.front()](
                                                                    boost::beast::error_code ec, std::size_t) {
             if (g != generation_) return;
             if (ec) {
@@ -283,7 +412,7 @@ class WebSocketClient {
         ++generation_;
         ++statistics_.disconnects;
         boost::beast::error_code ignored;
-        boost::beast::get_lowest_layer(*ws_).socket().close(ignored);
+        ws_->tcp().socket().close(ignored);
         tick_timer_.cancel();
         // The stream may still be referenced by a handler being unwound: keep it until the next connect.
         retired_.push_back(std::move(ws_));

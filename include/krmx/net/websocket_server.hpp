@@ -45,6 +45,12 @@
 // before static files (other methods: 405), counted in http_routes_served. With `health` the server
 // answers /healthz (200 while it serves) and /readyz (200 when ready; 503 with what is not: the server is
 // stopping, a durable domain's last commit failed, a readiness check of the application's said so or threw).
+//
+// TLS (https and wss on the same port): set `tls` to krmx::net::tls_files(cert, key) from krmx/net/tls.hpp
+// (CMake target krmx::tls, OpenSSL). This header never includes OpenSSL: a server behind a proxy that ends
+// TLS needs neither the headers nor the libraries. The TLS handshake comes first, within handshake_timeout
+// together with the HTTP request; then everything above works unchanged, over TLS. reload_tls() reads the
+// certificate files again without a restart (new connections get the new certificate, open ones keep theirs).
 
 #include <algorithm>
 #include <chrono>
@@ -53,6 +59,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -93,6 +100,39 @@
 #include "krmx/sync/transport.hpp"
 
 namespace krmx::net {
+
+namespace detail {
+class WebSocketServerCore;
+class ServerConnection;
+
+/// A certificate or key file that could not be used: which one, and why.
+struct TlsLoadError {
+    std::string file;
+    std::string error;
+};
+
+// TLS for a server, behind an interface so that this header needs no OpenSSL: krmx/net/tls.hpp implements it
+// (krmx::net::tls_files). Called on the server's thread only.
+class TlsAcceptor {
+  public:
+    TlsAcceptor() = default;
+    TlsAcceptor(const TlsAcceptor&) = delete;
+    TlsAcceptor& operator=(const TlsAcceptor&) = delete;
+    virtual ~TlsAcceptor() = default;
+    /// A connection for an accepted socket that speaks TLS with the certificate loaded last.
+    [[nodiscard]] virtual std::shared_ptr<ServerConnection> connection(WebSocketServerCore& core,
+                                                                       boost::asio::ip::tcp::socket socket,
+                                                                       IpAddress peer, std::string address) = 0;
+    /// Reads the files again; from now on new connections use them. On failure the old ones stay in use.
+    [[nodiscard]] virtual std::optional<TlsLoadError> reload() = 0;
+    /// True when a file's modification time differs from when it was last read (or tried).
+    [[nodiscard]] virtual bool changed() = 0;
+    /// How often changed() is asked on the tick; zero: never.
+    [[nodiscard]] virtual Duration reload_interval() const noexcept = 0;
+    /// The certificate file, for the log.
+    [[nodiscard]] virtual std::string certificate_file() const = 0;
+};
+}  // namespace detail
 
 /// A query parameter a connection's URL must satisfy: present (true) or absent (false), equal to a
 /// string, or accepted by a predicate (then it must be present). As @krmx/server's `http.queryParams`.
@@ -159,6 +199,9 @@ struct WebSocketServerOptions {
     /// internet-facing game may not want to publish; and the paths would hide static files of those names.
     /// Behind a load balancer that probes the port directly, turn it on.
     bool health = false;
+    /// TLS on this port (https, wss): krmx::net::tls_files(cert, key) from krmx/net/tls.hpp (target krmx::tls).
+    /// Empty: plain TCP (ws, http), for example behind a proxy that ends TLS.
+    std::shared_ptr<detail::TlsAcceptor> tls = {};
     /// Where the server's notable events go, one line each (started, stopped, refused sockets, floods,
     /// slow readers dropped, ...): human_log() to standard error by default, json_log() for a collector, any
     /// krmx::LogSink, or {} for none. The session logs here too unless its own log is set.
@@ -177,6 +220,11 @@ struct WebSocketServerStatistics {
     std::uint64_t refused_not_websocket = 0;  ///< an HTTP request that is no upgrade: HTTP 400
     std::uint64_t refused_query = 0;          ///< query parameters not as required: dropped
     std::uint64_t handshake_failures = 0;     ///< broken or too slow HTTP requests and upgrades
+    std::uint64_t tls_handshake_failures = 0;  ///< TLS handshakes that failed (plain text, bad records) or timed out
+    std::uint64_t tls_handshake_timeouts = 0;  ///< of those, the ones not done within handshake_timeout
+    std::uint64_t tls_errors = 0;              ///< TLS failures after the handshake (malformed records, ...)
+    std::uint64_t tls_reloads = 0;             ///< certificate reloads that worked
+    std::uint64_t tls_reload_failures = 0;     ///< reloads refused (unreadable, invalid, mismatched): old one kept
     std::uint64_t http_files_served = 0;      ///< static files answered (GET or HEAD, 200)
     std::uint64_t http_refused = 0;           ///< static requests answered 4xx/5xx (traversal, missing, ...)
                                               ///< and route requests of other methods (405)
@@ -213,38 +261,79 @@ namespace http = boost::beast::http;
 namespace asio = boost::asio;
 using tcp = boost::asio::ip::tcp;
 
-class WebSocketServerCore;
-
-// One socket, from accept to close. Owned by the handlers in flight (shared_ptr) and by the core's map.
+// One socket, from accept to close, as the core sees it, whatever carries its bytes (plain TCP here, TLS in
+// tls.hpp): one virtual call per frame queued. Owned by the handlers in flight (shared_ptr) and by the core's map.
 class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   public:
     /// `address`: the key the socket counts under (held until it ends); empty when the peer is a trusted
     /// proxy: then the client's is known once the request is read.
-    ServerConnection(WebSocketServerCore& core, tcp::socket socket, IpAddress peer, std::string address)
-        : core_(&core),
-          ws_(std::move(socket)),
-          peer_(std::move(peer)),
-          address_(std::move(address)),
-          counted_(!address_.empty()) {}
+    explicit ServerConnection(std::string address) : address_(std::move(address)), counted_(!address_.empty()) {}
+    ServerConnection(const ServerConnection&) = delete;
+    ServerConnection& operator=(const ServerConnection&) = delete;
+    virtual ~ServerConnection() = default;
 
-    void start();
-    void enqueue(const SharedText& text);
+    virtual void start() = 0;
+    virtual void enqueue(const SharedText& text) = 0;
     /// Flush what is queued, then a close frame with `code`.
-    void close_after_flush(websocket::close_code code);
+    virtual void close_after_flush(websocket::close_code code) = 0;
     /// The same for a peer that broke the rules (a flood, a binary frame): its answer to the close frame is
     /// awaited for violation_close_deadline at most, not handshake_timeout, since until then the close
     /// handshake reads and discards whatever it goes on sending.
-    void close_violation(websocket::close_code code);
+    virtual void close_violation(websocket::close_code code) = 0;
     /// Drop the socket now, without a close frame.
-    void terminate() noexcept;
+    virtual void terminate() noexcept = 0;
     /// Drop the socket now and let go of it (the core's count of it too).
-    void abort();
+    virtual void abort() = 0;
     [[nodiscard]] std::optional<ConnectionId> id() const noexcept { return id_; }
     /// The client's address key; counted() while it holds a place in the core's per-address count.
     [[nodiscard]] const std::string& address() const noexcept { return address_; }
     [[nodiscard]] bool counted() const noexcept { return counted_; }
     /// Outgoing bytes its socket has not taken yet.
-    [[nodiscard]] std::size_t queued_bytes() const noexcept { return ws_.next_layer().unflushed_bytes(); }
+    [[nodiscard]] virtual std::size_t queued_bytes() const noexcept = 0;
+
+  protected:
+    std::optional<ConnectionId> id_;
+    std::string address_;
+    bool counted_ = false;  // holds one of address_'s places; given back exactly once, in finish()
+};
+
+// A connection over `NextLayer`: Beast's tcp_stream (plain), or an SSL stream over one (tls.hpp, which starts
+// with the TLS handshake and then calls read_request()).
+template <class NextLayer>
+class BasicServerConnection : public ServerConnection {
+  public:
+    /// `layer`: what makes NextLayer (the socket; the socket and an SSL context).
+    template <class... Layer>
+    BasicServerConnection(WebSocketServerCore& core, IpAddress peer, std::string address, Layer&&... layer)
+        : ServerConnection(std::move(address)),
+          core_(&core),
+          ws_(std::forward<Layer>(layer)...),
+          peer_(std::move(peer)) {}
+
+    void start() override;
+    void enqueue(const SharedText& text) final;
+    void close_after_flush(websocket::close_code code) final;
+    void close_violation(websocket::close_code code) final;
+    void terminate() noexcept final;
+    void abort() final;
+    [[nodiscard]] std::size_t queued_bytes() const noexcept final { return ws_.next_layer().unflushed_bytes(); }
+
+  protected:
+    using Ws = websocket::stream<BasicCombiningStream<NextLayer>>;
+
+    [[nodiscard]] std::shared_ptr<BasicServerConnection> me() {
+        return std::static_pointer_cast<BasicServerConnection>(shared_from_this());
+    }
+    /// What every start() does first: the handshake deadline on the TCP layer, and the layers' writes tied to
+    /// this connection's life.
+    void begin();
+    /// Reads the HTTP request, within the deadline begin() set.
+    void read_request();
+    void finish(beast::error_code ec);
+
+    WebSocketServerCore* core_;
+    Ws ws_;  // writes combined per turn of the loop (combining_stream.hpp)
+    bool dead_ = false;  // the socket is gone or going: every handler just unwinds
 
   private:
     void on_request(beast::error_code ec);
@@ -257,23 +346,21 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     void on_accept(beast::error_code ec);
     void read();
     void on_read(beast::error_code ec, std::size_t bytes);
-    void finish(beast::error_code ec);
-    void closed();
 
-    WebSocketServerCore* core_;
-    websocket::stream<CombiningStream> ws_;  // writes combined per turn of the loop (combining_stream.hpp)
     beast::flat_buffer buffer_;
     http::request<http::string_body> request_;
     std::shared_ptr<http::response<http::string_body>> response_;
-    std::optional<ConnectionId> id_;
     IpAddress peer_;
-    std::string address_;
-    bool counted_ = false;  // holds one of address_'s places; given back exactly once, in finish()
     bool closing_ = false;  // a close frame follows what is buffered; nothing more is sent
-    bool dead_ = false;     // the socket is gone or going: every handler just unwinds
     TimePoint window_start_{};
     std::size_t window_frames_ = 0;
 };
+
+/// True for errors of the TLS layer (OpenSSL's, and the SSL stream's own), told apart without its headers.
+[[nodiscard]] inline bool tls_error(const beast::error_code& ec) noexcept {
+    const std::string_view category = ec.category().name();
+    return category.substr(0, 8) == "asio.ssl";
+}
 
 class WebSocketServerCore final : public SessionSink {
   public:
@@ -285,7 +372,8 @@ class WebSocketServerCore final : public SessionSink {
           stop_timer_(context_),
           log_(options_.log),
           session_(*this, with_log(options_.session, log_)),
-          origins_(options_.allowed_origins, !options_.static_files.empty()) {
+          origins_(options_.allowed_origins, !options_.static_files.empty()),
+          tls_(options_.tls) {
         if (!options_.static_files.empty() && !std::filesystem::is_directory(options_.static_files)) {
             throw std::invalid_argument("static_files is not a folder: " + options_.static_files.string());
         }
@@ -374,6 +462,23 @@ class WebSocketServerCore final : public SessionSink {
                 callback_failed("a function given to after()");
             }
         });
+    }
+
+    /// Reads the TLS files again (server thread). False without TLS, or when they are unusable: then the
+    /// old certificate stays, counted and logged.
+    [[nodiscard]] bool reload_tls() {
+        if (!tls_) return false;
+        tls_checked_ = Clock::now();
+        if (auto error = tls_->reload()) {
+            ++statistics_.tls_reload_failures;
+            log_.warning("tls.reload_failed", "the TLS files could not be loaded; the old certificate stays in use",
+                         {{"file", error->file}, {"error", error->error}});
+            return false;
+        }
+        ++statistics_.tls_reloads;
+        log_.info("tls.reloaded", "new connections use the certificate loaded now",
+                  {{"file", tls_->certificate_file()}});
+        return true;
     }
 
     [[nodiscard]] asio::io_context& context() noexcept { return context_; }
@@ -512,7 +617,13 @@ class WebSocketServerCore final : public SessionSink {
         // with the hostile load test's players). A socket that refuses the option still works.
         socket.set_option(tcp::no_delay(true), ec);
         ++statistics_.open;
-        auto c = std::make_shared<ServerConnection>(*this, std::move(socket), peer, std::move(key));
+        std::shared_ptr<ServerConnection> c;
+        if (tls_) {
+            c = tls_->connection(*this, std::move(socket), peer, std::move(key));
+        } else {
+            c = std::make_shared<BasicServerConnection<beast::tcp_stream>>(*this, peer, std::move(key),
+                                                                          std::move(socket));
+        }
         upgrading_.push_back(c);
         c->start();
     }
@@ -533,8 +644,19 @@ class WebSocketServerCore final : public SessionSink {
                 callback_failed("the session's tick");
             }
             return_memory();
+            watch_tls();
             schedule_tick();
         });
+    }
+
+    // TlsAcceptor::reload_interval: the files are looked at (their modification times) that often, and read
+    // again when they changed, so that a renewed certificate is used without a signal or a restart.
+    void watch_tls() {
+        if (!tls_ || tls_->reload_interval() <= Duration::zero()) return;
+        const auto now = Clock::now();
+        if (now - tls_checked_ < tls_->reload_interval()) return;
+        tls_checked_ = now;
+        if (tls_->changed()) (void)reload_tls();
     }
 
     void return_memory() noexcept {
@@ -570,6 +692,8 @@ class WebSocketServerCore final : public SessionSink {
     Session session_;
     OriginPolicy origins_;
     std::vector<IpNetwork> trusted_;
+    std::shared_ptr<TlsAcceptor> tls_;
+    TimePoint tls_checked_ = Clock::now();
     std::unordered_map<std::string, std::size_t> per_address_;  // open sockets per address key
     std::unordered_map<ConnectionId, std::shared_ptr<ServerConnection>> connections_;
     std::vector<std::shared_ptr<ServerConnection>> upgrading_;
@@ -581,14 +705,27 @@ class WebSocketServerCore final : public SessionSink {
     std::size_t released_at_trim_ = combining_bytes_released.load();
 };
 
-inline void ServerConnection::start() {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::begin() {
+    ws_.next_layer().keep_alive(weak_from_this());
     beast::get_lowest_layer(ws_).expires_after(core_->options().handshake_timeout);
-    http::async_read(
-        ws_.next_layer(), buffer_, request_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_request(ec); });
 }
 
-inline void ServerConnection::on_request(beast::error_code ec) {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::start() {
+    begin();
+    read_request();
+}
+
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::read_request() {
+    http::async_read(
+        ws_.next_layer(), buffer_, request_,
+        [self = me()](beast::error_code ec, std::size_t) { self->on_request(ec); });
+}
+
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::on_request(beast::error_code ec) {
     if (dead_) return;
     if (ec) {
         ++core_->statistics().handshake_failures;
@@ -632,12 +769,13 @@ inline void ServerConnection::on_request(beast::error_code ec) {
     ws_.set_option(timeout);
     ws_.read_message_max(core_->options().max_message_bytes);
     ws_.auto_fragment(false);
-    ws_.async_accept(request_, [self = shared_from_this()](beast::error_code e) { self->on_accept(e); });
+    ws_.async_accept(request_, [self = me()](beast::error_code e) { self->on_accept(e); });
 }
 
 // A request from a trusted proxy: the client is the one X-Forwarded-For names, and counts from now on. False
 // when it has all its sockets already (answered 429).
-inline bool ServerConnection::admit_forwarded() {
+template <class NextLayer>
+bool BasicServerConnection<NextLayer>::admit_forwarded() {
     auto& stats = core_->statistics();
     std::string header;
     bool present = false;
@@ -669,7 +807,8 @@ inline bool ServerConnection::admit_forwarded() {
     return true;
 }
 
-inline bool ServerConnection::origin_allowed() const {
+template <class NextLayer>
+bool BasicServerConnection<NextLayer>::origin_allowed() const {
     const auto& policy = core_->origins();
     if (!policy.checks()) return true;
     const auto count = request_.count(http::field::origin);
@@ -680,7 +819,8 @@ inline bool ServerConnection::origin_allowed() const {
     return policy.allows({origin.data(), origin.size()}, {host.data(), host.size()});
 }
 
-inline void ServerConnection::refuse(http::status status, std::string body) {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::refuse(http::status status, std::string body) {
     auto response = std::make_shared<http::response<http::string_body>>(status, request_.version());
     response->set(http::field::content_type, "text/plain");
     if (status == http::status::method_not_allowed) response->set(http::field::allow, "GET, HEAD");
@@ -691,15 +831,17 @@ inline void ServerConnection::refuse(http::status status, std::string body) {
 
 // One answer per connection (no keep-alive): a page's few files do not need it, and every socket then
 // has one simple life, counted like the others.
-inline void ServerConnection::respond(std::shared_ptr<http::response<http::string_body>> response) {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::respond(std::shared_ptr<http::response<http::string_body>> response) {
     response_ = std::move(response);
     response_->keep_alive(false);
     // Straight to the socket: the connection is dropped as soon as the response is written.
     http::async_write(ws_.next_layer().next_layer(), *response_,
-                      [self = shared_from_this()](beast::error_code, std::size_t) { self->finish({}); });
+                      [self = me()](beast::error_code, std::size_t) { self->finish({}); });
 }
 
-inline void ServerConnection::serve_static() {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::serve_static() {
     auto& stats = core_->statistics();
     const auto method = request_.method();
     if (method != http::verb::get && method != http::verb::head) {
@@ -746,7 +888,8 @@ inline void ServerConnection::serve_static() {
     respond(std::move(response));
 }
 
-inline void ServerConnection::serve_route(const HttpHandler& handler, std::string_view path, std::string_view query) {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::serve_route(const HttpHandler& handler, std::string_view path, std::string_view query) {
     auto& stats = core_->statistics();
     const auto method = request_.method();
     if (method != http::verb::get && method != http::verb::head) {
@@ -764,7 +907,7 @@ inline void ServerConnection::serve_route(const HttpHandler& handler, std::strin
                                          return std::string_view{it->value().data(), it->value().size()};
                                      }});
     } catch (...) {
-        ++stats.callback_errors;
+        core_->callback_failed("an HTTP route");
         answer = HttpResponse{500, "text/plain; charset=utf-8", "internal error\n"};
     }
     ++stats.http_routes_served;
@@ -782,7 +925,8 @@ inline void ServerConnection::serve_route(const HttpHandler& handler, std::strin
     respond(std::move(response));
 }
 
-inline void ServerConnection::on_accept(beast::error_code ec) {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::on_accept(beast::error_code ec) {
     if (dead_) return;
     if (ec) {
         ++core_->statistics().handshake_failures;
@@ -803,12 +947,14 @@ inline void ServerConnection::on_accept(beast::error_code ec) {
     read();
 }
 
-inline void ServerConnection::read() {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::read() {
     ws_.async_read(
-        buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
+        buffer_, [self = me()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
 
-inline void ServerConnection::on_read(beast::error_code ec, std::size_t bytes) {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::on_read(beast::error_code ec, std::size_t bytes) {
     if (dead_) return;
     auto& stats = core_->statistics();
     if (ec) {
@@ -820,6 +966,8 @@ inline void ServerConnection::on_read(beast::error_code ec, std::size_t bytes) {
             ++stats.invalid_utf8;
         } else if (ec == beast::error::timeout) {
             ++stats.missed_pongs;
+        } else if (tls_error(ec)) {
+            ++stats.tls_errors;  // malformed records, a peer that cut the TLS stream short, ...
         } else if (ec != websocket::error::closed && ec != asio::error::eof &&
                    ec != asio::error::operation_aborted) {
             ++stats.other_errors;
@@ -862,7 +1010,8 @@ inline void ServerConnection::on_read(beast::error_code ec, std::size_t bytes) {
 // a queue of frames waiting for Beast held far more memory than their bytes. Beast still writes the
 // control frames (pings, pongs, close) into the same buffer, each whole, so frames never interleave. Beast
 // never writes a data frame here, so no fragmented message of its own can be in progress.
-inline void ServerConnection::enqueue(const SharedText& text) {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::enqueue(const SharedText& text) {
     // Not after Beast has begun a close (its own, or the answer to the peer's): no data after a close frame.
     if (dead_ || closing_ || !ws_.is_open()) return;
     auto& out = ws_.next_layer();
@@ -886,16 +1035,18 @@ inline void ServerConnection::enqueue(const SharedText& text) {
     core_->statistics().bytes_out += header.size() + text->size();
 }
 
-inline void ServerConnection::close_after_flush(websocket::close_code code) {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::close_after_flush(websocket::close_code code) {
     if (dead_ || closing_) return;
     closing_ = true;
     // After every frame already in the buffer. (Known: when Beast's keep-alive timer has expired and its
     // handler is already queued, Beast takes it for a close timeout and drops the socket without the close
     // frame; the peer sees 1006. See the link-deadline test in tests/net/websocket_tests.cpp.)
-    ws_.async_close(code, [self = shared_from_this()](beast::error_code) { self->finish({}); });
+    ws_.async_close(code, [self = me()](beast::error_code) { self->finish({}); });
 }
 
-inline void ServerConnection::close_violation(websocket::close_code code) {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::close_violation(websocket::close_code code) {
     if (dead_ || closing_) return;
     websocket::stream_base::timeout timeout{};
     ws_.get_option(timeout);
@@ -905,19 +1056,22 @@ inline void ServerConnection::close_violation(websocket::close_code code) {
     close_after_flush(code);
 }
 
-inline void ServerConnection::terminate() noexcept {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::terminate() noexcept {
     beast::error_code ignored;
     auto& socket = beast::get_lowest_layer(ws_).socket();
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
 }
 
-inline void ServerConnection::abort() {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::abort() {
     terminate();
     finish({});
 }
 
-inline void ServerConnection::finish(beast::error_code) {
+template <class NextLayer>
+void BasicServerConnection<NextLayer>::finish(beast::error_code) {
     if (dead_) return;
     dead_ = true;
     terminate();
@@ -960,6 +1114,27 @@ class WebSocketServer {
     /// are flushed (for up to stop_timeout), every connection gets a close frame (1001), run() returns.
     void stop() {
         boost::asio::post(core_->context(), [this] { core_->stop(); });
+    }
+    /// From any thread: reads the TLS certificate and key files again (options().tls) on the server's thread.
+    /// New connections then use the new certificate; open ones keep theirs. The future says whether it
+    /// worked: false without TLS, or when a file is unreadable, invalid or the key does not match, in which
+    /// case the old certificate stays in use, statistics().tls_reload_failures counts it and the log says
+    /// why (event tls.reload_failed). The future is ready only once the server runs that: do not wait for
+    /// it on the server's own thread. (counter_server reloads on SIGHUP; TlsServerOptions::reload_interval
+    /// does it by itself when the files change.)
+    [[nodiscard]] std::future<bool> reload_tls() {
+        auto promise = std::make_shared<std::promise<bool>>();
+        auto result = promise->get_future();
+        boost::asio::post(core_->context(), [core = core_.get(), promise] {
+            bool ok = false;
+            try {
+                ok = core->reload_tls();
+            } catch (...) {
+                ++core->statistics().callback_errors;  // out of memory: the old certificate stays
+            }
+            promise->set_value(ok);
+        });
+        return result;
     }
     /// On the server's thread: `f` after `delay` (skipped when the server stops first).
     void after(Duration delay, std::function<void()> f) { core_->after(delay, std::move(f)); }

@@ -10,6 +10,9 @@
 // Nothing is held back: `unflushed_bytes()` tells the owner how much the socket has not taken yet, so that it
 // can bound a slow reader (ServerConnection counts it against max_queued_bytes). A failed socket write is
 // remembered, and every later write completes with that error.
+//
+// A template over the byte stream below it: Beast's tcp_stream for plain connections, an SSL stream over one
+// for TLS (krmx/net/tls.hpp), where the combined write is also one TLS record per turn instead of one per frame.
 
 #include <atomic>
 #include <cstddef>
@@ -34,20 +37,27 @@ namespace krmx::net::detail {
 /// return_memory_after): a server trims the allocator once a burst's buffers add up.
 inline std::atomic<std::size_t> combining_bytes_released{0};
 
-class CombiningStream {
+template <class NextLayer>
+class BasicCombiningStream {
   public:
-    using next_layer_type = boost::beast::tcp_stream;
-    using executor_type = next_layer_type::executor_type;
+    using next_layer_type = NextLayer;
+    using executor_type = typename next_layer_type::executor_type;
 
-    explicit CombiningStream(boost::asio::ip::tcp::socket socket) : next_(std::move(socket)) {}
-    CombiningStream(CombiningStream&&) = delete;
-    CombiningStream& operator=(CombiningStream&&) = delete;
+    /// `args` make the next layer (a socket; a socket and an SSL context).
+    template <class... Args>
+    explicit BasicCombiningStream(Args&&... args) : next_(std::forward<Args>(args)...) {}
+    BasicCombiningStream(BasicCombiningStream&&) = delete;
+    BasicCombiningStream& operator=(BasicCombiningStream&&) = delete;
     // Handlers still in flight see `closed` and touch nothing of this object.
-    ~CombiningStream() { state_->closed = true; }
+    ~BasicCombiningStream() { state_->closed = true; }
 
     [[nodiscard]] executor_type get_executor() noexcept { return next_.get_executor(); }
     [[nodiscard]] next_layer_type& next_layer() noexcept { return next_; }
     [[nodiscard]] const next_layer_type& next_layer() const noexcept { return next_; }
+
+    /// Whose lifetime covers this layer (the connection that holds it): a flush in flight keeps it alive until
+    /// the write completes, since the layer below may be touched until then (an SSL stream's write is).
+    void keep_alive(std::weak_ptr<void> owner) noexcept { owner_ = std::move(owner); }
 
     /// Bytes written to this layer that the socket has not taken yet.
     [[nodiscard]] std::size_t unflushed_bytes() const noexcept {
@@ -124,7 +134,8 @@ class CombiningStream {
         if (state.pending.empty() || !state.flushing.empty() || state.error) return;
         state.flushing.swap(state.pending);
         boost::asio::async_write(next_, boost::asio::buffer(state.flushing),
-                                 [this, keep = state_](boost::beast::error_code ec, std::size_t) {
+                                 [this, keep = state_, owner = owner_.lock()](boost::beast::error_code ec,
+                                                                              std::size_t) {
                                      if (keep->closed) return;
                                      keep->flushing.clear();
                                      // An idle connection keeps no burst-sized buffers: a thousand users
@@ -142,18 +153,25 @@ class CombiningStream {
 
     next_layer_type next_;
     std::shared_ptr<State> state_ = std::make_shared<State>();
+    std::weak_ptr<void> owner_;
 };
 
-// Beast's WebSocket tears its next layer down after a close handshake; here that is the socket's teardown.
-inline void teardown(boost::beast::role_type role, CombiningStream& stream, boost::beast::error_code& ec) {
+/// The plain server connection's layer: straight to the TCP socket.
+using CombiningStream = BasicCombiningStream<boost::beast::tcp_stream>;
+
+// Beast's WebSocket tears its next layer down after a close handshake; here that is the next layer's own
+// teardown (the socket's; for TLS, close_notify first, from Beast's SSL stream).
+template <class NextLayer>
+void teardown(boost::beast::role_type role, BasicCombiningStream<NextLayer>& stream, boost::beast::error_code& ec) {
     using boost::beast::websocket::teardown;
-    teardown(role, stream.next_layer().socket(), ec);
+    teardown(role, stream.next_layer(), ec);
 }
 
-template <class TeardownHandler>
-void async_teardown(boost::beast::role_type role, CombiningStream& stream, TeardownHandler&& handler) {
+template <class NextLayer, class TeardownHandler>
+void async_teardown(boost::beast::role_type role, BasicCombiningStream<NextLayer>& stream,
+                    TeardownHandler&& handler) {
     using boost::beast::websocket::async_teardown;
-    async_teardown(role, stream.next_layer().socket(), std::forward<TeardownHandler>(handler));
+    async_teardown(role, stream.next_layer(), std::forward<TeardownHandler>(handler));
 }
 
 }  // namespace krmx::net::detail

@@ -66,6 +66,9 @@ test_packages+=(libboost-dev)
 test_packages+=(libssl-dev openssl)
 # chromium: the web page's browser test (examples/web) drives it headless with puppeteer-core.
 test_packages+=(chromium)
+# The deployment check (examples/deploy/check.sh): curl for the probes, systemd-analyze for the unit,
+# Debian's python3 with YAML for the compose file.
+test_packages+=(curl systemd python3-yaml)
 # The demo: the networked counter server (Boost, SQLite, OpenSSL for --tls-cert) serving the web page.
 demo_packages=("${core_packages[@]}" libsqlite3-dev libboost-dev libssl-dev)
 # A counter_server for production (install): PostgreSQL, TLS and metrics too.

@@ -42,8 +42,9 @@ user=$(sed -n 's/^USER \(.*\)/\1/p' "$deploy/Dockerfile" | tail -1)
 runtime=$(sed -n '/^# runtime-packages/,/rm -rf \/var\/lib\/apt/p' "$deploy/Dockerfile" \
   | grep -E '^\s+[a-z0-9][a-z0-9.+-]+ \\$' | awk '{print $1}' | sort -u)
 [ -n "$runtime" ] || fail "no runtime packages found in the Dockerfile"
-# In every debian:12-slim image (Priority: required).
-base="libc6 libgcc-s1 libstdc++6 zlib1g"
+# In every debian:12-slim image (Priority: required); and the sanitizers' runtimes, which only the test
+# suite's sanitized build links (the image's Release build does not).
+base="libc6 libgcc-s1 libstdc++6 zlib1g libasan8 libubsan1"
 for lib in $(readelf -d "$server" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
   path=$(ldd "$server" | awk -v l="$lib" '$1 == l { print $3 }')
   [ -n "$path" ] || fail "ldd does not resolve $lib"

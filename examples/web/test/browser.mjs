@@ -7,12 +7,11 @@
 // The end state is saved as OUT_FOLDER/browser-end.png. The server listens on 127.0.0.1; a deadline
 // stops everything, and the server and the browser are stopped also when an assertion fails.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import process from 'node:process';
-import readline from 'node:readline';
 import puppeteer from 'puppeteer-core';
+import { runTest, sleep, startCounterServer, stopServer } from '../../../tests/net/js/harness.mjs';
 
 const [serverBinary, site, out] = process.argv.slice(2);
 if (!serverBinary || !site || !out) {
@@ -24,30 +23,11 @@ const store = path.join(out, 'browser.sqlite');
 
 let server;
 let browser;
-const deadline = setTimeout(() => {
-  console.error('browser test: deadline of 150 s passed');
-  server?.child.kill('SIGKILL');
-  browser?.process()?.kill('SIGKILL');
-  process.exit(1);
-}, 150_000);
 
 const step = (what) => console.log(`[${new Date().toISOString().slice(11, 23)}] ${what}`);
-const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
-async function startServer(port) {
-  const child = spawn(serverBinary, ['--address', '127.0.0.1', '--port', String(port), '--store', store, '--web', site],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
-  const listening = new Promise((resolve, reject) => {
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)/.exec(line);
-      if (m) resolve(Number(m[1]));
-    });
-    exited.then((code) => reject(new Error(`server exited before listening: ${code}`)));
-    setTimeout(() => reject(new Error('server did not listen within 20 s')), 20_000);
-  });
-  return { child, exited, port: await listening };
-}
+const startServer = (port) => startCounterServer(serverBinary,
+  ['--address', '127.0.0.1', '--port', String(port), '--store', store, '--web', site]);
 
 // The DOM of one page, as the test reads it.
 const readPage = (page) => page.evaluate(() => {
@@ -185,19 +165,15 @@ async function main() {
   console.log(`browser test passed; end state in ${path.join(out, 'browser-end.png')}`);
 }
 
-let failed = false;
-try {
-  await main();
-} catch (error) {
-  failed = true;
-  console.error(error);
-} finally {
-  await browser?.close().catch(() => browser?.process()?.kill('SIGKILL'));
-  if (server) {
-    server.child.kill('SIGTERM');
-    const code = await Promise.race([server.exited, sleep(5000).then(() => 'timeout')]);
-    if (code === 'timeout') server.child.kill('SIGKILL');
-  }
-  clearTimeout(deadline);
-}
-process.exit(failed ? 1 : 0);
+await runTest('browser test', {
+  deadlineMs: 150_000,
+  main,
+  kill: () => {
+    server?.child.kill('SIGKILL');
+    browser?.process()?.kill('SIGKILL');
+  },
+  cleanup: async () => {
+    await browser?.close().catch(() => browser?.process()?.kill('SIGKILL'));
+    await stopServer(server);
+  },
+});

@@ -6,12 +6,11 @@
 // reached the server over wss (the test asks each page which URLs its WebSockets have). The server listens on 127.0.0.1; a deadline stops everything, and the
 // server and the browser are stopped also when an assertion fails.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import process from 'node:process';
-import readline from 'node:readline';
 import puppeteer from 'puppeteer-core';
+import { runTest, sleep, startCounterServer, stopServer } from '../../../tests/net/js/harness.mjs';
 import { makePki } from '../../../tests/net/js/pki.mjs';
 
 const [serverBinary, site, out] = process.argv.slice(2);
@@ -23,31 +22,12 @@ const chromium = process.env.KRMX_CHROMIUM ?? '/usr/bin/chromium';
 
 let server;
 let browser;
-const deadline = setTimeout(() => {
-  console.error('browser tls test: deadline of 100 s passed');
-  server?.child.kill('SIGKILL');
-  browser?.process()?.kill('SIGKILL');
-  process.exit(1);
-}, 100_000);
 const step = (what) => console.log(`[${new Date().toISOString().slice(11, 23)}] ${what}`);
-const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 const pki = makePki();
 pki.issue('krmx web test', '2001');
 
-async function startServer() {
-  const child = spawn(serverBinary, ['--address', '127.0.0.1', '--port', '0', '--memory', '--web', site,
-    '--tls-cert', pki.cert, '--tls-key', pki.key], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
-  const port = await new Promise((resolve, reject) => {
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = /listening on wss:\/\/127\.0\.0\.1:(\d+)/.exec(line);
-      if (m) resolve(Number(m[1]));
-    });
-    exited.then((code) => reject(new Error(`server exited before listening: ${code}`)));
-    setTimeout(() => reject(new Error('server did not listen within 20 s')), 20_000);
-  });
-  return { child, exited, port };
-}
+const startServer = () => startCounterServer(serverBinary, ['--address', '127.0.0.1', '--port', '0', '--memory',
+  '--web', site, '--tls-cert', pki.cert, '--tls-key', pki.key]);
 
 const readPage = (page) => page.evaluate(() => ({
   linked: document.getElementById('connection').dataset.linked === 'true',
@@ -123,20 +103,16 @@ async function main() {
   console.log('browser tls test passed');
 }
 
-let failed = false;
-try {
-  await main();
-} catch (error) {
-  failed = true;
-  console.error(error);
-} finally {
-  await browser?.close().catch(() => browser?.process()?.kill('SIGKILL'));
-  if (server) {
-    server.child.kill('SIGTERM');
-    const code = await Promise.race([server.exited, sleep(5000).then(() => 'timeout')]);
-    if (code === 'timeout') server.child.kill('SIGKILL');
-  }
-  pki.remove();
-  clearTimeout(deadline);
-}
-process.exit(failed ? 1 : 0);
+await runTest('browser tls test', {
+  deadlineMs: 100_000,
+  main,
+  kill: () => {
+    server?.child.kill('SIGKILL');
+    browser?.process()?.kill('SIGKILL');
+  },
+  cleanup: async () => {
+    await browser?.close().catch(() => browser?.process()?.kill('SIGKILL'));
+    await stopServer(server);
+    pki.remove();
+  },
+});

@@ -17,6 +17,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import readline from 'node:readline';
 import process from 'node:process';
+import { sleep, until } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const { WebSocket } = require('ws');
@@ -49,14 +50,6 @@ class RecordingWebSocket extends WebSocket {
 }
 globalThis.WebSocket = RecordingWebSocket;
 
-const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
-async function until(predicate, what, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 // --- the C++ server as a child process, with a line protocol on stdin/stdout --------------------------
 async function startCppServer() {

@@ -7,11 +7,10 @@
 // certificate to new connections while an open connection goes on with its own.
 // Every server runs on 127.0.0.1 with a deadline and is stopped at the end, also on failure.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import process from 'node:process';
-import readline from 'node:readline';
 import tls from 'node:tls';
+import { runTest, sleep, startCounterServer, stopServer, until } from './harness.mjs';
 import { makePki } from './pki.mjs';
 
 const require = createRequire(import.meta.url);
@@ -25,20 +24,6 @@ if (!serverBinary) {
 }
 
 let server;
-const deadline = setTimeout(() => {
-  console.error('tls interop: deadline of 60 s passed');
-  server?.child.kill('SIGKILL');
-  process.exit(1);
-}, 60_000);
-
-const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
-async function until(predicate, what, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 const pki = makePki();
 pki.issue('server-1', '1001');
@@ -55,18 +40,9 @@ class TrustingWebSocket extends WebSocket {
 globalThis.WebSocket = TrustingWebSocket;
 
 async function startServer() {
-  const child = spawn(serverBinary, ['--address', '127.0.0.1', '--port', '0', '--memory',
-    '--tls-cert', pki.cert, '--tls-key', pki.key], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
-  const port = await new Promise((resolve, reject) => {
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = /listening on wss:\/\/127\.0\.0\.1:(\d+)/.exec(line);
-      if (m) resolve(Number(m[1]));
-    });
-    exited.then((code) => reject(new Error(`server exited before listening: ${code}`)));
-    setTimeout(() => reject(new Error('server did not listen within 20 s')), 20_000);
-  });
-  return { child, exited, port, url: `wss://127.0.0.1:${port}` };
+  const started = await startCounterServer(serverBinary, ['--address', '127.0.0.1', '--port', '0', '--memory',
+    '--tls-cert', pki.cert, '--tls-key', pki.key]);
+  return { ...started, url: `wss://127.0.0.1:${started.port}` };
 }
 
 // The serial of the certificate a new TLS connection is shown (verified against the CA).
@@ -129,23 +105,17 @@ async function main() {
   console.log('tls interop passed');
 }
 
-let failed = false;
-try {
-  await main();
-} catch (error) {
-  failed = true;
-  console.error(error);
-} finally {
-  if (server) {
-    server.child.kill('SIGTERM');
-    const code = await Promise.race([server.exited, sleep(10_000).then(() => 'timeout')]);
-    if (code === 'timeout') server.child.kill('SIGKILL');
-    else if (code !== 0 && !failed) {
-      failed = true;
+await runTest('tls interop', {
+  deadlineMs: 60_000,
+  main,
+  kill: () => server?.child.kill('SIGKILL'),
+  cleanup: async () => {
+    const code = await stopServer(server, 10_000);
+    pki.remove();
+    if (server && code !== 0) {
       console.error(`server did not stop cleanly: ${code}`);
+      return false;
     }
-  }
-  pki.remove();
-  clearTimeout(deadline);
-}
-process.exit(failed ? 1 : 0);
+    return true;
+  },
+});

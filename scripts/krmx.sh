@@ -74,6 +74,28 @@ demo_packages=("${core_packages[@]}" libsqlite3-dev libboost-dev libssl-dev)
 # A counter_server for production (install): PostgreSQL, TLS and metrics too.
 server_packages=("${demo_packages[@]}" make libpq-dev prometheus-cpp-dev)
 
+# build_counter_server DIR: examples/counter_server in Release, in its own build tree (no tests).
+build_counter_server() {
+  local dir="$1"
+  mkdir -p "$build_root"
+  say "configure $dir (g++, Release)"
+  cmake -S "$root" -B "$dir" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release -DKRMX_BUILD_TESTS=OFF \
+    -DKRMX_BUILD_BENCHMARKS=OFF >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; die "configure failed ($dir)"; }
+  say "build counter_server"
+  cmake --build "$dir" --parallel "$jobs" --target counter_server
+}
+
+# bundle_web_page OUT: examples/web bundled by rollup from its pinned npm packages.
+bundle_web_page() {
+  # Node and npm (as in cmd_test: install only what is missing as a command).
+  command -v node >/dev/null || need_packages nodejs
+  command -v npm >/dev/null || need_packages npm
+  say "build the web page (npm ci, rollup)"
+  (cd "$root/examples/web" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+    || die "npm ci failed in examples/web"
+  node "$root/examples/web/build.mjs" "$1" >/dev/null
+}
+
 # demo: the claimable counter as a web page, served with its WebSocket by examples/counter_server on
 # 127.0.0.1, durable in a SQLite file; Ctrl-C stops it cleanly. demo --timeline: the in-process demo
 # (examples/claimable_counter: a server and clients with latency, printed as a timeline).
@@ -96,19 +118,8 @@ cmd_demo() {
     return
   fi
   need_packages "${demo_packages[@]}"
-  # Node and npm bundle the page (as in cmd_test: install only what is missing as a command).
-  command -v node >/dev/null || need_packages nodejs
-  command -v npm >/dev/null || need_packages npm
-  mkdir -p "$build_root"
-  say "configure $dir (g++, Release)"
-  cmake -S "$root" -B "$dir" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release -DKRMX_BUILD_TESTS=OFF \
-    -DKRMX_BUILD_BENCHMARKS=OFF >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; die "configure failed ($dir)"; }
-  say "build counter_server"
-  cmake --build "$dir" --parallel "$jobs" --target counter_server
-  say "build the web page (npm ci, rollup)"
-  (cd "$root/examples/web" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
-    || die "npm ci failed in examples/web"
-  node "$root/examples/web/build.mjs" "$dir/web" >/dev/null
+  build_counter_server "$dir"
+  bundle_web_page "$dir/web"
   say "open http://127.0.0.1:$port/ in two browser tabs, pick two names, and play (Ctrl-C stops the server)"
   exec "$dir/examples/counter_server/counter_server" --address 127.0.0.1 --port "$port" \
     --store "$dir/counter.sqlite" --web "$dir/web"
@@ -235,23 +246,13 @@ cmd_install() {
   if [ -z "$build" ]; then
     need_packages "${server_packages[@]}"
     build="$build_root/install"
-    mkdir -p "$build_root"
-    say "configure $build (g++, Release)"
-    cmake -S "$root" -B "$build" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release -DKRMX_BUILD_TESTS=OFF \
-      -DKRMX_BUILD_BENCHMARKS=OFF >"$build.configure.log" 2>&1 || { cat "$build.configure.log"; die "configure failed ($build)"; }
-    say "build counter_server"
-    cmake --build "$build" --parallel "$jobs" --target counter_server
+    build_counter_server "$build"
   fi
   local binary="$build/examples/counter_server/counter_server"
   [ -x "$binary" ] || die "no counter_server in $build"
   if [ -z "$web" ]; then
-    command -v node >/dev/null || need_packages nodejs
-    command -v npm >/dev/null || need_packages npm
-    say "bundle the web page (npm ci, rollup)"
-    (cd "$root/examples/web" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
-      || die "npm ci failed in examples/web"
     web="$build/web"
-    node "$root/examples/web/build.mjs" "$web" >/dev/null
+    bundle_web_page "$web"
   fi
   [ -f "$web/index.html" ] || die "no web page in $web"
   say "install into $prefix"

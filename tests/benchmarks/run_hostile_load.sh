@@ -19,6 +19,7 @@
 # no more users than before, and its RSS is at most 1.25x what it was before (room for the allocator's
 # fragmentation; the quick spray is too small for its memory to tell much).
 set -euo pipefail
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 quick=0 out=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -53,20 +54,9 @@ trap cleanup EXIT
 started=$SECONDS
 failures=()     # what makes --quick fail
 
+source "$script_dir/server_process.sh"
 # start NAME [SERVER OPTIONS...]: a fresh server; sets pid and port.
-start() {
-  local name="$1"; shift
-  "$server_bin" --internet --stats "$@" >"$work/$name.server.out" 2>"$work/$name.server.err" &
-  pid=$!
-  port=""
-  for _ in $(seq 1 200); do
-    port=$(sed -n 's/^{"port":\([0-9]*\)}$/\1/p' "$work/$name.server.out" | head -n1)
-    [[ -n "$port" ]] && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "error: the server ($name) did not start" >&2; cat "$work/$name.server.err" >&2; exit 1
-}
+start() { local name="$1"; shift; start_server "$name.server" "$server_bin" --internet --stats "$@"; }
 # The server is alive when its process exists and is no zombie (a crashed child that bash has not reaped yet).
 alive() {
   local state

@@ -5,6 +5,7 @@
 # and a markdown table of the medians, and the on/off throughput ratio of each pair (run one after the other).
 #   run_metrics_load.sh [--rounds 3] [--clients 100] [--seconds 3] [--scrape 1] BENCH_SERVER LOAD_GENERATOR
 set -euo pipefail
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 rounds=3 clients=100 seconds=3 scrape=1
 while [[ $# -gt 2 ]]; do
   case "$1" in
@@ -26,25 +27,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() {  # start LABEL ARGS...: sets pid and port
-  local label="$1"; shift
-  "$server_bin" "$@" >"$work/$label.out" 2>"$work/$label.err" &
-  pid=$!
-  port=""
-  for _ in $(seq 1 400); do
-    port=$(sed -n 's/^{"port":\([0-9]*\)}$/\1/p' "$work/$label.out" | head -n1)
-    [[ -n "$port" ]] && return 0
-    sleep 0.05
-  done
-  echo "error: the server did not start" >&2; cat "$work/$label.err" >&2; exit 1
-}
-stop() {
-  kill -INT "$pid" 2>/dev/null || true
-  for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  pid=""
-}
+source "$script_dir/server_process.sh"
+start() { local label="$1"; shift; start_server "$label" "$server_bin" "$@"; }  # start LABEL ARGS...
+stop() { stop_server; }
 # A scrape without curl: bash's /dev/tcp. Writes the body's size into the scrape log.
 scrape_loop() {
   while sleep "$scrape"; do

@@ -26,27 +26,9 @@ pid=""
 cleanup() { if [[ -n "$pid" ]]; then kill -9 "$pid" 2>/dev/null || true; fi; rm -rf "$work"; }
 trap cleanup EXIT
 
-# start NAME COMMAND...: runs a server that prints {"port":N} first; sets pid and port.
-start() {
-  local name="$1"; shift
-  "$@" >"$work/$name.out" 2>"$work/$name.err" &
-  pid=$!
-  port=""
-  for _ in $(seq 1 400); do
-    port=$(sed -n 's/^{"port":\([0-9]*\)}$/\1/p' "$work/$name.out" | head -n1)
-    [[ -n "$port" ]] && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "error: $name did not start" >&2; cat "$work/$name.err" >&2; exit 1
-}
-stop() {
-  kill -INT "$pid" 2>/dev/null || true
-  for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  pid=""
-}
+source "$script_dir/server_process.sh"
+start() { start_server "$@"; }
+stop() { stop_server; }
 
 results=()
 measure() {  # measure LABEL: one fresh server per client count

@@ -4,12 +4,14 @@
 // when a test fails.
 #include <chrono>
 #include <future>
+#include <initializer_list>
 #include <memory>
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
 #include <utility>
 
+#include <krmx/net/websocket_client.hpp>
 #include <krmx/net/websocket_server.hpp>
 
 using namespace std::chrono_literals;
@@ -23,6 +25,17 @@ bool eventually(F&& f, std::chrono::milliseconds timeout = 5000ms) {
         std::this_thread::sleep_for(5ms);
     }
     return true;
+}
+
+/// Runs the clients' loops in turn until `done()` holds or `timeout` passed; whether it holds.
+template <class F>
+bool run_clients(std::initializer_list<krmx::net::WebSocketClient*> clients, F&& done,
+                 std::chrono::milliseconds timeout = 10000ms) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (!done() && std::chrono::steady_clock::now() < until) {
+        for (auto* client : clients) client->run_for(2ms);
+    }
+    return done();
 }
 
 class ServerThread {

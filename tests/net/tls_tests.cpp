@@ -132,14 +132,7 @@ TEST_CASE("TLS: StreamClients play the claimable counter over wss", "[net][tls]"
     b.connect("127.0.0.1", t.port());  // options().tls set: TLS too
     a.link("alice");
     b.link("bob");
-    const auto run_both = [&](auto done) {
-        const auto until = std::chrono::steady_clock::now() + 10s;
-        while (!done() && std::chrono::steady_clock::now() < until) {
-            a.run_for(2ms);
-            b.run_for(2ms);
-        }
-        return done();
-    };
+    const auto run_both = [&](auto done) { return run_clients({&a, &b}, done); };
     REQUIRE(run_both([&] { return a.linked() && b.linked(); }));
     (void)alice.dispatch(counter::claim());
     for (int i = 0; i < 20; ++i) (void)alice.dispatch(counter::increment(1));

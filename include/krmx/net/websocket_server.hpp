@@ -342,6 +342,8 @@ class BasicServerConnection : public ServerConnection {
     void refuse(http::status status, std::string body);
     void serve_static();
     void serve_route(const HttpHandler& handler, std::string_view path, std::string_view query);
+    /// Plain HTTP is GET or HEAD: anything else is answered 405 (counted in http_refused), and true.
+    [[nodiscard]] bool refused_method();
     void respond(std::shared_ptr<http::response<http::string_body>> response);
     void on_accept(beast::error_code ec);
     void read();
@@ -841,14 +843,19 @@ void BasicServerConnection<NextLayer>::respond(std::shared_ptr<http::response<ht
 }
 
 template <class NextLayer>
+bool BasicServerConnection<NextLayer>::refused_method() {
+    const auto method = request_.method();
+    if (method == http::verb::get || method == http::verb::head) return false;
+    ++core_->statistics().http_refused;
+    refuse(http::status::method_not_allowed, "method not allowed");
+    return true;
+}
+
+template <class NextLayer>
 void BasicServerConnection<NextLayer>::serve_static() {
     auto& stats = core_->statistics();
     const auto method = request_.method();
-    if (method != http::verb::get && method != http::verb::head) {
-        ++stats.http_refused;
-        refuse(http::status::method_not_allowed, "method not allowed");
-        return;
-    }
+    if (refused_method()) return;
     const std::string_view target{request_.target().data(), request_.target().size()};
     auto resolved = resolve_static_file(core_->options().static_files, target);
     if (const auto* refusal = std::get_if<StaticRefusal>(&resolved)) {
@@ -892,11 +899,7 @@ template <class NextLayer>
 void BasicServerConnection<NextLayer>::serve_route(const HttpHandler& handler, std::string_view path, std::string_view query) {
     auto& stats = core_->statistics();
     const auto method = request_.method();
-    if (method != http::verb::get && method != http::verb::head) {
-        ++stats.http_refused;
-        refuse(http::status::method_not_allowed, "method not allowed");
-        return;
-    }
+    if (refused_method()) return;
     HttpResponse answer;
     try {
         const auto verb = http::to_string(method);

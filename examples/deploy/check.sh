@@ -36,6 +36,10 @@ grep -q '^RUN .*scripts/krmx.sh install /opt/krmx' "$deploy/Dockerfile" || fail 
 [ "$(grep -c '^FROM ' "$deploy/Dockerfile")" -eq 2 ] || fail "not two stages"
 grep -q '^FROM debian:12 AS build' "$deploy/Dockerfile" || fail "the build stage is not Debian 12"
 grep -q '^FROM debian:12-slim' "$deploy/Dockerfile" || fail "the final stage is not Debian 12 slim"
+# The build context leaves out build trees, npm packages and the certificates' folder (.dockerignore).
+for ignored in build '**/node_modules' examples/deploy/certs; do
+  grep -qxF "$ignored" "$root/.dockerignore" || fail ".dockerignore does not leave out $ignored"
+done
 user=$(sed -n 's/^USER \(.*\)/\1/p' "$deploy/Dockerfile" | tail -1)
 [ -n "$user" ] && [ "$user" != root ] && [ "$user" != 0 ] || fail "the final stage runs as root"
 # The runtime packages: the lines after the marker, up to the line that ends the apt-get command.

@@ -2,6 +2,7 @@
 
 # Zero warnings on our own code.
 function(krmx_warnings target)
+  set_property(GLOBAL APPEND PROPERTY KRMX_OWN_TARGETS ${target})
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Werror)
   # g++ 12 at -O2/-O3 reports -Wrestrict inside libstdc++ for `"literal" + std::string` (GCC bug 105651,
   # fixed in 13). It fires wherever a string is built that way, so the whole compiler version is excused.
@@ -72,4 +73,41 @@ function(krmx_add_test_child test child)
   krmx_warnings(${child})
   add_dependencies(${test} ${child})
   target_compile_definitions(${test} PRIVATE ${ARG_DEFINE}="$<TARGET_FILE:${child}>")
+endfunction()
+
+# The WebSocket connections (Beast's WebSocket and HTTP code) compiled once per build tree, not once per
+# program: our tests and examples are a dozen programs on the network, and each compiled them anew (about
+# 30 s each in the sanitized build). They use KRMX_NET_SEPARATE_COMPILATION and link one library that
+# includes krmx/net/separate_compilation.hpp, as a user's program of several files can (with TLS where it is
+# built: the programs without it link OpenSSL too, which only the tests' no_openssl_check cares about, and
+# that compiles its own). The benchmarks stay header-only: they are measured as users build by default.
+option(KRMX_NET_COMPILE_ONCE "Our tests and examples share one compiled copy of the WebSocket connections" ON)
+function(krmx_share_net_code)
+  if(NOT KRMX_NET_COMPILE_ONCE OR NOT TARGET krmx::websocket)
+    return()
+  endif()
+  get_property(targets GLOBAL PROPERTY KRMX_OWN_TARGETS)
+  foreach(target ${targets})
+    get_target_property(type ${target} TYPE)
+    get_target_property(dir ${target} SOURCE_DIR)
+    get_target_property(libs ${target} LINK_LIBRARIES)
+    if(NOT type STREQUAL "EXECUTABLE" OR dir MATCHES "/tests/benchmarks$" OR NOT libs)
+      continue()
+    endif()
+    if(NOT "krmx::websocket" IN_LIST libs AND NOT "krmx::tls" IN_LIST libs AND NOT "krmx::metrics" IN_LIST libs)
+      continue()
+    endif()
+    if(NOT TARGET krmx_net_code)
+      add_library(krmx_net_code STATIC ${PROJECT_SOURCE_DIR}/tests/support/krmx_net_code.cpp)
+      target_compile_definitions(krmx_net_code PUBLIC KRMX_NET_SEPARATE_COMPILATION)
+      if(TARGET krmx::tls)
+        target_link_libraries(krmx_net_code PUBLIC krmx::tls)
+        target_compile_definitions(krmx_net_code PRIVATE KRMX_NET_CODE_TLS)
+      else()
+        target_link_libraries(krmx_net_code PUBLIC krmx::websocket)
+      endif()
+      krmx_warnings(krmx_net_code)
+    endif()
+    target_link_libraries(${target} PRIVATE krmx_net_code)
+  endforeach()
 endfunction()

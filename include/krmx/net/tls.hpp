@@ -21,6 +21,9 @@
 // is empty) and name the host connected to (a DNS name, or an IP address in the certificate's IP SANs); the
 // host name goes out as SNI.
 
+// krmx/net/separate_compilation.hpp compiles the TLS connections too when this header came first.
+#define KRMX_NET_TLS_HPP
+
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -61,6 +64,12 @@ namespace detail {
 
 namespace ssl = boost::asio::ssl;
 using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
+#ifdef KRMX_NET_SEPARATE_COMPILATION
+// Compiled once, in the translation unit that includes krmx/net/separate_compilation.hpp after this header.
+extern template class BasicServerConnection<TlsStream>;
+extern template class BasicClientConnection<TlsStream>;
+#endif
 
 // OpenSSL's reason for the last failure, or the error code's message.
 [[nodiscard]] inline std::string tls_reason(const boost::system::error_code& ec) {

@@ -85,26 +85,55 @@ class BasicClientConnection : public ClientConnection {
     explicit BasicClientConnection(Layer&&... layer) : ws_(std::forward<Layer>(layer)...) {}
 
     [[nodiscard]] boost::beast::tcp_stream& tcp() noexcept final { return boost::beast::get_lowest_layer(ws_); }
-    void set_timeout(const boost::beast::websocket::stream_base::timeout& timeout) final { ws_.set_option(timeout); }
-    void async_handshake(const std::string&, const std::string& host_header, const std::string& target,
-                         Done done) override {
-        ws_.async_handshake(host_header, target, std::move(done));
-    }
-    void async_write_text(boost::asio::const_buffer text, Transferred done) final {
-        ws_.text(true);
-        ws_.async_write(text, std::move(done));
-    }
-    void async_read(boost::beast::flat_buffer& buffer, Transferred done) final {
-        ws_.async_read(buffer, std::move(done));
-    }
-    void async_close(boost::beast::websocket::close_code code, Done done) final {
-        ws_.async_close(code, std::move(done));
-    }
-    void read_message_max(std::size_t bytes) final { ws_.read_message_max(bytes); }
+    void set_timeout(const boost::beast::websocket::stream_base::timeout& timeout) final;
+    void async_handshake(const std::string& host, const std::string& host_header, const std::string& target,
+                         Done done) override;
+    void async_write_text(boost::asio::const_buffer text, Transferred done) final;
+    void async_read(boost::beast::flat_buffer& buffer, Transferred done) final;
+    void async_close(boost::beast::websocket::close_code code, Done done) final;
+    void read_message_max(std::size_t bytes) final;
 
   protected:
     boost::beast::websocket::stream<NextLayer> ws_;
 };
+
+// Defined outside the class, so that KRMX_NET_SEPARATE_COMPILATION's `extern template` keeps them (and Beast's
+// templates under them) out of every translation unit but one (krmx/net/separate_compilation.hpp).
+template <class NextLayer>
+void BasicClientConnection<NextLayer>::set_timeout(const boost::beast::websocket::stream_base::timeout& timeout) {
+    ws_.set_option(timeout);
+}
+
+template <class NextLayer>
+void BasicClientConnection<NextLayer>::async_handshake(const std::string&, const std::string& host_header,
+                                                       const std::string& target, Done done) {
+    ws_.async_handshake(host_header, target, std::move(done));
+}
+
+template <class NextLayer>
+void BasicClientConnection<NextLayer>::async_write_text(boost::asio::const_buffer text, Transferred done) {
+    ws_.text(true);
+    ws_.async_write(text, std::move(done));
+}
+
+template <class NextLayer>
+void BasicClientConnection<NextLayer>::async_read(boost::beast::flat_buffer& buffer, Transferred done) {
+    ws_.async_read(buffer, std::move(done));
+}
+
+template <class NextLayer>
+void BasicClientConnection<NextLayer>::async_close(boost::beast::websocket::close_code code, Done done) {
+    ws_.async_close(code, std::move(done));
+}
+
+template <class NextLayer>
+void BasicClientConnection<NextLayer>::read_message_max(std::size_t bytes) {
+    ws_.read_message_max(bytes);
+}
+
+#ifdef KRMX_NET_SEPARATE_COMPILATION
+extern template class BasicClientConnection<boost::beast::tcp_stream>;
+#endif
 
 // Makes TLS connections for a client: krmx/net/tls.hpp implements it (krmx::net::tls_client).
 class TlsConnector {

@@ -1081,6 +1081,11 @@ void BasicServerConnection<NextLayer>::finish(beast::error_code) {
     core_->closed(shared_from_this());
 }
 
+#ifdef KRMX_NET_SEPARATE_COMPILATION
+// Compiled once, in the translation unit that includes krmx/net/separate_compilation.hpp.
+extern template class BasicServerConnection<beast::tcp_stream>;
+#endif
+
 }  // namespace detail
 
 class WebSocketServer {

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Runs krmx_metrics_peer and checks its two scrapes with prometheus_client's parser (Debian's
+"""Runs `interop_peer metrics` (the command in its arguments, plus a folder) and checks its two scrapes with prometheus_client's parser (Debian's
 python3-prometheus-client): valid names, labels and types, and the values that must move with load."""
 import re
 import subprocess
@@ -40,9 +40,9 @@ def value(samples, name, **labels):
 
 
 def main():
-    peer = sys.argv[1]
+    peer = sys.argv[1:]
     with tempfile.TemporaryDirectory() as folder:
-        subprocess.run([peer, folder], check=True, timeout=60)
+        subprocess.run([*peer, folder], check=True, timeout=60)
         before = parse(Path(folder, "before.txt").read_text())
         after = parse(Path(folder, "after.txt").read_text())
 

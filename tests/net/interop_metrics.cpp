@@ -1,4 +1,4 @@
-// For tests/net/check_metrics.py: a server with metrics (token "t0ken") and two domains, one durable; it
+// `interop_peer metrics FOLDER` (interop_peer.cpp), for tests/net/check_metrics.py: a server with metrics (token "t0ken") and two domains, one durable; it
 // scrapes /metrics, plays events over a socket, scrapes again, and writes both scrapes into the folder it is
 // given (before.txt, after.txt), plus a 401 check. The script parses them with a real Prometheus parser.
 #include <chrono>
@@ -21,12 +21,7 @@
 #include "http_client.hpp"
 #include "net_support.hpp"
 
-int main(int argc, char** argv) {
-    if (argc != 2) {
-        std::cerr << "usage: krmx_metrics_peer OUTPUT_FOLDER\n";
-        return 2;
-    }
-    const std::filesystem::path out{argv[1]};
+int interop_metrics(const std::filesystem::path& out) {
     namespace http = boost::beast::http;
     krmx::MemoryEventStore store;
     krmx::net::WebSocketServerOptions options;

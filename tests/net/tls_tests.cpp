@@ -30,6 +30,7 @@
 
 #include "catch.hpp"
 #include "claimable_counter/counter.hpp"
+#include "claimed_counter_game.hpp"
 #include "net_support.hpp"
 #include "tls_support.hpp"
 
@@ -126,31 +127,9 @@ TEST_CASE("TLS: StreamClients play the claimable counter over wss", "[net][tls]"
     t.start();
     auto a = tls_client(pki);
     auto b = tls_client(pki);
-    krmx::StreamClient<Counter> alice{a, "counter", counter::model()};
-    krmx::StreamClient<Counter> bob{b, "counter", counter::model()};
     a.connect_url(wss(t.port()));
     b.connect("127.0.0.1", t.port());  // options().tls set: TLS too
-    a.link("alice");
-    b.link("bob");
-    const auto run_both = [&](auto done) { return run_clients({&a, &b}, done); };
-    REQUIRE(run_both([&] { return a.linked() && b.linked(); }));
-    (void)alice.dispatch(counter::claim());
-    for (int i = 0; i < 20; ++i) (void)alice.dispatch(counter::increment(1));
-    (void)bob.dispatch(counter::increment(100));  // refused: alice holds the claim
-    REQUIRE(run_both([&] {
-        return alice.pending_count() == 0 && bob.pending_count() == 0 && bob.confirmed_size() == 21;
-    }));
-    CHECK(alice.state().counter == 20);
-    CHECK(bob.state() == alice.state());
-    CHECK(bob.statistics().invalidated == 1);
-    CHECK(t.on_server([&] { return server.state(); }) == alice.state());
-
-    // bob reconnects over TLS: the stream rebuilds from the history
-    b.terminate();
-    b.connect_url(wss(t.port()));
-    b.link("bob");
-    REQUIRE(run_both([&] { return bob.confirmed_size() == 21; }));
-    CHECK(bob.state() == alice.state());
+    play_claimed_counter(t, server, a, b, [&] { b.connect_url(wss(t.port())); });  // bob comes back over wss
     const auto s = stats(t);
     CHECK(s.upgrades == 3);
     CHECK(s.tls_handshake_failures == 0);

@@ -23,6 +23,7 @@
 
 #include "catch.hpp"
 #include "claimable_counter/counter.hpp"
+#include "claimed_counter_game.hpp"
 #include "net_support.hpp"
 
 namespace beast = boost::beast;
@@ -150,36 +151,11 @@ TEST_CASE("StreamClients over sockets play the claimable counter against a Strea
     krmx::StreamDomain<Counter> server{t.server(), "counter", counter::model()};
     const auto guard = t.stop_guard();
     t.start();
-    std::vector<std::unique_ptr<krmx::net::WebSocketClient>> connections;
-    auto& a = *connections.emplace_back(std::make_unique<krmx::net::WebSocketClient>());
-    auto& b = *connections.emplace_back(std::make_unique<krmx::net::WebSocketClient>());
-    krmx::StreamClient<Counter> alice{a, "counter", counter::model()};
-    krmx::StreamClient<Counter> bob{b, "counter", counter::model()};
+    krmx::net::WebSocketClient a;
+    krmx::net::WebSocketClient b;
     a.connect("127.0.0.1", t.port());
     b.connect("127.0.0.1", t.port());
-    a.link("alice");
-    b.link("bob");
-    const auto run_both = [&](auto done) { return run_clients({&a, &b}, done); };
-    REQUIRE(run_both([&] { return a.linked() && b.linked(); }));
-    (void)alice.dispatch(counter::claim());
-    for (int i = 0; i < 20; ++i) (void)alice.dispatch(counter::increment(1));
-    (void)bob.dispatch(counter::increment(100));  // refused: alice holds the claim
-    REQUIRE(run_both([&] {
-        return alice.pending_count() == 0 && bob.pending_count() == 0 && bob.confirmed_size() == 21;
-    }));
-    CHECK(alice.state().counter == 20);
-    CHECK(bob.state() == alice.state());
-    CHECK(bob.statistics().invalidated == 1);
-    CHECK(alice.statistics().invalidated == 0);
-    CHECK(t.on_server([&] { return server.state(); }) == alice.state());
-
-    // bob reconnects: the stream rebuilds from the history
-    b.terminate();
-    CHECK(bob.confirmed_size() == 0);
-    b.connect("127.0.0.1", t.port());
-    b.link("bob");
-    REQUIRE(run_both([&] { return bob.confirmed_size() == 21; }));
-    CHECK(bob.state() == alice.state());
+    play_claimed_counter(t, server, a, b, [&] { b.connect("127.0.0.1", t.port()); });
 }
 
 TEST_CASE("path and query checks", "[net][websocket]") {

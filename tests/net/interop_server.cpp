@@ -4,7 +4,8 @@
 // `{"port":N}` once it listens; stops (gracefully) on `stop` or when stdin closes.
 //
 // Commands (one per line): `kick <user>`, `accept-new-users <0|1>`, `state` (prints the counter state
-// as JSON), `messages` (prints the custom messages received), `stop`.
+// as JSON), `messages` (prints the custom messages received), `admit <user>` and `dismiss <user>` (the
+// domain "room", a claimable counter with an audience), `stop`.
 // Authentication: auth "bad" is rejected with "bad token"; auth "silent" never answers (timeout 300 ms);
 // auth "later" is accepted after 50 ms; anything else is accepted.
 #include <iostream>
@@ -38,6 +39,7 @@ int interop_server() {
     self = &server;
     // No flag for the JavaScript clients: they link without `features`, so they get histories as appends.
     krmx::StreamDomain<Counter> counter{server, "counter", counter::model()};
+    krmx::StreamDomain<Counter> room{server, "room", counter::model(), {.audience = krmx::Audience::members}};
     std::vector<nlohmann::json> messages;
     auto on_message = server.on_message([&](std::string_view user, const krmx::Message& read) {
         if (read.type().starts_with("stream/")) return;
@@ -67,6 +69,10 @@ int interop_server() {
                                                 {"size", counter.size()}}
                                      .dump()
                               << std::endl;
+                } else if (line.starts_with("admit ")) {
+                    std::cout << nlohmann::json{{"admitted", room.admit(line.substr(6))}}.dump() << std::endl;
+                } else if (line.starts_with("dismiss ")) {
+                    std::cout << nlohmann::json{{"dismissed", room.dismiss(line.substr(8))}}.dump() << std::endl;
                 } else if (line == "messages") {
                     std::cout << nlohmann::json{{"messages", messages}}.dump() << std::endl;
                     messages.clear();

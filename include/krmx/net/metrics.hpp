@@ -231,6 +231,8 @@ class ServerCollectable final : public prometheus::Collectable {
             KRMX_DOMAIN_COUNTER(commits, "Batches stored.");
             KRMX_DOMAIN_COUNTER(failed_commits, "Batches taken back because their commit failed.");
             KRMX_DOMAIN_COUNTER(redispatched, "Events dispatched again after a failed commit before them.");
+            KRMX_DOMAIN_COUNTER(not_member, "Events refused: the sender is outside the domain's audience.");
+            KRMX_DOMAIN_COUNTER(not_member_resyncs, "Resyncs left unanswered: the sender is outside the audience.");
 #undef KRMX_DOMAIN_COUNTER
             f.gauge("krmx_domain_events", "Events accepted (including those waiting for their commit).",
                     static_cast<double>(r.events), label);

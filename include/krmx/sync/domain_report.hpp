@@ -34,10 +34,12 @@ struct StreamDomainStatistics {
     std::uint64_t commits = 0;         ///< batches stored (durable)
     std::uint64_t failed_commits = 0;  ///< batches taken back because their commit failed (durable)
     std::uint64_t redispatched = 0;    ///< events dispatched again after a failed commit before them
+    std::uint64_t not_member = 0;  ///< refused: the sender is outside the domain's audience
+    std::uint64_t not_member_resyncs = 0;  ///< `stream/resync` from users outside the audience: unanswered
 
     [[nodiscard]] std::uint64_t refused() const noexcept {
         return unknown_type + invalid_payload + malformed + rejected + failed + not_stored + too_large +
-               reserved_name;
+               reserved_name + not_member;
     }
 };
 

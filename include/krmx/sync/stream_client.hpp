@@ -19,6 +19,10 @@
 // stream again after a full rebuild, the client is `diverged` (said once) and stops applying events: its
 // model differs from the server's and only a new version of the client can follow.
 //
+// In a domain with an audience (StreamDomain::admit) a client that is no member hears nothing and stays
+// `syncing` until it is admitted, which sends it the history. `stream/dismissed` (it left the audience)
+// resets the stream, pending events included, and moves it back to `syncing` (on_sync: "dismissed").
+//
 // With `request_history`, the client keeps its confirmed log across an unlink and, on the next link as the
 // same user, asks only for what follows it (the server's `history_on_link` may then be off).
 
@@ -91,6 +95,7 @@ struct StreamClientStatistics {
     std::uint64_t divergent = 0;     ///< server events this client's model refused (see OptimisticStream)
     std::uint64_t ignored = 0;       ///< unusable messages for this domain, oversized or unparsable ones
     std::uint64_t resyncs = 0;       ///< `stream/resync` requests sent after falling out of sync
+    std::uint64_t dismissed = 0;     ///< `stream/dismissed`: the server took this user out of the audience
 };
 
 template <class State>
@@ -237,6 +242,11 @@ class StreamClient {
             receive_history(*payload);
         } else if (type_name == stream_message::invalidate) {
             receive_invalidate(*payload);
+        } else if (type_name == stream_message::dismissed) {
+            ++statistics_.dismissed;
+            reset();
+            awaiting_history_ = false;
+            if (linked_) set_status(SyncStatus::syncing, "dismissed");
         } else {
             ++statistics_.ignored;
         }

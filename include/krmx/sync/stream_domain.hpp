@@ -33,6 +33,13 @@
 //   the history at most `max_history_bytes` in memory (event texts and dispatchers), then the stream is
 //   full. Every accepted event fits one message of the host's `max_message_bytes`, in a broadcast
 //   and in a history page.
+// - Audience (`audience = Audience::members`; the default, `everyone`, is every linked user): only members
+//   receive the domain's appends, histories and invalidates, and only members may append (anyone else gets
+//   `stream/invalidate` "not a member of domain ..."; a resync from them gets nothing). Server code
+//   admits and dismisses users at run time: admit() sends a linked user the history at once, as on link;
+//   dismiss() sends it `stream/dismissed` (a krmx::StreamClient then resets; @krmx/state's client ignores it).
+//   Membership is server state, not stream state: a durable domain that derives it from its events (a
+//   `joined` event) admits again after a restart from its restored state.
 // - Monitoring (sync/domain_report.hpp): its report (statistics, sizes, commits) through the host; a durable
 //   domain whose last commit failed reports itself not ready until a commit succeeds again. With an observer
 //   on the host it times each user's append to its confirmation and each commit; without one it reads no
@@ -41,6 +48,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -68,6 +76,9 @@
 
 namespace krmx {
 
+/// Who hears a domain: every linked user, or only the members server code admits (StreamDomain::admit).
+enum class Audience { everyone, members };
+
 struct StreamDomainOptions {
     /// Send the history to every user that links (pages or appends, as its client reads them). Off: only
     /// to clients that ask (`stream/resync`, which krmx::StreamClient does with `request_history`).
@@ -81,6 +92,8 @@ struct StreamDomainOptions {
     /// Where accepted events are stored before anyone hears of them: `krmx::durable(store)`
     /// (sync/durable.hpp). Empty: the stream lives in memory only.
     Durability durability = {};
+    /// Who receives the domain's messages and may append: everyone linked, or only admitted members.
+    Audience audience = Audience::everyone;
 };
 
 /// Anything that owns a DomainHost for its transport (krmx::net::WebSocketServer, krmx::testing::Hub).
@@ -142,6 +155,33 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
                       [&] { return stream_.dispatch_text(dispatcher, event_text); });
     }
 
+    /// Lets `user` hear and append (Audience::members). A linked user gets the history at once (as on link,
+    /// unless history_on_link is off); one that links later gets it then. True when it was no member before.
+    bool admit(std::string_view user) {
+        if (!members_.emplace(user).second) return false;
+        if (const auto it = linked_.find(user); it != linked_.end() && options_.history_on_link) {
+            send_history_as_on_link(it->first, it->second);
+        }
+        return true;
+    }
+    /// Stops `user` hearing and appending; a linked user is told (`stream/dismissed`). Its events stay in the
+    /// stream. True when it was a member.
+    bool dismiss(std::string_view user) {
+        const auto it = members_.find(user);
+        if (it == members_.end()) return false;
+        members_.erase(it);
+        if (options_.audience == Audience::members && linked_.find(user) != linked_.end()) {
+            host_.send(user, detail::dismissed_message(name_));
+        }
+        return true;
+    }
+    /// Whether `user` hears this domain: always with Audience::everyone, else when admitted.
+    [[nodiscard]] bool hears(std::string_view user) const {
+        return options_.audience == Audience::everyone || members_.find(user) != members_.end();
+    }
+    /// The admitted users, linked or not, in name order.
+    [[nodiscard]] const std::set<std::string, std::less<>>& members() const noexcept { return members_; }
+
     /// Sends the stream from `from` to a linked user as `stream/history` pages. Only confirmed events go
     /// out: none that waits for its commit.
     void send_history(std::string_view user, std::size_t from = 0) {
@@ -180,7 +220,15 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
     // ---- from the host -------------------------------------------------------------------------------
 
     void user_linked(std::string_view user, const LinkedUser& link) override {
-        if (!options_.history_on_link) return;
+        linked_.insert_or_assign(std::string{user}, link);
+        if (options_.history_on_link && hears(user)) send_history_as_on_link(user, link);
+    }
+    void user_unlinked(std::string_view user) override {
+        if (const auto it = linked_.find(user); it != linked_.end()) linked_.erase(it);
+    }
+
+    // The history as the user's client reads it: pages, or one `stream/append` per event.
+    void send_history_as_on_link(std::string_view user, const LinkedUser& link) {
         if (link.reads_history_pages) {
             send_history(user);
             return;
@@ -190,7 +238,6 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
             host_.send(user, detail::append_message(name_, stream_.log()[i].dispatcher(), events_[i], i, std::nullopt));
         }
     }
-    void user_unlinked(std::string_view) override {}
 
     void receive(std::string_view user, const Message& message) override {
         if (message.type() == stream_message::append) {
@@ -225,6 +272,12 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
                    DispatchResult{Outcome::rejected, Reason{"the name " + detail::quoted(user) + " is reserved for the server"}});
             return;
         }
+        if (!hears(user)) {
+            ++statistics_.not_member;
+            refuse(user, id, text,
+                   DispatchResult{Outcome::rejected, Reason{"not a member of domain " + detail::quoted(name_)}});
+            return;
+        }
         if (!event) {
             ++statistics_.malformed;
             refuse(user, id, {}, DispatchResult{Outcome::malformed, "stream/append without an event"});
@@ -252,6 +305,10 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
         if (!position) {
             ++statistics_.malformed;
             ++statistics_.dropped;
+            return;
+        }
+        if (!hears(user)) {
+            ++statistics_.not_member_resyncs;
             return;
         }
         ++statistics_.resyncs;
@@ -292,8 +349,16 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
 
     void broadcast(std::size_t position, const detail::CommitPipeline::Waiting& waiting) {
         ++statistics_.accepted;
-        host_.broadcast(
-            detail::append_message(name_, stream_.log()[position].dispatcher(), events_[position], position, waiting.id));
+        auto message =
+            detail::append_message(name_, stream_.log()[position].dispatcher(), events_[position], position, waiting.id);
+        if (options_.audience == Audience::everyone) {
+            host_.broadcast(std::move(message));
+        } else {
+            // A room is small beside the server: walk its members, not every linked user.
+            for (const auto& member : members_) {
+                if (linked_.find(member) != linked_.end()) host_.send(member, message);
+            }
+        }
         if (waiting.received) {
             if (auto* observer = host_.observer()) observer->append_confirmed(name_, Clock::now() - *waiting.received);
         }
@@ -467,6 +532,8 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
     std::vector<std::string> events_;  // parallel to the log: each event's text as received
     std::size_t history_bytes_ = 0;
     std::set<std::string, std::less<>> reserved_;  // dispatcher names users may not link under
+    std::set<std::string, std::less<>> members_;   // admitted (Audience::members)
+    std::map<std::string, LinkedUser, std::less<>> linked_;  // linked users, as they linked
     mutable StreamDomainStatistics statistics_;
     std::unique_ptr<DomainJournal> journal_;
     std::vector<CommitEvent> batch_;

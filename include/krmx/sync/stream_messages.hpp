@@ -23,6 +23,8 @@ inline constexpr std::string_view append = "stream/append";
 inline constexpr std::string_view history = "stream/history";
 inline constexpr std::string_view invalidate = "stream/invalidate";
 inline constexpr std::string_view resync = "stream/resync";
+/// To a user that left a domain's audience (StreamDomain::dismiss): it hears no more of the domain.
+inline constexpr std::string_view dismissed = "stream/dismissed";
 inline constexpr std::string_view prefix = "stream/";
 }  // namespace stream_message
 
@@ -30,6 +32,14 @@ namespace detail {
 
 inline void append_number(std::string& out, std::uint64_t n) {
     out += std::to_string(n);
+}
+
+/// `{"type":"stream/dismissed","payload":{"domain":..}}`: the user left the domain's audience.
+[[nodiscard]] inline std::string dismissed_message(std::string_view domain) {
+    std::string out{R"({"type":"stream/dismissed","payload":{"domain":)"};
+    append_json_string(out, domain);
+    out += "}}";
+    return out;
 }
 
 /// `{"type":"stream/append","payload":{"domain":..,"dispatcher":..,"event":<raw>[,"position":n][,"id":m]}}`:

@@ -6,6 +6,8 @@
 // - the claimable counter on @krmx/state@0.0.1's StreamModel in JavaScript clients against our C++
 //   StreamDomain: byte-identical broadcasts, a refused claim only to its sender, a late joiner rebuilding
 //   from the history (as appends: a JavaScript client links without `features`), convergence with the server;
+// - a domain with an audience (a room): JavaScript clients that are no members hear nothing and are refused,
+//   admission catches them up with appends, and @krmx/state's client ignores `stream/dismissed`;
 // - JavaScript and C++ players in one game: the C++ counter_bot (BOT_BINARY = examples/counter_bot) and
 //   JavaScript StreamModel clients append to one domain at the same time and converge; a refused C++ move
 //   is told to the C++ sender only;
@@ -215,7 +217,7 @@ function claimableCounter() {
   return { model, increment, claim };
 }
 
-async function streamPlayer(url, name, model) {
+async function streamPlayer(url, name, model, domain = 'counter') {
   const c = await connect(url);
   const stream = model.spawn({ optimisticSeconds: 10 });
   const invalidated = [];
@@ -223,13 +225,13 @@ async function streamPlayer(url, name, model) {
   c.client.on('unlink', (u) => { if (u === name) stream.reset(); });
   c.client.on('message', (message) => {
     if (message.type === 'stream/invalidate') invalidated.push(message.payload);
-    if (!isStreamAppendMessage(message) || message.payload.domain !== 'counter') return;
+    if (!isStreamAppendMessage(message) || message.payload.domain !== domain) return;
     stream.dispatch(message.payload.dispatcher, message.payload.event);
   });
   await c.client.link(name);
   const dispatch = (event) => {
     assert.equal(stream.dispatch(name, event, true), true);
-    c.client.send({ type: 'stream/append', payload: { domain: 'counter', dispatcher: name, event } });
+    c.client.send({ type: 'stream/append', payload: { domain, dispatcher: name, event } });
   };
   return { ...c, stream, dispatch, invalidated };
 }
@@ -270,6 +272,41 @@ test('@krmx/state: JavaScript StreamModel clients against the C++ StreamDomain',
   }
   assert.deepEqual(fromServer, { counter: 12, claim: 'alice', size: 12 });
   for (const p of [alice, bob, carol]) await p.client.leave();
+});
+
+test('@krmx/state: a room with an audience, against JavaScript clients', async (server) => {
+  const { model, increment } = claimableCounter();
+  const alice = await streamPlayer(server.url, 'alice', model, 'room');
+  const bob = await streamPlayer(server.url, 'bob', model, 'room');
+  await until(() => alice.socket.frames.includes(linked('bob')), 'alice to hear of bob');
+  const roomFrames = (p) => p.take().filter((f) => f.includes('"domain":"room"'));
+  assert.deepEqual(await server.command('admit alice'), { admitted: true });
+  alice.dispatch(increment(2));
+  alice.dispatch(increment(3));
+  await until(() => alice.stream.sourceState.counter === 5 && alice.stream.optimisticEvents.length === 0,
+    'alice\'s events confirmed');
+  bob.dispatch(increment(100)); // no member: refused, to bob only
+  await until(() => bob.invalidated.length === 1, 'bob\'s invalidate');
+  assert.equal(bob.invalidated[0].reason, 'not a member of domain "room"');
+  assert.equal(bob.stream.sourceState.counter, 0);
+  assert.deepEqual(roomFrames(bob).filter((f) => f.includes('stream/append')), []);
+
+  // admitted: the history at once, as one stream/append per event (a JavaScript client reads those)
+  assert.deepEqual(await server.command('admit bob'), { admitted: true });
+  await until(() => bob.stream.sourceState.counter === 5, 'bob\'s catch-up');
+  roomFrames(bob);
+  // dismissed: told once; @krmx/state's stream ignores the message and keeps working; nothing more arrives
+  assert.deepEqual(await server.command('dismiss bob'), { dismissed: true });
+  await until(() => bob.socket.frames.length >= 1, 'the dismissal');
+  assert.deepEqual(roomFrames(bob), ['{"type":"stream/dismissed","payload":{"domain":"room"}}']);
+  alice.dispatch(increment(1));
+  await until(() => alice.stream.sourceState.counter === 6 && alice.stream.optimisticEvents.length === 0,
+    'alice\'s event after the dismissal');
+  await sleep(50);
+  assert.deepEqual(roomFrames(bob), []);
+  assert.equal(bob.stream.sourceState.counter, 5);
+  assert.deepEqual(roomFrames(alice).filter((f) => f.includes('stream/dismissed')), []);
+  for (const p of [alice, bob]) await p.client.leave();
 });
 
 // Runs examples/counter_bot to its end: its exit code and what it printed.

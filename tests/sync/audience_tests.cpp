@@ -126,10 +126,14 @@ TEST_CASE("audience: admitted before linking, a member gets the history when it 
 
     Table open;  // Audience::everyone, the default
     CHECK(open.server.hears("anyone"));
-    (void)open.server.admit("x");
-    (void)open.server.dismiss("x");  // no effect on who hears: nobody is told anything
     auto& erin = open.join("erin");
     open.hub.run_until_idle();
+    CHECK(erin.synced());
+    open.hub.client("erin").clear_received();
+    (void)open.server.admit("erin");  // no effect on who hears: erin has the history, and gets it not twice
+    (void)open.server.dismiss("erin");  // nor is anybody told anything
+    open.hub.run_until_idle();
+    CHECK(open.hub.client("erin").received().empty());
     CHECK(erin.synced());
 }
 

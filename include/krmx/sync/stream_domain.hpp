@@ -155,13 +155,13 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
                       [&] { return stream_.dispatch_text(dispatcher, event_text); });
     }
 
-    /// Lets `user` hear and append (Audience::members). A linked user gets the history at once (as on link,
-    /// unless history_on_link is off); one that links later gets it then. True when it was no member before.
+    /// Lets `user` hear and append (Audience::members; with `everyone` it only records the name). A linked user
+    /// gets the history at once (as on link, unless history_on_link is off); one that links later gets it then.
+    /// True when it was no member before.
     bool admit(std::string_view user) {
         if (!members_.emplace(user).second) return false;
-        if (const auto it = linked_.find(user); it != linked_.end() && options_.history_on_link) {
-            send_history_as_on_link(it->first, it->second);
-        }
+        if (options_.audience == Audience::everyone || !options_.history_on_link) return true;  // heard already
+        if (const auto it = linked_.find(user); it != linked_.end()) send_history_as_on_link(it->first, it->second);
         return true;
     }
     /// Stops `user` hearing and appending; a linked user is told (`stream/dismissed`). Its events stay in the

@@ -138,8 +138,12 @@ curl_() { curl -fsS --max-time 5 --cacert "$work/certs/cert.pem" "$@"; }
 curl_ "$url/readyz" >/dev/null || fail "/readyz is not ready"
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$work/certs/cert.pem" "$url/metrics")
 [ "$code" = 401 ] || fail "/metrics without the token answered $code"
-curl_ -H "Authorization: Bearer compose-token" "$url/metrics" | grep -q '^krmx_' || fail "/metrics with the token has no krmx_ metrics"
-curl_ "$url/" | grep -qi '<html' || fail "the web page is not served over https"
+# Read whole, then searched: `curl | grep -q` fails under pipefail when grep stops reading before curl has
+# written everything (curl: (23)), as it did once the scrape outgrew a pipe's buffer.
+metrics=$(curl_ -H "Authorization: Bearer compose-token" "$url/metrics") || fail "/metrics with the token"
+grep -q '^krmx_' <<<"$metrics" || fail "/metrics with the token has no krmx_ metrics"
+page=$(curl_ "$url/") || fail "the web page over https"
+grep -qi '<html' <<<"$page" || fail "the web page is not served over https"
 subject() { openssl s_client -connect "127.0.0.1:$port" -servername 127.0.0.1 </dev/null 2>/dev/null | openssl x509 -noout -subject; }
 subject | grep -q krmx-first || fail "the first certificate is not served"
 # certbot renews: new files, SIGHUP, and new connections get the new certificate without a restart.

@@ -220,7 +220,9 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
     // ---- from the host -------------------------------------------------------------------------------
 
     void user_linked(std::string_view user, const LinkedUser& link) override {
-        linked_.insert_or_assign(std::string{user}, link);
+        // Only an audience needs to know who is linked (admit, dismiss, its broadcasts): a domain everyone
+        // hears keeps nothing per user.
+        if (options_.audience == Audience::members) linked_.insert_or_assign(std::string{user}, link);
         if (options_.history_on_link && hears(user)) send_history_as_on_link(user, link);
     }
     void user_unlinked(std::string_view user) override {
@@ -533,7 +535,7 @@ class StreamDomain final : private detail::HostedDomain, private detail::CommitP
     std::size_t history_bytes_ = 0;
     std::set<std::string, std::less<>> reserved_;  // dispatcher names users may not link under
     std::set<std::string, std::less<>> members_;   // admitted (Audience::members)
-    std::map<std::string, LinkedUser, std::less<>> linked_;  // linked users, as they linked
+    std::map<std::string, LinkedUser, std::less<>> linked_;  // linked users, as they linked (Audience::members)
     mutable StreamDomainStatistics statistics_;
     std::unique_ptr<DomainJournal> journal_;
     std::vector<CommitEvent> batch_;

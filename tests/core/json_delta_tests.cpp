@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <krmx/core/json_delta.hpp>
+#include <krmx/core/json_optional.hpp>  // after json_delta.hpp: its optional<json> must not come first
 
 #include "catch.hpp"
 #include "json_delta_random.hpp"
@@ -171,6 +172,20 @@ TEST_CASE("equal values have no delta, numbers compared by value as JavaScript d
         krmx::json_diff(json::parse(R"({"a":[1,2.0]})"), json::parse(R"({"a":[1.0,2]})")).has_value());
     CHECK(krmx::json_diff(json(true), json(1)).has_value());  // true !== 1
     CHECK(krmx::json_diff(json(nullptr), json(0)).has_value());
+}
+
+TEST_CASE("the array delta without changes leaves any value as it is, as in JavaScript", "[core][json_delta]") {
+    for (const char* text : {"null", "true", "0", "-2.5", R"("")", R"("text")", "[]", "[1,[2]]", "{}",
+                             R"({"a":{"b":[1,2]},"_t":"x"})"}) {
+        CAPTURE(text);
+        const auto before = json::parse(text);
+        auto value = before;
+        krmx::json_patch(value, json::parse(R"({"_t":"a"})"));
+        CHECK(value == before);
+    }
+    auto value = json::parse(R"({"a":1})");
+    CHECK_THROWS_AS(krmx::json_patch(value, json::parse(R"({"_t":"b"})")), std::invalid_argument);
+    CHECK_THROWS_AS(krmx::json_patch(value, json::parse(R"({"_t":"a","_0":[1,0,0]})")), std::invalid_argument);
 }
 
 TEST_CASE("json_diff writes each shape of jsondiffpatch's format", "[core][json_delta]") {

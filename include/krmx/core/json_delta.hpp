@@ -36,6 +36,7 @@
 
 #include "krmx/core/detail/json_scan.hpp"
 #include "krmx/core/detail/json_text_patch.hpp"
+#include "krmx/core/json_optional.hpp"  // before anything here instantiates nlohmann's optional<json> conversion
 
 namespace krmx {
 
@@ -646,13 +647,20 @@ void patch_value(std::conditional_t<Apply, nlohmann::json&, const nlohmann::json
 /// (numbers by value), nested deltas meet values of their kind (objects, arrays, strings for text diffs,
 /// applied exactly where their hunks say) and it nests at most json_delta_max_depth levels. So a delta
 /// applied twice, or to a value it was not made for, is refused where JavaScript would patch something.
-/// (The "" that moves carry in place of their value is not compared.)
+/// (The "" that moves carry in place of their value is not compared.) The array delta without changes,
+/// `{"_t":"a"}`, leaves any value unchanged, as in JavaScript.
 /// `delta` must not be a part of `value` (it may be `value` itself).
 inline void json_patch(nlohmann::json& value, const nlohmann::json& delta) {
     if (&value == &delta) {  // patching a value with itself: the delta must outlive the changes
         const auto copy = delta;
         json_patch(value, copy);
         return;
+    }
+    // An array delta without changes leaves any value as it is, in JavaScript too: the delta that says
+    // "nothing changed" where a delta must be sent (krmx::no_change_delta).
+    if (delta.is_object() && delta.size() == 1) {
+        const auto t = delta.find("_t");
+        if (t != delta.end() && t->is_string() && t->get_ref<const std::string&>() == "a") return;
     }
     detail::DeltaPath path;
     const auto shape = detail::delta_shape(delta, path);

@@ -259,7 +259,16 @@ function direction2() {
   return run.status === 0 && lines.length > count * 0.9;
 }
 
+// The delta that changes nothing (krmx::no_change_delta, what a projection's sender gets when its view did
+// not change) must leave every kind of value as it is.
+function noChangeDelta() {
+  const values = [null, true, 0, -2.5, '', 'text', [], [1, [2]], {}, { a: { b: [1, 2] }, _t: 'x' }];
+  const bad = values.filter((v) => !same(jsondiffpatch.patch(structuredClone(v), { _t: 'a' }), v));
+  console.log(`the no-change delta {"_t":"a"}: ${values.length - bad.length}/${values.length} values unchanged`);
+  return bad.length === 0;
+}
+
 const ok1 = direction1();
-const ok2 = direction2();
+const ok2 = direction2() && noChangeDelta();
 if (!ok1 || !ok2) console.log(`FAILED; replay: node tests/core/js/json_delta.mjs ${peer} ${seed1} ${seed2} ${count}`);
 process.exit(ok1 && ok2 ? 0 : 1);

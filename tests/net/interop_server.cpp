@@ -5,7 +5,10 @@
 //
 // Commands (one per line): `kick <user>`, `accept-new-users <0|1>`, `state` (prints the counter state
 // as JSON), `messages` (prints the custom messages received), `admit <user>` and `dismiss <user>` (the
-// domain "room", a claimable counter with an audience), `stop`.
+// domain "room", a claimable counter with an audience), `seat <user>` (admits the user to the projection
+// domains "cards", the card game, and "parity", which shows each user whether a number is even), `deal`
+// (deals the card game from a deck in a fixed order), `hands` (prints every hand), `view <user>` (prints
+// the user's view of "cards"), `stop`.
 // Authentication: auth "bad" is rejected with "bad token"; auth "silent" never answers (timeout 300 ms);
 // auth "later" is accepted after 50 ms; anything else is accepted.
 #include <iostream>
@@ -17,9 +20,28 @@
 
 #include <krmx/net/websocket_server.hpp>
 #include <krmx/sync/domain_host.hpp>
+#include <krmx/sync/projection_domain.hpp>
 #include <krmx/sync/stream_domain.hpp>
 
+#include "cards/cards.hpp"
 #include "claimable_counter/counter.hpp"
+
+namespace {
+
+struct Number {
+    int value = 0;
+};
+inline constexpr krmx::EventType<int> add{"add"};
+
+// Adding an even number changes nobody's view: its sender gets the delta that changes nothing.
+const krmx::ProjectionModel<Number, nlohmann::json>& parity_model() {
+    static const auto m = krmx::ProjectionModel<Number, nlohmann::json>{
+        Number{}, [](const Number& n, std::string_view) { return nlohmann::json{{"even", n.value % 2 == 0}}; }}
+                              .when(add, [](Number& n, std::string_view, int k) { n.value += k; });
+    return m;
+}
+
+}  // namespace
 
 int interop_server() {
     using namespace std::chrono_literals;
@@ -40,9 +62,12 @@ int interop_server() {
     // No flag for the JavaScript clients: they link without `features`, so they get histories as appends.
     krmx::StreamDomain<Counter> counter{server, "counter", counter::model()};
     krmx::StreamDomain<Counter> room{server, "room", counter::model(), {.audience = krmx::Audience::members}};
+    // Members only, so that the session transcripts of other tests see no projection frames.
+    krmx::ProjectionDomain table{server, "cards", cards::model(), {.audience = krmx::Audience::members}};
+    krmx::ProjectionDomain parity{server, "parity", parity_model(), {.audience = krmx::Audience::members}};
     std::vector<nlohmann::json> messages;
     auto on_message = server.on_message([&](std::string_view user, const krmx::Message& read) {
-        if (read.type().starts_with("stream/")) return;
+        if (read.type().starts_with("stream/") || read.type().starts_with("projection/")) return;
         const auto message = nlohmann::json::parse(read.text());
         messages.push_back({{"user", user}, {"message", message}});
         // answers custom messages to the sender, so that both directions are seen
@@ -73,6 +98,19 @@ int interop_server() {
                     std::cout << nlohmann::json{{"admitted", room.admit(line.substr(6))}}.dump() << std::endl;
                 } else if (line.starts_with("dismiss ")) {
                     std::cout << nlohmann::json{{"dismissed", room.dismiss(line.substr(8))}}.dump() << std::endl;
+                } else if (line.starts_with("seat ")) {
+                    const auto user = line.substr(5);
+                    std::cout << nlohmann::json{{"seated", table.admit(user) && parity.admit(user)}}.dump() << std::endl;
+                } else if (line == "deal") {
+                    std::vector<int> deck(52);
+                    for (int i = 0; i < 52; ++i) deck[static_cast<std::size_t>(i)] = (i * 7) % 52;  // 7 and 52 are coprime
+                    const auto dealt = table.dispatch(krmx::server_dispatcher, cards::deal(deck));
+                    std::cout << nlohmann::json{{"dealt", static_cast<bool>(dealt)}, {"reason", dealt.reason()}}.dump()
+                              << std::endl;
+                } else if (line == "hands") {
+                    std::cout << nlohmann::json{{"hands", table.state().hands}}.dump() << std::endl;
+                } else if (line.starts_with("view ")) {
+                    std::cout << nlohmann::json(cards::view(table.state(), line.substr(5))).dump() << std::endl;
                 } else if (line == "messages") {
                     std::cout << nlohmann::json{{"messages", messages}}.dump() << std::endl;
                     messages.clear();

@@ -1,8 +1,9 @@
 #pragma once
 // krmx::DomainHost: the server end of the domain protocols on one transport. It takes every message a
-// linked user sends, once read (a krmx::Message), and hands each `stream/*` message to the domain its
-// payload names; several domains share one host without seeing each other's messages. It also tells every
-// domain when users link and unlink, and lends them the transport's event loop (for durable commits).
+// linked user sends, once read (a krmx::Message), and hands each `stream/*` and `projection/*` message to
+// the domain its payload names; several domains share one host without seeing each other's messages. It
+// also tells every domain when users link and unlink, and lends them the transport's event loop (for
+// durable commits).
 //
 //   krmx::net::WebSocketServer server{{.port = 8082}};        // owns a host: server.host()
 //   krmx::StreamDomain counter{server, "counter", counter::model()};
@@ -32,6 +33,7 @@
 #include "krmx/core/message.hpp"
 #include "krmx/core/subscription.hpp"
 #include "krmx/sync/domain_report.hpp"
+#include "krmx/sync/projection_messages.hpp"
 #include "krmx/sync/stream_messages.hpp"
 #include "krmx/sync/transport.hpp"
 
@@ -48,8 +50,9 @@ struct DomainHostOptions {
 struct DomainHostStatistics {
     std::uint64_t messages = 0;          ///< every message received from a user
     std::uint64_t oversized = 0;         ///< longer than max_message_bytes: dropped unread
-    std::uint64_t other_protocol = 0;    ///< `type` is not `stream/*`: left to others
-    std::uint64_t malformed = 0;  ///< a `stream/*` message that is no append or resync with a payload naming a domain
+    std::uint64_t other_protocol = 0;    ///< `type` is neither `stream/*` nor `projection/*`: left to others
+    /// A `stream/*` or `projection/*` message that is no append, resync or action with a payload naming a domain.
+    std::uint64_t malformed = 0;
     std::uint64_t unknown_domain = 0;    ///< a message for a domain this host does not have
     std::uint64_t invalidates_sent = 0;  ///< answers to appends for unknown domains that named an id
 };
@@ -80,7 +83,7 @@ class HostedDomain {
     virtual ~HostedDomain() = default;
     virtual void user_linked(std::string_view user, const LinkedUser& link) = 0;
     virtual void user_unlinked(std::string_view user) = 0;
-    /// A `stream/*` message whose payload names this domain.
+    /// A `stream/append`, `stream/resync` or `projection/action` whose payload names this domain.
     virtual void receive(std::string_view user, const Message& message) = 0;
     /// What it tells about itself now (DomainHost::reports()).
     [[nodiscard]] virtual DomainReport report() const = 0;
@@ -198,12 +201,13 @@ class DomainHost {
             ++statistics_.oversized;
             return;
         }
-        if (!message.type().starts_with(stream_message::prefix)) {
+        if (!message.type().starts_with(stream_message::prefix) && !message.type().starts_with(projection_message::prefix)) {
             ++statistics_.other_protocol;
             return;
         }
         // What clients send: the server's own message types coming from a client are malformed too.
-        const bool client_type = message.type() == stream_message::append || message.type() == stream_message::resync;
+        const bool client_type = message.type() == stream_message::append || message.type() == stream_message::resync ||
+                                 message.type() == projection_message::action;
         const auto* domain_field = client_type && message.payload_is_object() ? message.field("domain") : nullptr;
         const auto domain = domain_field ? detail::json_string_value(domain_field->value) : std::nullopt;
         if (!domain) {
@@ -214,6 +218,7 @@ class DomainHost {
         if (it == domains_.end()) {
             ++statistics_.unknown_domain;
             if (message.type() == stream_message::append) refuse_unknown_domain(user, *domain, message);
+            if (message.type() == projection_message::action) refuse_unknown_projection(user, *domain, message);
             return;
         }
         it->second->receive(user, message);
@@ -228,6 +233,14 @@ class DomainHost {
         ++statistics_.invalidates_sent;
         send(user, detail::invalidate_message(domain, id, event ? event->value : std::string_view{},
                                               "unknown domain " + detail::quoted(domain)));
+    }
+
+    void refuse_unknown_projection(std::string_view user, const std::string& domain, const Message& message) {
+        const auto* id_member = message.field("optimisticId");
+        const auto id = id_member ? detail::optimistic_id(id_member->value) : std::nullopt;
+        if (!id) return;
+        ++statistics_.invalidates_sent;
+        send(user, detail::projection_invalidate_message(domain, *id, "unknown domain " + detail::quoted(domain)));
     }
 
     DomainHostOptions options_;

@@ -8,6 +8,10 @@
 //   from the history (as appends: a JavaScript client links without `features`), convergence with the server;
 // - a domain with an audience (a room): JavaScript clients that are no members hear nothing and are refused,
 //   admission catches them up with appends, and @krmx/state's client ignores `stream/dismissed`;
+// - the card game of examples/cards on a C++ ProjectionDomain, played by @krmx/state@0.0.1's
+//   ProjectionClient: each player's frames add up to its own view and carry no other player's cards,
+//   optimistic plays are confirmed by their deltas, a refused play is invalidated with its reason, and a
+//   sender whose view did not change is released by the delta that changes nothing;
 // - JavaScript and C++ players in one game: the C++ counter_bot (BOT_BINARY = examples/counter_bot) and
 //   JavaScript StreamModel clients append to one domain at the same time and converge; a refused C++ move
 //   is told to the C++ sender only;
@@ -25,7 +29,11 @@ const require = createRequire(import.meta.url);
 const { WebSocket } = require('ws');
 const { createClient } = require('@krmx/client');
 const { createServer } = require('@krmx/server');
-const { StreamModel, isStreamAppendMessage } = require('@krmx/state');
+const {
+  StreamModel, isStreamAppendMessage, ProjectionModel, isProjectionSetMessage, isProjectionDeltaMessage,
+  isProjectionInvalidateMessage,
+} = require('@krmx/state');
+const jsondiffpatch = require('jsondiffpatch');
 const { z } = require('zod');
 
 const [peerBinary, botBinary] = process.argv.slice(2);
@@ -307,6 +315,158 @@ test('@krmx/state: a room with an audience, against JavaScript clients', async (
   assert.equal(bob.stream.sourceState.counter, 5);
   assert.deepEqual(roomFrames(alice).filter((f) => f.includes('stream/dismissed')), []);
   for (const p of [alice, bob]) await p.client.leave();
+});
+
+// The card game of examples/cards/cards.hpp as @krmx/state's ProjectionClient needs it: payload schemas and
+// the optimistic handler (the rules run on the C++ server; a client never calls the state handlers).
+function cardsModel() {
+  const model = new ProjectionModel({}, () => ({}));
+  const serverOnly = () => { throw new Error('the server runs the rules'); };
+  const sit = model.when('sit', z.undefined(), serverOnly);
+  const play = model.when('play', z.number().int(), serverOnly, (view, dispatcher, card) => {
+    const at = view.hand.indexOf(card);
+    if (at === -1) throw new Error('not in your hand');
+    view.hand.splice(at, 1);
+    view.top = card;
+  });
+  const draw = model.when('draw', z.undefined(), serverOnly);
+  return { model, sit, play, draw };
+}
+
+// The glue an application writes around ProjectionClient (the package ships none): the message checks of
+// @krmx/state decide what is applied.
+async function projectionPlayer(server, name, model, domain) {
+  assert.deepEqual(await server.command(`seat ${name}`), { seated: true }); // the domains have audiences
+  const c = await connect(server.url);
+  const projection = model.spawnClient();
+  const invalidated = [];
+  const unread = [];
+  c.client.on('message', (message) => {
+    if (message.payload?.domain !== domain) return;
+    if (isProjectionSetMessage(message)) {
+      projection.set(message.payload.projection);
+    } else if (isProjectionDeltaMessage(message)) {
+      projection.apply(message.payload.delta, message.payload.optimisticId);
+    } else if (isProjectionInvalidateMessage(message)) {
+      invalidated.push(message.payload);
+      projection.releaseOptimistic(message.payload.optimisticId);
+    } else {
+      unread.push(message);
+    }
+  });
+  await c.client.link(name);
+  await until(() => projection.internalProjection !== undefined, `${name}'s projection/set`);
+  const dispatch = (action) => {
+    const result = projection.optimistic(name, action);
+    assert.equal(result.success, true);
+    c.client.send({ type: 'projection/action', payload: { domain, action, optimisticId: result.optimisticId } });
+    return result;
+  };
+  return { ...c, projection, dispatch, invalidated, unread };
+}
+
+// Every card a player's frames ever showed in a hand: in each set, in each patched view, and in the values
+// a delta carries under `hand`.
+function cardsInHands(frames, domain) {
+  const seen = new Set();
+  const collect = (value) => {
+    if (typeof value === 'number') seen.add(value);
+    if (value !== null && typeof value === 'object') Object.values(value).forEach(collect);
+  };
+  let view;
+  for (const frame of frames) {
+    const message = JSON.parse(frame);
+    if (message.payload?.domain !== domain) continue;
+    if (message.type === 'projection/set') view = structuredClone(message.payload.projection);
+    if (message.type === 'projection/delta') {
+      if (message.payload.delta.hand !== undefined) collect(message.payload.delta.hand);
+      view = jsondiffpatch.patch(view, message.payload.delta);
+    }
+    if (view?.hand) collect(view.hand);
+  }
+  return seen;
+}
+
+test('@krmx/state: ProjectionClients play the card game against the C++ ProjectionDomain', async (server) => {
+  const { model, sit, play, draw } = cardsModel();
+  const alice = await projectionPlayer(server, 'alice', model, 'cards');
+  const bob = await projectionPlayer(server, 'bob', model, 'cards');
+  const carol = await projectionPlayer(server, 'carol', model, 'cards'); // a spectator
+  alice.dispatch(sit());
+  await until(() => alice.projection.projection().held.alice === 0, 'alice seated');
+  bob.dispatch(sit());
+  await until(() => carol.projection.projection().held.bob === 0, 'bob seated');
+  assert.deepEqual(await server.command('deal'), { dealt: true, reason: '' });
+  const views = async () => Object.fromEntries(await Promise.all(
+    ['alice', 'bob', 'carol'].map(async (n) => [n, await server.command(`view ${n}`)])));
+  let expected = await views();
+  await until(() => alice.projection.projection().hand.length === 5 && carol.projection.projection().turn === 'alice',
+    'the deal');
+  for (const [name, p] of Object.entries({ alice, bob, carol })) assert.deepEqual(p.projection.projection(), expected[name]);
+
+  // alice plays a card that matches (or draws): applied at once, then confirmed by her delta
+  const top = alice.projection.projection().top;
+  const card = alice.projection.projection().hand.find((c) => Math.floor(c / 13) === Math.floor(top / 13) || c % 13 === top % 13);
+  if (card === undefined) {
+    alice.dispatch(draw());
+  } else {
+    alice.dispatch(play(card));
+    assert.equal(alice.projection.projection().top, card); // optimistic, before any answer
+    assert.equal(alice.projection.optimisticActions.length, 1);
+  }
+  await until(() => alice.projection.optimisticActions.length === 0 && carol.projection.projection().turn === 'bob',
+    'alice\'s move confirmed');
+  // alice again, out of turn: invalidated with the reason, her view goes back
+  const held = alice.projection.projection().hand.length;
+  alice.dispatch(play(alice.projection.projection().hand[0]));
+  assert.equal(alice.projection.projection().hand.length, held - 1);
+  await until(() => alice.invalidated.length === 1, 'alice\'s invalidate');
+  assert.equal(alice.invalidated[0].reason, 'not your turn');
+  assert.equal(alice.projection.projection().hand.length, held);
+  // a spectator that tries to sit now is refused; without an optimistic handler @krmx/state sends no
+  // optimisticId, so there is nothing to answer
+  const { optimisticId } = carol.dispatch(sit());
+  assert.equal(optimisticId, undefined);
+
+  await sleep(50);
+  expected = await views();
+  const { hands } = await server.command('hands');
+  for (const [name, p] of Object.entries({ alice, bob, carol })) {
+    assert.deepEqual(p.projection.projection(), expected[name], `${name}'s view`);
+    assert.deepEqual(p.unread, [], `${name} read every message`);
+    // no frame ever showed this player a card from another player's hand
+    const seen = cardsInHands(p.take(), 'cards'); // every frame since it connected
+    for (const [other, cards] of Object.entries(hands)) {
+      if (other === name) continue;
+      for (const c of cards) assert.equal(seen.has(c), false, `${name} saw ${other}'s card ${c}`);
+    }
+  }
+  for (const p of [alice, bob, carol]) await p.client.leave();
+});
+
+test('@krmx/state: a sender whose view did not change is released by the delta that changes nothing', async (server) => {
+  const model = new ProjectionModel({}, () => ({}));
+  const add = model.when('add', z.number().int(), () => {}, (view, dispatcher, n) => {
+    if (n % 2 !== 0) view.even = !view.even;
+  });
+  const dave = await projectionPlayer(server, 'dave', model, 'parity');
+  const erin = await projectionPlayer(server, 'erin', model, 'parity');
+  assert.deepEqual(dave.projection.projection(), { even: true });
+  dave.take();
+  erin.take();
+  const { optimisticId } = dave.dispatch(add(2));
+  assert.equal(dave.projection.optimisticActions.length, 1);
+  await until(() => dave.projection.optimisticActions.length === 0, 'dave\'s release');
+  assert.deepEqual(dave.take().filter((f) => f.includes('"parity"')),
+    [`{"type":"projection/delta","payload":{"domain":"parity","delta":{"_t":"a"},"optimisticId":"${optimisticId}"}}`]);
+  assert.deepEqual(dave.projection.projection(), { even: true });
+  dave.dispatch(add(1));
+  await until(() => erin.projection.projection().even === false && dave.projection.optimisticActions.length === 0,
+    'the change at erin');
+  await sleep(50);
+  assert.deepEqual(erin.take().filter((f) => f.includes('"parity"')),
+    ['{"type":"projection/delta","payload":{"domain":"parity","delta":{"even":[true,false]}}}']);
+  for (const p of [dave, erin]) await p.client.leave();
 });
 
 // Runs examples/counter_bot to its end: its exit code and what it printed.

@@ -1,0 +1,358 @@
+#pragma once
+// krmx::ProjectionDomain<State, View>: the server's authoritative end of one domain whose model is a
+// ProjectionModel: hidden information. Users never see the state or its events; each sees its own view.
+//
+//   krmx::net::WebSocketServer server{{.port = 8082}};
+//   krmx::ProjectionDomain cards{server, "cards", cards::model(), {.durability = krmx::durable(store)}};
+//
+// What it does (docs/protocol.md, section 3, has the messages):
+// - A user that starts hearing the domain (it links, or is admitted while linked) gets `projection/set` with
+//   its whole view.
+// - `projection/action` {action, optimisticId?} from user U: U is the dispatcher. The action is an event of
+//   the domain's private stream, with everything a StreamDomain's events have: limits, reserved names, the
+//   audience, guards and refusals, and durability: a durable domain stores its accepted actions before
+//   anyone sees their effect, and restores its state from them after a restart (views are computed again,
+//   so a view function may change between versions; the actions may not).
+//   Accepted: every user that hears the domain gets `projection/delta` with the jsondiffpatch delta of its
+//   view, if it changed; U's carries U's optimisticId, and U gets one even when its view did not change
+//   (with the delta that changes nothing, krmx::no_change_delta). Refused: U gets `projection/invalidate`
+//   with the optimisticId and the reason (an action without optimisticId is refused unanswered: @krmx/state
+//   sends none when it applied nothing).
+// - Each view is computed once per user, serialised and compared with what the user holds; a delta is
+//   computed once per distinct (old, new) pair, so that spectators and team mates with equal views share it.
+// - A delta that would not fit in a message is replaced by `projection/set`; a view that does not fit either
+//   is not sent (counted in views_too_large; the user keeps its old view, and the next change that fits is
+//   a delta from it). A view function that throws skips that user's update (view_failures), nobody else's.
+// - Audience, admit() and dismiss() as in StreamDomain; a dismissed user gets `projection/dismissed`.
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "krmx/core/json_delta.hpp"
+#include "krmx/core/message.hpp"
+#include "krmx/core/outcome.hpp"
+#include "krmx/stream/projection_model.hpp"
+#include "krmx/stream/stream.hpp"
+#include "krmx/sync/audience.hpp"
+#include "krmx/sync/detail/domain_core.hpp"
+#include "krmx/sync/domain_host.hpp"
+#include "krmx/sync/durability.hpp"
+#include "krmx/sync/projection_messages.hpp"
+
+namespace krmx {
+
+struct ProjectionDomainOptions {
+    /// The longest action text accepted, in bytes (as StreamDomainOptions::max_event_bytes).
+    std::size_t max_action_bytes = std::size_t{256} << 10;
+    /// The most the private log may hold in memory (action texts and dispatchers), in bytes.
+    std::size_t max_history_bytes = std::size_t{256} << 20;
+    /// Where accepted actions are stored before anyone sees their effect: `krmx::durable(store)`.
+    Durability durability = {};
+    /// Who sees the domain and may act: everyone linked, or only admitted members.
+    Audience audience = Audience::everyone;
+};
+
+/// What a projection domain did beyond its stream's counters (statistics()). Never reset.
+struct ProjectionStatistics {
+    std::uint64_t sets_sent = 0;        ///< `projection/set`: on hearing, and for deltas too large to send
+    std::uint64_t deltas_sent = 0;      ///< `projection/delta` messages, releases of unchanged views included
+    std::uint64_t deltas_computed = 0;  ///< json_diff runs: one per distinct (old, new) view pair per batch
+    std::uint64_t views_computed = 0;   ///< view function calls
+    std::uint64_t view_failures = 0;    ///< view functions that threw or gave a View that is no JSON: skipped
+    std::uint64_t views_too_large = 0;  ///< views that fit in no message: not sent
+    std::uint64_t unanswered = 0;       ///< refused actions without optimisticId: nothing to answer
+};
+
+template <class State, class View>
+class ProjectionDomain final : private detail::DomainCore<State> {
+    using Core = detail::DomainCore<State>;
+    using Waiting = typename Core::Waiting;
+
+  public:
+    using state_type = State;
+    using view_type = View;
+
+    /// Attaches to `host`; a durable domain restores its state from its store first (throws
+    /// krmx::ModelError when the model refuses a stored action, StoreError when the store fails).
+    ProjectionDomain(DomainHost& host, std::string name, const ProjectionModel<State, View>& model,
+                     ProjectionDomainOptions options = {})
+        : Core(host, std::move(name), model.actions(),
+               {"krmx::ProjectionDomain", options.max_action_bytes, options.max_history_bytes, options.durability,
+                options.audience}),
+          model_(model),
+          options_(std::move(options)) {
+        if (this->durable()) {
+            // Views are of confirmed actions only: a second stream follows the commits.
+            shown_.emplace(model_.actions());
+            for (std::size_t i = 0; i < this->confirmed_size(); ++i) show(i);
+        }
+    }
+    /// The same on the host of `server` (krmx::net::WebSocketServer, krmx::testing::Hub).
+    template <HasDomainHost Server>
+    ProjectionDomain(Server& server, std::string name, const ProjectionModel<State, View>& model,
+                     ProjectionDomainOptions options = {})
+        : ProjectionDomain(server.host(), std::move(name), model, std::move(options)) {}
+
+    // Server code's own actions: dispatch(dispatcher, typed action | json), dispatch_text(dispatcher, text);
+    // the audience: admit(user), dismiss(user), hears(user), members(); the private stream: state(),
+    // stream(), size(), confirmed_size(), uncommitted(), committing(), durable(), event_text(position),
+    // name(), statistics(). See detail::DomainCore.
+    using Core::admit;
+    using Core::committing;
+    using Core::confirmed_size;
+    using Core::dismiss;
+    using Core::dispatch;
+    using Core::dispatch_text;
+    using Core::durable;
+    using Core::event_text;
+    using Core::hears;
+    using Core::members;
+    using Core::name;
+    using Core::size;
+    using Core::state;
+    using Core::statistics;
+    using Core::stream;
+    using Core::uncommitted;
+
+    /// The state users' views show: after every confirmed action (state() may be ahead of it by actions
+    /// that wait for their commit).
+    [[nodiscard]] const State& shown_state() const noexcept { return shown_ ? shown_->state() : state(); }
+    /// The view `user` holds (the last one sent to it), while it hears the domain.
+    [[nodiscard]] const nlohmann::json* view_of(std::string_view user) const {
+        const auto it = viewers_.find(user);
+        return it == viewers_.end() ? nullptr : &it->second.view;
+    }
+    [[nodiscard]] const ProjectionStatistics& projection_statistics() const noexcept { return projection_statistics_; }
+    [[nodiscard]] const ProjectionModel<State, View>& model() const noexcept { return model_; }
+    [[nodiscard]] const ProjectionDomainOptions& options() const noexcept { return options_; }
+
+  private:
+    struct Viewer {
+        nlohmann::json view;
+        std::string text;  // view, serialised: what decides whether it changed
+    };
+
+    // ---- hooks -----------------------------------------------------------------------------------------
+
+    void start_hearing(std::string_view user, const LinkedUser&) override {
+        auto view = compute_view(user);
+        if (!view) return;
+        auto text = view->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        auto message = detail::projection_set_message(this->name(), text);
+        if (message.size() > this->host().options().max_message_bytes) {
+            ++projection_statistics_.views_too_large;
+            return;
+        }
+        ++projection_statistics_.sets_sent;
+        this->host().send(user, std::move(message));
+        viewers_.insert_or_assign(std::string{user}, Viewer{std::move(*view), std::move(text)});
+    }
+
+    void stop_hearing(std::string_view user, bool dismissed) override {
+        if (const auto it = viewers_.find(user); it != viewers_.end()) viewers_.erase(it);
+        if (dismissed) this->host().send(user, detail::projection_dismissed_message(this->name()));
+    }
+
+    void receive(std::string_view user, const Message& message) override {
+        if (message.type() != projection_message::action) {
+            // A stream client on a projection domain: its events are private here.
+            if (message.type() == stream_message::append) {
+                const auto* id_member = message.field("id");
+                const auto id = id_member ? detail::raw_unsigned(id_member->value) : std::nullopt;
+                ++this->counters().malformed;
+                if (!id) {
+                    ++this->counters().dropped;
+                    return;
+                }
+                ++this->counters().invalidates_sent;
+                this->host().send(user, detail::invalidate_message(this->name(), id, {},
+                                                                   "domain " + detail::quoted(this->name()) +
+                                                                       " is a projection: send projection/action"));
+                return;
+            }
+            ++this->counters().malformed;
+            ++this->counters().dropped;
+            return;
+        }
+        act(user, message);
+    }
+
+    // The path of a user's `projection/action`.
+    void act(std::string_view user, const Message& message) {
+        // 1. The optimisticId is echoed in the answer: one that is no short string is no id at all.
+        std::optional<std::uint64_t> id;
+        if (const auto* id_member = message.field("optimisticId"); id_member && id_member->value != "null") {
+            auto optimistic = detail::optimistic_id(id_member->value);
+            if (!optimistic) {
+                ++this->counters().malformed;
+                ++this->counters().dropped;
+                return;
+            }
+            id = next_id_++;
+            optimistic_ids_.emplace(*id, std::move(*optimistic));
+        }
+        const auto* action = message.field("action");
+        const std::string_view text = action ? action->value : std::string_view{};
+        if (auto refusal = this->refuse_sender(user)) {
+            refuse(user, id, text, *refusal);
+            return;
+        }
+        if (!action) {
+            ++this->counters().malformed;
+            refuse(user, id, {}, DispatchResult{Outcome::malformed, "projection/action without an action"});
+            return;
+        }
+        if (action->depth > detail::json_max_event_depth) {
+            ++this->counters().too_large;
+            refuse(user, id, text,
+                   DispatchResult{Outcome::malformed, Reason{"action nested too deeply (" + std::to_string(action->depth) +
+                                                             " levels; at most " +
+                                                             std::to_string(detail::json_max_event_depth) + ")"}});
+            return;
+        }
+        const auto* observer = this->host().observer();
+        auto& stream = this->stream_for_dispatch();
+        const auto result =
+            this->accept(user, text, {id, true, observer ? std::optional<TimePoint>{Clock::now()} : std::nullopt},
+                         [&] { return stream.dispatch_scanned(user, text, message.members_of(*action)); });
+        if (!result) refuse(user, id, text, result);
+    }
+
+    void refuse(std::string_view user, std::optional<std::uint64_t> id, std::string_view,
+                const DispatchResult& result) override {
+        auto optimistic = take_optimistic_id(id);
+        if (!optimistic) {
+            ++projection_statistics_.unanswered;
+            return;
+        }
+        ++this->counters().invalidates_sent;
+        this->host().send(user, detail::projection_invalidate_message(this->name(), *optimistic, result.reason()));
+    }
+
+    // Confirmed actions: every viewer gets the delta of its view over the whole batch, and each sender its
+    // optimisticIds (the first with the delta, the others with no change).
+    void confirmed(std::size_t first, std::span<const Waiting> batch) override {
+        if (shown_) {
+            for (std::size_t i = 0; i < batch.size(); ++i) show(first + i);
+        }
+        std::map<std::string_view, std::vector<std::string>, std::less<>> released;  // user -> optimisticIds
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            if (auto optimistic = take_optimistic_id(batch[i].id)) {
+                released[this->stream().log()[first + i].dispatcher()].push_back(std::move(*optimistic));
+            }
+        }
+        // (old text, new text) -> the delta text, or nothing when it would not fit.
+        std::unordered_map<std::string, std::optional<std::string>> deltas;
+        const auto max_bytes = this->host().options().max_message_bytes;
+        for (auto& [user, viewer] : viewers_) {
+            const auto ids = released.find(user);
+            std::span<const std::string> own;
+            if (ids != released.end()) own = ids->second;
+            std::size_t next_own = 0;
+            const auto next_id = [&]() -> std::optional<std::string_view> {
+                if (next_own < own.size()) return std::string_view{own[next_own++]};
+                return std::nullopt;
+            };
+            if (auto view = compute_view(user)) {
+                auto text = view->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                if (text != viewer.text) {
+                    auto key = viewer.text;
+                    key += '\0';
+                    key += text;
+                    auto found = deltas.find(key);
+                    if (found == deltas.end()) {
+                        ++projection_statistics_.deltas_computed;
+                        std::optional<std::string> delta_text;
+                        if (auto delta = json_diff(viewer.view, *view)) {
+                            delta_text = delta->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                        } else {
+                            delta_text = std::string{no_change_delta};  // equal by value (1 and 1.0), other text
+                        }
+                        found = deltas.emplace(std::move(key), std::move(delta_text)).first;
+                    }
+                    auto message = detail::projection_delta_message(this->name(), *found->second, next_id());
+                    if (message.size() <= max_bytes) {
+                        ++projection_statistics_.deltas_sent;
+                        this->host().send(user, std::move(message));
+                        viewer = Viewer{std::move(*view), std::move(text)};
+                    } else if (auto set = detail::projection_set_message(this->name(), text); set.size() <= max_bytes) {
+                        ++projection_statistics_.sets_sent;
+                        this->host().send(user, std::move(set));
+                        viewer = Viewer{std::move(*view), std::move(text)};
+                        next_own = 0;  // a set drops the client's optimistic actions, but release them all
+                    } else {
+                        ++projection_statistics_.views_too_large;
+                        next_own = 0;
+                    }
+                }
+            }
+            while (const auto optimistic = next_id()) {
+                ++projection_statistics_.deltas_sent;
+                this->host().send(user, detail::projection_delta_message(this->name(), no_change_delta, optimistic));
+            }
+        }
+    }
+
+    // ---- views -----------------------------------------------------------------------------------------
+
+    std::optional<nlohmann::json> compute_view(std::string_view user) {
+        ++projection_statistics_.views_computed;
+        try {
+            return nlohmann::json(model_.view(shown_state(), user));
+        } catch (const std::exception& e) {
+            ++projection_statistics_.view_failures;
+            this->host().log().error("projection.view_failed", "a view function threw: that user's update was skipped",
+                                     {{"domain", this->name()}, {"user", std::string{user}}, {"error", e.what()}});
+        } catch (...) {
+            ++projection_statistics_.view_failures;
+        }
+        return std::nullopt;
+    }
+
+    // Applies the confirmed action at `position` to the shown state (durable domains).
+    void show(std::size_t position) {
+        const auto result = shown_->dispatch_text(this->stream().log()[position].dispatcher(), this->event_text(position));
+        if (!result) {
+            throw ModelError("krmx::ProjectionDomain " + detail::quoted(this->name()) + ": action " +
+                             std::to_string(position) + " was accepted but is refused on replay (" +
+                             std::string{result.reason()} + "); handlers must be deterministic");
+        }
+    }
+
+    std::optional<std::string> take_optimistic_id(std::optional<std::uint64_t> id) {
+        if (!id) return std::nullopt;
+        const auto it = optimistic_ids_.find(*id);
+        if (it == optimistic_ids_.end()) return std::nullopt;
+        auto optimistic = std::move(it->second);
+        optimistic_ids_.erase(it);
+        return optimistic;
+    }
+
+    ProjectionModel<State, View> model_;
+    ProjectionDomainOptions options_;
+    std::optional<Stream<State>> shown_;  // durable: the confirmed actions only
+    std::map<std::string, Viewer, std::less<>> viewers_;  // linked users that hear the domain
+    std::unordered_map<std::uint64_t, std::string> optimistic_ids_;  // waiting actions' optimisticIds
+    std::uint64_t next_id_ = 0;
+    ProjectionStatistics projection_statistics_;
+};
+
+template <class State, class View>
+ProjectionDomain(DomainHost&, std::string, const ProjectionModel<State, View>&, ProjectionDomainOptions = {})
+    -> ProjectionDomain<State, View>;
+template <HasDomainHost Server, class State, class View>
+ProjectionDomain(Server&, std::string, const ProjectionModel<State, View>&, ProjectionDomainOptions = {})
+    -> ProjectionDomain<State, View>;
+
+}  // namespace krmx

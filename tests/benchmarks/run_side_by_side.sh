@@ -222,6 +222,7 @@ const rows = [
   ['optimistic_confirm_1000', 'BM_optimistic_confirm/1000', null],
   ['rejected_big', 'BM_rejected_big', 100],
   ['rejected_tiny', 'BM_rejected_tiny', null],
+  ['projection_rooms', 'BM_projection_rooms', 10],
 ];
 out('| workload | krmx-cpp (ops/s) | reference (ops/s) | ratio | target | met? |');
 out('|---|---:|---:|---:|---:|:---:|');

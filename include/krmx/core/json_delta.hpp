@@ -79,19 +79,27 @@ inline constexpr std::size_t json_diff_max_lcs_cells = std::size_t{1} << 20;
         if (from == to) return std::nullopt;
         return delta_replaced(from, to);
     }
-    auto delta = nlohmann::json::object();
-    for (const auto& [key, value] : from.items()) {
-        const auto it = to.find(key);
-        if (it == to.end()) {
-            delta[key] = delta_deleted(value);
-        } else if (auto nested = diff_value(value, *it, level + 1)) {
-            delta[key] = std::move(*nested);
+    // Both objects keep their members in key order: walk them side by side instead of looking each key up.
+    nlohmann::json delta;  // null until a member differs: most members of most views do not
+    const auto& a = from.get_ref<const nlohmann::json::object_t&>();
+    const auto& b = to.get_ref<const nlohmann::json::object_t&>();
+    auto i = a.begin();
+    auto j = b.begin();
+    while (i != a.end() || j != b.end()) {
+        const int order = i == a.end() ? 1 : j == b.end() ? -1 : i->first.compare(j->first);
+        if (order < 0) {
+            delta[i->first] = delta_deleted(i->second);
+            ++i;
+        } else if (order > 0) {
+            delta[j->first] = delta_added(j->second);
+            ++j;
+        } else {
+            if (auto nested = diff_value(i->second, j->second, level + 1)) delta[i->first] = std::move(*nested);
+            ++i;
+            ++j;
         }
     }
-    for (const auto& [key, value] : to.items()) {
-        if (!from.contains(key)) delta[key] = delta_added(value);
-    }
-    if (delta.empty()) return std::nullopt;
+    if (delta.is_null()) return std::nullopt;
     // A member named _t would make jsondiffpatch read the delta as an array delta (and fail): replace the
     // object whole instead.
     if (delta.contains("_t")) return delta_replaced(from, to);

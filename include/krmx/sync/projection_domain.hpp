@@ -18,8 +18,8 @@
 //   (with the delta that changes nothing, krmx::no_change_delta). Refused: U gets `projection/invalidate`
 //   with the optimisticId and the reason (an action without optimisticId is refused unanswered: @krmx/state
 //   sends none when it applied nothing).
-// - Each view is computed once per user, serialised and compared with what the user holds; a delta is
-//   computed once per distinct (old, new) pair, so that spectators and team mates with equal views share it.
+// - Each view is computed once per user and compared with what the user holds; a delta is computed once
+//   per distinct (old, new) pair, so that spectators and team mates whose views changed alike share it.
 // - A delta that would not fit in a message is replaced by `projection/set`; a view that does not fit either
 //   is not sent (counted in views_too_large; the user keeps its old view, and the next change that fits is
 //   a delta from it). A view function that throws skips that user's update (view_failures), nobody else's.
@@ -28,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -139,8 +140,8 @@ class ProjectionDomain final : private detail::DomainCore<State> {
 
   private:
     struct Viewer {
-        nlohmann::json view;
-        std::string text;  // view, serialised: what decides whether it changed
+        nlohmann::json view;  // what the user holds
+        std::size_t hash = 0;  // of view
     };
 
     // ---- hooks -----------------------------------------------------------------------------------------
@@ -156,7 +157,8 @@ class ProjectionDomain final : private detail::DomainCore<State> {
         }
         ++projection_statistics_.sets_sent;
         this->host().send(user, std::move(message));
-        viewers_.insert_or_assign(std::string{user}, Viewer{std::move(*view), std::move(text)});
+        const auto hash = std::hash<nlohmann::json>{}(*view);
+        viewers_.insert_or_assign(std::string{user}, Viewer{std::move(*view), hash});
     }
 
     void stop_hearing(std::string_view user, bool dismissed) override {
@@ -252,8 +254,18 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                 released[this->stream().log()[first + i].dispatcher()].push_back(std::move(*optimistic));
             }
         }
-        // (old text, new text) -> the delta text, or nothing when it would not fit.
-        std::unordered_map<std::string, std::optional<std::string>> deltas;
+        // Deltas computed in this batch, found by the hashes of the old and the new view and then compared:
+        // users whose views changed alike (spectators, team mates) share one.
+        struct Shared {
+            const nlohmann::json* from;
+            const nlohmann::json* to;
+            std::string delta;
+        };
+        std::vector<Shared> shared;
+        std::unordered_multimap<std::size_t, std::size_t> shared_by_hash;
+        // New views wait here until every user was served: shared deltas point at the old ones.
+        std::vector<std::pair<Viewer*, Viewer>> updates;
+        updates.reserve(viewers_.size());
         const auto max_bytes = this->host().options().max_message_bytes;
         for (auto& [user, viewer] : viewers_) {
             const auto ids = released.find(user);
@@ -265,34 +277,38 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                 return std::nullopt;
             };
             if (auto view = compute_view(user)) {
-                auto text = view->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-                if (text != viewer.text) {
-                    auto key = viewer.text;
-                    key += '\0';
-                    key += text;
-                    auto found = deltas.find(key);
-                    if (found == deltas.end()) {
-                        ++projection_statistics_.deltas_computed;
-                        std::optional<std::string> delta_text;
-                        if (auto delta = json_diff(viewer.view, *view)) {
-                            delta_text = delta->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-                        } else {
-                            delta_text = std::string{no_change_delta};  // equal by value (1 and 1.0), other text
-                        }
-                        found = deltas.emplace(std::move(key), std::move(delta_text)).first;
+                const auto hash = std::hash<nlohmann::json>{}(*view);
+                if (hash != viewer.hash || *view != viewer.view) {
+                    auto& update = updates.emplace_back(&viewer, Viewer{std::move(*view), hash});
+                    const auto& next = update.second.view;
+                    const auto key = viewer.hash * 31 + hash;
+                    const Shared* found = nullptr;
+                    for (auto [it, end] = shared_by_hash.equal_range(key); it != end && !found; ++it) {
+                        const auto& candidate = shared[it->second];
+                        if (*candidate.from == viewer.view && *candidate.to == next) found = &candidate;
                     }
-                    auto message = detail::projection_delta_message(this->name(), *found->second, next_id());
+                    if (!found) {
+                        ++projection_statistics_.deltas_computed;
+                        const auto delta = json_diff(viewer.view, next);
+                        shared.push_back(Shared{&viewer.view, &next,
+                                                delta ? delta->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                                                      : std::string{no_change_delta}});  // equal by value (1, 1.0)
+                        shared_by_hash.emplace(key, shared.size() - 1);
+                        found = &shared.back();
+                    }
+                    auto message = detail::projection_delta_message(this->name(), found->delta, next_id());
                     if (message.size() <= max_bytes) {
                         ++projection_statistics_.deltas_sent;
                         this->host().send(user, std::move(message));
-                        viewer = Viewer{std::move(*view), std::move(text)};
-                    } else if (auto set = detail::projection_set_message(this->name(), text); set.size() <= max_bytes) {
+                    } else if (auto set = detail::projection_set_message(
+                                   this->name(), next.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+                               set.size() <= max_bytes) {
                         ++projection_statistics_.sets_sent;
                         this->host().send(user, std::move(set));
-                        viewer = Viewer{std::move(*view), std::move(text)};
-                        next_own = 0;  // a set drops the client's optimistic actions, but release them all
+                        next_own = 0;  // a set drops the client's optimistic actions; release them all anyway
                     } else {
                         ++projection_statistics_.views_too_large;
+                        update.first = nullptr;  // the user keeps the view it has (shared deltas may point at this one)
                         next_own = 0;
                     }
                 }
@@ -301,6 +317,9 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                 ++projection_statistics_.deltas_sent;
                 this->host().send(user, detail::projection_delta_message(this->name(), no_change_delta, optimistic));
             }
+        }
+        for (auto& [viewer, next] : updates) {
+            if (viewer) *viewer = std::move(next);
         }
     }
 

@@ -20,7 +20,7 @@ if (process.env.NODE_ENV === undefined) {
 }
 
 const require = createRequire(import.meta.url);
-const { StreamModel, isStreamAppendMessage, VERSION } = require('@krmx/state');
+const { StreamModel, ProjectionModel, isStreamAppendMessage, VERSION } = require('@krmx/state');
 const { z } = require('zod');
 
 const quick = process.argv.includes('--quick');
@@ -234,6 +234,78 @@ function rejectedWorkload(definition) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Projection rooms: 100 rooms of 8 players on @krmx/state's ProjectionServer, each player a view of its
+// own score and last 8 moves, everyone's scores and the round (bench_projection.cpp runs the same model).
+// An action is a message text parsed, dispatched with its optimisticId, and answered with each member's
+// `diff` (ProjectionServer's), written as the projection/delta message a server sends (JSON.stringify).
+// ---------------------------------------------------------------------------------------------
+function scoresModel() {
+  const model = new ProjectionModel({ players: {}, round: 0 }, (state, user) => ({
+    you: state.players[user] ?? { score: 0, secret: [] },
+    scores: Object.fromEntries(Object.entries(state.players).map(([name, p]) => [name, p.score])),
+    round: state.round,
+  }));
+  model.when('move', z.number().int(), (state, dispatcher, n) => {
+    if (state.players[dispatcher] === undefined) state.players[dispatcher] = { score: 0, secret: [] };
+    const p = state.players[dispatcher];
+    p.score += n;
+    p.secret.push(n);
+    if (p.secret.length > 8) p.secret.shift();
+    state.round += 1;
+  });
+  return model;
+}
+
+function projectionRoomsWorkload() {
+  const ROOMS = 100;
+  const PLAYERS = 8;
+  const model = scoresModel();
+  const rooms = [];
+  let bytes = 0;
+  for (let r = 0; r < ROOMS; r++) {
+    const server = model.spawnServer();
+    const domain = `room-${r}`;
+    const users = Array.from({ length: PLAYERS }, (_, p) => `p${r}-${p}`);
+    const room = { server, users, sender: undefined, texts: [] };
+    server.subscribe((deltaFor, optimisticId) => {
+      for (const user of users) {
+        const delta = deltaFor(user);
+        const own = user === room.sender ? optimisticId : undefined;
+        if (delta === false && own === undefined) continue;
+        bytes += JSON.stringify({
+          type: 'projection/delta', payload: { domain, delta: delta === false ? { _t: 'a' } : delta, optimisticId: own },
+        }).length;
+      }
+    });
+    room.texts = users.map((user, p) => JSON.stringify({
+      type: 'projection/action',
+      payload: { domain, action: { type: 'move', payload: 1 + p }, optimisticId: `opt0-5b1c2e7a-8d0f-4c61-9a3e-${100000 + r * 10 + p}` },
+    }));
+    rooms.push(room);
+  }
+  const act = (r, p) => {
+    const room = rooms[r];
+    const message = JSON.parse(room.texts[p]);
+    room.sender = room.users[p];
+    const result = room.server.dispatch(room.sender, message.payload.action, message.payload.optimisticId);
+    if (!result.success) throw new Error(`refused: ${result.error}`);
+  };
+  for (let r = 0; r < ROOMS; r++) for (let p = 0; p < PLAYERS; p++) act(r, p); // everyone in every view
+  const CHUNK = 1000;
+  let next = 0;
+  return () => {
+    const t0 = now();
+    for (let i = 0; i < CHUNK; i++) {
+      act(next % ROOMS, Math.floor(next / ROOMS) % PLAYERS);
+      next += 1;
+    }
+    const t1 = now();
+    sink = bytes;
+    return [Number(t1 - t0), CHUNK];
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Sanity checks: the workloads really exercise the intended package paths.
 // ---------------------------------------------------------------------------------------------
 function check(condition, message) {
@@ -330,6 +402,7 @@ function main() {
     ['optimistic_confirm_1000', () => optimisticConfirmWorkload(1000), true],
     ['rejected_big', () => rejectedWorkload(big), true],
     ['rejected_tiny', () => rejectedWorkload(tiny), true],
+    ['projection_rooms', () => projectionRoomsWorkload(), true],
   ];
   const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
   const results = {};

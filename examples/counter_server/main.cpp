@@ -6,7 +6,7 @@
 //                  [--trusted-proxy ADDRESS_OR_CIDR]... [--origin ORIGIN]... [--forget-after SECONDS]
 //                  [--postgres CONNINFO] [--log human|json]
 //                  [--health] [--metrics [--metrics-token TOKEN]]
-//                  [--tls-cert FILE --tls-key FILE]
+//                  [--tls-cert FILE --tls-key FILE] [--cards DOMAIN]
 //
 // Safe for the internet by default: krmx::net::internet_facing's limits (users that do not come back are
 // forgotten, connections, link attempts and new usernames are budgeted per address, small frames at a human
@@ -31,15 +31,22 @@
 // ones keep theirs; unusable files are logged and the old certificate stays. Built with TLS only where CMake
 // found OpenSSL (target krmx::tls, KRMX_COUNTER_SERVER_TLS); elsewhere these flags are refused.
 //
+// --cards DOMAIN: also a table of the card game with hidden hands (examples/cards/cards.hpp, a projection
+// domain: each player sees only its own hand), stored like the counters; the server deals a shuffled deck as
+// soon as two players sat down. The web page plays it at /cards.html.
+//
 // Prints where it listens; Ctrl-C (SIGINT) or SIGTERM stops it gracefully: every user leaves, queued
 // frames are flushed, the sockets close, the store is closed. Each domain restores itself from the store
 // when it is made, and stores its events with pipelined commits (a writer thread, one batch in flight).
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <numeric>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -60,6 +67,7 @@
 #include <krmx/net/tls.hpp>
 #endif
 
+#include "cards/cards.hpp"
 #include "claimable_counter/counter.hpp"
 
 namespace {
@@ -71,6 +79,7 @@ struct Arguments {
     std::vector<std::string> domains = {"counter"};
     std::optional<double> run_for;
     std::string web;
+    std::string cards;  // the card table's domain, if any
     std::vector<std::string> trusted_proxies;
     std::vector<std::string> origins;
     std::optional<double> forget_after;
@@ -107,6 +116,8 @@ Arguments parse(int argc, char** argv) {
             }
         } else if (arg == "--web") {
             a.web = value();
+        } else if (arg == "--cards") {
+            a.cards = value();
         } else if (arg == "--run-for") {
             a.run_for = std::stod(value());
         } else if (arg == "--trusted-proxy") {
@@ -201,6 +212,23 @@ int main(int argc, char** argv) {
                 std::cout << "domain " << domain << ": " << d.statistics().restored << " events restored, counter "
                           << d.state().counter << "\n";
             }
+        }
+        // The card table: the server deals once two players sat. Handlers are deterministic, so the shuffle
+        // happens here and the deck travels in the action (and in the store).
+        std::optional<krmx::ProjectionDomain<cards::Table, cards::Seat>> table;
+        std::function<void()> deal_when_seated = [&] {
+            if (table->state().seats.size() >= 2 && !table->state().dealt) {
+                std::vector<int> deck(52);
+                std::iota(deck.begin(), deck.end(), 0);
+                std::shuffle(deck.begin(), deck.end(), std::mt19937{std::random_device{}()});
+                (void)table->dispatch(krmx::server_dispatcher, cards::deal(deck));
+            }
+            if (!table->state().dealt) server.after(std::chrono::milliseconds{100}, deal_when_seated);
+        };
+        if (!args.cards.empty()) {
+            table.emplace(server, args.cards, cards::model(), krmx::ProjectionDomainOptions{.durability = durability});
+            if (stored) std::cout << "cards " << args.cards << ": " << table->statistics().restored << " actions restored\n";
+            deal_when_seated();
         }
         auto joins = server.session().on_link([](std::string_view u) { std::cout << u << " linked\n"; });
         auto leaves = server.session().on_unlink([](std::string_view u) { std::cout << u << " unlinked\n"; });

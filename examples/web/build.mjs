@@ -1,7 +1,8 @@
 // Builds the web page into a folder the C++ server serves (counter_server --web FOLDER):
 //   node build.mjs OUT_FOLDER
-// index.html and style.css are copied; src/main.js and its npm packages (@krmx/client, @krmx/state,
-// zod, immer, ...) are bundled by rollup 3 (pure JavaScript) into app.js for the browser.
+// index.html, cards.html and style.css are copied; src/main.js (the counter) and src/cards.js (the card
+// game) with their npm packages (@krmx/client, @krmx/state, zod, immer, jsondiffpatch, ...) are bundled by
+// rollup 3 (pure JavaScript) into app.js and cards.js for the browser.
 import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import process from 'node:process';
@@ -28,20 +29,23 @@ const browserShims = {
 };
 
 const warnings = [];
-const bundle = await rollup({
-  input: path.join(here, 'src', 'main.js'),
-  plugins: [browserShims, nodeResolve({ browser: true, preferBuiltins: false }), commonjs()],
-  onwarn(warning) {
-    // `this` at the top of an ES module (TypeScript's helpers) and cycles inside a package are harmless;
-    // anything else is shown.
-    if (warning.code === 'THIS_IS_UNDEFINED') return;
-    if (warning.code === 'CIRCULAR_DEPENDENCY' && warning.ids?.every((id) => id.includes('node_modules'))) return;
-    warnings.push(warning);
-  },
-});
 await mkdir(out, { recursive: true });
-await bundle.write({ file: path.join(out, 'app.js'), format: 'iife', name: 'krmxWeb' });
-await bundle.close();
-for (const file of ['index.html', 'style.css']) await copyFile(path.join(here, file), path.join(out, file));
+// Two pages: the claimable counter (main.js -> app.js) and the card game (cards.js -> cards.js).
+for (const [input, file] of [['main.js', 'app.js'], ['cards.js', 'cards.js']]) {
+  const bundle = await rollup({
+    input: path.join(here, 'src', input),
+    plugins: [browserShims, nodeResolve({ browser: true, preferBuiltins: false }), commonjs()],
+    onwarn(warning) {
+      // `this` at the top of an ES module (TypeScript's helpers) and cycles inside a package are harmless;
+      // anything else is shown.
+      if (warning.code === 'THIS_IS_UNDEFINED') return;
+      if (warning.code === 'CIRCULAR_DEPENDENCY' && warning.ids?.every((id) => id.includes('node_modules'))) return;
+      warnings.push(warning);
+    },
+  });
+  await bundle.write({ file: path.join(out, file), format: 'iife', name: 'krmxWeb' });
+  await bundle.close();
+}
+for (const file of ['index.html', 'cards.html', 'style.css']) await copyFile(path.join(here, file), path.join(out, file));
 for (const w of warnings) console.warn(`rollup: ${w.code}: ${w.message}`);
 console.log(`web page built into ${out}`);

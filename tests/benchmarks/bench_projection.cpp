@@ -21,6 +21,7 @@
 #include <krmx/sync/projection_domain.hpp>
 
 #include "bench_common.hpp"
+#include "counting_sink.hpp"
 
 namespace projection_bench {
 
@@ -66,16 +67,6 @@ const krmx::ProjectionModel<Scores, ScoresView>& model() {
             });
     return m;
 }
-
-struct CountingSink final : krmx::net::SessionSink {
-    std::uint64_t frames = 0;
-    std::uint64_t bytes = 0;
-    void send(krmx::net::ConnectionId, krmx::net::SharedText text) override {
-        ++frames;
-        bytes += text->size();
-    }
-    void close(krmx::net::ConnectionId, krmx::net::CloseReason) override {}
-};
 
 constexpr int rooms = 100;
 constexpr int players_per_room = 8;

@@ -21,21 +21,11 @@
 #include <krmx/sync/stream_domain.hpp>
 
 #include "bench_common.hpp"
+#include "counting_sink.hpp"
 #include "claimable_counter/counter.hpp"
 #include "mailbox.hpp"
 
 namespace server_path_bench {
-
-// Where the session's frames go: counted, as a socket layer would copy them into connections' buffers.
-struct CountingSink final : krmx::net::SessionSink {
-    std::uint64_t frames = 0;
-    std::uint64_t bytes = 0;
-    void send(krmx::net::ConnectionId, krmx::net::SharedText text) override {
-        ++frames;
-        bytes += text->size();
-    }
-    void close(krmx::net::ConnectionId, krmx::net::CloseReason) override {}
-};
 
 // What a metrics exporter costs the path without its own bookkeeping: two clock reads per append and one
 // per commit, a virtual call each (krmx::net::Metrics adds a histogram bucket's atomic increments).

@@ -86,20 +86,38 @@ json replay_frames(const krmx::testing::ClientEndpoint& connection) {
 std::set<int> cards_seen_in_hands(const krmx::testing::ClientEndpoint& connection) {
     std::set<int> seen;
     json view;
-    const auto collect = [&](const json& value, auto&& self) -> void {
+    const auto collect = [&](const json& value) {
         if (value.is_number_integer()) seen.insert(value.get<int>());
-        if (value.is_structured()) {
-            for (const auto& element : value) self(element, self);
+        if (value.is_array()) {
+            for (const auto& card : value) {
+                if (card.is_number_integer()) seen.insert(card.get<int>());
+            }
+        }
+    };
+    // An array delta's added, replaced and deleted elements (not the 0s that mark a deletion or a move), or
+    // a whole hand replaced.
+    const auto collect_delta = [&](const json& delta) {
+        if (delta.is_array()) {
+            for (std::size_t i = 0; i < std::min<std::size_t>(delta.size(), 2); ++i) collect(delta[i]);
+            return;
+        }
+        for (const auto& [key, change] : delta.items()) {
+            if (key == "_t" || !change.is_array()) continue;
+            if (change.size() == 3) {
+                if (change[2] == 0) collect(change[0]);
+            } else {
+                for (const auto& value : change) collect(value);
+            }
         }
     };
     for (const auto& message : projection_messages(connection)) {
         if (message["type"] == "projection/set") view = message["payload"]["projection"];
         if (message["type"] == "projection/delta") {
             const auto& delta = message["payload"]["delta"];
-            if (delta.is_object() && delta.contains("hand")) collect(delta["hand"], collect);
+            if (delta.is_object() && delta.contains("hand")) collect_delta(delta["hand"]);
             krmx::json_patch(view, delta);
         }
-        if (view.is_object() && view.contains("hand")) collect(view["hand"], collect);
+        if (view.is_object() && view.contains("hand")) collect(view["hand"]);
     }
     return seen;
 }

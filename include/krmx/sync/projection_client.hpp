@@ -29,13 +29,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "krmx/core/detail/json_scan.hpp"
 #include "krmx/core/event_type.hpp"
 #include "krmx/core/json_delta.hpp"
 #include "krmx/core/outcome.hpp"
 #include "krmx/core/subscription.hpp"
 #include "krmx/stream/detail/decode.hpp"
 #include "krmx/stream/projection_model.hpp"
+#include "krmx/sync/detail/client_message.hpp"
 #include "krmx/sync/projection_messages.hpp"
 #include "krmx/sync/stream_messages.hpp"
 #include "krmx/sync/transport.hpp"
@@ -149,33 +149,14 @@ class ProjectionClient {
         forget();
     }
     void receive(std::string_view text) {
-        if (text.size() > options_.max_message_bytes ||
-            !detail::scan_value(text, detail::json_max_message_depth).empty()) {
-            ++statistics_.ignored;
-            return;
+        const auto read =
+            detail::read_client_message(text, options_.max_message_bytes, projection_message::prefix, domain_);
+        if (read.kind != detail::ClientMessage::Kind::ours) {
+            if (read.kind == detail::ClientMessage::Kind::unusable) ++statistics_.ignored;
+            return;  // another protocol's or another domain's
         }
-        const auto message = nlohmann::json::parse(text, nullptr, false);
-        if (message.is_discarded() || !message.is_object()) {
-            ++statistics_.ignored;
-            return;
-        }
-        const auto type = message.find("type");
-        if (type == message.end() || !type->is_string()) {
-            ++statistics_.ignored;
-            return;
-        }
-        const auto& type_name = type->get_ref<const std::string&>();
-        if (!std::string_view{type_name}.starts_with(projection_message::prefix)) return;  // another protocol's
-        const auto payload = message.find("payload");
-        const nlohmann::json* domain = nullptr;
-        if (payload != message.end() && payload->is_object()) {
-            if (const auto it = payload->find("domain"); it != payload->end() && it->is_string()) domain = &*it;
-        }
-        if (!domain) {
-            ++statistics_.ignored;
-            return;
-        }
-        if (domain->get_ref<const std::string&>() != domain_) return;  // another domain's
+        const auto type_name = read.type();
+        const auto* payload = &read.payload();
         if (type_name == projection_message::set) {
             receive_set(*payload);
         } else if (type_name == projection_message::delta) {

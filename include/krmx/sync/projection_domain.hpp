@@ -205,30 +205,8 @@ class ProjectionDomain final : private detail::DomainCore<State> {
             optimistic_ids_.emplace(*id, std::move(*optimistic));
         }
         const auto* action = message.field("action");
-        const std::string_view text = action ? action->value : std::string_view{};
-        if (auto refusal = this->refuse_sender(user)) {
-            refuse(user, id, text, *refusal);
-            return;
-        }
-        if (!action) {
-            ++this->counters().malformed;
-            refuse(user, id, {}, DispatchResult{Outcome::malformed, "projection/action without an action"});
-            return;
-        }
-        if (action->depth > detail::json_max_event_depth) {
-            ++this->counters().too_large;
-            refuse(user, id, text,
-                   DispatchResult{Outcome::malformed, Reason{"action nested too deeply (" + std::to_string(action->depth) +
-                                                             " levels; at most " +
-                                                             std::to_string(detail::json_max_event_depth) + ")"}});
-            return;
-        }
-        const auto* observer = this->host().observer();
-        auto& stream = this->stream_for_dispatch();
-        const auto result =
-            this->accept(user, text, {id, true, observer ? std::optional<TimePoint>{Clock::now()} : std::nullopt},
-                         [&] { return stream.dispatch_scanned(user, text, message.members_of(*action)); });
-        if (!result) refuse(user, id, text, result);
+        const auto result = this->accept_from_user(user, message, action, id, "projection/action without an action");
+        if (!result) refuse(user, id, {}, result);
     }
 
     void refuse(std::string_view user, std::optional<std::uint64_t> id, std::string_view,

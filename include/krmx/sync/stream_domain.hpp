@@ -180,35 +180,11 @@ class StreamDomain final : private detail::DomainCore<State> {
                 return;
             }
         }
-        // 2. The sender is the dispatcher (the payload's `dispatcher` is ignored on purpose), and it may
-        //    not be a name the server dispatches with, and must hear the domain.
+        // 2. The sender is the dispatcher (the payload's `dispatcher` is ignored on purpose); then the
+        //    checks every user's event passes, and the stream (DomainCore::accept_from_user).
         const auto* event = message.field("event");
-        const std::string_view text = event ? event->value : std::string_view{};
-        if (auto refusal = this->refuse_sender(user)) {
-            refuse(user, id, text, *refusal);
-            return;
-        }
-        if (!event) {
-            ++this->counters().malformed;
-            refuse(user, id, {}, DispatchResult{Outcome::malformed, "stream/append without an event"});
-            return;
-        }
-        // 3. Within the event's own depth limit (the session's leaves room for the envelopes).
-        if (event->depth > detail::json_max_event_depth) {
-            ++this->counters().too_large;
-            refuse(user, id, text,
-                   DispatchResult{Outcome::malformed, Reason{"event nested too deeply (" + std::to_string(event->depth) +
-                                                             " levels; at most " +
-                                                             std::to_string(detail::json_max_event_depth) + ")"}});
-            return;
-        }
-        // 4. Decoded from the members the session scanned, applied, kept, then stored or broadcast.
-        const auto* observer = this->host().observer();
-        auto& stream = this->stream_for_dispatch();
-        const auto result =
-            this->accept(user, text, {id, true, observer ? std::optional<TimePoint>{Clock::now()} : std::nullopt},
-                         [&] { return stream.dispatch_scanned(user, text, message.members_of(*event)); });
-        if (!result) refuse(user, id, text, result);
+        const auto result = this->accept_from_user(user, message, event, id, "stream/append without an event");
+        if (!result) refuse(user, id, event ? event->value : std::string_view{}, result);
     }
 
     void resync(std::string_view user, const Message& message) {

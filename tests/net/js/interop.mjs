@@ -371,7 +371,23 @@ function cardsInHands(frames, domain) {
   const seen = new Set();
   const collect = (value) => {
     if (typeof value === 'number') seen.add(value);
-    if (value !== null && typeof value === 'object') Object.values(value).forEach(collect);
+    if (Array.isArray(value)) value.forEach(collect);
+  };
+  // An array delta's added, replaced and deleted elements (not the 0s that mark a deletion or a move), or a
+  // whole hand replaced.
+  const collectDelta = (delta) => {
+    if (Array.isArray(delta)) {
+      delta.slice(0, 2).forEach(collect);
+      return;
+    }
+    for (const [key, change] of Object.entries(delta)) {
+      if (key === '_t' || !Array.isArray(change)) continue;
+      if (change.length === 3) {
+        if (change[2] === 0) collect(change[0]);
+      } else {
+        change.forEach(collect);
+      }
+    }
   };
   let view;
   for (const frame of frames) {
@@ -379,7 +395,7 @@ function cardsInHands(frames, domain) {
     if (message.payload?.domain !== domain) continue;
     if (message.type === 'projection/set') view = structuredClone(message.payload.projection);
     if (message.type === 'projection/delta') {
-      if (message.payload.delta.hand !== undefined) collect(message.payload.delta.hand);
+      if (message.payload.delta.hand !== undefined) collectDelta(message.payload.delta.hand);
       view = jsondiffpatch.patch(view, message.payload.delta);
     }
     if (view?.hand) collect(view.hand);

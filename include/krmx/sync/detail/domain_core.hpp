@@ -22,6 +22,7 @@
 
 #include "krmx/core/detail/json_write.hpp"
 #include "krmx/core/event_type.hpp"
+#include "krmx/core/message.hpp"
 #include "krmx/core/outcome.hpp"
 #include "krmx/stream/stream.hpp"
 #include "krmx/stream/stream_model.hpp"
@@ -161,8 +162,6 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
     // ---- for the domains -------------------------------------------------------------------------------
 
     [[nodiscard]] DomainHost& host() const noexcept { return host_; }
-    /// The stream, to dispatch through inside accept().
-    [[nodiscard]] Stream<State>& stream_for_dispatch() noexcept { return stream_; }
     [[nodiscard]] StreamDomainStatistics& counters() noexcept { return statistics_; }
     [[nodiscard]] bool reserved(std::string_view user) const { return reserved_.find(user) != reserved_.end(); }
     [[nodiscard]] bool linked(std::string_view user) const { return linked_.find(user) != linked_.end(); }
@@ -194,9 +193,14 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         return result;
     }
 
-    /// The first steps of a user's event: it may not be a name the server dispatches with, and it must hear
-    /// the domain. A refusal to send back, or nothing.
-    [[nodiscard]] std::optional<DispatchResult> refuse_sender(std::string_view user) {
+    /// A user's event, the member `event` of the message the session read (`stream/append`'s event,
+    /// `projection/action`'s action; null when it has none): the sender may not be a name the server
+    /// dispatches with and must hear the domain, the event must be there and nest at most
+    /// json_max_event_depth levels (the session's limit leaves room for the envelopes); then it is decoded
+    /// from the members the session scanned, and accepted. A refusal is the caller's to answer (without an
+    /// event: `without_event`).
+    DispatchResult accept_from_user(std::string_view user, const Message& message, const JsonMember* event,
+                                    std::optional<std::uint64_t> id, std::string_view without_event) {
         if (reserved(user)) {
             ++statistics_.reserved_name;
             return DispatchResult{Outcome::rejected, Reason{"the name " + detail::quoted(user) + " is reserved for the server"}};
@@ -205,7 +209,20 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
             ++statistics_.not_member;
             return DispatchResult{Outcome::rejected, Reason{"not a member of domain " + detail::quoted(name_)}};
         }
-        return std::nullopt;
+        if (!event) {
+            ++statistics_.malformed;
+            return DispatchResult{Outcome::malformed, Reason{std::string{without_event}}};
+        }
+        if (event->depth > json_max_event_depth) {
+            ++statistics_.too_large;
+            return DispatchResult{Outcome::malformed,
+                                  Reason{"event nested too deeply (" + std::to_string(event->depth) + " levels; at most " +
+                                         std::to_string(json_max_event_depth) + ")"}};
+        }
+        const auto* observer = host_.observer();
+        const std::string_view text = event->value;
+        return accept(user, text, {id, true, observer ? std::optional<TimePoint>{Clock::now()} : std::nullopt},
+                      [&] { return stream_.dispatch_scanned(user, text, message.members_of(*event)); });
     }
 
     /// Linked members (Audience::members), in name order: a room is small beside the server, so walk it.

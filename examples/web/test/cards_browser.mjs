@@ -12,7 +12,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import process from 'node:process';
 import puppeteer from 'puppeteer-core';
-import { runTest, sleep, startCounterServer, stopServer } from '../../../tests/net/js/harness.mjs';
+import { readCardFrames, runTest, sleep, startCounterServer, stopServer } from '../../../tests/net/js/harness.mjs';
 
 const require = createRequire(import.meta.url);
 const jsondiffpatch = require('jsondiffpatch'); // the one @krmx/state bundles into the page
@@ -76,47 +76,6 @@ async function openPage(url, name) {
   const player = { name, page, frames };
   await until([player], (s) => s.linked && s.connection === `linked as ${name}`, `${name} to link`);
   return player;
-}
-
-// What one page's frames showed: the views they add up to (the set, then each delta patched on), the
-// cards that appeared in a hand (in a view, or in a delta's `hand`), and frames with private state.
-function readFrames(frames) {
-  const seen = new Set();
-  const collect = (value) => {
-    if (typeof value === 'number') seen.add(value);
-    if (Array.isArray(value)) value.forEach(collect);
-  };
-  // The cards a delta of `hand` carries: an array delta's added, replaced and deleted elements (not the 0s
-  // that mark a deletion or a move), or a whole hand replaced.
-  const collectDelta = (delta) => {
-    if (Array.isArray(delta)) {
-      delta.slice(0, 2).forEach(collect);
-      return;
-    }
-    for (const [key, change] of Object.entries(delta)) {
-      if (key === '_t' || !Array.isArray(change)) continue;
-      if (change.length === 3) {
-        if (change[2] === 0) collect(change[0]);
-      } else {
-        change.forEach(collect);
-      }
-    }
-  };
-  let view;
-  const leaks = [];
-  for (const text of frames) {
-    const message = JSON.parse(text);
-    if (message.payload?.domain !== 'cards') continue;
-    // The table's own members (every hand, the pile, the seats' order) never travel; the view has its own.
-    if (/"hands"|"seats"|"pile"|"dealt"/.test(text)) leaks.push(text);
-    if (message.type === 'projection/set') view = structuredClone(message.payload.projection);
-    if (message.type === 'projection/delta') {
-      if (message.payload.delta.hand !== undefined) collectDelta(message.payload.delta.hand);
-      view = jsondiffpatch.patch(view, message.payload.delta);
-    }
-    if (view?.hand) collect(view.hand);
-  }
-  return { seen, leaks, view };
 }
 
 async function main() {
@@ -189,7 +148,7 @@ async function main() {
   await sleep(100);
 
   step('no frame carried a card of another player\'s hand');
-  const read = Object.fromEntries(players.map((p) => [p.name, readFrames(p.frames)]));
+  const read = Object.fromEntries(players.map((p) => [p.name, readCardFrames(p.frames, 'cards', jsondiffpatch.patch)]));
   const finals = await Promise.all(players.map((p) => readPage(p.page)));
   for (let i = 0; i < players.length; i += 1) {
     const { name } = players[i];

@@ -1,6 +1,6 @@
 // What the JavaScript tests against our C++ processes share (tests/net/js, examples/web/test): waiting,
-// starting counter_server and reading its port, stopping it, and running a test under a deadline that
-// stops every process also when an assertion fails.
+// starting counter_server and reading its port, stopping it, running a test under a deadline that stops
+// every process also when an assertion fails, and reading a card player's frames.
 import { spawn } from 'node:child_process';
 import process from 'node:process';
 import readline from 'node:readline';
@@ -64,4 +64,44 @@ export async function runTest(name, { deadlineMs, main, kill, cleanup }) {
     clearTimeout(deadline);
   }
   process.exit(failed ? 1 : 0);
+}
+
+/// What the frames one player of examples/cards received show (`patch`: jsondiffpatch's, from the caller's
+/// packages): `view`, what its set and deltas add up to; `seen`, every card that appeared in its hand (in a
+/// view, or among the elements a delta of `hand` adds, replaces or deletes, not the 0s that mark a deletion
+/// or a move); `leaks`, frames that carry the table's private members (every hand, the pile, the seats).
+export function readCardFrames(frames, domain, patch) {
+  const seen = new Set();
+  const collect = (value) => {
+    if (typeof value === 'number') seen.add(value);
+    if (Array.isArray(value)) value.forEach(collect);
+  };
+  const collectDelta = (delta) => {
+    if (Array.isArray(delta)) {
+      delta.slice(0, 2).forEach(collect);
+      return;
+    }
+    for (const [key, change] of Object.entries(delta)) {
+      if (key === '_t' || !Array.isArray(change)) continue;
+      if (change.length === 3) {
+        if (change[2] === 0) collect(change[0]);
+      } else {
+        change.forEach(collect);
+      }
+    }
+  };
+  let view;
+  const leaks = [];
+  for (const text of frames) {
+    const message = JSON.parse(text);
+    if (message.payload?.domain !== domain) continue;
+    if (/"hands"|"seats"|"pile"|"dealt"/.test(text)) leaks.push(text);
+    if (message.type === 'projection/set') view = structuredClone(message.payload.projection);
+    if (message.type === 'projection/delta') {
+      if (message.payload.delta.hand !== undefined) collectDelta(message.payload.delta.hand);
+      view = patch(view, message.payload.delta);
+    }
+    if (view?.hand) collect(view.hand);
+  }
+  return { seen, leaks, view };
 }

@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import readline from 'node:readline';
 import process from 'node:process';
-import { sleep, until } from './harness.mjs';
+import { readCardFrames, sleep, until } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const { WebSocket } = require('ws');
@@ -365,44 +365,6 @@ async function projectionPlayer(server, name, model, domain) {
   return { ...c, projection, dispatch, invalidated, unread };
 }
 
-// Every card a player's frames ever showed in a hand: in each set, in each patched view, and in the values
-// a delta carries under `hand`.
-function cardsInHands(frames, domain) {
-  const seen = new Set();
-  const collect = (value) => {
-    if (typeof value === 'number') seen.add(value);
-    if (Array.isArray(value)) value.forEach(collect);
-  };
-  // An array delta's added, replaced and deleted elements (not the 0s that mark a deletion or a move), or a
-  // whole hand replaced.
-  const collectDelta = (delta) => {
-    if (Array.isArray(delta)) {
-      delta.slice(0, 2).forEach(collect);
-      return;
-    }
-    for (const [key, change] of Object.entries(delta)) {
-      if (key === '_t' || !Array.isArray(change)) continue;
-      if (change.length === 3) {
-        if (change[2] === 0) collect(change[0]);
-      } else {
-        change.forEach(collect);
-      }
-    }
-  };
-  let view;
-  for (const frame of frames) {
-    const message = JSON.parse(frame);
-    if (message.payload?.domain !== domain) continue;
-    if (message.type === 'projection/set') view = structuredClone(message.payload.projection);
-    if (message.type === 'projection/delta') {
-      if (message.payload.delta.hand !== undefined) collectDelta(message.payload.delta.hand);
-      view = jsondiffpatch.patch(view, message.payload.delta);
-    }
-    if (view?.hand) collect(view.hand);
-  }
-  return seen;
-}
-
 test('@krmx/state: ProjectionClients play the card game against the C++ ProjectionDomain', async (server) => {
   const { model, sit, play, draw } = cardsModel();
   const alice = await projectionPlayer(server, 'alice', model, 'cards');
@@ -451,7 +413,8 @@ test('@krmx/state: ProjectionClients play the card game against the C++ Projecti
     assert.deepEqual(p.projection.projection(), expected[name], `${name}'s view`);
     assert.deepEqual(p.unread, [], `${name} read every message`);
     // no frame ever showed this player a card from another player's hand
-    const seen = cardsInHands(p.take(), 'cards'); // every frame since it connected
+    const { seen, leaks } = readCardFrames(p.take(), 'cards', jsondiffpatch.patch); // every frame since it connected
+    assert.deepEqual(leaks, [], `${name} received private state`);
     for (const [other, cards] of Object.entries(hands)) {
       if (other === name) continue;
       for (const c of cards) assert.equal(seen.has(c), false, `${name} saw ${other}'s card ${c}`);

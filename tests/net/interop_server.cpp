@@ -100,7 +100,9 @@ int interop_server() {
                     std::cout << nlohmann::json{{"dismissed", room.dismiss(line.substr(8))}}.dump() << std::endl;
                 } else if (line.starts_with("seat ")) {
                     const auto user = line.substr(5);
-                    std::cout << nlohmann::json{{"seated", table.admit(user) && parity.admit(user)}}.dump() << std::endl;
+                    const bool at_table = table.admit(user);  // both, even when one knew the user already
+                    const bool at_parity = parity.admit(user);
+                    std::cout << nlohmann::json{{"seated", at_table && at_parity}}.dump() << std::endl;
                 } else if (line == "deal") {
                     std::vector<int> deck(52);
                     for (int i = 0; i < 52; ++i) deck[static_cast<std::size_t>(i)] = (i * 7) % 52;  // 7 and 52 are coprime

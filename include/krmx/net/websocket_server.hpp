@@ -191,7 +191,9 @@ struct WebSocketServerOptions {
     /// Once connections' write buffers of at least this many bytes in all have been given back (a burst,
     /// such as a thousand users linking at once, is over), the server asks the allocator to return free
     /// memory to the system (glibc's malloc_trim; elsewhere nothing), so that a burst does not leave the
-    /// process large for good. Checked every tick. Zero: never.
+    /// process large for good. Checked every tick, and done only at a tick after which less than a sixteenth
+    /// of this was sent: malloc_trim walks the whole heap, a stall that a busy server should not take.
+    /// Zero: never.
     std::size_t return_memory_after = std::size_t{16} << 20;
     SessionOptions session = {};
     /// Answer /healthz and /readyz (see above) on this port. Off by default: the probes answer anyone who
@@ -661,10 +663,15 @@ class WebSocketServerCore final : public SessionSink {
         if (tls_->changed()) (void)reload_tls();
     }
 
+    // malloc_trim walks the whole heap: tens of milliseconds with a thousand connections, a stall in every
+    // latency. So only once the traffic has calmed down (the last tick sent less than a sixteenth of the
+    // threshold); while it flows, the allocator reuses what was given back anyway.
     void return_memory() noexcept {
         const auto threshold = options_.return_memory_after;
+        const auto sent = statistics_.bytes_out - bytes_out_at_tick_;
+        bytes_out_at_tick_ = statistics_.bytes_out;
         const auto released = combining_bytes_released.load(std::memory_order_relaxed);
-        if (threshold == 0 || released - released_at_trim_ < threshold) return;
+        if (threshold == 0 || released - released_at_trim_ < threshold || sent >= threshold / 16) return;
         released_at_trim_ = released;
         ++statistics_.memory_returns;
 #if defined(__GLIBC__)
@@ -705,6 +712,7 @@ class WebSocketServerCore final : public SessionSink {
     std::uint16_t port_ = 0;
     bool stopping_ = false;
     std::size_t released_at_trim_ = combining_bytes_released.load();
+    std::uint64_t bytes_out_at_tick_ = 0;  // statistics_.bytes_out at the last tick
 };
 
 template <class NextLayer>

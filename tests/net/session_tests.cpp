@@ -1,6 +1,6 @@
 // The Krmx session layer without sockets: every link check and its reason, whole frame transcripts of
 // link, relink, unlink, leave, kick, dropped connections and close, authentication now, later and never,
-// link deadlines, bad input, and a StreamDomain running on the session unchanged.
+// link deadlines, bad input, and StreamDomain and ProjectionDomain running on the session unchanged.
 #if defined(__GNUC__) && !defined(__clang__)
 // g++ 12 warns inside libstdc++'s <regex> at -O1 with sanitizers (GCC bug 105562): a false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -16,7 +16,9 @@
 
 #include <krmx/net/session.hpp>
 #include <krmx/net/username.hpp>
+#include <krmx/stream/projection_model.hpp>
 #include <krmx/sync/domain_host.hpp>
+#include <krmx/sync/projection_domain.hpp>
 #include <krmx/sync/stream_domain.hpp>
 
 #include "catch.hpp"
@@ -606,6 +608,40 @@ TEST_CASE("a StreamDomain runs on the session unchanged", "[net][session][stream
         b, R"({"type":"stream/append","payload":{"domain":"counter","event":{"type":"release"}}})");
     CHECK(f.sink.take(b) == Frames{rejected("unlinked connection")});
     CHECK(server.size() == 3);
+}
+
+// A room's event and a delta that several viewers share are serialised once: every member's frame is the
+// same shared text, not a copy each.
+TEST_CASE("a room's append and a shared projection delta are one text for every member", "[net][session][stream]") {
+    Fixture f;
+    krmx::DomainHost host{f.session};
+    krmx::StreamDomain room{host, "room", counter::model(), {.audience = krmx::Audience::members}};
+    // Everyone sees the same view: the counter's value.
+    const auto same_view = krmx::ProjectionModel<Counter, int>{Counter{}, [](const Counter& c, std::string_view) {
+                               return c.counter;
+                           }}.when(counter::increment, [](Counter& c, std::string_view, int by) { c.counter += by; });
+    krmx::ProjectionDomain table{host, "table", same_view};
+    std::vector<ConnectionId> members;
+    for (const char* user : {"alice", "bob", "carol"}) {
+        (void)room.admit(user);
+        members.push_back(f.linked_user(user));
+    }
+    const auto outsider = f.linked_user("dave");
+    f.sink.clear();
+    f.session.receive(members[0],
+                      R"({"type":"stream/append","payload":{"domain":"room","event":{"type":"increment","payload":1}}})");
+    REQUIRE(f.sink.shared[members[0]].size() == 1);
+    for (const auto c : members) CHECK(f.sink.shared[c] == std::vector{f.sink.shared[members[0]].front()});
+    CHECK(f.sink.shared[outsider].empty());
+    f.sink.clear();
+    // dave acts with an optimisticId: his delta carries it; the three others share one text
+    f.session.receive(outsider,
+                      R"({"type":"projection/action","payload":{"domain":"table","action":{"type":"increment","payload":2},"optimisticId":"o1"}})");
+    REQUIRE(f.sink.shared[outsider].size() == 1);
+    CHECK(f.sink.frames[outsider].front().find(R"("optimisticId":"o1")") != std::string::npos);
+    const auto shared = f.sink.shared[members[0]].at(0);
+    CHECK(shared->find("optimisticId") == std::string::npos);
+    for (const auto c : members) CHECK(f.sink.shared[c] == std::vector{shared});
 }
 
 // Issue 20, defect 1: the session read messages with the event's depth limit, so an event that the stream

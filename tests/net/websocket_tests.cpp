@@ -219,6 +219,46 @@ TEST_CASE("frames of every length form reach a strict peer intact, in order", "[
     CHECK(t.on_server([&] { return t.server().statistics().frames_out; }) == 3 + sent.size());
 }
 
+TEST_CASE("a large frame sent to many connections is shared, not copied, and arrives in order",
+          "[net][websocket]") {
+    ServerThread t;
+    t.start();
+    constexpr int peers = 12;
+    std::vector<std::unique_ptr<RawPeer>> raw;
+    for (int i = 0; i < peers; ++i) {
+        raw.push_back(std::make_unique<RawPeer>(t.port()));
+        raw.back()->ws.read_message_max(1 << 20);
+        raw.back()->ws.write(boost::asio::buffer(link_frame("p" + std::to_string(i))));
+    }
+    REQUIRE(eventually([&] { return t.on_server([&] { return t.server().session().linked_count(); }) == std::size_t{peers}; }));
+    const auto big = krmx::share_text(std::string(200'000, 'B'));
+    const auto small = krmx::share_text("small");
+    // In one turn of the loop, before any flush: every connection's buffer holds a reference to the big text.
+    const long held = t.on_server([&] {
+        for (int i = 0; i < peers; ++i) {
+            const auto user = "p" + std::to_string(i);
+            t.server().send(user, small);
+            t.server().send(user, big);
+            t.server().send(user, std::string{"between"});
+            t.server().send(user, big);
+        }
+        return big.use_count();
+    });
+    CHECK(held == 1 + 2 * peers);
+    for (auto& peer : raw) {
+        std::vector<std::string> got;
+        beast::get_lowest_layer(peer->ws).expires_after(10s);
+        while (got.size() < 4) {
+            beast::flat_buffer buffer;
+            peer->ws.read(buffer);
+            const auto text = beast::buffers_to_string(buffer.data());
+            if (text.find("krmx/") == std::string::npos) got.push_back(text);
+        }
+        CHECK(got == std::vector<std::string>{*small, *big, "between", *big});
+    }
+    CHECK(eventually([&] { return big.use_count() == 1; }));  // released once the sockets took it
+}
+
 TEST_CASE("once a burst's write buffers are given back, the server returns free memory to the system",
           "[net][websocket]") {
     krmx::net::WebSocketServerOptions options;

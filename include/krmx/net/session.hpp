@@ -40,6 +40,7 @@
 #include "krmx/core/detail/token_bucket.hpp"
 #include "krmx/core/log.hpp"
 #include "krmx/core/message.hpp"
+#include "krmx/core/shared_text.hpp"
 #include "krmx/core/subscription.hpp"
 #include "krmx/net/username.hpp"
 #include "krmx/sync/transport.hpp"
@@ -48,8 +49,8 @@ namespace krmx::net {
 
 /// Names one connection for as long as it is open; never reused by a session.
 using ConnectionId = std::uint64_t;
-/// One serialised frame, shared by every connection a broadcast goes to.
-using SharedText = std::shared_ptr<const std::string>;
+/// One serialised frame, shared by every connection it goes to (a broadcast, a room's members).
+using SharedText = krmx::SharedText;
 
 /// Why the session asks the I/O layer to close a connection.
 enum class CloseReason : std::uint8_t {
@@ -391,7 +392,16 @@ class Session {
             ++statistics_.undeliverable;
             return;
         }
-        sink_->send(*u->connection, std::make_shared<const std::string>(std::move(text)));
+        sink_->send(*u->connection, share_text(std::move(text)));
+    }
+    /// The same, without a copy: the text a domain sends to several users (the members of a room).
+    void send(std::string_view username, const SharedText& text) {
+        const auto* u = find_user(username);
+        if (!u || !u->connection) {
+            ++statistics_.undeliverable;
+            return;
+        }
+        sink_->send(*u->connection, text);
     }
     /// To every linked user, in join order; serialised once.
     void broadcast(std::string text) { broadcast(std::make_shared<const std::string>(std::move(text))); }

@@ -31,8 +31,9 @@
 //   page from static_files, only that page's origin): HTTP 403. Browsers always send an Origin, and let
 //   any page open a WebSocket anywhere: without this check a page elsewhere can use a visitor's browser
 //   (and cookies) as a client. Clients that are no browsers send none and are let in.
-// A broadcast is serialised once and copied, as a frame, into each connection's buffer; the frames a
-// connection gets in one turn of the event loop go to its socket in one write (detail::CombiningStream).
+// A broadcast (or a room's message) is serialised once; a small frame is copied into each connection's
+// buffer, a large one (a history page) is shared by reference; the frames a connection gets in one turn of
+// the event loop go to its socket in one gathered write (detail::CombiningStream).
 //
 // Plain HTTP on the same port (a browser loads the page, then opens the WebSocket to where it came from):
 // with `static_files` set, a request that is no upgrade is a GET or HEAD for a file in that folder (`/` is
@@ -1036,7 +1037,7 @@ void BasicServerConnection<NextLayer>::enqueue(const SharedText& text) {
         finish({});
         return;
     }
-    if (!out.write_frame(header.view(), *text)) {
+    if (!out.write_frame(header.view(), text)) {
         const auto keep = shared_from_this();
         ++core_->statistics().other_errors;  // the socket refused an earlier write
         finish({});
@@ -1209,6 +1210,7 @@ class WebSocketServer {
     Subscription on_unlink(UserCallback f) { return session().on_unlink(std::move(f)); }
     Subscription on_message(UserMessageCallback f) { return session().on_message(std::move(f)); }
     void send(std::string_view username, std::string text) { session().send(username, std::move(text)); }
+    void send(std::string_view username, const SharedText& text) { session().send(username, text); }
     void broadcast(std::string text) { session().broadcast(std::move(text)); }
     [[nodiscard]] bool has_feature(std::string_view username, std::string_view feature) const {
         return core_->session().has_feature(username, feature);

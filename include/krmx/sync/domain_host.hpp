@@ -31,6 +31,7 @@
 #include "krmx/core/detail/json_write.hpp"
 #include "krmx/core/log.hpp"
 #include "krmx/core/message.hpp"
+#include "krmx/core/shared_text.hpp"
 #include "krmx/core/subscription.hpp"
 #include "krmx/sync/domain_report.hpp"
 #include "krmx/sync/projection_messages.hpp"
@@ -103,6 +104,11 @@ class DomainHost {
         static_assert(detail::check_server_transport<Transport>());
         send_ = [&transport](std::string_view user, std::string text) { transport.send(user, std::move(text)); };
         broadcast_ = [&transport](std::string text) { transport.broadcast(std::move(text)); };
+        if constexpr (SharedTextTransport<Transport>) {
+            send_shared_ = [&transport](std::string_view user, const SharedText& text) { transport.send(user, text); };
+        } else {
+            send_shared_ = [&transport](std::string_view user, const SharedText& text) { transport.send(user, *text); };
+        }
         if constexpr (requires(Transport& t, std::string_view u) {
                           { t.has_feature(u, u) } -> std::convertible_to<bool>;
                       }) {
@@ -168,6 +174,8 @@ class DomainHost {
 
     /// Sends to one user / every linked user, through the transport. For domains.
     void send(std::string_view user, std::string text) { send_(user, std::move(text)); }
+    /// One text for several users (a room's members): shared, not copied, where the transport can.
+    void send(std::string_view user, const SharedText& text) { send_shared_(user, text); }
     void broadcast(std::string text) { broadcast_(std::move(text)); }
 
     /// Called by domains; a domain name can be served once per host.
@@ -247,6 +255,7 @@ class DomainHost {
     DomainHostStatistics statistics_;
     std::function<void(std::string_view, std::string)> send_;
     std::function<void(std::string)> broadcast_;
+    std::function<void(std::string_view, const SharedText&)> send_shared_;
     std::function<LinkedUser(std::string_view)> link_of_;
     EventLoop loop_;
     Logger log_;

@@ -43,6 +43,7 @@
 #include "krmx/core/json_delta.hpp"
 #include "krmx/core/message.hpp"
 #include "krmx/core/outcome.hpp"
+#include "krmx/core/shared_text.hpp"
 #include "krmx/stream/projection_model.hpp"
 #include "krmx/stream/stream.hpp"
 #include "krmx/sync/audience.hpp"
@@ -238,6 +239,7 @@ class ProjectionDomain final : private detail::DomainCore<State> {
             const nlohmann::json* from;
             const nlohmann::json* to;
             std::string delta;
+            SharedText message = {};  // the delta message without an optimisticId, made once for all
         };
         std::vector<Shared> shared;
         std::unordered_multimap<std::size_t, std::size_t> shared_by_hash;
@@ -260,9 +262,9 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                     auto& update = updates.emplace_back(&viewer, Viewer{std::move(*view), hash});
                     const auto& next = update.second.view;
                     const auto key = viewer.hash * 31 + hash;
-                    const Shared* found = nullptr;
+                    Shared* found = nullptr;
                     for (auto [it, end] = shared_by_hash.equal_range(key); it != end && !found; ++it) {
-                        const auto& candidate = shared[it->second];
+                        auto& candidate = shared[it->second];
                         if (*candidate.from == viewer.view && *candidate.to == next) found = &candidate;
                     }
                     if (!found) {
@@ -274,10 +276,15 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                         shared_by_hash.emplace(key, shared.size() - 1);
                         found = &shared.back();
                     }
-                    auto message = detail::projection_delta_message(this->name(), found->delta, next_id());
-                    if (message.size() <= max_bytes) {
+                    const auto id = next_id();
+                    if (!id && !found->message) {
+                        found->message = share_text(detail::projection_delta_message(this->name(), found->delta, {}));
+                    }
+                    auto message = id ? share_text(detail::projection_delta_message(this->name(), found->delta, id))
+                                      : found->message;
+                    if (message->size() <= max_bytes) {
                         ++projection_statistics_.deltas_sent;
-                        this->host().send(user, std::move(message));
+                        this->host().send(user, message);
                     } else if (auto set = detail::projection_set_message(
                                    this->name(), next.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
                                set.size() <= max_bytes) {

@@ -56,6 +56,7 @@
 #include "krmx/core/detail/json_write.hpp"
 #include "krmx/core/message.hpp"
 #include "krmx/core/outcome.hpp"
+#include "krmx/core/shared_text.hpp"
 #include "krmx/stream/stream_model.hpp"
 #include "krmx/sync/audience.hpp"
 #include "krmx/sync/detail/domain_core.hpp"
@@ -206,7 +207,7 @@ class StreamDomain final : private detail::DomainCore<State> {
         send_history(user, from);
     }
 
-    // Accepted events go to every member: one text, sent to each.
+    // Accepted events go to every member: one text, shared by all.
     void confirmed(std::size_t first, std::span<const Waiting> batch) override {
         for (std::size_t i = 0; i < batch.size(); ++i) {
             const auto [dispatcher, text] = this->entry()(first + i);
@@ -214,7 +215,8 @@ class StreamDomain final : private detail::DomainCore<State> {
             if (this->audience() == Audience::everyone) {
                 this->host().broadcast(std::move(message));
             } else {
-                this->for_each_linked_member([&](std::string_view member) { this->host().send(member, message); });
+                const auto shared = share_text(std::move(message));
+                this->for_each_linked_member([&](std::string_view member) { this->host().send(member, shared); });
             }
         }
     }

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "krmx/core/message.hpp"
+#include "krmx/core/shared_text.hpp"
 #include "krmx/core/subscription.hpp"
 
 namespace krmx {
@@ -40,6 +41,11 @@ concept ServerTransport = requires(T& t, std::string_view user, std::string text
     t.send(user, std::move(text));
     t.broadcast(std::move(text));
 };
+
+/// A server transport that also sends a krmx::SharedText as it is: one text for many users without a copy
+/// each (DomainHost copies for transports without it).
+template <class T>
+concept SharedTextTransport = requires(T& t, std::string_view user, const SharedText& text) { t.send(user, text); };
 
 /// The client side: learn its own link (with its username) and unlink, receive messages, send one.
 /// Optionally `on_tick(NoticeCallback) -> Subscription`, fired when time moves, drives expiry.

@@ -305,6 +305,7 @@ class Hub final : private net::SessionSink {
     Subscription on_unlink(UserCallback f) { return session_.on_unlink(std::move(f)); }
     Subscription on_message(UserMessageCallback f) { return session_.on_message(std::move(f)); }
     void send(std::string_view username, std::string text) { session_.send(username, std::move(text)); }
+    void send(std::string_view username, const SharedText& text) { session_.send(username, text); }
     void broadcast(std::string text) { session_.broadcast(std::move(text)); }
     [[nodiscard]] bool has_feature(std::string_view username, std::string_view feature) const {
         return session_.has_feature(username, feature);

@@ -7,6 +7,14 @@
 // server pays for). Order is kept, and frames never interleave: everything passes through the same buffer
 // in whole frames.
 //
+// A large shared frame (krmx::SharedText of at least `reference_bytes`: a history page, a projection's set,
+// a big event sent to a whole room) is not copied: the buffer keeps a reference to it, and the flush hands the
+// socket the copied bytes and the shared texts together (scatter/gather). A page of a megabyte sent to a
+// thousand connections then holds one megabyte, not a gigabyte. Small frames are copied: each referenced
+// frame is two pieces of the gather list, and Asio hands the kernel 64 pieces per call, so referencing the
+// 150-byte events of a 1000-player room took ten times the system calls and made it about ten times slower
+// (tests/benchmarks/run_open_load.sh, "one room").
+//
 // Nothing is held back: `unflushed_bytes()` tells the owner how much the socket has not taken yet, so that it
 // can bound a slow reader (ServerConnection counts it against max_queued_bytes). A failed socket write is
 // remembered, and every later write completes with that error.
@@ -30,6 +38,8 @@
 #include <boost/beast/core/role.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket/teardown.hpp>
+
+#include "krmx/core/shared_text.hpp"
 
 namespace krmx::net::detail {
 
@@ -59,9 +69,13 @@ class BasicCombiningStream {
     /// the write completes, since the layer below may be touched until then (an SSL stream's write is).
     void keep_alive(std::weak_ptr<void> owner) noexcept { owner_ = std::move(owner); }
 
-    /// Bytes written to this layer that the socket has not taken yet.
+    /// Shared payloads at least this long are referenced, not copied.
+    static constexpr std::size_t reference_bytes = 4096;
+
+    /// Bytes written to this layer that the socket has not taken yet (referenced payloads included).
     [[nodiscard]] std::size_t unflushed_bytes() const noexcept {
-        return state_->pending.size() + state_->flushing.size();
+        const auto& s = *state_;
+        return s.pending.size() + s.flushing.size() + s.pending_referenced + s.flushing_referenced;
     }
 
     /// Appends one whole frame, `header` then `payload`, after everything written before; it goes out with
@@ -71,6 +85,17 @@ class BasicCombiningStream {
         auto& pending = state_->pending;
         pending.insert(pending.end(), header.begin(), header.end());
         pending.insert(pending.end(), payload.begin(), payload.end());
+        schedule_flush();
+        return true;
+    }
+    /// The same with a shared payload: referenced when it is long (kept alive until the socket took it).
+    bool write_frame(std::string_view header, const SharedText& payload) {
+        if (payload->size() < reference_bytes) return write_frame(header, std::string_view{*payload});
+        auto& state = *state_;
+        if (state.error) return false;
+        state.pending.insert(state.pending.end(), header.begin(), header.end());
+        state.pending_refs.push_back(Reference{state.pending.size(), payload});
+        state.pending_referenced += payload->size();
         schedule_flush();
         return true;
     }
@@ -104,9 +129,20 @@ class BasicCombiningStream {
     // Buffers above this are given back once empty (re-growing one is cheap next to a system call).
     static constexpr std::size_t kept_capacity = 8 * 1024;
 
+    // A shared payload that goes out after the first `at` copied bytes (and after the references before it).
+    struct Reference {
+        std::size_t at;
+        SharedText text;
+    };
+
     struct State {
         std::vector<char> pending;   // written, waiting for the next flush
         std::vector<char> flushing;  // handed to the socket, not yet taken
+        std::vector<Reference> pending_refs;
+        std::vector<Reference> flushing_refs;
+        std::size_t pending_referenced = 0;  // bytes of pending_refs' texts
+        std::size_t flushing_referenced = 0;
+        std::vector<boost::asio::const_buffer> gather;  // the flush in flight, copied and referenced pieces
         boost::beast::error_code error;
         bool flush_posted = false;
         bool closed = false;
@@ -133,11 +169,34 @@ class BasicCombiningStream {
         auto& state = *state_;
         if (state.pending.empty() || !state.flushing.empty() || state.error) return;
         state.flushing.swap(state.pending);
-        boost::asio::async_write(next_, boost::asio::buffer(state.flushing),
+        state.flushing_refs.swap(state.pending_refs);
+        std::swap(state.flushing_referenced, state.pending_referenced);
+        if (state.flushing_refs.empty()) return write(boost::asio::buffer(state.flushing));
+        // Copied and referenced pieces in order; the list lives in the state until the write completes.
+        auto& gather = state.gather;
+        gather.clear();
+        std::size_t copied = 0;
+        for (const auto& ref : state.flushing_refs) {
+            if (ref.at > copied) gather.emplace_back(state.flushing.data() + copied, ref.at - copied);
+            gather.emplace_back(ref.text->data(), ref.text->size());
+            copied = ref.at;
+        }
+        if (state.flushing.size() > copied) {
+            gather.emplace_back(state.flushing.data() + copied, state.flushing.size() - copied);
+        }
+        write(gather);
+    }
+
+    template <class ConstBufferSequence>
+    void write(const ConstBufferSequence& buffers) {
+        boost::asio::async_write(next_, buffers,
                                  [this, keep = state_, owner = owner_.lock()](boost::beast::error_code ec,
                                                                               std::size_t) {
                                      if (keep->closed) return;
                                      keep->flushing.clear();
+                                     keep->flushing_refs.clear();
+                                     keep->flushing_referenced = 0;
+                                     keep->gather.clear();
                                      // An idle connection keeps no burst-sized buffers: a thousand users
                                      // linking at once queue a thousand `joined` frames at each of them.
                                      give_back_if_large(keep->flushing);
@@ -145,6 +204,8 @@ class BasicCombiningStream {
                                      if (ec) {
                                          keep->error = ec;
                                          keep->pending.clear();
+                                         keep->pending_refs.clear();
+                                         keep->pending_referenced = 0;
                                          return;
                                      }
                                      flush();

@@ -211,8 +211,8 @@ cmd_bench() {
   net_load
 }
 
-# The network load benchmark (krmx::websocket builds only): our server and the Node stack side by side;
-# then the hostile load test: honest players with and without abusive clients, and a username spray
+# The network load benchmarks (krmx::websocket builds only): our server and the Node stack side by side, in
+# closed loop (one domain) and in open loop (rooms, one room, a rate sweep); then the hostile load test: honest players with and without abusive clients, and a username spray
 # (--quick fails when an honest player was unlinked or the server died).
 net_load() {
   local server="$build/tests/benchmarks/krmx_net_bench_server" load="$build/tests/benchmarks/krmx_net_load"
@@ -227,6 +227,8 @@ net_load() {
   fi
   say "network load benchmark ${1:-}"
   "$root/tests/benchmarks/run_net_load.sh" "$@" --out "$out" "$server" "$load"
+  say "open-loop load benchmark: rooms, one room, the highest rate at p99 under 50 ms ${1:-}"
+  "$root/tests/benchmarks/run_open_load.sh" "$@" --out "${out/net-load-table/open-load-table}" "$server" "$load"
   [ -x "$abuse" ] || die "no $abuse (the hostile load test's abusive clients)"
   say "hostile load test ${1:-}"
   "$root/tests/benchmarks/run_hostile_load.sh" "$@" --out "$hostile_out" "$server" "$load" "$abuse"

@@ -2,7 +2,7 @@
 // benchmark measures the network and stream path, not the disk). Prints {"port":N}; stops gracefully on
 // SIGINT/SIGTERM. Always on 127.0.0.1.
 //
-//   krmx_net_bench_server [--internet] [--forget-after SECONDS] [--stats] [--metrics]
+//   krmx_net_bench_server [--internet] [--forget-after SECONDS] [--stats] [--metrics] [--rooms R --room-size K]
 //
 // Without options: the load generator's server (no frame rate limit: the closed loop is no flood).
 // --internet: the safe options of an internet-facing server (the hostile load test, run_hostile_load.sh).
@@ -10,14 +10,19 @@
 //   that the hostile load test's spray scenario need not wait).
 // --metrics: krmx::net::Metrics on /metrics (histograms timed on the hot path; run_metrics_load.sh compares
 //   with and without). Only when built with krmx::metrics.
+// --rooms R --room-size K: R rooms besides "counter", each the domain "room<r>" with an audience (the
+//   counter model), and the load generator's players load<r*K> .. load<r*K+K-1> admitted to room r before
+//   they link (krmx_net_load --room-size K).
 // --stats: one JSON line of the server's statistics on SIGUSR1 and when it stops ({"statistics":{...}}).
 #include <chrono>
 #include <csignal>
 #include <cstddef>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/signal_set.hpp>
 
@@ -79,6 +84,8 @@ int main(int argc, char** argv) {
     bool stats = false;
     bool metrics = false;
     std::optional<double> forget_after;
+    int rooms = 0;
+    int room_size = 0;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--internet") {
@@ -89,10 +96,19 @@ int main(int argc, char** argv) {
             metrics = true;
         } else if (arg == "--forget-after" && i + 1 < argc) {
             forget_after = std::stod(argv[++i]);
+        } else if (arg == "--rooms" && i + 1 < argc) {
+            rooms = std::stoi(argv[++i]);
+        } else if (arg == "--room-size" && i + 1 < argc) {
+            room_size = std::stoi(argv[++i]);
         } else {
-            std::cerr << "usage: krmx_net_bench_server [--internet] [--forget-after SECONDS] [--stats] [--metrics]\n";
+            std::cerr << "usage: krmx_net_bench_server [--internet] [--forget-after SECONDS] [--stats] [--metrics]\n"
+                         "         [--rooms R --room-size K]\n";
             return 2;
         }
+    }
+    if ((rooms > 0) != (room_size > 0)) {
+        std::cerr << "krmx_net_bench_server: --rooms and --room-size go together\n";
+        return 2;
     }
     krmx::net::WebSocketServerOptions options;
     options.max_frames_per_second = 0;  // the load generator is no flood
@@ -106,6 +122,13 @@ int main(int argc, char** argv) {
     }
     krmx::net::WebSocketServer server{options};
     krmx::StreamDomain<Counter> counter{server, "counter", counter::model()};
+    std::vector<std::unique_ptr<krmx::StreamDomain<Counter>>> room_domains;
+    for (int r = 0; r < rooms; ++r) {
+        auto& room = *room_domains.emplace_back(std::make_unique<krmx::StreamDomain<Counter>>(
+            server, "room" + std::to_string(r), counter::model(),
+            krmx::StreamDomainOptions{.audience = krmx::Audience::members}));
+        for (int p = 0; p < room_size; ++p) (void)room.admit("load" + std::to_string(r * room_size + p));
+    }
 #if defined(KRMX_BENCH_METRICS)
     std::optional<krmx::net::Metrics> exposed;
     if (metrics) exposed.emplace(server);

@@ -8,6 +8,7 @@
 //   whether or not earlier ones were confirmed
 //     krmx_net_load --port P --pid PID --clients 100 --rate 5 [--seconds 10] [--warmup 2]
 //                   [--source-base 127.0.1.1] [--link-timeout 60] [--ready-file PATH] [--no-delay 1]
+//                   [--room-size K]
 //
 // Prints one JSON line: confirmed events per second at the server (every confirmed event is broadcast to
 // every client; client 0 counts them), p50/p99 of the time from send to the sender's own confirmation,
@@ -24,6 +25,15 @@
 // is loopback on Linux). --ready-file: created when the load starts (after linking), for a script that
 // starts other traffic then. --warmup: load before the measurement window (default min(0.5, seconds/4)).
 // --no-delay 1: TCP_NODELAY on the players' sockets, as browsers and Node's ws set it.
+// --room-size K (open loop only): rooms of K players, client i in room i / K, appending to the domain
+// "room<i / K>" (the server has one domain per room: krmx_net_bench_server --room-size K admits the same
+// players, the Node reference broadcasts every room to everyone). Confirmed events per second are then the
+// own confirmations all clients received in the window.
+//
+// Open loop also reports the bytes each client received in the window (`bytes_per_client_per_s`, socket
+// bytes, headers included) and how that compares with its own room's traffic, the stream/append frames of
+// its own domain (`traffic_ratio`: all clients' bytes over their own rooms' frames; `max_traffic_ratio`:
+// the highest one client had).
 //
 // The client side is raw Asio TCP with hand-written WebSocket framing, not Beast: every client receives every
 // broadcast event, so one thread handles clients x events frames per second, and Beast's per-frame read path
@@ -75,6 +85,7 @@ struct Settings {
     double link_timeout = 60;  // seconds for every client to link
     std::string ready_file;    // created when the load starts
     bool no_delay = false;     // TCP_NODELAY, as browsers and Node's ws set it
+    int room_size = 0;         // above zero: rooms of this many clients, one domain each
     [[nodiscard]] bool open_loop() const { return rate > 0; }
 };
 
@@ -104,7 +115,7 @@ struct Client : std::enable_shared_from_this<Client> {
     void on_handshake_read();
     void read();
     bool parse_frames();
-    void on_frame(std::string_view text);
+    void on_frame(std::string_view text, std::size_t frame_bytes);
     [[nodiscard]] bool is_own(std::string_view append) const;
     void send_append();
     void send_frame(unsigned char opcode, std::string_view payload);
@@ -124,6 +135,7 @@ struct Client : std::enable_shared_from_this<Client> {
     std::string name;
     std::string quoted_name;   // "loadN", as it appears in krmx/linked and as a dispatcher
     std::string append_frame;  // the masked frame of the one message this client appends, built once
+    std::string own_domain;    // `"domain":"NAME"` of the domain it appends to, as appends carry it
     int index;
     std::vector<char> in = std::vector<char>(read_buffer_bytes);
     std::size_t in_used = 0;
@@ -134,6 +146,8 @@ struct Client : std::enable_shared_from_this<Client> {
     bool linked = false;
     int joined_seen = 0;  // krmx/joined frames received
     std::deque<Sent> in_flight;
+    std::uint64_t bytes_in = 0;          // read from the socket during the measurement
+    std::uint64_t own_domain_bytes = 0;  // of which stream/append frames of its own domain
 };
 
 struct Run {
@@ -158,8 +172,12 @@ struct Run {
     std::uint64_t lost = 0;         // measured events in flight at clients that were unlinked
     int unlinked = 0;               // clients that stopped: unlinked, rejected or closed
     std::map<std::string, int> unlinked_reasons;
-    std::string append_text(const std::string& name) const {
-        return R"({"type":"stream/append","payload":{"domain":"counter","dispatcher":")" + name +
+    std::uint64_t own_confirmed = 0;  // own confirmations any client received during the measurement
+    [[nodiscard]] std::string domain_of(int index) const {
+        return settings.room_size > 0 ? "room" + std::to_string(index / settings.room_size) : "counter";
+    }
+    [[nodiscard]] static std::string append_text(const std::string& name, const std::string& domain) {
+        return R"({"type":"stream/append","payload":{"domain":")" + domain + R"(","dispatcher":")" + name +
                R"(","event":{"type":"increment","payload":1}}})";
     }
 };
@@ -168,7 +186,9 @@ Client::Client(Run& r, boost::asio::io_context& context, int i)
     : run(&r), socket(context), schedule(context), name("load"), index(i) {
     name += std::to_string(i);
     quoted_name.append("\"").append(name).append("\"");
-    append_masked_frame(append_frame, op_text, run->append_text(name));
+    const auto domain = run->domain_of(i);
+    own_domain = R"("domain":")" + domain + "\"";
+    append_masked_frame(append_frame, op_text, Run::append_text(name, domain));
 }
 
 void Client::fail(std::string_view why, const error_code& ec) {
@@ -271,6 +291,7 @@ void Client::read() {
                            [self = shared_from_this()](const error_code& ec, std::size_t n) {
                                if (ec) return self->fail("read", ec);
                                self->in_used += n;
+                               if (self->run->measuring) self->bytes_in += n;
                                if (self->parse_frames()) self->read();
                            });
 }
@@ -302,7 +323,7 @@ bool Client::parse_frames() {
         }
         const std::string_view payload{in.data() + at + frame.header, static_cast<std::size_t>(frame.length)};
         if (opcode == op_text) {
-            on_frame(payload);
+            on_frame(payload, total);
         } else if (opcode == op_ping) {
             send_frame(op_pong, payload);  // a client that misses pongs is closed by the server
         } else if (opcode == op_close) {
@@ -321,14 +342,16 @@ bool Client::parse_frames() {
     return true;
 }
 
-void Client::on_frame(std::string_view text) {
+void Client::on_frame(std::string_view text, std::size_t frame_bytes) {
     // stream/append first: during the load nearly every frame is one.
     if (text.find(R"("type":"stream/append")") != std::string_view::npos) {
         if (!linked) return;
         if (index == run->counter_index && run->measuring) ++run->confirmed_seen;
+        if (run->measuring && text.find(own_domain) != std::string_view::npos) own_domain_bytes += frame_bytes;
         if (!is_own(text) || in_flight.empty()) return;
         const auto sent = in_flight.front();
         in_flight.pop_front();
+        if (run->measuring) ++run->own_confirmed;
         if (run->settings.open_loop()) {
             if (sent.measured) {
                 run->latencies_us.push_back(
@@ -554,12 +577,31 @@ int run_open_loop(Run& run) {
 
     auto& l = run.latencies_us;
     std::sort(l.begin(), l.end());
+    std::uint64_t bytes_in = 0;
+    std::uint64_t own_domain_bytes = 0;
+    double max_ratio = 0;
+    for (const auto& c : run.clients) {
+        bytes_in += c->bytes_in;
+        own_domain_bytes += c->own_domain_bytes;
+        if (c->own_domain_bytes > 0) {
+            max_ratio = std::max(max_ratio, static_cast<double>(c->bytes_in) /
+                                                static_cast<double>(c->own_domain_bytes));
+        }
+    }
+    const auto confirmed = s.room_size > 0 ? run.own_confirmed : run.confirmed_seen;
+    const double ratio =
+        own_domain_bytes > 0 ? static_cast<double>(bytes_in) / static_cast<double>(own_domain_bytes) : 0.0;
     nlohmann::json out{{"label", s.label},
-                       {"mode", "open"},
+                       {"mode", s.room_size > 0 ? "rooms" : "open"},
                        {"clients", s.clients},
+                       {"room_size", s.room_size > 0 ? s.room_size : s.clients},
                        {"rate", s.rate},
+                       {"offered_per_s", s.rate * s.clients},
                        {"seconds", elapsed},
-                       {"events_per_s", static_cast<double>(run.confirmed_seen) / elapsed},
+                       {"events_per_s", static_cast<double>(confirmed) / elapsed},
+                       {"bytes_per_client_per_s", static_cast<double>(bytes_in) / s.clients / elapsed},
+                       {"traffic_ratio", ratio},
+                       {"max_traffic_ratio", max_ratio},
                        {"scheduled", run.scheduled},
                        {"own_confirmations", l.size() - run.unconfirmed},
                        {"unconfirmed", run.unconfirmed},
@@ -612,6 +654,8 @@ int main(int argc, char** argv) {
             s.ready_file = value;
         else if (arg == "--no-delay")
             s.no_delay = value == "1";
+        else if (arg == "--room-size")
+            s.room_size = std::stoi(value);
         else {
             std::cerr << "unknown argument " << arg << "\n";
             return 2;
@@ -621,7 +665,11 @@ int main(int argc, char** argv) {
         std::cerr
             << "usage: krmx_net_load --port P [--pid PID] [--clients N] [--seconds S] [--window W]\n"
                "         [--rate R] [--warmup S] [--source-base A] [--link-timeout S] [--ready-file PATH]\n"
-               "         [--no-delay 1]\n";
+               "         [--no-delay 1] [--room-size K]\n";
+        return 2;
+    }
+    if (s.room_size > 0 && !s.open_loop()) {
+        std::cerr << "--room-size needs --rate (rooms are an open-loop mode)\n";
         return 2;
     }
     const bool open_loop = s.open_loop();

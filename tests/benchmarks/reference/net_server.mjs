@@ -2,6 +2,10 @@
 // the claimable counter on @krmx/state@0.0.1 and the few lines of Krmx State's registerStream (server side,
 // from @krmx/state-server, which is not on npm): validate with Stream.dispatch, keep the history, broadcast
 // `stream/append`, send the history as appends on link. Prints {"port":N}; stops on SIGINT/SIGTERM.
+//   node net_server.mjs [PORT] [--rooms]
+// --rooms: besides "counter", every domain named room<N> is a counter of its own, registered the same way
+// (the load generator's rooms mode). @krmx/server has no audiences, so each room's appends go to every
+// linked user, as they would for a user of it who registers one stream per room.
 import { createRequire } from 'node:module';
 import process from 'node:process';
 
@@ -26,23 +30,37 @@ model.when('release', z.undefined(), (state, dispatcher) => {
 });
 
 const server = createServer({ logger: false });
-// registerStream(server, 'counter', model), server side
-const domain = 'counter';
-const stream = model.spawn({ optimisticSeconds: 10 });
-const history = [];
+const args = process.argv.slice(2);
+const rooms = args.includes('--rooms');
+// registerStream(server, domain, model), server side, for each domain
+const domains = new Map(); // name -> { stream, history }
+const domainOf = (name) => {
+  let d = domains.get(name);
+  if (d === undefined && (name === 'counter' || (rooms && /^room[0-9]+$/.test(name)))) {
+    d = { stream: model.spawn({ optimisticSeconds: 10 }), history: [] };
+    domains.set(name, d);
+  }
+  return d;
+};
+domainOf('counter');
 server.on('link', (username) => {
-  for (const payload of history) server.send(username, { type: 'stream/append', payload });
+  for (const { history } of domains.values()) {
+    for (const payload of history) server.send(username, { type: 'stream/append', payload });
+  }
 });
 server.on('message', (username, message) => {
-  if (!isStreamAppendMessage(message) || message.payload.domain !== domain) return;
+  if (!isStreamAppendMessage(message)) return;
+  const domain = message.payload.domain;
+  const d = domainOf(domain);
+  if (d === undefined) return;
   const event = message.payload.event;
-  if (stream.dispatch(username, event) !== true) return;
+  if (d.stream.dispatch(username, event) !== true) return;
   const payload = { domain, dispatcher: username, event };
-  history.push(payload);
+  d.history.push(payload);
   server.broadcast({ type: 'stream/append', payload });
 });
 
-const port = await server.listen(Number(process.argv[2] ?? 0));
+const port = await server.listen(Number(args.find((a) => /^[0-9]+$/.test(a)) ?? 0));
 console.log(JSON.stringify({ port }));
 const stop = () => { server.close().then(() => process.exit(0)); };
 process.on('SIGINT', stop);

@@ -1,4 +1,4 @@
-# The benchmark scripts' server process, sourced by run_net_load.sh, run_metrics_load.sh and
+# The benchmark scripts' server process, sourced by run_net_load.sh, run_open_load.sh, run_metrics_load.sh and
 # run_hostile_load.sh (they set `work`, a folder, and clean up `pid` on exit).
 
 # start_server NAME COMMAND...: runs a server that prints {"port":N} first, its output in $work/NAME.out and

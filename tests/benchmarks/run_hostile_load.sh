@@ -20,14 +20,9 @@
 # fragmentation; the quick spray is too small for its memory to tell much).
 set -euo pipefail
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-quick=0 out=""
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --quick) quick=1; shift ;;
-    --out) out="$2"; shift 2 ;;
-    *) break ;;
-  esac
-done
+source "$script_dir/server_process.sh"
+parse_bench_options "$@"
+set -- "${positional[@]}"
 server_bin="${1:?BENCH_SERVER}" load_bin="${2:?LOAD}" abuse_bin="${3:?ABUSE}"
 if [[ $quick -eq 1 ]]; then
   players=20 rate=5 seconds=3 warmup=1 link_timeout=15
@@ -54,7 +49,6 @@ trap cleanup EXIT
 started=$SECONDS
 failures=()     # what makes --quick fail
 
-source "$script_dir/server_process.sh"
 # start NAME [SERVER OPTIONS...]: a fresh server; sets pid and port.
 start() { local name="$1"; shift; start_server "$name.server" "$server_bin" --internet --stats "$@"; }
 # The server is alive when its process exists and is no zombie (a crashed child that bash has not reaped yet).

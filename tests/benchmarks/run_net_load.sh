@@ -8,14 +8,9 @@
 set -euo pipefail
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 reference_dir="${script_dir}/reference"
-quick=0 out=""
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --quick) quick=1; shift ;;
-    --out) out="$2"; shift 2 ;;
-    *) break ;;
-  esac
-done
+source "$script_dir/server_process.sh"
+parse_bench_options "$@"
+set -- "${positional[@]}"
 server_bin="${1:?BENCH_SERVER}" load_bin="${2:?LOAD_GENERATOR}"
 clients=(100 1000) seconds=3
 if [[ $quick -eq 1 ]]; then clients=(20 100) seconds=0.3; fi
@@ -26,7 +21,6 @@ pid=""
 cleanup() { if [[ -n "$pid" ]]; then kill -9 "$pid" 2>/dev/null || true; fi; rm -rf "$work"; }
 trap cleanup EXIT
 
-source "$script_dir/server_process.sh"
 start() { start_server "$@"; }
 stop() { stop_server; }
 

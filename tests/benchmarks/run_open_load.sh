@@ -17,14 +17,9 @@
 set -euo pipefail
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 reference_dir="${script_dir}/reference"
-quick=0 out=""
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --quick) quick=1; shift ;;
-    --out) out="$2"; shift 2 ;;
-    *) break ;;
-  esac
-done
+source "$script_dir/server_process.sh"
+parse_bench_options "$@"
+set -- "${positional[@]}"
 server_bin="${1:?BENCH_SERVER}" load_bin="${2:?LOAD_GENERATOR}"
 clients=1000 room_size=10 seconds=3 rate=2
 sweep_cpp=(10 20 30 40 50 60 70 80 90 100 120)
@@ -39,7 +34,6 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/krmx-open-load.XXXXXX")
 pid=""
 cleanup() { if [[ -n "$pid" ]]; then kill -9 "$pid" 2>/dev/null || true; fi; rm -rf "$work"; }
 trap cleanup EXIT
-source "$script_dir/server_process.sh"
 
 have_node=0
 if command -v node >/dev/null; then

@@ -1,5 +1,18 @@
 # The benchmark scripts' server process, sourced by run_net_load.sh, run_open_load.sh, run_metrics_load.sh and
-# run_hostile_load.sh (they set `work`, a folder, and clean up `pid` on exit).
+# run_hostile_load.sh (they set `work`, a folder, and clean up `pid` on exit), and their options.
+
+# parse_bench_options ARGS...: --quick (sets quick=1) and --out FILE (sets out); the other arguments, in
+# order, go to the array `positional`.
+parse_bench_options() {
+  quick=0 out="" positional=()
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --quick) quick=1; shift ;;
+      --out) out="$2"; shift 2 ;;
+      *) positional+=("$1"); shift ;;
+    esac
+  done
+}
 
 # start_server NAME COMMAND...: runs a server that prints {"port":N} first, its output in $work/NAME.out and
 # $work/NAME.err; sets pid and port, or exits when it does not start within 20 s.

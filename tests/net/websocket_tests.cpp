@@ -259,28 +259,12 @@ TEST_CASE("a large frame sent to many connections is shared, not copied, and arr
     CHECK(eventually([&] { return big.use_count() == 1; }));  // released once the sockets took it
 }
 
-TEST_CASE("once a burst's write buffers are given back, the server returns free memory to the system",
-          "[net][websocket]") {
-    krmx::net::WebSocketServerOptions options;
-    options.return_memory_after = 64 * 1024;
-    options.tick_interval = 10ms;
-    ServerThread t{options};
-    t.start();
-    krmx::net::WebSocketClient c;
-    link_alice(c, t.port());
-    int got = 0;
-    auto sub = c.on_message([&](std::string_view) { ++got; });
-    CHECK(t.on_server([&] { return t.server().statistics().memory_returns; }) == 0);
-    // 200 frames of 4 KiB in one turn: one 800 KiB buffer, given back once the socket took it.
-    send_4k_messages(t, 200);
-    REQUIRE(c.run_until([&] { return got == 200; }, 5s));
-    CHECK(eventually([&] { return t.on_server([&] { return t.server().statistics().memory_returns; }) == 1; }));
-}
-
 // Found by the open-loop load benchmark: malloc_trim walks the whole heap, and a server under steady load
 // (1000 clients in one room) called it every few seconds, each call a stall of tens of milliseconds in every
-// latency. Memory is returned once the traffic calms down, not while it flows (and is reused anyway).
-TEST_CASE("free memory is not returned to the system while the traffic flows, only once it calms down",
+// latency. Memory is returned once the traffic calms down, not while it flows (and is reused anyway), and
+// once per burst.
+TEST_CASE("once a burst's write buffers are given back and the traffic calmed down, the server returns free "
+          "memory to the system, not while the traffic flows",
           "[net][websocket]") {
     krmx::net::WebSocketServerOptions options;
     options.return_memory_after = 64 * 1024;

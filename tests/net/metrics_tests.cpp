@@ -13,9 +13,12 @@
 #include <krmx/net/websocket_server.hpp>
 #include <krmx/store/memory_event_store.hpp>
 #include <krmx/sync/durable.hpp>
+#include <krmx/sync/projection_client.hpp>
+#include <krmx/sync/projection_domain.hpp>
 #include <krmx/sync/stream_client.hpp>
 #include <krmx/sync/stream_domain.hpp>
 
+#include "cards/cards.hpp"
 #include "catch.hpp"
 #include "claimable_counter/counter.hpp"
 #include "http_client.hpp"
@@ -94,6 +97,29 @@ TEST_CASE("the metrics hold the library's counters, gauges and latencies, and mo
     CHECK(m.find("# TYPE krmx_append_confirm_seconds histogram") != std::string::npos);
     CHECK(m.find("# TYPE krmx_server_frames_in_total counter") != std::string::npos);
     CHECK(m.find("# TYPE krmx_queued_bytes gauge") != std::string::npos);
+}
+
+TEST_CASE("a projection domain's own counters are metrics too", "[net][websocket][metrics]") {
+    ServerThread t;
+    krmx::ProjectionDomain table{t.server(), "cards", cards::model()};
+    krmx::StreamDomain scratch{t.server(), "scratch", counter::model()};
+    krmx::net::Metrics metrics{t.server(), {.cache_for = {}}};
+    const auto guard = t.stop_guard();
+    t.start();
+    krmx::net::WebSocketClient a;
+    krmx::ProjectionClient<cards::Table, cards::Seat> alice{a, "cards", cards::model()};
+    a.connect("127.0.0.1", t.port());
+    a.link("alice");
+    REQUIRE(a.run_until([&] { return alice.has_view(); }, 5s));
+    (void)alice.dispatch(cards::sit());
+    REQUIRE(a.run_until([&] { return alice.pending_count() == 0; }, 5s));
+    const auto m = http_request(t.port(), http::verb::get, "/metrics").body;
+    CHECK(sample(m, "krmx_projection_sets_sent_total{domain=\"cards\"}") == 1);
+    CHECK(sample(m, "krmx_projection_deltas_sent_total{domain=\"cards\"}") == 1);
+    CHECK(sample(m, "krmx_projection_views_computed_total{domain=\"cards\"}") == 2);
+    CHECK(sample(m, "krmx_projection_view_failures_total{domain=\"cards\"}") == 0);
+    CHECK(sample(m, "krmx_domain_accepted_total{domain=\"cards\"}") == 1);
+    CHECK(sample(m, "krmx_projection_sets_sent_total{domain=\"scratch\"}") == -1);  // a stream domain: none
 }
 
 TEST_CASE("a scrape without the right token gets 401, counted", "[net][websocket][metrics]") {

@@ -252,6 +252,18 @@ class ServerCollectable final : public prometheus::Collectable {
                 KRMX_STORE_COUNTER(listener_failures, "Failures of the append listener (PostgreSQL).");
 #undef KRMX_STORE_COUNTER
             }
+            if (r.projection) {
+                const auto& ps = *r.projection;
+#define KRMX_PROJECTION_COUNTER(field, help) f.counter("krmx_projection_" #field "_total", help, d(ps.field), label)
+                KRMX_PROJECTION_COUNTER(sets_sent, "projection/set messages: on hearing, and for deltas too large to send.");
+                KRMX_PROJECTION_COUNTER(deltas_sent, "projection/delta messages.");
+                KRMX_PROJECTION_COUNTER(deltas_computed, "Deltas computed: one per distinct change of a view per batch.");
+                KRMX_PROJECTION_COUNTER(views_computed, "View function calls.");
+                KRMX_PROJECTION_COUNTER(view_failures, "View functions that threw: that user's update was skipped.");
+                KRMX_PROJECTION_COUNTER(views_too_large, "Views that fit in no message: not sent.");
+                KRMX_PROJECTION_COUNTER(unanswered, "Refused actions without an optimisticId: nothing to answer.");
+#undef KRMX_PROJECTION_COUNTER
+            }
         }
         const auto ls = server_.log().statistics();
         f.counter("krmx_log_written_total", "Log records given to the sink.", d(ls.written));

@@ -43,6 +43,17 @@ struct StreamDomainStatistics {
     }
 };
 
+/// What a projection domain (krmx::ProjectionDomain) did beyond its stream's counters. Never reset.
+struct ProjectionStatistics {
+    std::uint64_t sets_sent = 0;        ///< `projection/set`: on hearing, and for deltas too large to send
+    std::uint64_t deltas_sent = 0;      ///< `projection/delta` messages, releases of unchanged views included
+    std::uint64_t deltas_computed = 0;  ///< json_diff runs: one per distinct (old, new) view pair per batch
+    std::uint64_t views_computed = 0;   ///< view function calls
+    std::uint64_t view_failures = 0;    ///< view functions that threw or gave a View that is no JSON: skipped
+    std::uint64_t views_too_large = 0;  ///< views that fit in no message: not sent
+    std::uint64_t unanswered = 0;       ///< refused actions without optimisticId: nothing to answer
+};
+
 /// One domain at the moment it is asked (on the host's thread).
 struct DomainReport {
     std::string_view name;
@@ -58,6 +69,8 @@ struct DomainReport {
     std::optional<std::string> not_ready;
     /// The counters of its store (durable on an EventStore that keeps them).
     std::optional<StoreStatistics> store;
+    /// A projection domain's own counters (none for a stream domain).
+    std::optional<ProjectionStatistics> projection;
 };
 
 /// Told of latencies on the host's thread, as they happen. Must not throw; must outlive its registration

@@ -65,17 +65,6 @@ struct ProjectionDomainOptions {
     Audience audience = Audience::everyone;
 };
 
-/// What a projection domain did beyond its stream's counters (statistics()). Never reset.
-struct ProjectionStatistics {
-    std::uint64_t sets_sent = 0;        ///< `projection/set`: on hearing, and for deltas too large to send
-    std::uint64_t deltas_sent = 0;      ///< `projection/delta` messages, releases of unchanged views included
-    std::uint64_t deltas_computed = 0;  ///< json_diff runs: one per distinct (old, new) view pair per batch
-    std::uint64_t views_computed = 0;   ///< view function calls
-    std::uint64_t view_failures = 0;    ///< view functions that threw or gave a View that is no JSON: skipped
-    std::uint64_t views_too_large = 0;  ///< views that fit in no message: not sent
-    std::uint64_t unanswered = 0;       ///< refused actions without optimisticId: nothing to answer
-};
-
 template <class State, class View>
 class ProjectionDomain final : private detail::DomainCore<State> {
     using Core = detail::DomainCore<State>;
@@ -130,6 +119,12 @@ class ProjectionDomain final : private detail::DomainCore<State> {
     /// The state users' views show: after every confirmed action (state() may be ahead of it by actions
     /// that wait for their commit).
     [[nodiscard]] const State& shown_state() const noexcept { return shown_ ? shown_->state() : state(); }
+    /// Its report with the projection's counters (krmx::net::Metrics exports them as krmx_projection_*).
+    [[nodiscard]] DomainReport report() const override {
+        auto r = Core::report();
+        r.projection = projection_statistics_;
+        return r;
+    }
     /// The view `user` holds (the last one sent to it), while it hears the domain.
     [[nodiscard]] const nlohmann::json* view_of(std::string_view user) const {
         const auto it = viewers_.find(user);

@@ -264,6 +264,8 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         }
     }
 
+  protected:
+    // Its report; a domain type may add its own part (ProjectionDomain's counters).
     DomainReport report() const override {
         DomainReport r;
         r.name = name_;
@@ -279,6 +281,7 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         return r;
     }
 
+  private:
     std::optional<DispatchResult> over_limits(std::string_view dispatcher, std::string_view text) const {
         if (text.size() > core_.max_event_bytes ||
             event_message_bytes(name_, dispatcher, text.size()) > host_.options().max_message_bytes) {

@@ -212,8 +212,9 @@ cmd_bench() {
 }
 
 # The network load benchmarks (krmx::websocket builds only): our server and the Node stack side by side, in
-# closed loop (one domain) and in open loop (rooms, one room, a rate sweep); then the hostile load test: honest players with and without abusive clients, and a username spray
-# (--quick fails when an honest player was unlinked or the server died).
+# closed loop (one domain) and in open loop (rooms, one room, a rate sweep); then the hostile load test:
+# honest players with and without abusive clients, and a username spray (--quick fails when an honest player
+# was unlinked or the server died).
 net_load() {
   local server="$build/tests/benchmarks/krmx_net_bench_server" load="$build/tests/benchmarks/krmx_net_load"
   local abuse="$build/tests/benchmarks/krmx_net_abuse"

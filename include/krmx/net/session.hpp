@@ -387,24 +387,14 @@ class Session {
 
     /// To one linked user; counted in `undeliverable` and dropped when the user is not linked.
     void send(std::string_view username, std::string text) {
-        const auto* u = find_user(username);
-        if (!u || !u->connection) {
-            ++statistics_.undeliverable;
-            return;
-        }
-        sink_->send(*u->connection, share_text(std::move(text)));
+        if (const auto connection = deliverable_to(username)) sink_->send(*connection, share_text(std::move(text)));
     }
     /// The same, without a copy: the text a domain sends to several users (the members of a room).
     void send(std::string_view username, const SharedText& text) {
-        const auto* u = find_user(username);
-        if (!u || !u->connection) {
-            ++statistics_.undeliverable;
-            return;
-        }
-        sink_->send(*u->connection, text);
+        if (const auto connection = deliverable_to(username)) sink_->send(*connection, text);
     }
     /// To every linked user, in join order; serialised once.
-    void broadcast(std::string text) { broadcast(std::make_shared<const std::string>(std::move(text))); }
+    void broadcast(std::string text) { broadcast(share_text(std::move(text))); }
     void broadcast(const SharedText& text, std::string_view skip = {}) {
         for (const auto& u : users_) {
             if (u->connection && u->username != skip) sink_->send(*u->connection, text);
@@ -506,6 +496,12 @@ class Session {
     [[nodiscard]] Connection* find_connection(ConnectionId id) {
         const auto it = connections_.find(id);
         return it == connections_.end() ? nullptr : &it->second;
+    }
+    // The connection of a linked user to send to; none, counted in `undeliverable`, when it is not linked.
+    std::optional<ConnectionId> deliverable_to(std::string_view username) {
+        auto connection = connection_of(username);
+        if (!connection) ++statistics_.undeliverable;
+        return connection;
     }
     [[nodiscard]] User* find_user(std::string_view username) const {
         const auto it = by_name_.find(username);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -277,14 +278,21 @@ TEST_CASE("once a burst's write buffers are given back and the traffic calmed do
     auto sub = c.on_message([&](std::string_view) { ++got; });
     // The server sends a burst of 200 KiB every 5 ms for 600 ms, on its own thread: each burst's buffer is
     // given back, so the threshold is passed at every tick.
+    // The returns are read on the server's thread as the last burst goes out: a loaded machine's client may
+    // still be reading when the traffic has calmed down at the server, which may then rightly return memory.
     std::atomic<int> bursts{0};
+    std::atomic<std::uint64_t> returns_while_flowing{99};
     std::function<void()> burst = [&] {
         for (int i = 0; i < 50; ++i) t.server().send("alice", R"({"type":"x","payload":")" + std::string(4000, 'y') + "\"}");
-        if (++bursts < 120) t.server().after(5ms, burst);
+        if (++bursts < 120) {
+            t.server().after(5ms, burst);
+        } else {
+            returns_while_flowing = t.server().statistics().memory_returns;
+        }
     };
     t.on_server([&] { t.server().after(5ms, burst); });
     REQUIRE(c.run_until([&] { return got == 120 * 50; }, 20s));
-    CHECK(t.on_server([&] { return t.server().statistics().memory_returns; }) == 0);
+    CHECK(returns_while_flowing == 0);
     CHECK(eventually([&] { return t.on_server([&] { return t.server().statistics().memory_returns; }) == 1; }));
 }
 

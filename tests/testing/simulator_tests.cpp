@@ -3,11 +3,13 @@
 #include <string>
 #include <string_view>
 
+#include <krmx/testing/model_fixture.hpp>
 #include <krmx/testing/simulator.hpp>
 
 #include "broken_stores.hpp"
 #include "buggy_models.hpp"
 #include "catch.hpp"
+#include "alphabet/alphabet.hpp"
 #include "claimable_counter/counter.hpp"
 
 using krmx::testing::Random;
@@ -139,4 +141,28 @@ TEST_CASE("correct tally rules pass, with and without faults") {
     const auto report = sim.run(200, 11);
     INFO(report.str());
     CHECK(report.ok());
+}
+
+TEST_CASE("the alphabet, Krmx's starter game, passes the simulator and its fixtures") {
+    auto sim = Simulator<Alphabet>{alphabet::model()}
+                   .generate([](Random& r, const Alphabet& a, std::string_view player) -> nlohmann::json {
+                       if (a.claim == player && r.chance(0.3)) return r.chance(0.5) ? alphabet::release() : alphabet::reset();
+                       return r.chance(0.15) ? alphabet::claim() : alphabet::extend();
+                   })
+                   .invariant("the letters run from a without a gap", [](const Alphabet& a) {
+                       for (std::size_t i = 0; i < a.letters.size(); ++i)
+                           if (a.letters[i] != static_cast<char>('a' + i)) return false;
+                       return a.letters.size() <= 26;
+                   });
+    const auto report = sim.run(300, 5);
+    INFO(report.str());
+    CHECK(report.ok());
+    CHECK(report.confirmed > 1000);
+
+    using krmx::testing::by;
+    krmx::testing::given(alphabet::model(), {by("alice", alphabet::extend()), by("bob", alphabet::claim())})
+        .when("alice", alphabet::extend())
+        .then_refused("claimed by someone else")
+        .when("bob", alphabet::reset())
+        .then_state(Alphabet{"", "bob"});
 }

@@ -20,8 +20,8 @@
 // `event_store_contract<MyStoreFixture>({.filter = "subscription"})` runs only the cases whose name contains
 // the text. Error messages are part of the contract: every store refuses the same input with the same words
 // (InvalidAppend, WrongExpectedRevision and DuplicateEventId say what is wrong, names quoted and escaped);
-// krmx's stores share their input checks (krmx::detail::check_append, krmx/store/detail/append_checks.hpp),
-// which a store of yours can call as well.
+// krmx's stores share their input checks, and a store of yours calls the same ones (krmx::check_append,
+// storable_name and matches_nothing, krmx/store/append_checks.hpp).
 
 #include <atomic>
 #include <chrono>

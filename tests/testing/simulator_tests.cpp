@@ -10,6 +10,7 @@
 #include "buggy_models.hpp"
 #include "catch.hpp"
 #include "alphabet/alphabet.hpp"
+#include "cards/cards.hpp"
 #include "claimable_counter/counter.hpp"
 
 using krmx::testing::Random;
@@ -165,4 +166,67 @@ TEST_CASE("the alphabet, Krmx's starter game, passes the simulator and its fixtu
         .then_refused("claimed by someone else")
         .when("bob", alphabet::reset())
         .then_state(Alphabet{"", "bob"});
+}
+
+namespace {
+
+// A player of the card game, from what it sees: sit down before the deal; on its turn play a card that
+// matches the top card, or else draw; out of turn, now and then try anyway (and be refused).
+nlohmann::json card_move(Random& r, const cards::Seat& seat, std::string_view player) {
+    if (seat.turn.empty()) return seat.held.contains(std::string{player}) ? nlohmann::json{} : nlohmann::json(cards::sit());
+    if (seat.turn != player && !r.chance(0.1)) return nullptr;
+    for (const int card : seat.hand) {
+        if (seat.top && cards::matches(card, *seat.top) && !r.chance(0.1)) return cards::play(card);
+    }
+    return cards::draw();
+}
+
+// The server deals a shuffled deck once two players sit.
+nlohmann::json card_deal(Random& r, const cards::Table& t) {
+    if (t.dealt || t.seats.size() < 2) return nullptr;
+    std::vector<int> deck(52);
+    for (std::size_t i = 0; i < deck.size(); ++i) deck[i] = static_cast<int>(i);
+    for (std::size_t i = deck.size() - 1; i > 0; --i) std::swap(deck[i], deck[r.below(i + 1)]);
+    return cards::deal(deck);
+}
+
+bool no_card_lost(const cards::Table& t) {
+    if (!t.dealt) return t.deck.empty() && t.pile.empty();
+    std::size_t count = t.deck.size() + t.pile.size();
+    for (const auto& [player, hand] : t.hands) count += hand.size();
+    return count == 52;
+}
+
+}  // namespace
+
+TEST_CASE("the card game with secrets passes the projection simulator: every view converges") {
+    auto sim = krmx::testing::ProjectionSimulator<cards::Table, cards::Seat>{cards::model()}
+                   .players(2, 4)
+                   .steps(20, 60)  // a game takes a few rounds
+                   .generate(card_move)
+                   .server_events(card_deal, 0.2)
+                   .invariant("no card is lost or made up", no_card_lost);
+    const auto report = sim.run(200, 9);
+    INFO(report.str());
+    CHECK(report.ok());
+    CHECK(report.confirmed > 300);
+    CHECK(report.restarts > 50);
+}
+
+TEST_CASE("the projection simulator finds a view that is not a pure function of the state and the user") {
+    static int calls = 0;  // the bug: what a player sees depends on how often views were made
+    const auto leaky = krmx::ProjectionModel<buggy::Tally, buggy::Tally>{
+        buggy::Tally{}, [](const buggy::Tally& t, std::string_view) {
+            auto seen = t;
+            seen.stamp = ++calls % 7;
+            return seen;
+        }}.when(buggy::score, [](buggy::Tally& t, std::string_view by, const int& n) { t.points[std::string{by}] += n; });
+    const auto report = krmx::testing::ProjectionSimulator<buggy::Tally, buggy::Tally>{leaky}
+                            .generate([](Random& r, const buggy::Tally&, std::string_view) {
+                                return buggy::score(static_cast<int>(r.between(1, 3)));
+                            })
+                            .run(1000);
+    require_found(report, report.failure ? report.failure->check : "");
+    CHECK((report.failure->check == "convergence" || report.failure->check == "determinism"));
+    CHECK_THAT(report.failure->message, Contains("/stamp"));
 }

@@ -23,6 +23,12 @@
 //       .run(1000);
 //   if (!report.ok()) std::cerr << report.str();
 //
+// krmx::testing::ProjectionSimulator<State, View> does the same for a ProjectionModel (a game with secrets):
+// the server runs a ProjectionDomain, each player a ProjectionClient, the generator picks from the player's
+// own view, a client has converged when its view is what the server's state shows it, and the replay check
+// also compares what every player sees (so a State without JSON or == is checked through its views).
+// Confirmed events are then the server's: its clients hold views, not events.
+//
 // Deterministic: one schedule is a function of its seed alone (the generators get a Random made from it;
 // the Hub has a manual clock; commits are synchronous), so a failure replays on any machine with the same
 // code. Schedules are generated from a shadow copy of the server's stream, so that the generator can pick
@@ -53,10 +59,13 @@
 #include <nlohmann/json.hpp>
 
 #include "krmx/store/memory_event_store.hpp"
+#include "krmx/stream/projection_model.hpp"
 #include "krmx/stream/stream.hpp"
 #include "krmx/stream/stream_model.hpp"
 #include "krmx/sync/durability.hpp"
 #include "krmx/sync/durable.hpp"
+#include "krmx/sync/projection_client.hpp"
+#include "krmx/sync/projection_domain.hpp"
 #include "krmx/sync/stream_client.hpp"
 #include "krmx/sync/stream_domain.hpp"
 #include "krmx/testing/detail/describe.hpp"
@@ -339,49 +348,137 @@ struct SimulationOptions {
     std::size_t max_shrink_runs = 5000;
 };
 
-template <class State, class StoreFixture = MemoryStoreFixture>
-class Simulator {
+namespace detail {
+
+// What differs between simulating a StreamModel and a ProjectionModel: the server's domain, the players'
+// clients, what a player sees (the state, or its view), and what it means for a client to have converged.
+template <class Model>
+struct Simulated;
+
+template <class S>
+struct Simulated<StreamModel<S>> {
+    using State = S;
+    using View = S;
+    using Domain = StreamDomain<S>;
+    using Client = StreamClient<S>;
+    static constexpr std::string_view name = "Simulator";
+    static const StreamModel<S>& actions(const StreamModel<S>& model) { return model; }
+    static const S& view(const StreamModel<S>&, const S& state, std::string_view) { return state; }
+    static void open(std::optional<Domain>& domain, Hub& hub, const StreamModel<S>& model, Durability durability) {
+        domain.emplace(hub, "game", model, StreamDomainOptions{.durability = std::move(durability)});
+    }
+    static std::unique_ptr<Client> client(ClientEndpoint& endpoint, const StreamModel<S>& model,
+                                          const SimulationOptions& options) {
+        return std::make_unique<Client>(endpoint, "game", model,
+                                        StreamClientOptions{.optimistic_seconds = options.optimistic_seconds});
+    }
+    // Why `client` has not converged to `domain` (empty: it has).
+    static std::string divergence(const StreamModel<S>&, const Domain& domain, const Client& client,
+                                  std::string_view name) {
+        const std::string who{name};
+        if (client.sync_status() != SyncStatus::synced)
+            return who + " is " + std::string{to_string(client.sync_status())} + ", not synced";
+        if (client.confirmed_size() != domain.confirmed_size() || client.pending_count() != 0) {
+            return who + " holds " + std::to_string(client.confirmed_size()) + " confirmed and " +
+                   std::to_string(client.pending_count()) + " pending events; the server " +
+                   std::to_string(domain.confirmed_size());
+        }
+        if (const auto d = difference(domain.state(), client.state()); d && !d->empty()) {
+            return who + "'s state is not the server's after the same " + std::to_string(client.confirmed_size()) +
+                   " events (does the client run other rules?); first difference, server against client: " + *d;
+        }
+        return {};
+    }
+};
+
+template <class S, class V>
+struct Simulated<ProjectionModel<S, V>> {
+    using State = S;
+    using View = V;
+    using Domain = ProjectionDomain<S, V>;
+    using Client = ProjectionClient<S, V>;
+    static constexpr std::string_view name = "ProjectionSimulator";
+    static const StreamModel<S>& actions(const ProjectionModel<S, V>& model) { return model.actions(); }
+    static V view(const ProjectionModel<S, V>& model, const S& state, std::string_view user) {
+        return model.view(state, user);
+    }
+    static void open(std::optional<Domain>& domain, Hub& hub, const ProjectionModel<S, V>& model,
+                     Durability durability) {
+        domain.emplace(hub, "game", model, ProjectionDomainOptions{.durability = std::move(durability)});
+    }
+    static std::unique_ptr<Client> client(ClientEndpoint& endpoint, const ProjectionModel<S, V>& model,
+                                          const SimulationOptions&) {
+        return std::make_unique<Client>(endpoint, "game", model);
+    }
+    static std::string divergence(const ProjectionModel<S, V>& model, const Domain& domain, const Client& client,
+                                  std::string_view name) {
+        const std::string who{name};
+        if (!client.has_view()) return who + " has no view";
+        if (client.out_of_sync()) return who + " is out of sync (a delta did not fit its view)";
+        if (client.pending_count() != 0) {
+            return who + " still waits for the server's answer to " + std::to_string(client.pending_count()) +
+                   " action(s)";
+        }
+        const V expected = model.view(domain.state(), name);
+        if (const auto d = difference(expected, client.view()); d && !d->empty()) {
+            return who + "'s view is not what the server's state shows it (does the client run other optimistic "
+                         "handlers, or does a delta go wrong?); first difference, server against client: " +
+                   *d;
+        }
+        return {};
+    }
+};
+
+}  // namespace detail
+
+template <class Model, class StoreFixture = MemoryStoreFixture>
+class BasicSimulator {
+    using Kind = detail::Simulated<Model>;
+    using State = typename Kind::State;
+    using View = typename Kind::View;
     static_assert(EventStoreFixture<StoreFixture>,
                   "krmx::testing::Simulator<State, StoreFixture>: the fixture is default constructible, its open() "
                   "gives a krmx::EventStore by reference, reopen() restarts it on the same data and close() closes "
                   "it (krmx/testing/store_fixture.hpp): the fixtures of the store contract suites serve");
 
   public:
-    /// `generate(Random&, const State&, std::string_view player)` returns the event the player tries next
-    /// (anything nlohmann::json takes: a TypedEvent, JSON), or null for none.
-    using Generator = std::function<nlohmann::json(Random&, const State&, std::string_view)>;
+    /// `generate(Random&, const View&, std::string_view player)` returns the event the player tries next
+    /// (anything nlohmann::json takes: a TypedEvent, JSON), or null for none. The View is what the player
+    /// sees: the state for a StreamModel, its view for a ProjectionModel.
+    using Generator = std::function<nlohmann::json(Random&, const View&, std::string_view)>;
     using ServerGenerator = std::function<nlohmann::json(Random&, const State&)>;
 
-    explicit Simulator(const StreamModel<State>& model, SimulationOptions options = {})
+    explicit BasicSimulator(const Model& model, SimulationOptions options = {})
         : model_(model), client_model_(model), options_(options) {}
 
-    Simulator& players(std::size_t min, std::size_t max) {
+    BasicSimulator& players(std::size_t min, std::size_t max) {
         options_.min_players = std::max<std::size_t>(1, min);
         options_.max_players = std::max(options_.min_players, max);
         return *this;
     }
-    Simulator& steps(std::size_t min, std::size_t max) {
+    BasicSimulator& steps(std::size_t min, std::size_t max) {
         options_.min_steps = min;
         options_.max_steps = std::max(min, max);
         return *this;
     }
-    Simulator& options(SimulationOptions options) {
+    BasicSimulator& options(SimulationOptions options) {
         options_ = options;
         return *this;
     }
     template <class F>
-    Simulator& generate(F generator) {
-        static_assert(std::invocable<F&, Random&, const State&, std::string_view>,
+    BasicSimulator& generate(F generator) {
+        static_assert(std::invocable<F&, Random&, const View&, std::string_view>,
                       "krmx::testing::Simulator::generate: the generator is called as (krmx::testing::Random&, "
-                      "const State&, std::string_view player) and returns the event (a TypedEvent or JSON)");
-        generate_ = [g = std::move(generator)](Random& r, const State& s, std::string_view p) -> nlohmann::json {
+                      "const State& (a ProjectionModel's: const View&), std::string_view player) and returns the "
+                      "event (a TypedEvent or JSON)");
+        generate_ = [g = std::move(generator)](Random& r, const View& s, std::string_view p) -> nlohmann::json {
             return nlohmann::json(g(r, s, p));
         };
         return *this;
     }
     /// Events server code dispatches now and then ("<server>"), with probability `p` per step.
     template <class F>
-    Simulator& server_events(F generator, double p = 0.05) {
+    BasicSimulator& server_events(F generator, double p = 0.05) {
         static_assert(std::invocable<F&, Random&, const State&>,
                       "krmx::testing::Simulator::server_events: the generator is called as "
                       "(krmx::testing::Random&, const State&) and returns the event (a TypedEvent or JSON)");
@@ -391,16 +488,17 @@ class Simulator {
         server_chance_ = p;
         return *this;
     }
-    /// A rule of the game: `holds(const State&)` on the server after every step and on every client at the end.
+    /// A rule of the game: `holds(const State&)` on the server after every step, and on every client at the
+    /// end (a StreamModel's; a ProjectionModel's clients hold views).
     template <class F>
-    Simulator& invariant(std::string name, F holds) {
+    BasicSimulator& invariant(std::string name, F holds) {
         static_assert(std::predicate<F&, const State&>,
                       "krmx::testing::Simulator::invariant: the invariant is a predicate (const State&) -> bool");
         invariants_.push_back({std::move(name), std::move(holds)});
         return *this;
     }
     /// The model the clients run, when it is not the server's (to find out what a difference breaks).
-    Simulator& client_model(const StreamModel<State>& model) {
+    BasicSimulator& client_model(const Model& model) {
         client_model_ = model;
         return *this;
     }
@@ -442,7 +540,7 @@ class Simulator {
             r.between(static_cast<std::int64_t>(options_.min_players), static_cast<std::int64_t>(options_.max_players)));
         const auto count = static_cast<std::size_t>(
             r.between(static_cast<std::int64_t>(options_.min_steps), static_cast<std::int64_t>(options_.max_steps)));
-        Stream<State> shadow{model_};  // the server as the generator imagines it: every event in order
+        Stream<State> shadow{Kind::actions(model_)};  // the server as the generator imagines it: every event in order
         std::vector<std::size_t> joined;
         std::vector<std::size_t> waiting;
         std::set<std::size_t> offline;  // as the steps so far leave them: players come back, mostly
@@ -476,7 +574,7 @@ class Simulator {
                     if (r.chance(0.7)) add(Step::Kind::advance, 0, nullptr, 2 * options_.max_latency_ms + 1);
                     continue;
                 }
-                auto event = generate_(r, shadow.state(), player_name(p));
+                auto event = generate_(r, Kind::view(model_, shadow.state(), player_name(p)), player_name(p));
                 if (!event.is_null()) {
                     (void)shadow.dispatch(player_name(p), event);
                     add(Step::Kind::dispatch, p, std::move(event));
@@ -536,7 +634,7 @@ class Simulator {
     // One schedule's world: the hub, the store, the domain and the players' clients.
     class Game {
       public:
-        explicit Game(const Simulator& sim) : sim_(sim), faults_(std::make_shared<detail::CommitFaults>()) {
+        explicit Game(const BasicSimulator& sim) : sim_(sim), faults_(std::make_shared<detail::CommitFaults>()) {
             open_domain();
             delivered_ = hub_.on_delivery([this](const Delivery& d) {
                 if (d.to_server && d.kind == Delivery::Kind::message) after_server_handled(d.text);
@@ -567,7 +665,7 @@ class Simulator {
       private:
         struct Player {
             ClientEndpoint* endpoint = nullptr;
-            std::unique_ptr<StreamClient<State>> client;
+            std::unique_ptr<typename Kind::Client> client;
             std::size_t recorded = 0;  // confirmed positions of this client already compared
             bool linking = false;      // a link request is on its way: a player does not ask twice
             Subscription linked, rejected;
@@ -589,7 +687,7 @@ class Simulator {
                 return std::unique_ptr<DomainJournal>(
                     std::make_unique<detail::FlakyJournal>(inner.open(domain, loop), faults));
             }};
-            domain_.emplace(hub_, "game", sim_.model_, StreamDomainOptions{.durability = std::move(flaky)});
+            Kind::open(domain_, hub_, sim_.model_, std::move(flaky));
             last_size_ = domain_->size();
             last_print_ = detail::Snapshot<State>{domain_->state()};
             last_failed_ = faults_->failed;
@@ -607,9 +705,7 @@ class Simulator {
                     auto& p = players_[s.player];
                     p.endpoint = &hub_.connect(player_name(s.player), std::chrono::milliseconds{std::max<std::int64_t>(0, s.amount)});
                     p.endpoint->keep_received(false);
-                    p.client = std::make_unique<StreamClient<State>>(
-                        *p.endpoint, "game", sim_.client_model_,
-                        StreamClientOptions{.optimistic_seconds = sim_.options_.optimistic_seconds});
+                    p.client = Kind::client(*p.endpoint, sim_.client_model_, sim_.options_);
                     p.linked = p.endpoint->on_link([&p](std::string_view) { p.linking = false; });
                     p.rejected = p.endpoint->session().on_rejected([&p](std::string_view) { p.linking = false; });
                     p.link();
@@ -694,25 +790,32 @@ class Simulator {
             last_failed_ = faults_->failed;
         }
 
-        // What each client holds confirmed must never change: the server's word is final.
+        // What was confirmed must never change: the server's word is final. A StreamModel's clients hold the
+        // confirmed events; a ProjectionModel's clients hold views, so there it is what the server confirmed.
         void record_confirmed() {
-            for (auto& [index, p] : players_) {
-                const auto& log = p.client->stream().confirmed_log();
-                if (log.size() < p.recorded) p.recorded = 0;  // rebuilt: compare it all again
-                for (std::size_t i = p.recorded; i < log.size(); ++i) {
-                    const auto entry = log[i];
-                    std::string text = std::string{entry.dispatcher()} + " " + detail::dump(entry.event_json());
-                    const auto [it, inserted] = confirmed_.try_emplace(i, Seen{text, player_name(index), step_});
-                    if (!inserted && it->second.text != text) {
-                        fail("lost", player_name(index) + " holds " + text + " confirmed at position " +
-                                         std::to_string(i) + ", where " + it->second.by + " saw " + it->second.text +
-                                         " confirmed after step " + std::to_string(it->second.step) +
-                                         ": a confirmed event was replaced");
-                        return;
-                    }
-                }
-                p.recorded = log.size();
+            if constexpr (std::is_same_v<typename Kind::Client, StreamClient<State>>) {
+                for (auto& [index, p] : players_) record(p.client->stream().confirmed_log(), p.recorded, player_name(index));
+            } else {
+                if (domain_) record(domain_->stream().log(), server_recorded_, "the server", domain_->confirmed_size());
             }
+        }
+
+        void record(const Log& log, std::size_t& recorded, const std::string& by,
+                    std::optional<std::size_t> confirmed = std::nullopt) {
+            const auto size = confirmed.value_or(log.size());
+            if (size < recorded) recorded = 0;  // rebuilt: compare it all again
+            for (std::size_t i = recorded; i < size; ++i) {
+                const auto entry = log[i];
+                std::string text = std::string{entry.dispatcher()} + " " + detail::dump(entry.event_json());
+                const auto [it, inserted] = confirmed_.try_emplace(i, Seen{text, by, step_});
+                if (!inserted && it->second.text != text) {
+                    fail("lost", by + " holds " + text + " confirmed at position " + std::to_string(i) + ", where " +
+                                     it->second.by + " saw " + it->second.text + " confirmed after step " +
+                                     std::to_string(it->second.step) + ": a confirmed event was replaced");
+                    return;
+                }
+            }
+            recorded = size;
         }
 
         void check_invariants(const State& state, std::string_view whose) {
@@ -769,30 +872,18 @@ class Simulator {
         void check_convergence() {
             for (auto& [index, p] : players_) {
                 const auto name = player_name(index);
-                const auto& c = *p.client;
                 if (!p.endpoint->linked()) {
                     fail("convergence", name + " could not link again at the end");
                     return;
                 }
-                if (c.sync_status() != SyncStatus::synced) {
-                    fail("convergence", name + " is " + std::string{to_string(c.sync_status())} + ", not synced");
+                if (auto why = Kind::divergence(sim_.client_model_, *domain_, *p.client, name); !why.empty()) {
+                    fail("convergence", std::move(why));
                     return;
                 }
-                if (c.confirmed_size() != domain_->confirmed_size() || c.pending_count() != 0) {
-                    fail("convergence", name + " holds " + std::to_string(c.confirmed_size()) + " confirmed and " +
-                                            std::to_string(c.pending_count()) + " pending events; the server " +
-                                            std::to_string(domain_->confirmed_size()));
-                    return;
+                if constexpr (std::is_same_v<typename Kind::Client, StreamClient<State>>) {
+                    check_invariants(p.client->state(), name);
+                    if (failure_) return;
                 }
-                if (const auto d = detail::difference(domain_->state(), c.state()); d && !d->empty()) {
-                    fail("convergence", name + "'s state is not the server's after the same " +
-                                            std::to_string(c.confirmed_size()) +
-                                            " events (does the client run other rules?); first difference, server "
-                                            "against client: " + *d);
-                    return;
-                }
-                check_invariants(c.state(), name);
-                if (failure_) return;
             }
         }
 
@@ -808,7 +899,23 @@ class Simulator {
                                  std::to_string(domain_->size()));
                 return;
             }
-            if (auto problem = detail::replay_problem(sim_.model_, events, domain_->state(), sim_.options_.replay_through_json);
+            // A ProjectionModel's state may have no JSON and no ==: then what each player sees is compared.
+            const auto views = [this](const State& live, const State& replayed) -> std::string {
+                if constexpr (std::is_same_v<View, State>) {
+                    (void)live, (void)replayed;
+                    return {};
+                } else {
+                    for (const auto& [index, p] : players_) {
+                        const auto name = player_name(index);
+                        const auto d = detail::difference(Kind::view(sim_.model_, live, name),
+                                                          Kind::view(sim_.model_, replayed, name));
+                        if (d && !d->empty()) return "what " + name + " sees differs: " + *d;
+                    }
+                    return {};
+                }
+            };
+            if (auto problem = detail::replay_problem(Kind::actions(sim_.model_), events, domain_->state(),
+                                                      sim_.options_.replay_through_json, views);
                 !problem.empty()) {
                 fail("determinism", "the stored log: " + problem);
             }
@@ -824,17 +931,18 @@ class Simulator {
             std::size_t step;
         };
 
-        const Simulator& sim_;
+        const BasicSimulator& sim_;
         std::shared_ptr<detail::CommitFaults> faults_;
         StoreFixture store_;
         Hub hub_;
-        std::optional<StreamDomain<State>> domain_;
+        std::optional<typename Kind::Domain> domain_;
         std::map<std::size_t, Player> players_;
         std::map<std::size_t, Seen> confirmed_;
         std::size_t last_size_ = 0;
         detail::Snapshot<State> last_print_;
         std::uint64_t last_failed_ = 0;
         std::size_t restarts_ = 0;
+        std::size_t server_recorded_ = 0;
         std::size_t offline_ = 0;
         std::size_t refused_locally_ = 0;
         std::size_t step_ = 0;
@@ -890,13 +998,21 @@ class Simulator {
         report.shrunk = std::move(schedule);
     }
 
-    StreamModel<State> model_;
-    StreamModel<State> client_model_;
+    Model model_;
+    Model client_model_;
     SimulationOptions options_;
     Generator generate_;
     ServerGenerator server_generate_;
     double server_chance_ = 0;
     std::vector<Invariant> invariants_;
 };
+
+/// The simulator of a StreamModel game: `Simulator<Counter>{counter::model()}`.
+template <class State, class StoreFixture = MemoryStoreFixture>
+using Simulator = BasicSimulator<StreamModel<State>, StoreFixture>;
+/// The simulator of a ProjectionModel game (hidden information): the server runs a ProjectionDomain, each
+/// player a ProjectionClient; a client has converged when its view is what the server's state shows it.
+template <class State, class View, class StoreFixture = MemoryStoreFixture>
+using ProjectionSimulator = BasicSimulator<ProjectionModel<State, View>, StoreFixture>;
 
 }  // namespace krmx::testing

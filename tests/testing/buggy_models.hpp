@@ -28,17 +28,27 @@ struct Tally {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Tally, points, leader, stamp)
 
-/// Correct: the leader is the player with the most points, ties to the name first in order.
-inline krmx::StreamModel<Tally> good_tally() {
+/// The leader is the player with the most points; a tie goes to the name first in order, or with
+/// `last_of_best` to the last.
+inline krmx::StreamModel<Tally> tally(bool last_of_best) {
     return krmx::StreamModel<Tally>{}.when(
         score,
         [](const Tally&, std::string_view, int n) { return n > 0 && n <= 10 ? krmx::allow() : krmx::refuse("1 to 10 points"); },
-        [](Tally& t, std::string_view by, int n) {
+        [last_of_best](Tally& t, std::string_view by, int n) {
             t.points[std::string{by}] += n;
-            for (const auto& [player, points] : t.points)
-                if (t.leader.empty() || points > t.points.at(t.leader)) t.leader = player;
+            for (const auto& [player, points] : t.points) {
+                const int best = t.leader.empty() ? -1 : t.points.at(t.leader);
+                if (points > best || (last_of_best && points == best)) t.leader = player;
+            }
         });
 }
+
+/// Correct.
+inline krmx::StreamModel<Tally> good_tally() { return tally(false); }
+
+/// The good tally's rules with another tie-break (the last of the best leads): a client that runs these
+/// against a server that runs good_tally() agrees on the points and disagrees on the leader.
+inline krmx::StreamModel<Tally> other_tiebreak_tally() { return tally(true); }
 
 /// Stamps each score with the wall clock: live and replayed states differ.
 inline krmx::StreamModel<Tally> clock_tally() {
@@ -90,23 +100,6 @@ inline krmx::StreamModel<HashTally> hash_tally() {
             }
         }
     });
-}
-
-}  // namespace buggy
-
-namespace buggy {
-
-/// The good tally's rules with another tie-break (the last of the best leads): a client that runs these
-/// against a server that runs good_tally() agrees on the points and disagrees on the leader.
-inline krmx::StreamModel<Tally> other_tiebreak_tally() {
-    return krmx::StreamModel<Tally>{}.when(
-        score,
-        [](const Tally&, std::string_view, int n) { return n > 0 && n <= 10 ? krmx::allow() : krmx::refuse("1 to 10 points"); },
-        [](Tally& t, std::string_view by, int n) {
-            t.points[std::string{by}] += n;
-            for (const auto& [player, points] : t.points)
-                if (t.leader.empty() || points >= t.points.at(t.leader)) t.leader = player;
-        });
 }
 
 }  // namespace buggy

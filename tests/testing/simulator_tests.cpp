@@ -12,23 +12,13 @@
 #include "alphabet/alphabet.hpp"
 #include "cards/cards.hpp"
 #include "claimable_counter/counter.hpp"
+#include "counter_player.hpp"
 
 using krmx::testing::Random;
 using krmx::testing::Simulator;
 using Catch::Matchers::Contains;
 
 namespace {
-
-nlohmann::json counter_move(Random& r, const Counter& c, std::string_view player) {
-    switch (r.below(4)) {
-        case 0:
-            return c.claim ? counter::release() : counter::claim();
-        case 1:
-            return c.claim == player ? counter::release() : counter::claim();
-        default:
-            return counter::increment(static_cast<int>(r.between(-3, 3)));
-    }
-}
 
 nlohmann::json small_score(Random& r, const buggy::Tally&, std::string_view) {
     return buggy::score(static_cast<int>(r.between(1, 3)));

@@ -900,11 +900,9 @@ class BasicSimulator {
                 return;
             }
             // A ProjectionModel's state may have no JSON and no ==: then what each player sees is compared.
-            const auto views = [this](const State& live, const State& replayed) -> std::string {
-                if constexpr (std::is_same_v<View, State>) {
-                    (void)live, (void)replayed;
-                    return {};
-                } else {
+            std::function<std::string(const State&, const State&)> views;
+            if constexpr (!std::is_same_v<typename Kind::Client, StreamClient<State>>) {
+                views = [this](const State& live, const State& replayed) -> std::string {
                     for (const auto& [index, p] : players_) {
                         const auto name = player_name(index);
                         const auto d = detail::difference(Kind::view(sim_.model_, live, name),
@@ -912,8 +910,8 @@ class BasicSimulator {
                         if (d && !d->empty()) return "what " + name + " sees differs: " + *d;
                     }
                     return {};
-                }
-            };
+                };
+            }
             if (auto problem = detail::replay_problem(Kind::actions(sim_.model_), events, domain_->state(),
                                                       sim_.options_.replay_through_json, views);
                 !problem.empty()) {

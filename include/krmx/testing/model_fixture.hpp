@@ -41,14 +41,6 @@ namespace krmx::testing {
 
 namespace detail {
 
-inline nlohmann::json event_json(const nlohmann::json& event) {
-    return event;
-}
-template <class P>
-nlohmann::json event_json(const TypedEvent<P>& event) {
-    return event.to_json();
-}
-
 // The part of a fixture shared by every model kind: the stream, the events, the checks and the report.
 template <class State, class Derived>
 class BasicFixture {

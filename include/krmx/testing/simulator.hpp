@@ -122,6 +122,12 @@ struct Step {
     std::size_t player = 0;
     nlohmann::json event = nullptr;
     std::int64_t amount = 0;
+
+    /// Whether the step is a player's (and `player` means something).
+    [[nodiscard]] bool of_player() const noexcept {
+        return kind == Kind::join || kind == Kind::dispatch || kind == Kind::drop || kind == Kind::unlink ||
+               kind == Kind::leave || kind == Kind::relink;
+    }
 };
 
 [[nodiscard]] constexpr std::string_view to_string(Step::Kind kind) noexcept {
@@ -167,9 +173,7 @@ struct Schedule {
     [[nodiscard]] std::set<std::size_t> players() const {
         std::set<std::size_t> used;
         for (const auto& s : steps) {
-            if (s.kind != Step::Kind::deliver && s.kind != Step::Kind::advance && s.kind != Step::Kind::restart &&
-                s.kind != Step::Kind::fail_commit && s.kind != Step::Kind::server_dispatch)
-                used.insert(s.player);
+            if (s.of_player()) used.insert(s.player);
         }
         return used;
     }
@@ -889,11 +893,8 @@ class BasicSimulator {
 
         void check_replay() {
             std::vector<Dispatched> events;
-            for (const auto& record : store_.open().read_all()) {
-                nlohmann::json event{{"type", record.type}};
-                if (record.payload) event["payload"] = *record.payload;
-                events.push_back({record.dispatcher, std::move(event)});
-            }
+            for (const auto& record : store_.open().read_all())
+                events.push_back({record.dispatcher, detail::event_json(record)});
             if (events.size() != domain_->size()) {
                 fail("lost", "the store holds " + std::to_string(events.size()) + " events, the server's stream " +
                                  std::to_string(domain_->size()));
@@ -962,10 +963,7 @@ class BasicSimulator {
             for (const auto p : schedule.players()) {
                 Schedule candidate{schedule.seed, {}};
                 for (const auto& s : schedule.steps) {
-                    const bool of_player = s.player == p && s.kind != Step::Kind::deliver &&
-                                           s.kind != Step::Kind::advance && s.kind != Step::Kind::restart &&
-                                           s.kind != Step::Kind::fail_commit && s.kind != Step::Kind::server_dispatch;
-                    if (!of_player) candidate.steps.push_back(s);
+                    if (!s.of_player() || s.player != p) candidate.steps.push_back(s);
                 }
                 if (auto f = still_fails(candidate)) {
                     schedule = std::move(candidate);

@@ -28,6 +28,7 @@
 #include "krmx/models/write_model.hpp"
 #include "krmx/store/memory_event_store.hpp"
 #include "krmx/testing/detail/describe.hpp"
+#include "krmx/testing/dispatched.hpp"
 
 namespace krmx::testing {
 
@@ -66,7 +67,7 @@ class WriteFixture {
     template <class... Events>
     WriteFixture& then_emitted(const Events&... expected) {
         check_common("then_emitted");
-        const std::vector<nlohmann::json> want{as_json(expected)...};
+        const std::vector<nlohmann::json> want{detail::event_json(expected)...};
         const auto got = emitted();
         if (got != want) {
             fail("then_emitted", "expected the events " + detail::dump(nlohmann::json(want)) + ", emitted " +
@@ -110,22 +111,11 @@ class WriteFixture {
     [[nodiscard]] const MemoryEventStore& store() const noexcept { return store_; }
 
   private:
-    template <class P>
-    static nlohmann::json as_json(const TypedEvent<P>& e) {
-        return e.to_json();
-    }
-    static nlohmann::json as_json(const NewEvent& e) {
-        nlohmann::json j{{"type", e.type}};
-        if (e.payload) j["payload"] = *e.payload;
-        return j;
-    }
-    static nlohmann::json as_json(const nlohmann::json& e) { return e; }
-
     std::vector<nlohmann::json> emitted() const {
         std::vector<nlohmann::json> events;
         if (!result_ || !result_->appended()) return events;
         for (const auto& e : store_.read_stream(model_.stream(), from_))
-            events.push_back(as_json(NewEvent{.type = e.type, .payload = e.payload}));
+            events.push_back(detail::event_json(e));
         return events;
     }
 
@@ -150,7 +140,7 @@ class WriteFixture {
         report += "  given (stream '" + model_.stream() + "'):\n";
         if (given_.empty()) report += "    (nothing)\n";
         for (std::size_t i = 0; i < given_.size(); ++i)
-            report += "    #" + std::to_string(i) + " " + detail::dump(as_json(given_[i])) + "\n";
+            report += "    #" + std::to_string(i) + " " + detail::dump(detail::event_json(given_[i])) + "\n";
         if (result_) {
             report += "  when:  -> " + std::string{to_string(result_->status)} +
                       (result_->refused() ? ": " + result_->reason : std::string{}) + "\n";

@@ -108,10 +108,9 @@ class Snapshot {
   public:
     Snapshot() = default;
     explicit Snapshot(const T& value) {
-        if constexpr (has_to_json<T>) {
-            json_ = to_json_if_any(value);
-        } else if constexpr (std::equality_comparable<T>) {
-            copy_.emplace(value);
+        if constexpr (has_to_json<T>) json_ = to_json_if_any(value);
+        if constexpr (std::equality_comparable<T>) {
+            if (!json_) copy_.emplace(value);
         }
     }
     /// Where `now` differs from the snapshot ("" when it does not); nullopt when that cannot be told.
@@ -120,7 +119,8 @@ class Snapshot {
             if (json_) {
                 if (const auto j = to_json_if_any(now)) return first_difference(*json_, *j);
             }
-        } else if constexpr (std::equality_comparable<T>) {
+        }
+        if constexpr (std::equality_comparable<T>) {
             if (copy_) return *copy_ == now ? std::string{} : std::string{"the states differ (operator==)"};
         }
         (void)now;
@@ -140,16 +140,7 @@ class Snapshot {
 /// type has one (deep, and the difference can be located), else operator==. Neither: nullopt (unknown).
 template <class T>
 std::optional<std::string> difference(const T& expected, const T& actual) {
-    if constexpr (has_to_json<T>) {
-        const auto a = to_json_if_any(expected);
-        const auto b = to_json_if_any(actual);
-        if (a && b) return first_difference(*a, *b);
-    }
-    if constexpr (std::equality_comparable<T>) {
-        return expected == actual ? std::string{} : std::string{"the states differ (operator==)"};
-    } else {
-        return std::nullopt;
-    }
+    return Snapshot<T>{expected}.difference(actual);
 }
 
 }  // namespace detail

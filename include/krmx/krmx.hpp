@@ -13,6 +13,7 @@
 #include "krmx/core/message.hpp"
 #include "krmx/core/outcome.hpp"
 #include "krmx/core/payload.hpp"
+#include "krmx/core/snapshot_state.hpp"
 #include "krmx/core/subscription.hpp"
 
 #include "krmx/stream/draft.hpp"

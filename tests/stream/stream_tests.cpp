@@ -405,3 +405,64 @@ TEST_CASE("a stored record dispatches by type name and payload, with the same ch
     CHECK(stream.state() == Counter{2, "alice"});
     CHECK(stream.size() == 2);
 }
+
+TEST_CASE("a stream forgets the events before a state it was given, and rolls back from that state") {
+    krmx::Stream<Counter> stream{counter::model()};
+    for (int i = 0; i < 5; ++i) REQUIRE(stream.dispatch("alice", counter::increment(1)).accepted());
+    const Counter at_five = stream.state();
+    REQUIRE(stream.dispatch("alice", counter::claim()).accepted());
+    REQUIRE(stream.dispatch("alice", counter::increment(10)).accepted());
+
+    stream.forget_before(5, at_five);
+    CHECK(stream.size() == 7);
+    CHECK(stream.log().base() == 5);
+    CHECK(stream.log().held() == 2);
+    CHECK(stream.log()[5].type() == "claim");
+    CHECK_THROWS_AS(stream.log().at(4), std::out_of_range);
+    std::vector<std::size_t> positions;
+    for (const auto entry : stream.log()) positions.push_back(entry.position());
+    CHECK(positions == std::vector<std::size_t>{5, 6});
+
+    // Taking back the last event replays from the state at the base, not from the initial state.
+    const auto replayed = stream.counters().replayed_events;
+    stream.take_back(6);
+    CHECK(stream.state() == Counter{5, "alice"});
+    CHECK(stream.counters().replayed_events == replayed + 1);
+    // Nothing before the base can be taken back, and nothing can be forgotten past the end.
+    CHECK_THROWS_AS(stream.take_back(4), std::out_of_range);
+    CHECK_THROWS_AS(stream.forget_before(9, at_five), std::out_of_range);
+    CHECK(stream.dispatch("alice", counter::increment(2)).position() == 6u);
+    CHECK(stream.state() == Counter{7, "alice"});
+}
+
+TEST_CASE("a stream restored at a position goes on from there") {
+    krmx::Stream<Counter> stream{counter::model()};
+    int changes = 0;
+    auto subscription = stream.on_change([&](const Counter&) { ++changes; });
+    stream.restore_at(Counter{41, "bob"}, 1000);
+    CHECK(changes == 1);
+    CHECK(stream.size() == 1000);
+    CHECK(stream.log().base() == 1000);
+    CHECK(stream.log().empty());
+    CHECK(stream.dispatch("alice", counter::increment(1)).reason() == "claimed by someone else");
+    CHECK(stream.dispatch("bob", counter::increment(1)).position() == 1000u);
+    CHECK(stream.state() == Counter{42, "bob"});
+    stream.take_back(1000);
+    CHECK(stream.state() == Counter{41, "bob"});
+    stream.reset();
+    CHECK(stream.size() == 0);
+    CHECK(stream.state() == Counter{});
+}
+
+TEST_CASE("a stream rebuilds the state at any held position", "[stream]") {
+    krmx::Stream<Counter> stream{counter::model()};
+    for (int i = 0; i < 6; ++i) REQUIRE(stream.dispatch("alice", counter::increment(1)).accepted());
+    CHECK(stream.state_at(0) == Counter{});
+    CHECK(stream.state_at(4) == Counter{4, std::nullopt});
+    CHECK(stream.state_at(6) == stream.state());
+    stream.forget_before(3, stream.state_at(3));
+    CHECK(stream.state_at(3) == Counter{3, std::nullopt});
+    CHECK(stream.state_at(5) == Counter{5, std::nullopt});
+    CHECK_THROWS_AS((void)stream.state_at(2), std::out_of_range);
+    CHECK_THROWS_AS((void)stream.state_at(7), std::out_of_range);
+}

@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <concepts>
 #include <cstddef>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -137,5 +139,30 @@ class MemoryCheckpointStore {
 };
 
 static_assert(CheckpointStore<MemoryCheckpointStore>);
+
+/// Any CheckpointStore, by reference (the store must outlive it): what options hold, so that they need no
+/// template parameter. Empty when default-made. Itself a CheckpointStore.
+class CheckpointStoreRef {
+  public:
+    CheckpointStoreRef() = default;
+    template <CheckpointStore S>
+    requires(!std::same_as<S, CheckpointStoreRef>)
+        CheckpointStoreRef(S& store)  // NOLINT(google-explicit-constructor): any store converts
+        : load_([&store](std::string_view key) { return std::as_const(store).load(key); }),
+          save_([&store](std::string_view key, const Checkpoint& checkpoint) { store.save(key, checkpoint); }),
+          erase_([&store](std::string_view key) { return store.erase(key); }) {}
+
+    [[nodiscard]] explicit operator bool() const noexcept { return static_cast<bool>(load_); }
+    [[nodiscard]] std::optional<Checkpoint> load(std::string_view key) const { return load_(key); }
+    void save(std::string_view key, const Checkpoint& checkpoint) const { save_(key, checkpoint); }
+    bool erase(std::string_view key) const { return erase_(key); }
+
+  private:
+    std::function<std::optional<Checkpoint>(std::string_view)> load_;
+    std::function<void(std::string_view, const Checkpoint&)> save_;
+    std::function<bool(std::string_view)> erase_;
+};
+
+static_assert(CheckpointStore<CheckpointStoreRef>);
 
 }  // namespace krmx

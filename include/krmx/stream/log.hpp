@@ -5,7 +5,10 @@
 // the payload's own heap for larger ones; dispatcher names are stored once each. Past 2 MiB the records
 // live in huge pages where the system has them (detail::LargeAllocator): a replay of a long log is not
 // slowed down by page faults.
+// Window: a durable domain keeps only a tail in memory (older events are in its store), so a log may start
+// at a `base()` position other than 0. Positions stay absolute: entries [base(), size()) are held.
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -114,19 +117,27 @@ class Log {
   public:
     explicit Log(std::shared_ptr<const detail::ModelTypes> types) : types_(std::move(types)) {}
 
-    [[nodiscard]] std::size_t size() const noexcept { return records_.size(); }
+    /// The position the next event gets: every event ever appended, held or forgotten.
+    [[nodiscard]] std::size_t size() const noexcept { return base_ + records_.size(); }
+    /// The first position held (0 unless older events were forgotten).
+    [[nodiscard]] std::size_t base() const noexcept { return base_; }
+    /// How many events are held: size() - base().
+    [[nodiscard]] std::size_t held() const noexcept { return records_.size(); }
     [[nodiscard]] bool empty() const noexcept { return records_.empty(); }
     [[nodiscard]] LogEntry operator[](std::size_t position) const noexcept {
         return LogEntry{*this, position};
     }
     [[nodiscard]] LogEntry at(std::size_t position) const {
-        if (position >= records_.size()) {
-            throw std::out_of_range("krmx::Log::at: position " + std::to_string(position) + " of " +
-                                    std::to_string(records_.size()));
+        if (position < base_ || position >= size()) {
+            throw std::out_of_range("krmx::Log::at: position " + std::to_string(position) + " is not held (" +
+                                    std::to_string(base_) + " to " + std::to_string(size()) + ")");
         }
         return (*this)[position];
     }
-    [[nodiscard]] LogEntry back() const { return at(records_.size() - 1); }
+    [[nodiscard]] LogEntry back() const {
+        if (records_.empty()) throw std::out_of_range("krmx::Log::back: no event is held");
+        return (*this)[size() - 1];
+    }
 
     class iterator {
       public:
@@ -153,10 +164,10 @@ class Log {
         const Log* log_ = nullptr;
         std::size_t i_ = 0;
     };
-    [[nodiscard]] iterator begin() const noexcept { return {this, 0}; }
-    [[nodiscard]] iterator end() const noexcept { return {this, records_.size()}; }
+    [[nodiscard]] iterator begin() const noexcept { return {this, base_}; }
+    [[nodiscard]] iterator end() const noexcept { return {this, size()}; }
 
-    /// All events in wire form with their dispatchers: `[{"dispatcher":..., "event":{...}}, ...]`.
+    /// All held events in wire form with their dispatchers: `[{"dispatcher":..., "event":{...}}, ...]`.
     [[nodiscard]] nlohmann::json to_json() const {
         nlohmann::json out = nlohmann::json::array();
         for (const LogEntry entry : *this) {
@@ -179,15 +190,25 @@ class Log {
         records_.emplace_back(payload, type_index, id);
     }
     [[nodiscard]] const detail::LogRecord& record(std::size_t position) const noexcept {
-        return records_[position];
+        return records_[position - base_];
     }
     [[nodiscard]] std::string_view dispatcher_name(std::uint32_t id) const { return dispatchers_.name(id); }
     [[nodiscard]] std::string_view type_name(std::uint32_t type_index) const {
         return types_->names[type_index];
     }
-    void clear() noexcept {
+    void clear() noexcept { clear_at(0); }
+    /// Empty, the next event at `position` (a stream restored from a snapshot at that position).
+    void clear_at(std::size_t position) noexcept {
         records_.clear();
         dispatchers_.clear();
+        base_ = position;
+    }
+    /// Lets go of the events before `position` (clamped to the held ones): they are stored elsewhere.
+    void forget_before(std::size_t position) {
+        if (position <= base_) return;
+        const std::size_t n = std::min(position, size()) - base_;
+        records_.erase(records_.begin(), records_.begin() + static_cast<std::ptrdiff_t>(n));
+        base_ += n;
     }
     /// Takes back the newest record (an event whose storage failed). Its dispatcher name stays interned.
     void pop_back() noexcept { records_.pop_back(); }
@@ -196,6 +217,7 @@ class Log {
   private:
     std::shared_ptr<const detail::ModelTypes> types_;
     std::vector<detail::LogRecord, detail::LargeAllocator<detail::LogRecord>> records_;
+    std::size_t base_ = 0;  // the position of records_[0]
     detail::NameTable dispatchers_;
 };
 

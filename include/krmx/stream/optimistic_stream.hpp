@@ -48,7 +48,7 @@
 //   pending() comes with at least one of the three signals.
 // - A handler that refuses after writing (see stream_model.hpp) is undone: on the optimistic state by a
 //   rebuild, on the confirmed state (only a divergent server event can do that) by replaying the confirmed
-//   log from the initial state (counters().rollbacks).
+//   log from the initial state, or from the state restore_confirmed_at() put there (counters().rollbacks).
 
 #include <algorithm>
 #include <chrono>
@@ -276,9 +276,26 @@ class OptimisticStream {
         confirmed_ = model_->initial;
         optimistic_ = model_->initial;
         log_.clear();
+        floor_.reset();
         confirmed_size_ = 0;
         changes.confirmed_changed = true;
         changes.optimistic_changed = true;
+        settle(changes);
+    }
+
+    /// The confirmed state becomes `state`, the server's state after its first `position` events (a
+    /// snapshot): nothing confirmed is held, the next server event must have `position`, and the pending
+    /// events stay, replayed on top of it. Roll backs of the confirmed state start from `state` from now on
+    /// (the events before `position` are not here to replay). Notifies as a rebuild does.
+    void restore_confirmed_at(State state, std::size_t position) {
+        detail::OptimisticChanges changes;
+        collect_expired(changes);  // a touch like any other
+        log_.clear_at(position);
+        floor_ = state;
+        confirmed_ = std::move(state);
+        confirmed_size_ = position;
+        changes.needs_rebuild = true;
+        changes.confirmed_changed = true;
         settle(changes);
     }
 
@@ -452,11 +469,12 @@ class OptimisticStream {
         }
     }
 
-    // Undoes a divergent server event's writes on the confirmed state.
+    // Undoes a divergent server event's writes on the confirmed state: the held log replayed on the state at
+    // its base (the snapshot restored there, or the initial state).
     void roll_back_confirmed() {
         ++counters_.rollbacks;
-        State rebuilt = model_->initial;
-        for (std::size_t i = 0; i < log_.size(); ++i) {
+        State rebuilt = floor_ ? *floor_ : model_->initial;
+        for (std::size_t i = log_.base(); i < log_.size(); ++i) {
             const auto& record = log_.record(i);
             ++counters_.handler_calls;
             auto status = handler(record.type_index)(rebuilt, log_.dispatcher_name(record.dispatcher),
@@ -602,6 +620,7 @@ class OptimisticStream {
     State confirmed_;
     State optimistic_;
     Log log_;
+    std::optional<State> floor_;  // the confirmed state at log_.base() when restored there (a snapshot)
     std::size_t confirmed_size_ = 0;
     std::deque<detail::PendingEntry> pending_;
     TimePoint earliest_deadline_ = TimePoint::max();  // <= every pending deadline

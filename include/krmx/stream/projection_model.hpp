@@ -99,6 +99,17 @@ class ProjectionModel {
         return std::move(optimistic(type, std::move(handler)));
     }
 
+    /// Snapshots of the state, for durable domains (StreamModel::snapshots).
+    template <class S = State>
+    ProjectionModel& snapshots(std::uint32_t revision) & {
+        actions_.template snapshots<S>(revision);
+        return *this;
+    }
+    template <class S = State>
+    ProjectionModel&& snapshots(std::uint32_t revision) && {
+        return std::move(snapshots<S>(revision));
+    }
+
     /// What `user` sees of `state`.
     [[nodiscard]] View view(const State& state, std::string_view user) const { return (*view_)(state, user); }
     /// The actions as a StreamModel of the state: what the server's private stream runs.

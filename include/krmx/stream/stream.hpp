@@ -47,8 +47,9 @@ class Stream {
   public:
     using state_type = State;
 
-    explicit Stream(const StreamModel<State>& model)
-        : model_(model.data()), state_(model_->initial), log_(model_) {}
+    explicit Stream(const StreamModel<State>& model) : Stream(model.data()) {}
+    explicit Stream(std::shared_ptr<const typename StreamModel<State>::Data> model)
+        : model_(std::move(model)), state_(model_->initial), log_(model_) {}
 
     /// Dispatches a typed event: `stream.dispatch("alice", counter::increment(3))`.
     template <class P>
@@ -103,6 +104,25 @@ class Stream {
     /// The number of accepted events, which is also the position the next one will get.
     [[nodiscard]] std::size_t size() const noexcept { return log_.size(); }
     [[nodiscard]] const typename StreamModel<State>::Data& model() const noexcept { return *model_; }
+    /// The model, shared: for another stream of it.
+    [[nodiscard]] const std::shared_ptr<const typename StreamModel<State>::Data>& model_handle() const noexcept {
+        return model_;
+    }
+
+    /// The state after the first `position` events, rebuilt from the state at the log's base by replaying
+    /// the held events before `position`. Throws std::out_of_range when `position` is not held (before the
+    /// base, past the end), krmx::ModelError when a replay is refused (handlers that are not deterministic).
+    [[nodiscard]] State state_at(std::size_t position) const {
+        if (position < log_.base() || position > log_.size()) {
+            throw std::out_of_range("krmx::Stream::state_at: position " + std::to_string(position) +
+                                    " is not held (" + std::to_string(log_.base()) + " to " +
+                                    std::to_string(log_.size()) + ")");
+        }
+        if (position == log_.size()) return state_;
+        State state = floor_ ? *floor_ : model_->initial;
+        replay(state, log_.base(), position);
+        return state;
+    }
     [[nodiscard]] const StreamCounters& counters() const noexcept { return counters_; }
     /// How many times a subscriber threw (the stream and the other subscribers carried on).
     [[nodiscard]] std::uint64_t subscriber_errors() const noexcept {
@@ -113,25 +133,54 @@ class Stream {
     void reset() {
         state_ = model_->initial;
         log_.clear();
+        floor_.reset();
         known_good_.reset();
         known_good_position_ = 0;
         on_change_.emit(state_);
+    }
+
+    /// Starts over from `state`, the state after the first `position` events (a snapshot): the log is
+    /// empty and its next event gets `position`. Notifies `on_change`.
+    void restore_at(State state, std::size_t position) {
+        log_.clear_at(position);
+        floor_ = state;
+        state_ = std::move(state);
+        known_good_.reset();
+        known_good_position_ = position;
+        on_change_.emit(state_);
+    }
+
+    /// Lets go of the events before `position`, whose state `state_at_position` is (a copy the caller
+    /// took when the stream stood there): roll backs and take backs start from it, and the log holds
+    /// only the events after it. Throws std::out_of_range when `position` is not held.
+    void forget_before(std::size_t position, State state_at_position) {
+        if (position < log_.base() || position > log_.size()) {
+            throw std::out_of_range("krmx::Stream::forget_before: position " + std::to_string(position) +
+                                    " is not held (" + std::to_string(log_.base()) + " to " +
+                                    std::to_string(log_.size()) + ")");
+        }
+        floor_ = std::move(state_at_position);
+        if (known_good_position_ <= position) {
+            known_good_.reset();
+            known_good_position_ = position;
+        }
+        log_.forget_before(position);
     }
 
     /// Takes back every event from position `size` on (events a durable domain could not store): the state
     /// becomes the state after the first `size` events, rebuilt from the last known-good state by replay,
     /// and is known-good from then on, so that the next take back replays only what came after it. Nothing
     /// is copied while events are accepted. Notifies `on_change`. Throws std::out_of_range when `size` is
-    /// past the end.
+    /// past the end or before the held events.
     void take_back(std::size_t size) {
-        if (size > log_.size()) {
-            throw std::out_of_range("krmx::Stream::take_back: " + std::to_string(size) +
-                                    " is past the end (" + std::to_string(log_.size()) + " events)");
+        if (size > log_.size() || size < log_.base()) {
+            throw std::out_of_range("krmx::Stream::take_back: " + std::to_string(size) + " is not held (" +
+                                    std::to_string(log_.base()) + " to " + std::to_string(log_.size()) + ")");
         }
         while (log_.size() > size) log_.pop_back();
         if (known_good_position_ > size) {
             known_good_.reset();
-            known_good_position_ = 0;
+            known_good_position_ = log_.base();
         }
         roll_back();
         on_change_.emit(state_);
@@ -177,31 +226,38 @@ class Stream {
                                 std::move(decoded.payload));
     }
 
-    // Rebuilds the state from the last known-good state (or the initial state) and the log since.
+    // Rebuilds the state from the last known-good state (or the state at the log's base: the floor, or the
+    // initial state) and the log since.
     void roll_back() {
         ++counters_.rollbacks;
-        State rebuilt = known_good_ ? *known_good_ : model_->initial;
-        for (std::size_t i = known_good_position_; i < log_.size(); ++i) {
+        State rebuilt = known_good_ ? *known_good_ : (floor_ ? *floor_ : model_->initial);
+        replay(rebuilt, known_good_position_, log_.size());
+        counters_.handler_calls += log_.size() - known_good_position_;
+        counters_.replayed_events += log_.size() - known_good_position_;
+        state_ = std::move(rebuilt);
+        known_good_ = state_;
+        known_good_position_ = log_.size();
+    }
+
+    // Applies the held events [from, to) to `state`.
+    void replay(State& state, std::size_t from, std::size_t to) const {
+        for (std::size_t i = from; i < to; ++i) {
             const auto& record = log_.record(i);
             const auto& handler = *model_->handlers[record.type_index];
-            ++counters_.handler_calls;
-            ++counters_.replayed_events;
-            auto status = handler(rebuilt, log_.dispatcher_name(record.dispatcher), record.payload.get());
+            auto status = handler(state, log_.dispatcher_name(record.dispatcher), record.payload.get());
             if (status.outcome != Outcome::accepted) {
                 throw ModelError("krmx::Stream: replaying accepted event " + std::to_string(i) + " ('" +
                                  std::string{log_.type_name(record.type_index)} + "') failed (" +
                                  status.reason.str() + "); handlers must be deterministic");
             }
         }
-        state_ = std::move(rebuilt);
-        known_good_ = state_;
-        known_good_position_ = log_.size();
     }
 
     std::shared_ptr<const typename StreamModel<State>::Data> model_;
     State state_;
     Log log_;
-    std::optional<State> known_good_;  // a state the log reached, to roll back to (none: the initial state)
+    std::optional<State> floor_;       // the state at the log's base, when events were forgotten before it
+    std::optional<State> known_good_;  // a later state the log reached, to roll back to (none: the floor)
     std::size_t known_good_position_ = 0;
     StreamCounters counters_;
     detail::Signal<const State&> on_change_;

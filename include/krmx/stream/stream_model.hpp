@@ -44,6 +44,7 @@
 #include "krmx/core/event.hpp"
 #include "krmx/core/event_type.hpp"
 #include "krmx/core/outcome.hpp"
+#include "krmx/core/snapshot_state.hpp"
 #include "krmx/stream/draft.hpp"
 
 namespace krmx {
@@ -210,9 +211,18 @@ struct StringHash {
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
+// How a model's state is saved and loaded for snapshots (StreamModel::snapshots).
+template <class State>
+struct SnapshotCodec {
+    std::uint32_t revision = 1;
+    nlohmann::json (*save)(const State&) = nullptr;
+    State (*load)(const nlohmann::json&) = nullptr;
+};
+
 template <class State>
 struct ModelData : ModelTypes {
     State initial;
+    std::optional<SnapshotCodec<State>> snapshots;
     std::vector<std::shared_ptr<const Handler<State>>> handlers;
     std::vector<const void*> keys;
     std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> by_name;
@@ -294,6 +304,32 @@ class StreamModel {
     [[nodiscard]] EventType<P> when(std::string_view name, H handler) & {
         const auto& registered = add<P>(name, 1, nullptr, detail::NoGuard{}, std::move(handler));
         return EventType<P>{registered.name};
+    }
+
+    /// Lets durable domains, clients and write models snapshot this model's state (store/snapshot.hpp)
+    /// through nlohmann's to_json / from_json for State. `revision` names the shape of that JSON: bump it
+    /// when the shape changes, and snapshots of other revisions are skipped.
+    template <class S = State>
+    StreamModel& snapshots(std::uint32_t revision) & {
+        static_assert(SnapshotState<S>,
+                      "krmx::StreamModel::snapshots: the State needs nlohmann's to_json and from_json, found by "
+                      "ADL: define `void to_json(nlohmann::json&, const State&)` and `void from_json(const "
+                      "nlohmann::json&, State&)` next to State (or specialise nlohmann::adl_serializer<State>)");
+        if constexpr (SnapshotState<S>) {
+            if (data_.use_count() > 1) data_ = std::make_shared<Data>(*data_);  // copy on write
+            data_->snapshots = detail::SnapshotCodec<State>{
+                revision, [](const State& state) { return nlohmann::json(state); },
+                [](const nlohmann::json& j) { return j.template get<State>(); }};
+        }
+        return *this;
+    }
+    template <class S = State>
+    StreamModel&& snapshots(std::uint32_t revision) && {
+        return std::move(snapshots<S>(revision));
+    }
+    /// Whether snapshots() was called, and with which revision.
+    [[nodiscard]] std::optional<std::uint32_t> snapshot_revision() const noexcept {
+        return data_->snapshots ? std::optional<std::uint32_t>{data_->snapshots->revision} : std::nullopt;
     }
 
     [[nodiscard]] const State& initial_state() const noexcept { return data_->initial; }

@@ -3,8 +3,8 @@
 #   scripts/krmx.sh demo     the claimable counter as a web page (counter_server + examples/web) on 127.0.0.1
 #   scripts/krmx.sh demo --timeline   the in-process demo instead (examples/claimable_counter)
 #   scripts/krmx.sh test     the whole test suite: g++ with ASan+UBSan, clang++, g++ Release, a benchmark smoke run
-#   scripts/krmx.sh bench    the benchmarks side by side with the TypeScript reference, and the hostile load
-#                            test (not part of `test`, which runs their quick versions)
+#   scripts/krmx.sh bench    the benchmarks side by side with the TypeScript reference, the hostile load test
+#                            and the memory benchmark (not part of `test`, which runs their quick versions)
 #   scripts/krmx.sh fuzz [--seconds N]   the libFuzzer harnesses for longer than the test suite runs them
 #   scripts/krmx.sh install PREFIX [--build DIR] [--web SITE]   counter_server and its web page into PREFIX
 #                            (what examples/deploy/Dockerfile runs; the test suite checks it the same way)
@@ -15,7 +15,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 jobs="${KRMX_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 build_root="${KRMX_BUILD_DIR:-$root/build}"
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+# Each step says when it started (seconds since the command began): the suite's time, step by step.
+say() { printf '\033[1m==> [%dm%02ds] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Installs the given Debian packages when any is missing.
@@ -205,10 +206,26 @@ cmd_bench() {
       "$bench" --benchmark_min_time=0.01 --benchmark_repetitions=1 --krmx_quick
     fi
     net_load --quick
+    memory_bench --quick
     return
   fi
   "$root/tests/benchmarks/run_side_by_side.sh" --out "$build_root/bench-table.md" "$bench"
   net_load
+  memory_bench
+}
+
+# The memory benchmark (SQLite builds only): a durable domain's RSS from 1 k to 10 M events with the whole
+# stream in memory and with a tail and snapshots, a restart from a snapshot against a full replay, and a late
+# C++ joiner (table, JSON lines and the plot beside it). --quick: 1 k and 20 k events.
+memory_bench() {
+  local bin="$build/tests/benchmarks/krmx_memory_bench" out="$build_root/memory-table.md"
+  if [ ! -x "$bin" ]; then
+    say "no memory benchmark in $build (needs SQLite: apt-get install libsqlite3-dev)"
+    return 0
+  fi
+  [ "${1:-}" = "--quick" ] && out="$build_root/memory-table-quick.md"
+  say "memory benchmark ${1:-}"
+  "$root/tests/benchmarks/run_memory.sh" "$@" --out "$out" "$bin"
 }
 
 # The network load benchmarks (krmx::websocket builds only): our server and the Node stack side by side, in

@@ -10,7 +10,8 @@
 // - rejections are reported with the server's reason;
 // - the users the server told of, in the order it did.
 // The link request names the features this client reads beyond Krmx 0.5 (`features`): by default
-// `stream/history`, so that servers send it histories in pages rather than one message per event.
+// `stream/history`, so that servers send it histories in pages rather than one message per event, and
+// `stream/snapshot`, so that a late joiner may get the state at a position instead of the events before it.
 
 #include <cstdint>
 #include <functional>
@@ -37,7 +38,7 @@ struct ClientSessionOptions {
     /// The version sent in krmx/link (servers check its major.minor).
     std::string version = "0.5.4";
     /// What the client reads beyond Krmx 0.5, sent as the link request's `features` (left out when empty).
-    std::vector<std::string> features = {"stream/history"};
+    std::vector<std::string> features = {"stream/history", "stream/snapshot"};
 };
 
 struct ClientSessionStatistics {

@@ -233,11 +233,16 @@ class ServerCollectable final : public prometheus::Collectable {
             KRMX_DOMAIN_COUNTER(redispatched, "Events dispatched again after a failed commit before them.");
             KRMX_DOMAIN_COUNTER(not_member, "Events refused: the sender is outside the domain's audience.");
             KRMX_DOMAIN_COUNTER(not_member_resyncs, "Resyncs left unanswered: the sender is outside the audience.");
+            KRMX_DOMAIN_COUNTER(history_reads, "Pages of old events read back from the store (durable).");
+            KRMX_DOMAIN_COUNTER(history_read_failures, "Reads of old events that failed: that user's history stopped.");
+            KRMX_DOMAIN_COUNTER(snapshots_sent, "stream/snapshot states sent to joiners instead of old events.");
 #undef KRMX_DOMAIN_COUNTER
             f.gauge("krmx_domain_events", "Events accepted (including those waiting for their commit).",
                     static_cast<double>(r.events), label);
             f.gauge("krmx_domain_history_bytes", "Bytes of event texts and dispatchers held in memory.",
                     static_cast<double>(r.history_bytes), label);
+            f.gauge("krmx_domain_held_events", "Events held in memory (durable domains let older ones go).",
+                    static_cast<double>(r.events - r.held_from), label);
             f.gauge("krmx_domain_uncommitted_events", "Events waiting for their commit.",
                     static_cast<double>(r.uncommitted), label);
             f.gauge("krmx_domain_commits_in_flight", "Commits in flight (0 or 1).", r.committing ? 1.0 : 0.0, label);
@@ -251,6 +256,18 @@ class ServerCollectable final : public prometheus::Collectable {
                 KRMX_STORE_COUNTER(connection_retries, "Operations repeated on a new connection (PostgreSQL).");
                 KRMX_STORE_COUNTER(listener_failures, "Failures of the append listener (PostgreSQL).");
 #undef KRMX_STORE_COUNTER
+            }
+            if (r.snapshots) {
+                const auto& ss = *r.snapshots;
+#define KRMX_SNAPSHOT_COUNTER(field, help) f.counter("krmx_snapshot_" #field "_total", help, d(ss.field), label)
+                KRMX_SNAPSHOT_COUNTER(saved, "Snapshots saved.");
+                KRMX_SNAPSHOT_COUNTER(save_failures, "Snapshots that could not be written or saved (the previous one stays).");
+                KRMX_SNAPSHOT_COUNTER(restored, "Restarts that began from a snapshot.");
+                KRMX_SNAPSHOT_COUNTER(damaged, "Snapshots skipped: damaged or incomplete.");
+                KRMX_SNAPSHOT_COUNTER(other_revision, "Snapshots skipped: of another revision of the model.");
+                KRMX_SNAPSHOT_COUNTER(not_following, "Snapshots skipped: the store does not hold the event they follow.");
+                KRMX_SNAPSHOT_COUNTER(unreadable, "Snapshots skipped: the model's from_json refused them.");
+#undef KRMX_SNAPSHOT_COUNTER
             }
             if (r.projection) {
                 const auto& ps = *r.projection;

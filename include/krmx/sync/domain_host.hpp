@@ -71,10 +71,15 @@ struct LinkedUser {
     /// It reads `stream/history` pages on link (krmx's C++ clients). Otherwise it is sent each event as a
     /// `stream/append`, which is what the JavaScript Krmx clients read.
     bool reads_history_pages = false;
+    /// It reads `stream/snapshot` (krmx's C++ clients): a late joiner may be sent the state at a position and
+    /// the events after it instead of every event. The JavaScript Krmx clients never announce it.
+    bool reads_snapshots = false;
 };
 
 /// The feature a client names in its link request when it reads `stream/history` pages.
 inline constexpr std::string_view history_pages_feature = "stream/history";
+/// The feature a client names in its link request when it reads `stream/snapshot`.
+inline constexpr std::string_view snapshot_feature = "stream/snapshot";
 
 namespace detail {
 
@@ -113,7 +118,8 @@ class DomainHost {
                           { t.has_feature(u, u) } -> std::convertible_to<bool>;
                       }) {
             link_of_ = [&transport](std::string_view user) {
-                return LinkedUser{transport.has_feature(user, history_pages_feature)};
+                return LinkedUser{.reads_history_pages = transport.has_feature(user, history_pages_feature),
+                                  .reads_snapshots = transport.has_feature(user, snapshot_feature)};
             };
         }
         if constexpr (requires(Transport& t, std::function<void()> f) { t.post(std::move(f)); }) {

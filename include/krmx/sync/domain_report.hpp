@@ -12,6 +12,7 @@
 
 #include "krmx/core/clock.hpp"
 #include "krmx/store/event_store.hpp"
+#include "krmx/store/snapshot.hpp"
 
 namespace krmx {
 
@@ -36,6 +37,9 @@ struct StreamDomainStatistics {
     std::uint64_t redispatched = 0;    ///< events dispatched again after a failed commit before them
     std::uint64_t not_member = 0;  ///< refused: the sender is outside the domain's audience
     std::uint64_t not_member_resyncs = 0;  ///< `stream/resync` from users outside the audience: unanswered
+    std::uint64_t history_reads = 0;  ///< pages of old events read back from the store (durable)
+    std::uint64_t history_read_failures = 0;  ///< reads of old events that failed: that user's history stopped
+    std::uint64_t snapshots_sent = 0;  ///< `stream/snapshot` states sent to joiners instead of old events
 
     [[nodiscard]] std::uint64_t refused() const noexcept {
         return unknown_type + invalid_payload + malformed + rejected + failed + not_stored + too_large +
@@ -61,6 +65,7 @@ struct DomainReport {
     std::size_t events = 0;         ///< accepted, including those that wait for their commit
     std::size_t confirmed = 0;      ///< confirmed to users
     std::size_t history_bytes = 0;  ///< event texts and dispatchers held in memory
+    std::size_t held_from = 0;      ///< the first event held in memory (durable: older ones are in the store)
     bool durable = false;
     std::size_t uncommitted = 0;  ///< events waiting for their commit, the batch in flight included
     bool committing = false;      ///< a commit is in flight
@@ -69,6 +74,8 @@ struct DomainReport {
     std::optional<std::string> not_ready;
     /// The counters of its store (durable on an EventStore that keeps them).
     std::optional<StoreStatistics> store;
+    /// Snapshots saved, restored from and skipped (durable domains whose model has snapshots on).
+    std::optional<SnapshotStatistics> snapshots;
     /// A projection domain's own counters (none for a stream domain).
     std::optional<ProjectionStatistics> projection;
 };

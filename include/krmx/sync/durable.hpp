@@ -43,7 +43,9 @@
 #include <nlohmann/json.hpp>
 
 #include "krmx/core/detail/payload_box.hpp"
+#include "krmx/store/checkpoint_store.hpp"
 #include "krmx/store/event_store.hpp"
+#include "krmx/store/snapshot.hpp"
 #include "krmx/sync/durability.hpp"
 
 namespace krmx {
@@ -66,6 +68,12 @@ struct DurableOptions {
     PostToLoop post = {};
     /// Each domain's events go to the store stream `stream_prefix + domain`.
     std::string stream_prefix = {};
+    /// How much of each domain's stream stays in memory, and how often it is snapshot.
+    MemoryPolicy memory = {};
+    /// Where snapshots go (any CheckpointStore; it must outlive the domains): a restart loads the newest
+    /// usable one and replays only the events after it. Empty: no snapshots, a restart replays everything.
+    /// The model must have them on (StreamModel::snapshots).
+    CheckpointStoreRef snapshots = {};
 };
 
 namespace detail {
@@ -75,6 +83,7 @@ namespace detail {
 inline NewEvent stored_record(const CommitEvent& event) {
     NewEvent record;
     record.type = std::string{event.type};
+    record.id = std::string{event.id};
     if (event.payload->ops() != nullptr && event.payload->ops()->has_payload) record.payload = event.payload->to_json();
     record.dispatcher = std::string{event.dispatcher};
     record.metadata = nlohmann::json::object();
@@ -151,11 +160,17 @@ class StoreWriter {
 template <EventStore Store>
 class StoreJournal final : public DomainJournal {
   public:
-    StoreJournal(Store& store, std::string stream, std::shared_ptr<StoreWriter> writer, EventLoop loop)
-        : store_(store), stream_(std::move(stream)), writer_(std::move(writer)), loop_(std::move(loop)) {}
+    StoreJournal(Store& store, std::string stream, std::shared_ptr<StoreWriter> writer, EventLoop loop,
+                 MemoryPolicy memory, CheckpointStoreRef snapshots)
+        : store_(store),
+          stream_(std::move(stream)),
+          writer_(std::move(writer)),
+          loop_(std::move(loop)),
+          memory_(memory),
+          snapshots_(std::move(snapshots)) {}
     StoreJournal(const StoreJournal&) = delete;
     StoreJournal& operator=(const StoreJournal&) = delete;
-    // Waits for its batch in flight, so that nothing is posted for a domain that is gone.
+    // Waits for its work in flight, so that nothing is posted for a domain that is gone.
     ~StoreJournal() override {
         std::unique_lock lock{state_->mutex};
         state_->idle.wait(lock, [this] { return state_->in_flight == 0; });
@@ -165,39 +180,32 @@ class StoreJournal final : public DomainJournal {
         (void)for_each_in_stream(store_, stream_, 4096, [&](RecordedEvent& record) { load(record); });
     }
 
+    bool restore_after(const StoredSnapshot& snapshot, const std::function<void(RecordedEvent&)>& load) override {
+        if (snapshot.position == 0) {
+            restore(load);
+            return true;
+        }
+        Revision from = snapshot.position - 1;
+        auto first = store_.read_stream(stream_, from, 1);
+        if (first.empty() || !snapshot_follows(snapshot, first.front())) return false;
+        for (from = snapshot.position;;) {
+            auto records = store_.read_stream(stream_, from, 4096);
+            for (auto& record : records) load(record);
+            if (records.size() < 4096) return true;
+            from = records.back().revision + 1;
+        }
+    }
+
     void commit(std::span<const CommitEvent> batch, CommitDone done) override {
         const std::size_t first = batch.front().position;
         auto records = std::make_shared<std::vector<NewEvent>>();
         records->reserve(batch.size());
         for (const auto& event : batch) records->push_back(stored_record(event));
-        if (!writer_) {
-            (void)store_.append(stream_, revision_before(first), std::span<const NewEvent>{*records});
-            done(std::nullopt);
-            return;
-        }
-        {
-            std::lock_guard lock{state_->mutex};
-            ++state_->in_flight;
-        }
-        auto hold = loop_.hold ? loop_.hold() : nullptr;
-        writer_->submit(StoreWriter::Job{
+        run(
             [this, first, records] {
                 (void)store_.append(stream_, revision_before(first), std::span<const NewEvent>{*records});
             },
-            [post = loop_.post, done = std::move(done), hold = std::move(hold),
-             state = state_](std::optional<std::string> error) mutable {
-                try {
-                    post([done = std::move(done), error = std::move(error), hold = std::move(hold)]() mutable {
-                        done(std::move(error));
-                    });
-                } catch (...) {
-                    // The loop could not take the function (out of memory): the domain waits for this commit
-                    // as for a disk that hangs; nothing else can reach its thread.
-                }
-                std::lock_guard lock{state->mutex};
-                --state->in_flight;
-                state->idle.notify_all();
-            }});
+            std::move(done));
     }
 
     [[nodiscard]] std::optional<StoreStatistics> store_statistics() const override {
@@ -210,7 +218,65 @@ class StoreJournal final : public DomainJournal {
         }
     }
 
+    [[nodiscard]] MemoryPolicy memory_policy() const override { return memory_; }
+    [[nodiscard]] bool keeps_snapshots() const override { return static_cast<bool>(snapshots_); }
+    [[nodiscard]] std::vector<StoredSnapshot> snapshots(std::uint32_t revision, SnapshotStatistics& statistics) override {
+        if (!snapshots_) return {};
+        return load_snapshots(snapshots_, stream_, revision, statistics);
+    }
+    void save_snapshot(std::uint32_t revision, StoredSnapshot snapshot, SaveDone done) override {
+        if (!snapshots_) return DomainJournal::save_snapshot(revision, std::move(snapshot), std::move(done));
+        auto shared = std::make_shared<StoredSnapshot>(std::move(snapshot));
+        run([this, revision, shared] { krmx::save_snapshot(snapshots_, stream_, revision, *shared); }, std::move(done));
+    }
+
+    void read(std::size_t from, std::size_t count, ReadDone done) override {
+        auto records = std::make_shared<std::vector<RecordedEvent>>();
+        run([this, from, count, records] { *records = store_.read_stream(stream_, from, count); },
+            [records, done = std::move(done)](std::optional<std::string> error) mutable {
+                done(error ? std::vector<RecordedEvent>{} : std::move(*records), std::move(error));
+            });
+    }
+
   private:
+    // Runs `work` in the call (synchronous commits) or on the writer thread after everything handed over
+    // before it, and reports how it ended to `done`: in the call, or posted to the domain's loop.
+    void run(std::function<void()> work, std::function<void(std::optional<std::string>)> done) {
+        if (!writer_) {
+            std::optional<std::string> error;
+            try {
+                work();
+            } catch (const std::exception& e) {
+                error = e.what();
+            } catch (...) {
+                error = "the store failed";
+            }
+            done(std::move(error));
+            return;
+        }
+        {
+            std::lock_guard lock{state_->mutex};
+            ++state_->in_flight;
+        }
+        auto hold = loop_.hold ? loop_.hold() : nullptr;
+        writer_->submit(StoreWriter::Job{
+            std::move(work),
+            [post = loop_.post, done = std::move(done), hold = std::move(hold),
+             state = state_](std::optional<std::string> error) mutable {
+                try {
+                    post([done = std::move(done), error = std::move(error), hold = std::move(hold)]() mutable {
+                        done(std::move(error));
+                    });
+                } catch (...) {
+                    // The loop could not take the function (out of memory): the domain waits for this
+                    // outcome as for a disk that hangs; nothing else can reach its thread.
+                }
+                std::lock_guard lock{state->mutex};
+                --state->in_flight;
+                state->idle.notify_all();
+            }});
+    }
+
     struct State {
         std::mutex mutex;
         std::condition_variable idle;
@@ -221,6 +287,8 @@ class StoreJournal final : public DomainJournal {
     std::string stream_;
     std::shared_ptr<StoreWriter> writer_;  // none: synchronous commits
     EventLoop loop_;
+    MemoryPolicy memory_;
+    CheckpointStoreRef snapshots_;
     std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
@@ -236,7 +304,8 @@ template <EventStore Store>
                           std::string_view domain, const EventLoop& host_loop) -> std::unique_ptr<DomainJournal> {
         std::string stream = options.stream_prefix + std::string{domain};
         if (options.commits == Commits::synchronous) {
-            return std::make_unique<detail::StoreJournal<Store>>(store, std::move(stream), nullptr, EventLoop{});
+            return std::make_unique<detail::StoreJournal<Store>>(store, std::move(stream), nullptr, EventLoop{},
+                                                                  options.memory, options.snapshots);
         }
         // A loop of the caller's own replaces the host's, work tokens included (they belong to the host's).
         EventLoop loop = options.post ? EventLoop{options.post, {}} : host_loop;
@@ -252,7 +321,7 @@ template <EventStore Store>
             shared = *writer;
         }
         return std::make_unique<detail::StoreJournal<Store>>(store, std::move(stream), std::move(shared),
-                                                              std::move(loop));
+                                                              std::move(loop), options.memory, options.snapshots);
     }};
 }
 

@@ -57,7 +57,8 @@ namespace krmx {
 struct ProjectionDomainOptions {
     /// The longest action text accepted, in bytes (as StreamDomainOptions::max_event_bytes).
     std::size_t max_action_bytes = std::size_t{256} << 10;
-    /// The most the private log may hold in memory (action texts and dispatchers), in bytes.
+    /// In-memory domains: the most the private log may hold (action texts and dispatchers), in bytes. A
+    /// durable domain keeps a tail instead (DurableOptions::memory) and never fills up.
     std::size_t max_history_bytes = std::size_t{256} << 20;
     /// Where accepted actions are stored before anyone sees their effect: `krmx::durable(store)`.
     Durability durability = {};
@@ -84,9 +85,10 @@ class ProjectionDomain final : private detail::DomainCore<State> {
           model_(model),
           options_(std::move(options)) {
         if (this->durable()) {
-            // Views are of confirmed actions only: a second stream follows the commits.
+            // Views are of confirmed actions only: a second stream follows the commits, from the restored
+            // state (every restored action is stored).
             shown_.emplace(model_.actions());
-            for (std::size_t i = 0; i < this->confirmed_size(); ++i) show(i);
+            shown_->restore_at(this->state(), this->confirmed_size());
         }
     }
     /// The same on the host of `server` (krmx::net::WebSocketServer, krmx::testing::Hub).
@@ -108,10 +110,13 @@ class ProjectionDomain final : private detail::DomainCore<State> {
     using Core::durable;
     using Core::event_text;
     using Core::hears;
+    using Core::held_from;
     using Core::members;
     using Core::name;
     using Core::size;
+    using Core::snapshot_statistics;
     using Core::state;
+    using Core::state_at;
     using Core::statistics;
     using Core::stream;
     using Core::uncommitted;
@@ -317,6 +322,11 @@ class ProjectionDomain final : private detail::DomainCore<State> {
             ++projection_statistics_.view_failures;
         }
         return std::nullopt;
+    }
+
+    // The shown stream lets go of old actions with the private one.
+    void forgot_before(std::size_t position, const State& state) override {
+        if (shown_ && position >= shown_->log().base() && position <= shown_->size()) shown_->forget_before(position, state);
     }
 
     // Applies the confirmed action at `position` to the shown state (durable domains).

@@ -25,10 +25,22 @@
 //
 // With `request_history`, the client keeps its confirmed log across an unlink and, on the next link as the
 // same user, asks only for what follows it (the server's `history_on_link` may then be off).
+//
+// Snapshots: a client that joins, or resyncs, far behind may be sent `stream/snapshot` (the state at
+// position p, its JSON text in parts) and then the history from p, instead of every event since 0. When its
+// model takes snapshots (StreamModel::snapshots) of the same revision, the client loads the state (a text
+// that does not parse or a from_json that throws is caught), makes it the confirmed state at p, keeps its
+// pending events on top, and reads the history from exactly p (there is no overlap event to check); roll
+// backs then start from that state. Otherwise (no snapshots, another revision, a bad text) it asks for the
+// events instead (`stream/resync` with `"snapshot":false`) and drops the history that followed the
+// snapshot. Parts out of order, a part count that changes, or more than 64 messages' worth of text make a
+// broken snapshot: counted, and the events asked for the same way.
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -96,6 +108,13 @@ struct StreamClientStatistics {
     std::uint64_t ignored = 0;       ///< unusable messages for this domain, oversized or unparsable ones
     std::uint64_t resyncs = 0;       ///< `stream/resync` requests sent after falling out of sync
     std::uint64_t dismissed = 0;     ///< `stream/dismissed`: the server took this user out of the audience
+    std::uint64_t snapshots = 0;     ///< `stream/snapshot` loaded: the confirmed state restored at its position
+    /// Whole snapshots this client could not use (its model takes none, or another revision; a text that does
+    /// not parse; a from_json that throws): it asked for the events instead.
+    std::uint64_t snapshots_refused = 0;
+    /// Snapshots given up on before they were whole (parts out of order, a part count that changes, an
+    /// unreadable part, too much text): it asked for the events instead.
+    std::uint64_t snapshots_broken = 0;
 };
 
 template <class State>
@@ -188,6 +207,7 @@ class StreamClient {
     void linked(std::string_view user) {
         linked_ = true;
         tried_full_resync_ = false;
+        forget_snapshot();
         const bool resume = options_.request_history && user == stream_.user() && stream_.confirmed_size() > 0;
         if (resume) {
             stream_.flush();  // pending events were answered, or not, while unlinked: the server decided
@@ -200,6 +220,7 @@ class StreamClient {
     }
     void unlinked() {
         linked_ = false;
+        forget_snapshot();
         if (options_.request_history) {
             stream_.flush();
         } else {
@@ -221,8 +242,11 @@ class StreamClient {
             receive_history(*payload);
         } else if (type_name == stream_message::invalidate) {
             receive_invalidate(*payload);
+        } else if (type_name == stream_message::snapshot) {
+            receive_snapshot(*payload);
         } else if (type_name == stream_message::dismissed) {
             ++statistics_.dismissed;
+            forget_snapshot();
             reset();
             awaiting_history_ = false;
             if (linked_) set_status(SyncStatus::syncing, "dismissed");
@@ -272,9 +296,15 @@ class StreamClient {
         last_event_ = nullptr;
     }
 
-    void request_history(std::size_t from) {
-        send_(detail::resync_message(domain_, from));
+    void request_history(std::size_t from, bool no_snapshot = false) {
+        send_(detail::resync_message(domain_, from, no_snapshot || !reads_snapshots()));
         awaiting_history_ = true;
+    }
+
+    // Whether a snapshot from this server can be of use: the model takes them, and none was of another
+    // revision (then asking for one again would only cost a round trip each time).
+    [[nodiscard]] bool reads_snapshots() const noexcept {
+        return stream_.model().snapshots.has_value() && !snapshot_revision_refused_;
     }
 
     // Out of sync: ask for the history from where this client stands, or from 0 after a reset when what
@@ -348,6 +378,23 @@ class StreamClient {
         }
         ++statistics_.histories;
         if (!following()) return;
+        const bool last_page = more == payload.end() || *more != true;
+        if (skip_history_at_) {
+            // The history that followed a snapshot this client did not use: the answer to its resync follows.
+            if (*first == *skip_history_at_) {
+                *skip_history_at_ += events->size();
+                if (last_page) skip_history_at_.reset();
+                return;
+            }
+            skip_history_at_.reset();
+        }
+        if (const auto at = std::exchange(snapshot_at_, std::nullopt); at && *first != *at) {
+            // The history after a snapshot at p starts at p: there is no event before p to check here.
+            resync("history starts at " + std::to_string(*first) + ", expected " + std::to_string(*at) +
+                       " after the snapshot",
+                   true);
+            return;
+        }
         const std::size_t expected = stream_.confirmed_size();
         if (*first > expected) {
             ++statistics_.out_of_order;
@@ -377,7 +424,7 @@ class StreamClient {
             }
             if (!apply(dispatcher->get_ref<const std::string&>(), *event, std::nullopt)) return;
         }
-        if (more != payload.end() && *more == true) return;
+        if (!last_page) return;
         awaiting_history_ = false;
         if (position < stream_.confirmed_size()) {
             // The server's stream ends before what this client holds: it is another stream.
@@ -385,6 +432,130 @@ class StreamClient {
             return;
         }
         if (status_ == SyncStatus::syncing || status_ == SyncStatus::resyncing) set_status(SyncStatus::synced, {});
+    }
+
+    // One `stream/snapshot` part. Parts come in order (0 to parts - 1, nothing between them); the last one
+    // completes the text.
+    void receive_snapshot(const nlohmann::json& payload) {
+        const auto position = unsigned_member(payload, "position");
+        const auto revision = unsigned_member(payload, "revision");
+        const auto part = unsigned_member(payload, "part");
+        const auto parts = unsigned_member(payload, "parts");
+        const auto text = payload.find("text");
+        if (!position || !revision || *revision > std::numeric_limits<std::uint32_t>::max() || !part || !parts ||
+            *part >= *parts || text == payload.end() || !text->is_string()) {
+            ++statistics_.ignored;
+            // A part that cannot be read loses its snapshot: asking again beats waiting for ever.
+            if (following() && (intake_ || (part && *part == 0))) {
+                snapshot_broken(position ? *position : intake_ ? intake_->position : 0, "an unreadable part");
+            }
+            return;
+        }
+        if (!following()) return;
+        const auto& slice = text->get_ref<const std::string&>();
+        if (*part == 0) {
+            if (intake_) {
+                snapshot_broken(*position, "a new snapshot before part " + std::to_string(intake_->next) + " of " +
+                                               std::to_string(intake_->parts));
+                return;
+            }
+            dropping_parts_ = false;
+            intake_.emplace(SnapshotIntake{static_cast<std::size_t>(*position),
+                                           static_cast<std::uint32_t>(*revision), *parts, 0, {}});
+        } else if (!intake_) {
+            if (!dropping_parts_) snapshot_broken(*position, "part " + std::to_string(*part) + " without part 0");
+            return;  // else: the rest of a snapshot given up on
+        } else if (*part != intake_->next || *parts != intake_->parts || *position != intake_->position ||
+                   *revision != intake_->revision) {
+            snapshot_broken(intake_->position, "part " + std::to_string(*part) + " of " + std::to_string(*parts) +
+                                                   " where part " + std::to_string(intake_->next) + " of " +
+                                                   std::to_string(intake_->parts) + " was due");
+            return;
+        }
+        if (slice.size() > max_snapshot_bytes() - intake_->text.size()) {
+            snapshot_broken(intake_->position, "more than " + std::to_string(max_snapshot_bytes()) + " bytes");
+            return;
+        }
+        intake_->text += slice;
+        if (++intake_->next == intake_->parts) complete_snapshot();
+    }
+
+    // A snapshot's text may take up to 64 messages.
+    [[nodiscard]] std::size_t max_snapshot_bytes() const noexcept {
+        constexpr std::size_t most = std::numeric_limits<std::size_t>::max();
+        return options_.max_message_bytes > most / 64 ? most : options_.max_message_bytes * 64;
+    }
+
+    void complete_snapshot() {
+        SnapshotIntake snapshot = std::move(*intake_);
+        intake_.reset();
+        const std::string at = "snapshot at " + std::to_string(snapshot.position) + ": ";
+        const auto& codec = stream_.model().snapshots;
+        if (!codec) {
+            snapshot_revision_refused_ = true;
+            snapshot_refused(snapshot.position, at + "this client's model takes no snapshots");
+            return;
+        }
+        if (codec->revision != snapshot.revision) {
+            snapshot_revision_refused_ = true;
+            snapshot_refused(snapshot.position, at + "revision " + std::to_string(snapshot.revision) +
+                                                    ", this client reads revision " + std::to_string(codec->revision));
+            return;
+        }
+        std::optional<State> state;
+        std::string why;
+        try {
+            const auto json = nlohmann::json::parse(snapshot.text, nullptr, false);
+            if (json.is_discarded()) {
+                why = "the text does not parse";
+            } else {
+                state.emplace(codec->load(json));  // the user's from_json: anything may come out of it
+            }
+        } catch (const std::exception& e) {
+            why = std::string{"the state does not load ("} + e.what() + ")";
+        } catch (...) {
+            why = "the state does not load";
+        }
+        if (!state) {
+            snapshot_refused(snapshot.position, at + why);
+            return;
+        }
+        ++statistics_.snapshots;
+        stream_.restore_confirmed_at(std::move(*state), snapshot.position);
+        last_dispatcher_.clear();  // nothing before the snapshot to check a history's overlap against
+        last_event_ = nullptr;
+        snapshot_at_ = snapshot.position;
+        awaiting_history_ = true;
+    }
+
+    // A whole snapshot this client cannot use: it asks for the events from where it stands (its state is as
+    // it was) and drops the history that follows the snapshot.
+    void snapshot_refused(std::size_t position, const std::string& reason) {
+        ++statistics_.snapshots_refused;
+        abandon_snapshot(position, reason);
+    }
+
+    void snapshot_broken(std::size_t position, const std::string& reason) {
+        ++statistics_.snapshots_broken;
+        intake_.reset();
+        dropping_parts_ = true;
+        abandon_snapshot(position, "broken snapshot at " + std::to_string(position) + ": " + reason);
+    }
+
+    void abandon_snapshot(std::size_t position, std::string_view reason) {
+        skip_history_at_ = position;
+        snapshot_at_.reset();
+        if (!following()) return;
+        ++statistics_.resyncs;
+        set_status(SyncStatus::resyncing, reason);
+        request_history(stream_.confirmed_size(), true);
+    }
+
+    void forget_snapshot() {
+        intake_.reset();
+        dropping_parts_ = false;
+        skip_history_at_.reset();
+        snapshot_at_.reset();
     }
 
     void receive_invalidate(const nlohmann::json& payload) {
@@ -410,6 +581,19 @@ class StreamClient {
     bool awaiting_history_ = false;
     std::string last_dispatcher_;     // the last confirmed event, to check a history's overlap
     nlohmann::json last_event_;
+    // A snapshot arriving in parts.
+    struct SnapshotIntake {
+        std::size_t position;
+        std::uint32_t revision;
+        std::uint64_t parts;
+        std::uint64_t next;  // the part due
+        std::string text;
+    };
+    std::optional<SnapshotIntake> intake_;
+    bool dropping_parts_ = false;                  // the rest of a broken snapshot's parts: dropped
+    std::optional<std::size_t> skip_history_at_;   // the history after a snapshot not used: dropped
+    std::optional<std::size_t> snapshot_at_;       // a snapshot was restored here: the history starts here
+    bool snapshot_revision_refused_ = false;       // this server's snapshots are of no use: ask for events
     detail::Signal<SyncStatus, std::string_view> on_sync_;
     StreamClientStatistics statistics_;
     Subscription subscriptions_[4];

@@ -14,6 +14,13 @@
 // - On `stream/resync` {position: n} from user U: U gets the history from n - 1 (one event it has, so that
 //   it can check it follows the same stream) in `stream/history` pages; from 0 when n is past the end (U
 //   holds events this stream does not: it must rebuild).
+// - Snapshots (durable domains whose model has them on, StreamModel::snapshots): a client that reads them
+//   (it named "stream/snapshot" when it linked: krmx's C++ clients do) and is far behind, on link or on a
+//   resync without `"snapshot":false`, gets the newest state the domain captured as `stream/snapshot` parts
+//   and then the history from its position, instead of every event before it.
+// - Memory (durable domains, MemoryPolicy): only a tail of the stream is held; older events are read back
+//   from the store in pages, off the event loop, for whoever needs them, and that user hears no live event
+//   until it caught up. max_history_bytes holds for in-memory domains only.
 // - On `stream/append` from user U: U is the dispatcher, whatever the message says. Accepted: stored (when
 //   durable), then `stream/append` with position, dispatcher and the echoed id to every linked user.
 //   Refused: `stream/invalidate` with the reason to U only.
@@ -30,8 +37,8 @@
 //   dispatched again (confirmed later, or refused with the model's reason if they only held on top of the
 //   lost ones).
 // - Limits: an event may be at most `max_event_bytes` long and nest at most json_max_event_depth levels;
-//   the history at most `max_history_bytes` in memory (event texts and dispatchers), then the stream is
-//   full. Every accepted event fits one message of the host's `max_message_bytes`, in a broadcast
+//   an in-memory domain's history at most `max_history_bytes` (event texts and dispatchers), then the
+//   stream is full (a durable one lets old events go instead). Every accepted event fits one message of the host's `max_message_bytes`, in a broadcast
 //   and in a history page.
 // - Audience (`audience = Audience::members`; the default, `everyone`, is every linked user): only members
 //   receive the domain's appends, histories and invalidates, and only members may append (anyone else gets
@@ -73,8 +80,9 @@ struct StreamDomainOptions {
     /// The longest event text accepted, in bytes. Must leave room for the envelope within the host's
     /// max_message_bytes (checked when the domain is made).
     std::size_t max_event_bytes = std::size_t{256} << 10;
-    /// The most the history may hold in memory (event texts and dispatchers), in bytes; then the stream
-    /// is full and refuses further events.
+    /// In-memory domains: the most the history may hold (event texts and dispatchers), in bytes; then the
+    /// stream is full and refuses further events. A durable domain keeps a tail instead (DurableOptions::
+    /// memory) and never fills up.
     std::size_t max_history_bytes = std::size_t{256} << 20;
     /// Where accepted events are stored before anyone hears of them: `krmx::durable(store)`
     /// (sync/durable.hpp). Empty: the stream lives in memory only.
@@ -113,6 +121,7 @@ class StreamDomain final : private detail::DomainCore<State> {
     using Core::admit;
     using Core::dismiss;
     using Core::hears;
+    using Core::held_from;
     using Core::members;
     // The stream: state(), stream(), size(), confirmed_size(), uncommitted(), committing(), durable(),
     // event_text(position), name(), statistics().
@@ -122,18 +131,17 @@ class StreamDomain final : private detail::DomainCore<State> {
     using Core::event_text;
     using Core::name;
     using Core::size;
+    using Core::snapshot_statistics;
     using Core::state;
+    using Core::state_at;
     using Core::statistics;
     using Core::stream;
     using Core::uncommitted;
 
     /// Sends the stream from `from` to a linked user as `stream/history` pages. Only confirmed events go
-    /// out: none that waits for its commit.
-    void send_history(std::string_view user, std::size_t from = 0) {
-        ++this->counters().histories_sent;
-        detail::history_pages(this->name(), from, this->confirmed_size(), this->host().options().max_message_bytes,
-                              this->entry(), [&](std::string page) { this->host().send(user, std::move(page)); });
-    }
+    /// out: none that waits for its commit. A durable domain reads events it no longer holds from its store
+    /// first, off this thread (the user hears no live events until it caught up).
+    void send_history(std::string_view user, std::size_t from = 0) { this->send_events(user, from, Core::EventsForm::pages); }
 
     [[nodiscard]] const StreamDomainOptions& options() const noexcept { return options_; }
 
@@ -145,17 +153,28 @@ class StreamDomain final : private detail::DomainCore<State> {
         if (dismissed) this->host().send(user, detail::dismissed_message(this->name()));
     }
 
-    // The history as the user's client reads it: pages, or one `stream/append` per event.
+    // The history as the user's client reads it: the newest snapshot and the events after it, pages, or one
+    // `stream/append` per event.
     void send_history_as_on_link(std::string_view user, const LinkedUser& link) {
-        if (link.reads_history_pages) {
-            send_history(user);
-            return;
+        if (link.reads_history_pages && link.reads_snapshots && send_snapshot(user, 0)) return;
+        this->send_events(user, 0, link.reads_history_pages ? Core::EventsForm::pages : Core::EventsForm::appends);
+    }
+
+    // The newest snapshot, in `stream/snapshot` parts, and the history after it, when that says more than the
+    // events from `from` would (each event takes some 32 bytes at least); false (nothing sent) otherwise.
+    bool send_snapshot(std::string_view user, std::size_t from) {
+        const auto& latest = this->latest_snapshot();
+        const auto revision = this->snapshot_revision();
+        if (!latest || !revision || latest->position <= from ||
+            (latest->position - from) * 32 <= latest->text.size()) {
+            return false;
         }
-        ++this->counters().histories_sent;
-        for (std::size_t i = 0; i < this->confirmed_size(); ++i) {
-            const auto [dispatcher, text] = this->entry()(i);
-            this->host().send(user, detail::append_message(this->name(), dispatcher, text, i, std::nullopt));
-        }
+        ++this->counters().snapshots_sent;
+        detail::snapshot_parts(this->name(), latest->position, *revision, latest->text,
+                               this->host().options().max_message_bytes,
+                               [&](std::string part) { this->host().send(user, std::move(part)); });
+        this->send_events(user, latest->position, Core::EventsForm::pages);
+        return true;
     }
 
     void receive(std::string_view user, const Message& message) override {
@@ -204,19 +223,24 @@ class StreamDomain final : private detail::DomainCore<State> {
         // One event the client has goes along, so that it can check that it follows this very stream.
         const std::size_t end = this->confirmed_size();
         const std::size_t from = *position > end ? 0 : (*position > 0 ? *position - 1 : 0);
+        // Far behind, a client that reads snapshots gets one, unless it said it cannot use it.
+        const auto* snapshot_member = message.field("snapshot");
+        const bool no_snapshot = snapshot_member && snapshot_member->value == "false";
+        const auto* link = this->link_of(user);
+        if (!no_snapshot && link && link->reads_history_pages && link->reads_snapshots && send_snapshot(user, from)) return;
         send_history(user, from);
     }
 
-    // Accepted events go to every member: one text, shared by all.
+    // Accepted events go to every member (but those still catching up on old events): one text, shared.
     void confirmed(std::size_t first, std::span<const Waiting> batch) override {
         for (std::size_t i = 0; i < batch.size(); ++i) {
             const auto [dispatcher, text] = this->entry()(first + i);
             auto message = detail::append_message(this->name(), dispatcher, text, first + i, batch[i].id);
-            if (this->audience() == Audience::everyone) {
+            if (this->broadcast_reaches_hearers()) {
                 this->host().broadcast(std::move(message));
             } else {
                 const auto shared = share_text(std::move(message));
-                this->for_each_linked_member([&](std::string_view member) { this->host().send(member, shared); });
+                this->for_each_live_hearer([&](std::string_view member) { this->host().send(member, shared); });
             }
         }
     }

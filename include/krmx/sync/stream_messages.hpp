@@ -3,6 +3,7 @@
 // text they arrived as, so key order and number spelling survive the trip through the server: JavaScript
 // clients match their optimistic events on the serialized text.
 
+#include <algorithm>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -25,6 +27,8 @@ inline constexpr std::string_view invalidate = "stream/invalidate";
 inline constexpr std::string_view resync = "stream/resync";
 /// To a user that left a domain's audience (StreamDomain::dismiss): it hears no more of the domain.
 inline constexpr std::string_view dismissed = "stream/dismissed";
+/// The state at a position, in parts, instead of the events before it (to clients that read it).
+inline constexpr std::string_view snapshot = "stream/snapshot";
 inline constexpr std::string_view prefix = "stream/";
 }  // namespace stream_message
 
@@ -125,9 +129,10 @@ template <class At>
 /// The history from `first` to `end` as `stream/history` pages of at most `max_bytes` each (an event too
 /// large for any page still goes out, alone), handed to `emit(std::string)` in order; at least one page,
 /// so that an empty history is said too.
+/// `more_after`: the last page says `more` too (pages read from a store, page by page).
 template <class At, class Emit>
 void history_pages(std::string_view domain, std::size_t first, std::size_t end, std::size_t max_bytes,
-                   At&& at, Emit&& emit) {
+                   At&& at, Emit&& emit, bool more_after = false) {
     std::size_t start = first;
     while (true) {
         std::size_t bytes = event_message_bytes(domain, {}, 0);
@@ -140,18 +145,61 @@ void history_pages(std::string_view domain, std::size_t first, std::size_t end, 
             ++stop;
         }
         const bool more = stop < end;
-        emit(history_message(domain, start, stop - start, [&](std::size_t i) { return at(start + i); }, more));
+        emit(history_message(domain, start, stop - start, [&](std::size_t i) { return at(start + i); },
+                             more || more_after));
         if (!more) return;
         start = stop;
     }
 }
 
+/// A state's JSON text as `stream/snapshot` parts of at most about `max_bytes` each, handed to
+/// `emit(std::string)` in order: `{"type":"stream/snapshot","payload":{"domain":..,"position":p,
+/// "revision":r,"part":i,"parts":n,"text":<a slice of the text, as a JSON string>}}`. The slices, joined,
+/// are the text; a slice never splits a UTF-8 sequence. At least one part (an empty text has one).
+template <class Emit>
+void snapshot_parts(std::string_view domain, std::size_t position, std::uint32_t revision, std::string_view text,
+                    std::size_t max_bytes, Emit&& emit) {
+    // Escaping can make a byte six long: each slice's budget assumes the worst, so every part fits.
+    const std::size_t envelope = 160 + 6 * domain.size();
+    const std::size_t slice = max_bytes > envelope + 6 * 64 ? (max_bytes - envelope) / 6 : 64;
+    std::vector<std::string_view> slices;
+    for (std::size_t at = 0; at < text.size() || slices.empty();) {
+        std::size_t end = std::min(text.size(), at + slice);
+        // Back to the start of a UTF-8 sequence (continuation bytes are 10xxxxxx).
+        while (end < text.size() && end > at && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+        if (end == at && at < text.size()) end = std::min(text.size(), at + slice);  // not UTF-8: cut anyway
+        slices.push_back(text.substr(at, end - at));
+        at = end;
+        if (at >= text.size()) break;
+    }
+    for (std::size_t i = 0; i < slices.size(); ++i) {
+        std::string out = R"({"type":"stream/snapshot","payload":{"domain":)";
+        append_json_string(out, domain);
+        out += R"(,"position":)";
+        append_number(out, position);
+        out += R"(,"revision":)";
+        append_number(out, revision);
+        out += R"(,"part":)";
+        append_number(out, i);
+        out += R"(,"parts":)";
+        append_number(out, slices.size());
+        out += R"(,"text":)";
+        append_json_string(out, slices[i]);
+        out += "}}";
+        emit(std::move(out));
+    }
+}
+
 /// `{"type":"stream/resync","payload":{"domain":..,"position":n}}`: a client asks for the history from n.
-[[nodiscard]] inline std::string resync_message(std::string_view domain, std::size_t position) {
+/// With `no_snapshot` it adds `"snapshot":false`: send the events, not a `stream/snapshot` (from a client
+/// that could not use the snapshot it was sent).
+[[nodiscard]] inline std::string resync_message(std::string_view domain, std::size_t position,
+                                                bool no_snapshot = false) {
     std::string out = R"({"type":"stream/resync","payload":{"domain":)";
     append_json_string(out, domain);
     out += R"(,"position":)";
     append_number(out, position);
+    if (no_snapshot) out += R"(,"snapshot":false)";
     out += "}}";
     return out;
 }

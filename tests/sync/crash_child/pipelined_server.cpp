@@ -3,7 +3,9 @@
 // Each `stream/append` a client receives is reported on stdout the moment the first client receives it:
 // "<position> <event JSON>". The parent kills this process with SIGKILL at some moment and checks that
 // every reported event is in the store.
-// Usage: krmx_sync_pipelined_server <file> <seed>
+// Usage: krmx_sync_pipelined_server <file> <seed> [snapshots]
+// With `snapshots`, the domain keeps a tail of 64 events and saves a snapshot every 20 (in the same file):
+// the kill then lands while snapshots are written as often as commits.
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <krmx/store/sqlite_checkpoint_store.hpp>
 #include <krmx/store/sqlite_event_store.hpp>
 #include <krmx/sync/durable.hpp>
 #include <krmx/sync/stream_domain.hpp>
@@ -45,15 +48,23 @@ struct Sender {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        std::fprintf(stderr, "usage: %s <file> <seed>\n", argv[0]);
+    if (argc != 3 && !(argc == 4 && std::string{argv[3]} == "snapshots")) {
+        std::fprintf(stderr, "usage: %s <file> <seed> [snapshots]\n", argv[0]);
         return 2;
     }
     std::mt19937 random{static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10))};
     krmx::SqliteEventStore store{argv[1], {.durability = krmx::SqliteDurability::synced}};
+    krmx::SqliteCheckpointStore checkpoints{argv[1]};
     krmx::testing::Hub hub;
     // Pipelined: commits on the durability's writer thread, completed through the hub's loop.
-    krmx::StreamDomain server{hub, "counter", counter::model(), {.durability = krmx::durable(store)}};
+    auto model = counter::model();
+    krmx::DurableOptions durable;
+    if (argc == 4) {
+        model.snapshots(1);
+        durable.memory = {.tail_events = 64, .snapshot_every_events = 20};
+        durable.snapshots = checkpoints;
+    }
+    krmx::StreamDomain server{hub, "counter", model, {.durability = krmx::durable(store, durable)}};
 
     std::vector<bool> seen;
     std::vector<Sender> senders(3);

@@ -4,9 +4,20 @@
 // members the events themselves; krmx::ProjectionDomain keeps them private and shows each user a view. They
 // say how through four hooks: a user starts hearing the domain, stops hearing it, events are confirmed (in
 // memory at once; durable once their commit succeeded), an event of a user is refused.
+//
+// Memory (durable domains): the domain keeps a tail of its stream in memory (MemoryPolicy) and reads older
+// events back from its journal in pages, on the journal's thread, when a joiner or a resync needs them
+// (send_events). Every so often it takes a capture (the state at a position, a copy); once every event
+// before it is stored, the capture becomes the floor the stream rolls back to, the events before it are let
+// go when the tail is full, and it is saved as a snapshot when its journal keeps them and the model can
+// write its state (StreamModel::snapshots). A restart loads the newest usable snapshot and replays only the
+// events after it. An in-memory domain keeps every event, up to max_history_bytes.
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -53,11 +64,19 @@ struct DomainCoreOptions {
 
 template <class State>
 class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
+    // A copy of the state at a position (durable domains): see the notes at the top.
+    struct Capture {
+        std::size_t position;
+        State state;                // after events [0, position)
+        std::string last_event_id;  // of event position - 1, as stored
+    };
+
   public:
     using Waiting = CommitPipeline::Waiting;
 
     /// Attaches to `host`; a durable domain restores its stream from its store first (throws
-    /// krmx::ModelError when the model refuses a stored event, StoreError when the store fails).
+    /// krmx::ModelError when the model refuses a stored event, StoreError when the store fails, and
+    /// std::invalid_argument when its journal keeps snapshots the model cannot write).
     DomainCore(DomainHost& host, std::string name, const StreamModel<State>& model, DomainCoreOptions options)
         : host_(host), name_(std::move(name)), core_(std::move(options)), stream_(model) {
         if (event_message_bytes(name_, {}, core_.max_event_bytes) + 1024 > host_.options().max_message_bytes) {
@@ -69,8 +88,10 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         reserved_.emplace(server_dispatcher);
         if (core_.durability) {
             journal_ = core_.durability.open(name_, host_.loop());
-            journal_->restore([this](RecordedEvent& record) { restore(record); });
-            pipeline_.emplace(static_cast<CommitPipeline::Owner&>(*this), events_.size());
+            memory_ = journal_->memory_policy();
+            check_snapshots();
+            restore_all();
+            pipeline_.emplace(static_cast<CommitPipeline::Owner&>(*this), stream_.size());
         }
         host_.attach(name_, *this);
     }
@@ -128,15 +149,95 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
     [[nodiscard]] std::size_t size() const noexcept { return stream_.size(); }
     /// Events confirmed to users: all but those that wait for their commit.
     [[nodiscard]] std::size_t confirmed_size() const noexcept {
-        return pipeline_ ? pipeline_->committed() : events_.size();
+        return pipeline_ ? pipeline_->committed() : stream_.size();
     }
+    /// The first event held in memory: 0 in memory; later for a durable domain that let older ones go.
+    [[nodiscard]] std::size_t held_from() const noexcept { return stream_.log().base(); }
     /// Accepted events that wait for their commit, the batch in flight included.
     [[nodiscard]] std::size_t uncommitted() const noexcept { return pipeline_ ? pipeline_->uncommitted() : 0; }
     /// Whether a commit is in flight.
     [[nodiscard]] bool committing() const noexcept { return pipeline_ && pipeline_->committing(); }
     [[nodiscard]] bool durable() const noexcept { return journal_ != nullptr; }
-    /// The event at `position` as the text it arrived as (and is stored and re-sent as).
-    [[nodiscard]] std::string_view event_text(std::size_t position) const { return events_.at(position); }
+    /// The event at `position` as the text it arrived as (and is stored and re-sent as). Throws
+    /// std::out_of_range for a position not held in memory (see held_from).
+    [[nodiscard]] std::string_view event_text(std::size_t position) const {
+        if (position < held_from()) {
+            throw std::out_of_range("event " + std::to_string(position) + " of " + detail::quoted(name_) +
+                                    " is no longer held in memory (held from " + std::to_string(held_from()) + ")");
+        }
+        return texts_.at(position - held_from());
+    }
+    /// Snapshots saved, restored from and skipped.
+    [[nodiscard]] const SnapshotStatistics& snapshot_statistics() const noexcept { return snapshot_statistics_; }
+
+    /// How state_at ends: the state, or why there is none.
+    using StateAtDone = std::function<void(std::optional<State> state, std::optional<std::string> error)>;
+    /// The state after the first `position` confirmed events, to see how a game reached a state nobody
+    /// expected: rebuilt from the nearest state the domain has at or before it (the floor of its tail, its
+    /// snapshots, the initial state) and the events after that, read back from the store for those it no
+    /// longer holds. `done` runs on the domain's thread: in the call when memory (or a synchronous journal)
+    /// serves, later when the store is read off the loop. A position past the confirmed events is an error.
+    void state_at(std::size_t position, StateAtDone done) {
+        if (position > confirmed_size()) {
+            done(std::nullopt, "position " + std::to_string(position) + " is past the confirmed events (" +
+                                   std::to_string(confirmed_size()) + ")");
+            return;
+        }
+        if (position >= held_from()) {
+            std::optional<State> state;
+            std::optional<std::string> error;
+            try {
+                state.emplace(stream_.state_at(position));
+            } catch (const std::exception& e) {
+                error = e.what();
+            }
+            done(std::move(state), std::move(error));
+            return;
+        }
+        // Before the tail: the newest snapshot at or before the position, else the start; then the store.
+        auto replay = std::make_shared<Stream<State>>(stream_.model_handle());
+        std::size_t start = 0;
+        if (const auto& codec = stream_.model().snapshots; codec && journal_->keeps_snapshots()) {
+            SnapshotStatistics ignored;  // counted when the domain restores, not when someone looks back
+            for (auto& snapshot : journal_->snapshots(codec->revision, ignored)) {
+                if (snapshot.position > position) continue;
+                try {
+                    replay->restore_at(codec->load(snapshot.state), snapshot.position);
+                    start = snapshot.position;
+                    break;
+                } catch (const std::exception&) {
+                }
+            }
+        }
+        auto next = std::make_shared<std::size_t>(start);
+        if (start == position) {
+            done(replay->state(), std::nullopt);
+            return;
+        }
+        read_pages(
+            [next, position]() -> std::optional<std::pair<std::size_t, std::size_t>> {
+                if (*next >= position) return std::nullopt;
+                return std::pair{*next, std::min(history_read_page, position - *next)};
+            },
+            [replay, next, position, done](std::size_t, std::vector<RecordedEvent> records, std::optional<std::string> error) {
+                if (error) {
+                    done(std::nullopt, std::move(error));
+                    return false;
+                }
+                for (auto& record : records) {
+                    const auto result = replay->dispatch(record.dispatcher, record.type, record.payload ? &*record.payload : nullptr);
+                    if (!result) {
+                        done(std::nullopt, "stored event " + std::to_string(record.revision) + " is refused on replay (" +
+                                               std::string{result.reason()} + ")");
+                        return false;
+                    }
+                }
+                *next += records.size();
+                if (*next < position) return true;
+                done(replay->state(), std::nullopt);
+                return false;
+            });
+    }
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
     [[nodiscard]] const StreamDomainStatistics& statistics() const noexcept {
         if (pipeline_) {
@@ -158,6 +259,11 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
     /// An event of `user` is refused (at once, or taken back because its commit failed).
     virtual void refuse(std::string_view user, std::optional<std::uint64_t> id, std::string_view raw_event,
                         const DispatchResult& result) = 0;
+    /// The events before `position`, whose state is `state`, are no longer held in memory.
+    virtual void forgot_before(std::size_t position, const State& state) {
+        (void)position;
+        (void)state;
+    }
 
     // ---- for the domains -------------------------------------------------------------------------------
 
@@ -178,18 +284,19 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         auto result = dispatch();
         if (!result) return count(std::move(result));
         const std::size_t position = *result.position();
-        events_.emplace_back(text);
+        texts_.emplace_back(text);
         history_bytes_ += text.size() + dispatcher.size();
         if (!pipeline_) {
             confirm(position, std::span<const Waiting>{&waiting, 1});
             return result;
         }
+        capture_if_due(text.size() + dispatcher.size(), {});
         // A commit may run, and fail, in the call (synchronous commits): then the event is taken back, and
         // its sender hears of that through this result, not from failed().
         accepting_ = position;
         pipeline_->add(waiting);
         accepting_.reset();
-        if (events_.size() <= position) return DispatchResult{Outcome::failed, Reason{"event not stored: " + last_commit_error_}};
+        if (stream_.size() <= position) return DispatchResult{Outcome::failed, Reason{"event not stored: " + last_commit_error_}};
         return result;
     }
 
@@ -225,19 +332,82 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
                       [&] { return stream_.dispatch_scanned(user, text, message.members_of(*event)); });
     }
 
-    /// Linked members (Audience::members), in name order: a room is small beside the server, so walk it.
-    template <class F>
-    void for_each_linked_member(F&& f) const {
-        for (const auto& member : members_) {
-            if (const auto it = linked_.find(member); it != linked_.end()) f(it->first);
-        }
-    }
-
-    // (dispatcher, text) of the event at a position, for history pages.
+    // (dispatcher, text) of the event at a held position, for history pages.
     auto entry() const {
         return [this](std::size_t i) {
-            return std::pair<std::string_view, std::string_view>{stream_.log()[i].dispatcher(), events_[i]};
+            return std::pair<std::string_view, std::string_view>{stream_.log()[i].dispatcher(),
+                                                                 texts_[i - held_from()]};
         };
+    }
+
+    /// The users who hear the domain's events as they are confirmed: linked (members, with an audience) and
+    /// not catching up on old events read from the store.
+    template <class F>
+    void for_each_live_hearer(F&& f) const {
+        const auto live = [&](const std::string& user) { return catching_up_.empty() || !catching_up_.contains(user); };
+        if (core_.audience == Audience::members) {
+            // A room is small beside the server: walk its members, not every linked user.
+            for (const auto& member : members_) {
+                if (const auto it = linked_.find(member); it != linked_.end() && live(it->first)) f(std::string_view{it->first});
+            }
+            return;
+        }
+        for (const auto& [user, link] : linked_) {
+            if (live(user)) f(std::string_view{user});
+        }
+    }
+    /// Whether every linked user that hears the domain gets its events as they are confirmed, so that a
+    /// broadcast reaches exactly them (Audience::everyone and nobody catching up).
+    [[nodiscard]] bool broadcast_reaches_hearers() const noexcept {
+        return core_.audience == Audience::everyone && catching_up_.empty();
+    }
+    /// How a user announced itself when it linked (durable domains and domains with an audience keep it).
+    [[nodiscard]] const LinkedUser* link_of(std::string_view user) const {
+        const auto it = linked_.find(user);
+        return it == linked_.end() ? nullptr : &it->second;
+    }
+
+    /// The state's JSON text at a position, for joiners: the newest capture the model could write (durable
+    /// domains whose model has snapshots on); none before the first.
+    struct LatestSnapshot {
+        std::size_t position = 0;
+        std::string text;
+    };
+    /// For a joiner: the state now when every accepted event is stored (written once per position), else
+    /// the newest capture; none when the model writes no snapshots or the domain is not durable.
+    [[nodiscard]] const std::optional<LatestSnapshot>& latest_snapshot() {
+        const auto& codec = stream_.model().snapshots;
+        if (codec && journal_ && uncommitted() == 0 && stream_.size() > 0 &&
+            (!latest_snapshot_ || latest_snapshot_->position < stream_.size())) {
+            try {
+                latest_snapshot_ = LatestSnapshot{stream_.size(), codec->save(stream_.state()).dump(-1, ' ', false, json_replace)};
+            } catch (const std::exception& e) {
+                ++snapshot_statistics_.save_failures;
+                host_.log().error("snapshot.failed", "the state could not be written as JSON",
+                                  {{"domain", name_}, {"error", e.what()}});
+            }
+        }
+        return latest_snapshot_;
+    }
+    [[nodiscard]] std::optional<std::uint32_t> snapshot_revision() const noexcept {
+        return stream_.model().snapshots ? std::optional<std::uint32_t>{stream_.model().snapshots->revision}
+                                         : std::nullopt;
+    }
+
+    /// How send_events hands a user its events.
+    enum class EventsForm : std::uint8_t { pages, appends };
+    /// Sends `user` the confirmed events from `from` on, as `stream/history` pages or one `stream/append`
+    /// each. Held events go at once; older ones are read from the journal a page at a time, off this thread,
+    /// and the user hears no live events until it caught up (then the held ones follow, in order).
+    void send_events(std::string_view user, std::size_t from, EventsForm form) {
+        catching_up_.erase(std::string{user});  // a newer request replaces one under way
+        if (from >= held_from() || !journal_) {
+            send_held(user, std::max(from, held_from()), form, false);
+            return;
+        }
+        auto& catch_up = catching_up_[std::string{user}];
+        catch_up = CatchUp{from, ++catch_up_serial_, form};
+        read_for(std::string{user});
     }
 
   private:
@@ -246,11 +416,13 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
     void user_linked(std::string_view user, const LinkedUser& link) override {
         // Only an audience needs to know who is linked (admit, dismiss): a domain everyone hears keeps
         // nothing per user here.
-        if (core_.audience == Audience::members) linked_.insert_or_assign(std::string{user}, link);
+        // (Durable domains: to leave out who is catching up on old events.)
+        if (core_.audience == Audience::members || journal_) linked_.insert_or_assign(std::string{user}, link);
         if (hears(user)) start_hearing(user, link);
     }
     void user_unlinked(std::string_view user) override {
         if (const auto it = linked_.find(user); it != linked_.end()) linked_.erase(it);
+        if (const auto it = catching_up_.find(user); it != catching_up_.end()) catching_up_.erase(it);
         stop_hearing(user, false);
     }
 
@@ -273,11 +445,13 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         r.events = size();
         r.confirmed = confirmed_size();
         r.history_bytes = history_bytes_;
+        r.held_from = held_from();
         r.durable = durable();
         r.uncommitted = uncommitted();
         r.committing = committing();
         if (last_commit_failed_) r.not_ready = "last commit failed: " + last_commit_error_;
         if (journal_) r.store = journal_->store_statistics();
+        if (journal_ && stream_.model().snapshots) r.snapshots = snapshot_statistics_;
         return r;
     }
 
@@ -289,7 +463,8 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
                                   Reason{"event too large (" + std::to_string(text.size()) + " bytes; at most " +
                                          std::to_string(core_.max_event_bytes) + ")"}};
         }
-        if (history_bytes_ + text.size() + dispatcher.size() > core_.max_history_bytes) {
+        // A durable domain lets old events go (they are in its store): only an in-memory one fills up.
+        if (!journal_ && history_bytes_ + text.size() + dispatcher.size() > core_.max_history_bytes) {
             return DispatchResult{Outcome::rejected,
                                   Reason{"stream is full (" + std::to_string(history_bytes_) +
                                          " bytes of history; at most " + std::to_string(core_.max_history_bytes) +
@@ -326,7 +501,7 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
     // A stored event, loaded when the domain is made: applied and kept, neither stored again nor shown.
     // The stored log is the truth: an event the model refuses stops the restore.
     void restore(RecordedEvent& record) {
-        const std::size_t position = events_.size();
+        const std::size_t position = stream_.size();
         const auto refused = [&](const std::string& why) {
             return ModelError(std::string{core_.kind} + " " + detail::quoted(name_) + ": stored event " +
                               std::to_string(position) + " (" + detail::quoted(record.type) + ") " + why);
@@ -340,24 +515,312 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         }
         auto result = stream_.dispatch(record.dispatcher, record.type, record.payload ? &*record.payload : nullptr);
         if (!result) throw refused("is refused by the model (" + std::string{result.reason()} + ")");
-        const auto text = record.metadata.find("text");
-        if (text != record.metadata.end() && text->is_string()) {
-            events_.push_back(std::move(text->template get_ref<std::string&>()));
-        } else {
-            events_.push_back(detail::event_text(Event{record.type, record.payload}.to_json()));
-        }
-        history_bytes_ += events_.back().size() + record.dispatcher.size();
+        texts_.push_back(stored_text(record));
+        const std::size_t bytes = texts_.back().size() + record.dispatcher.size();
+        history_bytes_ += bytes;
         ++statistics_.restored;
+        last_restored_id_ = std::move(record.id);
+        // Everything restored is stored: a capture is used at once (and not saved: see restore_all).
+        capture_if_due(bytes, last_restored_id_);
+        use_capture_if_stored(stream_.size(), false);
     }
 
+    // The text a stored event is re-sent as: as it arrived (metadata "text"), or rebuilt from its parts.
+    static std::string stored_text(RecordedEvent& record) {
+        const auto text = record.metadata.find("text");
+        if (text != record.metadata.end() && text->is_string()) return std::move(text->template get_ref<std::string&>());
+        return detail::event_text(Event{record.type, record.payload}.to_json());
+    }
+
+    // A journal that keeps snapshots needs a model that can write them, and a state whose JSON reads back
+    // as itself: said now, at startup, not at the first snapshot.
+    void check_snapshots() {
+        const auto& codec = stream_.model().snapshots;
+        if (!codec) {
+            if (journal_->keeps_snapshots()) {
+                throw std::invalid_argument(std::string{core_.kind} + " " + detail::quoted(name_) +
+                                            ": its journal keeps snapshots, but the model has none: call "
+                                            "StreamModel::snapshots(revision) (State needs to_json and from_json)");
+            }
+            return;
+        }
+        const auto fail = [&](const std::string& why) {
+            return std::invalid_argument(std::string{core_.kind} + " " + detail::quoted(name_) +
+                                         ": the state cannot be snapshot: " + why);
+        };
+        nlohmann::json saved;
+        try {
+            saved = codec->save(stream_.state());
+            (void)saved.dump();  // text that JSON cannot hold (invalid UTF-8) throws here
+        } catch (const std::exception& e) {
+            throw fail(std::string{"to_json failed on the initial state: "} + e.what());
+        }
+        try {
+            if (codec->save(codec->load(saved)) != saved) {
+                throw fail("from_json(to_json(initial state)) writes other JSON than " + saved.dump().substr(0, 200));
+            }
+        } catch (const std::invalid_argument&) {
+            throw;
+        } catch (const std::exception& e) {
+            throw fail(std::string{"from_json failed on what to_json wrote of the initial state: "} + e.what());
+        }
+    }
+
+    // The newest usable snapshot and the events after it, else every stored event; then a snapshot of the
+    // restored state when the last one is old (or there was none).
+    void restore_all() {
+        const auto& codec = stream_.model().snapshots;
+        const auto load = [this](RecordedEvent& record) { restore(record); };
+        bool restored = false;
+        if (codec && journal_->keeps_snapshots()) {
+            for (auto& snapshot : journal_->snapshots(codec->revision, snapshot_statistics_)) {
+                std::optional<State> state;
+                try {
+                    state.emplace(codec->load(snapshot.state));
+                } catch (const std::exception&) {
+                    ++snapshot_statistics_.unreadable;
+                    continue;
+                }
+                stream_.restore_at(std::move(*state), snapshot.position);
+                // (Before the tail is loaded: the captures taken while it is are newer.)
+                saved_position_ = snapshot.position;
+                latest_snapshot_ = LatestSnapshot{snapshot.position, snapshot.state.dump(-1, ' ', false, json_replace)};
+                if (journal_->restore_after(snapshot, load)) {
+                    ++snapshot_statistics_.restored;
+                    restored = true;
+                    break;
+                }
+                ++snapshot_statistics_.not_following;
+                saved_position_ = 0;
+                latest_snapshot_.reset();
+                stream_.reset();
+            }
+        }
+        if (!restored) {
+            stream_.reset();
+            journal_->restore(load);
+        }
+        if (snapshot_due(stream_.size()) && !last_restored_id_.empty()) {
+            // The restored state, stored to the last event: saved now, so that the next restart is short.
+            Capture capture{stream_.size(), stream_.state(), last_restored_id_};
+            use_capture(capture, true);
+        }
+    }
+
+    // ---- memory: captures, the tail, old events read back ------------------------------------------------
+
+    // After each accepted event (durable): a capture of the state when enough came since the last one.
+    // `id` is the stored id of the event just accepted when it has one (restored); otherwise the commit that
+    // stores the event gives it its id (commit), so that a snapshot names the event it follows.
+    void capture_if_due(std::size_t bytes, std::string_view id) {
+        ++since_capture_events_;
+        since_capture_bytes_ += bytes;
+        since_saved_bytes_ += bytes;
+        if (capture_) return;
+        const bool saves = stream_.model().snapshots && journal_->keeps_snapshots();
+        const std::size_t every_events = std::max<std::size_t>(
+            1, saves ? std::min(memory_.tail_events / 2, memory_.snapshot_every_events) : memory_.tail_events / 2);
+        const std::size_t every_bytes = std::max<std::size_t>(
+            1, saves ? std::min(memory_.tail_bytes / 2, memory_.snapshot_every_bytes) : memory_.tail_bytes / 2);
+        if (since_capture_events_ < every_events && since_capture_bytes_ < every_bytes) return;
+        since_capture_events_ = 0;
+        since_capture_bytes_ = 0;
+        capture_.emplace(Capture{stream_.size(), stream_.state(), std::string{id}});
+    }
+
+    // Once every event before the capture is stored, it is used (once).
+    void use_capture_if_stored(std::size_t stored, bool may_save) {
+        if (!capture_ || capture_->position > stored) return;
+        Capture capture = std::move(*capture_);
+        capture_.reset();
+        use_capture(capture, may_save);
+    }
+
+    // A capture whose events are all stored: the state joiners may get, a snapshot when one is due, and the
+    // floor of the stream when the tail is full.
+    void use_capture(Capture& capture, bool may_save) {
+        const auto& codec = stream_.model().snapshots;
+        std::optional<nlohmann::json> json;
+        if (codec) {
+            try {
+                json = codec->save(capture.state);
+                latest_snapshot_ = LatestSnapshot{capture.position, json->dump(-1, ' ', false, json_replace)};
+            } catch (const std::exception& e) {
+                ++snapshot_statistics_.save_failures;
+                host_.log().error("snapshot.failed", "the state could not be written as JSON",
+                                  {{"domain", name_}, {"error", e.what()}});
+                json.reset();
+            }
+        }
+        if (may_save && json && snapshot_due(capture.position) && !capture.last_event_id.empty()) {
+            saved_position_ = capture.position;
+            since_saved_bytes_ = 0;
+            journal_->save_snapshot(codec->revision, StoredSnapshot{capture.position, std::move(*json), capture.last_event_id},
+                                    [this, alive = std::weak_ptr<int>(alive_)](std::optional<std::string> error) {
+                                        if (alive.expired()) return;
+                                        if (!error) {
+                                            ++snapshot_statistics_.saved;
+                                            return;
+                                        }
+                                        ++snapshot_statistics_.save_failures;
+                                        host_.log().error("snapshot.failed", "a snapshot could not be saved; the previous one stays",
+                                                          {{"domain", name_}, {"error", *error}});
+                                    });
+        }
+        if (tail_full()) forget_before(capture.position, std::move(capture.state));
+    }
+
+    // Whether a snapshot at `position` should be saved: the model writes them, the journal keeps them, and
+    // enough came since the last one.
+    [[nodiscard]] bool snapshot_due(std::size_t position) const noexcept {
+        return stream_.model().snapshots && journal_->keeps_snapshots() && position > saved_position_ &&
+               (position - saved_position_ >= memory_.snapshot_every_events ||
+                since_saved_bytes_ >= memory_.snapshot_every_bytes);
+    }
+
+    [[nodiscard]] bool tail_full() const noexcept {
+        return stream_.log().held() > memory_.tail_events || history_bytes_ > memory_.tail_bytes;
+    }
+
+    void forget_before(std::size_t position, State state) {
+        const std::size_t from = held_from();
+        if (position <= from) return;
+        for (std::size_t p = from; p < position; ++p) {
+            history_bytes_ -= texts_.front().size() + stream_.log()[p].dispatcher().size();
+            texts_.pop_front();
+        }
+        forgot_before(position, state);
+        stream_.forget_before(position, std::move(state));
+    }
+
+    // The held events [from, confirmed) to `user`; `more_before`: pages read from the store came first.
+    void send_held(std::string_view user, std::size_t from, EventsForm form, bool more_before) {
+        ++statistics_.histories_sent;
+        const std::size_t end = confirmed_size();
+        if (form == EventsForm::pages) {
+            if (from >= end && more_before) return;  // the store's last page said it all (without `more`)
+            detail::history_pages(name_, from, end, host_.options().max_message_bytes, entry(),
+                                  [&](std::string page) { host_.send(user, std::move(page)); });
+            return;
+        }
+        for (std::size_t i = from; i < end; ++i) {
+            const auto [dispatcher, text] = entry()(i);
+            host_.send(user, detail::append_message(name_, dispatcher, text, i, std::nullopt));
+        }
+    }
+
+    // Reads stored events page after page, off this thread: `next()` names the next page (from, count), or
+    // none when done; `got(from, records, error)` takes each page and says whether to go on (a page that is
+    // not the events asked for comes with an error). A synchronous journal reads in the call: its pages
+    // follow in a loop here, not by recursion. Nothing runs once the domain is gone.
+    using NextPage = std::function<std::optional<std::pair<std::size_t, std::size_t>>()>;
+    using GotPage = std::function<bool(std::size_t, std::vector<RecordedEvent>, std::optional<std::string>)>;
+    void read_pages(NextPage next, GotPage got) {
+        struct Page {
+            std::vector<RecordedEvent> records;
+            std::optional<std::string> error;
+        };
+        for (;;) {
+            const auto page = next();
+            if (!page) return;
+            const std::size_t from = page->first;  // (not a structured binding: clang 14 cannot capture one)
+            const std::size_t count = page->second;
+            auto in_call = std::make_shared<std::optional<Page>>();
+            auto returned = std::make_shared<bool>(false);
+            const auto checked = [from, count](std::vector<RecordedEvent>& records, std::optional<std::string>& error) {
+                bool dense = !error && records.size() == count;
+                for (std::size_t i = 0; dense && i < records.size(); ++i) dense = records[i].revision == from + i;
+                if (!error && !dense) error = "the store does not hold events " + std::to_string(from) + " to " + std::to_string(from + count);
+            };
+            journal_->read(from, count,
+                           [this, alive = std::weak_ptr<int>(alive_), next, got, from, in_call, returned, checked](
+                               std::vector<RecordedEvent> records, std::optional<std::string> error) {
+                               if (alive.expired()) return;
+                               checked(records, error);
+                               if (!*returned) {
+                                   in_call->emplace(Page{std::move(records), std::move(error)});
+                                   return;
+                               }
+                               if (got(from, std::move(records), std::move(error))) read_pages(next, got);
+                           });
+            *returned = true;
+            if (!*in_call) return;  // on its way: `got` goes on from there
+            if (!got(from, std::move((*in_call)->records), std::move((*in_call)->error))) return;
+        }
+    }
+
+    // The next pages of old events for a user catching up.
+    void read_for(const std::string& user) {
+        const auto it = catching_up_.find(user);
+        if (it == catching_up_.end()) return;
+        const std::uint64_t serial = it->second.serial;
+        read_pages(
+            [this, user, serial]() -> std::optional<std::pair<std::size_t, std::size_t>> {
+                const auto found = catching_up_.find(user);
+                if (found == catching_up_.end() || found->second.serial != serial) return std::nullopt;
+                const std::size_t from = found->second.next;
+                return std::pair{from, std::min(history_read_page, held_from() - from)};
+            },
+            [this, user, serial](std::size_t from, std::vector<RecordedEvent> records, std::optional<std::string> error) {
+                return read_done(user, serial, from, std::move(records), std::move(error));
+            });
+    }
+
+    // A page read back: sent, and true when more pages must be read.
+    bool read_done(const std::string& user, std::uint64_t serial, std::size_t from, std::vector<RecordedEvent> records,
+                   std::optional<std::string> error) {
+        const auto it = catching_up_.find(user);
+        if (it == catching_up_.end() || it->second.serial != serial) return false;  // unlinked, or asked anew
+        const EventsForm form = it->second.form;
+        if (error) {
+            ++statistics_.history_read_failures;
+            catching_up_.erase(it);
+            host_.log().error("history.read_failed", "old events could not be read back for a user; its history stopped",
+                              {{"domain", name_}, {"user", user}, {"error", *error}});
+            return false;
+        }
+        ++statistics_.history_reads;
+        std::vector<std::string> texts;
+        texts.reserve(records.size());
+        for (auto& record : records) texts.push_back(stored_text(record));
+        const auto at = [&](std::size_t i) {
+            return std::pair<std::string_view, std::string_view>{records[i - from].dispatcher, texts[i - from]};
+        };
+        const std::size_t end = from + records.size();
+        if (form == EventsForm::pages) {
+            detail::history_pages(name_, from, end, host_.options().max_message_bytes, at,
+                                  [&](std::string page) { host_.send(user, std::move(page)); },
+                                  end < confirmed_size());
+        } else {
+            for (std::size_t i = from; i < end; ++i) {
+                const auto [dispatcher, text] = at(i);
+                host_.send(user, detail::append_message(name_, dispatcher, text, i, std::nullopt));
+            }
+        }
+        it->second.next = end;
+        if (end < held_from()) return true;
+        // Caught up with what memory holds: the rest at once, and live from now on.
+        catching_up_.erase(it);
+        send_held(user, end, form, true);
+        return false;
+    }
+
+
+    // Each event gets its id here (the store would make one anyway): a capture and a snapshot name the event
+    // they follow by it.
     void commit(std::size_t first, std::size_t count, CommitDone done) override {
         batch_.clear();
+        batch_ids_.clear();
+        for (std::size_t i = 0; i < count; ++i) batch_ids_.push_back(new_event_id());
         const auto& log = stream_.log();
         for (std::size_t i = first; i < first + count; ++i) {
             const auto& record = log.record(i);
             batch_.push_back(CommitEvent{i, log[i].dispatcher(), log.type_name(record.type_index), &record.payload,
-                                         events_[i], stream_.model().schemas[record.type_index]});
+                                         texts_[i - held_from()], stream_.model().schemas[record.type_index],
+                                         batch_ids_[i - first]});
+            if (capture_ && capture_->position == i + 1) capture_->last_event_id = batch_ids_[i - first];
         }
+        in_flight_last_id_ = batch_ids_.back();
         commit_started_.reset();
         if (host_.observer()) commit_started_ = Clock::now();
         journal_->commit(batch_, std::move(done));
@@ -372,7 +835,17 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
     void committed(std::size_t first, std::span<const Waiting> batch) override {
         commit_ended(true);
         last_commit_failed_ = false;
+        last_committed_id_ = in_flight_last_id_;
         confirm(first, batch);
+        use_capture_if_stored(first + batch.size(), true);
+        // After a burst, with everything stored and the tail over its size or a snapshot due: the state now
+        // is a capture of everything stored.
+        if (!capture_ && pipeline_->uncommitted() == 0 && (tail_full() || snapshot_due(stream_.size()))) {
+            Capture now{stream_.size(), stream_.state(), last_committed_id_};
+            since_capture_events_ = 0;
+            since_capture_bytes_ = 0;
+            use_capture(now, true);
+        }
     }
 
     void failed(std::size_t first, std::span<const Waiting> batch, std::vector<Waiting> behind,
@@ -386,13 +859,14 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         for (std::size_t i = 0; i < batch.size(); ++i) {
             ++statistics_.not_stored;
             if (batch[i].from_user && accepting_ != first + i) {
-                refuse(stream_.log()[first + i].dispatcher(), batch[i].id, events_[first + i], refusal);
+                refuse(stream_.log()[first + i].dispatcher(), batch[i].id, texts_[first + i - held_from()], refusal);
             }
         }
         // Back to the last commit: the history's budget, the log, the texts and the state (rebuilt by
         // replay: see take_back), keeping what those behind the batch need to be judged again.
-        for (std::size_t position = first; position < events_.size(); ++position) {
-            history_bytes_ -= events_[position].size() + stream_.log()[position].dispatcher().size();
+        if (capture_ && capture_->position > first) capture_.reset();  // it holds events taken back
+        for (std::size_t position = first; position < stream_.size(); ++position) {
+            history_bytes_ -= texts_[position - held_from()].size() + stream_.log()[position].dispatcher().size();
         }
         struct Again {
             std::string dispatcher;
@@ -402,10 +876,11 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         std::vector<Again> again;
         for (std::size_t i = 0; i < behind.size(); ++i) {
             const std::size_t position = first + batch.size() + i;
-            again.push_back(Again{std::string{stream_.log()[position].dispatcher()}, std::move(events_[position]), behind[i]});
+            again.push_back(Again{std::string{stream_.log()[position].dispatcher()},
+                                  std::move(texts_[position - held_from()]), behind[i]});
         }
         stream_.take_back(first);
-        events_.resize(first);
+        texts_.resize(first - held_from());
         // Those behind were validated on top of the lost events: judge them again, in order.
         for (auto& event : again) {
             ++statistics_.redispatched;
@@ -419,19 +894,43 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
     std::string name_;
     DomainCoreOptions core_;
     Stream<State> stream_;
-    std::vector<std::string> events_;  // parallel to the log: each event's text as received
-    std::size_t history_bytes_ = 0;
+    std::deque<std::string> texts_;  // parallel to the held log: each event's text as received
+    std::size_t history_bytes_ = 0;  // of the held events
     std::set<std::string, std::less<>> reserved_;  // dispatcher names users may not link under
     std::set<std::string, std::less<>> members_;   // admitted (Audience::members)
     std::map<std::string, LinkedUser, std::less<>> linked_;  // linked users, as they linked (Audience::members)
     mutable StreamDomainStatistics statistics_;
     std::unique_ptr<DomainJournal> journal_;
     std::vector<CommitEvent> batch_;
+    std::vector<std::string> batch_ids_;  // the ids of the batch's events (CommitEvent::id views them)
+    std::string in_flight_last_id_;       // of the last event of the batch in flight
+    std::string last_committed_id_;       // of the last event stored
     std::string last_commit_error_;
     bool last_commit_failed_ = false;             // until a commit succeeds again: not ready
     std::optional<TimePoint> commit_started_;     // the commit in flight began then (only with an observer)
     std::optional<std::size_t> accepting_;  // the event whose accept() call is committing it
     std::optional<CommitPipeline> pipeline_;  // made after the restore: it starts at the stored end
+
+    // Memory (durable): see the notes at the top.
+    struct CatchUp {
+        std::size_t next = 0;  // the next event to read back
+        std::uint64_t serial = 0;
+        EventsForm form = EventsForm::pages;
+    };
+    static constexpr std::size_t history_read_page = 4096;
+    static constexpr auto json_replace = nlohmann::json::error_handler_t::replace;
+    MemoryPolicy memory_;
+    std::optional<Capture> capture_;  // taken, waiting for its events to be stored
+    std::size_t since_capture_events_ = 0;
+    std::size_t since_capture_bytes_ = 0;
+    std::size_t saved_position_ = 0;     // of the last snapshot saved or restored from
+    std::size_t since_saved_bytes_ = 0;
+    std::string last_restored_id_;
+    std::optional<LatestSnapshot> latest_snapshot_;
+    SnapshotStatistics snapshot_statistics_;
+    std::map<std::string, CatchUp, std::less<>> catching_up_;  // users reading old events from the store
+    std::uint64_t catch_up_serial_ = 0;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // lets a late journal callback see the domain is gone
 };
 
 }  // namespace detail

@@ -1,0 +1,437 @@
+// Memory bounded by the state: a durable domain keeps a tail of its stream in memory, reads older events
+// back from its store for joiners and resyncs (off the loop, in order, before any live event), restarts
+// from its newest usable snapshot, and skips (and counts) every snapshot it cannot trust.
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <krmx/sync/durable.hpp>
+#include <krmx/sync/projection_domain.hpp>
+
+#include "catch.hpp"
+#include "pipeline_support.hpp"
+#include "stores.hpp"
+#include "sync_support.hpp"
+
+namespace {
+
+// The claimable counter with snapshots on (revision `revision`).
+const krmx::StreamModel<Counter>& snapshot_model(std::uint32_t revision = 1) {
+    static std::map<std::uint32_t, krmx::StreamModel<Counter>> models;
+    auto [it, made] = models.try_emplace(revision, counter::model());
+    if (made) it->second.snapshots(revision);
+    return it->second;
+}
+
+krmx::MemoryPolicy small_tail(std::size_t tail, std::size_t snapshot_every = std::size_t{1} << 20) {
+    return {.tail_events = tail, .tail_bytes = std::size_t{1} << 30, .snapshot_every_events = snapshot_every,
+            .snapshot_every_bytes = std::size_t{1} << 30};
+}
+
+// The positions of the `stream/append`s and history pages' events a connection received, in order.
+std::vector<std::size_t> positions_received(const krmx::testing::ClientEndpoint& connection) {
+    std::vector<std::size_t> out;
+    for (const auto& message : parsed(connection)) {
+        if (message["type"] == "stream/append") {
+            out.push_back(message["payload"]["position"].get<std::size_t>());
+        } else if (message["type"] == "stream/history") {
+            const auto first = message["payload"]["position"].get<std::size_t>();
+            for (std::size_t i = 0; i < message["payload"]["events"].size(); ++i) out.push_back(first + i);
+        }
+    }
+    return out;
+}
+
+std::vector<std::size_t> zero_to(std::size_t n) {
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < n; ++i) out.push_back(i);
+    return out;
+}
+
+// A connection with a C++ stream client on it, linked.
+struct StreamClientFixture {
+    StreamClientFixture(krmx::testing::Hub& hub, const std::string& name, const krmx::StreamModel<Counter>& model)
+        : connection(hub.connect(name)), client(connection, counter_domain, model) {
+        connection.link();
+    }
+    krmx::testing::ClientEndpoint& connection;
+    krmx::StreamClient<Counter> client;
+};
+
+}  // namespace
+
+TEST_CASE("a durable domain holds only a tail, and joiners get every event in order", "[durable][memory]") {
+    const auto commits = GENERATE(krmx::Commits::pipelined, krmx::Commits::synchronous);
+    // Clients that read appends only (as the JavaScript ones), and clients that read history pages.
+    const auto features = GENERATE(std::vector<std::string>{}, std::vector<std::string>{"stream/history"});
+    krmx::MemoryEventStore store;
+    krmx::testing::Hub hub{{.client = {.features = features}}};
+    krmx::StreamDomain server{hub, counter_domain, counter::model(),
+                              {.durability = krmx::durable(store, {.commits = commits, .memory = small_tail(8)})}};
+    for (int i = 0; i < 100; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    hub.run_until_idle();
+    REQUIRE(server.confirmed_size() == 100);
+    CHECK(server.state() == Counter{100, std::nullopt});
+    // At most the tail and the events since the last capture are held.
+    CHECK(server.held_from() >= 88);
+    CHECK(server.stream().log().held() <= 12);
+    CHECK_THROWS_AS((void)server.event_text(0), std::out_of_range);
+
+    // A bare connection and a C++ stream client both get 0..99, the old ones read back from the store.
+    auto& js = hub.connect("js");
+    js.link();
+    StreamClientFixture cpp{hub, "cpp", counter::model()};
+    hub.run_until_idle();
+    CHECK(positions_received(js) == zero_to(100));
+    CHECK(cpp.client.synced() == !features.empty());  // appends alone never say the history is complete
+    CHECK(cpp.client.confirmed_state() == server.state());
+    CHECK(server.statistics().history_reads >= 2);
+    CHECK(server.statistics().history_read_failures == 0);
+
+    // Events go on, and the memory stays bounded.
+    for (int i = 0; i < 50; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    hub.run_until_idle();
+    CHECK(cpp.client.confirmed_state() == Counter{150, std::nullopt});
+    CHECK(positions_received(js) == zero_to(150));
+    CHECK(server.stream().log().held() <= 12);
+}
+
+TEST_CASE("no live event reaches a joiner before the old events it reads back from the store", "[durable][memory]") {
+    krmx::MemoryEventStore store;
+    krmx::testing::InstrumentedStore instrumented{store};
+    krmx::testing::Hub hub;
+    krmx::StreamDomain server{hub, counter_domain, counter::model(),
+                              {.durability = krmx::durable(instrumented, {.memory = small_tail(4)})}};
+    for (int i = 0; i < 40; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    hub.run_until_idle();
+    REQUIRE(server.held_from() > 0);
+    auto& js = hub.connect("js");
+    js.link();
+    // While its reads are on their way, more events are accepted and confirmed.
+    for (int round = 0; round < 20; ++round) {
+        REQUIRE(server.dispatch("<server>", counter::increment(1)));
+        hub.step();
+    }
+    hub.run_until_idle();
+    CHECK(positions_received(js) == zero_to(60));
+}
+
+TEST_CASE("a durable domain keeps accepting past max_history_bytes; an in-memory one fills up", "[durable][memory]") {
+    krmx::MemoryEventStore store;
+    krmx::testing::Hub hub;
+    krmx::StreamDomain durable{hub, "durable", counter::model(),
+                               {.max_history_bytes = 2000,
+                                .durability = krmx::durable(store, {.commits = krmx::Commits::synchronous,
+                                                                    .memory = small_tail(16)})}};
+    krmx::StreamDomain in_memory{hub, "in-memory", counter::model(), {.max_history_bytes = 2000}};
+    std::size_t refused = 0;
+    for (int i = 0; i < 500; ++i) {
+        REQUIRE(durable.dispatch("<server>", counter::increment(1)));
+        if (!in_memory.dispatch("<server>", counter::increment(1))) ++refused;
+    }
+    CHECK(durable.size() == 500);
+    CHECK(durable.state().counter == 500);
+    CHECK(refused > 400);
+    CHECK(in_memory.statistics().too_large == refused);
+}
+
+TEST_CASE("a failed commit after a capture takes the capture back with its events", "[durable][memory]") {
+    krmx::MemoryEventStore store;
+    krmx::testing::InstrumentedStore instrumented{store};
+    krmx::MemoryCheckpointStore checkpoints;
+    krmx::testing::Hub hub;
+    const auto options = krmx::DurableOptions{.commits = krmx::Commits::synchronous,
+                                              .memory = small_tail(4, 4),
+                                              .snapshots = checkpoints};
+    {
+        krmx::StreamDomain server{hub, counter_domain, snapshot_model(), {.durability = krmx::durable(instrumented, options)}};
+        for (int i = 0; i < 10; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+        // Event 11 would complete a capture at 12; its commit fails: the capture holds a lost event.
+        REQUIRE(server.dispatch("<server>", counter::increment(1)));
+        instrumented.fail_next("disk full");
+        CHECK_FALSE(server.dispatch("<server>", counter::increment(1)));
+        CHECK(server.size() == 11);
+        for (int i = 0; i < 9; ++i) REQUIRE(server.dispatch("<server>", counter::increment(2)));
+        hub.run_until_idle();
+        CHECK(server.state().counter == 29);
+    }
+    // Every snapshot taken is of stored events only: the restart agrees with a full replay.
+    krmx::StreamDomain restarted{hub, counter_domain, snapshot_model(), {.durability = krmx::durable(instrumented, options)}};
+    CHECK(restarted.snapshot_statistics().restored == 1);
+    CHECK(restarted.state().counter == 29);
+    CHECK(restarted.size() == 20);
+}
+
+TEMPLATE_TEST_CASE("a restart loads the newest snapshot and replays only the events after it", "[durable][snapshot]",
+                   KRMX_DURABLE_STORES) {
+    TestType stores;
+    krmx::MemoryCheckpointStore checkpoints;
+    const auto commits = GENERATE(krmx::Commits::pipelined, krmx::Commits::synchronous);
+    const auto options = [&] {
+        return krmx::DurableOptions{.commits = commits, .memory = small_tail(64, 100), .snapshots = checkpoints};
+    };
+    krmx::testing::Hub hub{{.client = {.features = {}}}};  // clients as the JavaScript ones: appends only
+    Counter before;
+    {
+        krmx::StreamDomain server{hub, counter_domain, snapshot_model(), {.durability = krmx::durable(stores.open(), options())}};
+        CHECK(server.snapshot_statistics().restored == 0);
+        for (int i = 0; i < 1000; ++i) {
+            REQUIRE(server.dispatch("<server>", counter::increment(1)));
+            if (i % 64 == 0) hub.run_until_idle();
+        }
+        REQUIRE(server.dispatch("bob", counter::claim()));
+        hub.run_until_idle();
+        before = server.state();
+        CHECK(server.snapshot_statistics().saved >= 7);  // captures every 32 events, saved 100 or more apart
+        CHECK(server.snapshot_statistics().save_failures == 0);
+    }
+    stores.reopen();
+    krmx::StreamDomain server{hub, counter_domain, snapshot_model(), {.durability = krmx::durable(stores.open(), options())}};
+    CHECK(server.state() == before);
+    CHECK(server.size() == 1001);
+    CHECK(server.snapshot_statistics().restored == 1);
+    CHECK(server.snapshot_statistics().skipped() == 0);
+    CHECK(server.statistics().restored < 200);  // the events after the snapshot, not 1001
+    CHECK(server.stream().counters().handler_calls < 200);
+    // A JavaScript client joining now still gets the whole stream as events.
+    auto& js = hub.connect("js");
+    js.link();
+    hub.run_until_idle();
+    CHECK(positions_received(js) == zero_to(1001));
+    // And the stream goes on where it was.
+    REQUIRE(server.dispatch("bob", counter::increment(1)));
+    hub.run_until_idle();
+    CHECK(server.state().counter == 1001);
+}
+
+TEST_CASE("snapshots that cannot be trusted are skipped, counted, and a full replay serves", "[durable][snapshot]") {
+    krmx::MemoryEventStore store;
+    krmx::MemoryCheckpointStore checkpoints;
+    krmx::testing::Hub hub;
+    const auto options = krmx::DurableOptions{.commits = krmx::Commits::synchronous,
+                                              .memory = small_tail(16, 10),
+                                              .snapshots = checkpoints};
+    {
+        krmx::StreamDomain server{hub, counter_domain, snapshot_model(1), {.durability = krmx::durable(store, options)}};
+        for (int i = 0; i < 95; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    }
+    SECTION("of another revision of the model") {
+        krmx::StreamDomain server{hub, counter_domain, snapshot_model(2), {.durability = krmx::durable(store, options)}};
+        CHECK(server.state().counter == 95);
+        CHECK(server.snapshot_statistics().other_revision == 2);
+        CHECK(server.snapshot_statistics().restored == 0);
+        CHECK(server.statistics().restored == 95);
+    }
+    SECTION("of another stream: a store that does not hold the event it follows") {
+        krmx::MemoryEventStore other;
+        {
+            krmx::StreamDomain writer{hub, counter_domain, counter::model(),
+                                      {.durability = krmx::durable(other, {.commits = krmx::Commits::synchronous})}};
+            for (int i = 0; i < 95; ++i) REQUIRE(writer.dispatch("<server>", counter::increment(2)));
+        }
+        krmx::StreamDomain server{hub, "counter", snapshot_model(1), {.durability = krmx::durable(other, options)}};
+        CHECK(server.state().counter == 190);
+        CHECK(server.snapshot_statistics().not_following == 2);
+        CHECK(server.statistics().restored == 95);
+    }
+    SECTION("whose state the model's from_json refuses") {
+        for (std::size_t slot = 0; slot < 2; ++slot) {
+            auto checkpoint = *checkpoints.load(krmx::detail::snapshot_key(counter_domain, slot));
+            checkpoint.state["state"] = {{"counter", "not a number"}};
+            checkpoints.save(krmx::detail::snapshot_key(counter_domain, slot), checkpoint);
+        }
+        krmx::StreamDomain server{hub, counter_domain, snapshot_model(1), {.durability = krmx::durable(store, options)}};
+        CHECK(server.state().counter == 95);
+        CHECK(server.snapshot_statistics().unreadable == 2);
+    }
+    SECTION("the newest is damaged: the older one serves") {
+        auto newest = krmx::load_snapshots(checkpoints, counter_domain, 1, *std::make_unique<krmx::SnapshotStatistics>());
+        REQUIRE(newest.size() == 2);
+        for (std::size_t slot = 0; slot < 2; ++slot) {
+            auto checkpoint = *checkpoints.load(krmx::detail::snapshot_key(counter_domain, slot));
+            if (checkpoint.position == newest[0].position) {
+                checkpoint.state.erase("last_event_id");
+                checkpoints.save(krmx::detail::snapshot_key(counter_domain, slot), checkpoint);
+            }
+        }
+        krmx::StreamDomain server{hub, counter_domain, snapshot_model(1), {.durability = krmx::durable(store, options)}};
+        CHECK(server.state().counter == 95);
+        CHECK(server.snapshot_statistics().damaged == 1);
+        CHECK(server.snapshot_statistics().restored == 1);
+        CHECK(server.statistics().restored == 95 - newest[1].position);
+    }
+}
+
+namespace {
+struct Opaque {
+    int n = 0;
+};
+struct Unwritable {
+    double x = 0;
+};
+void to_json(nlohmann::json& j, const Unwritable&) { j = "?"; }
+void from_json(const nlohmann::json&, Unwritable&) { throw std::runtime_error("cannot read a Unwritable"); }
+}  // namespace
+
+TEST_CASE("snapshots that cannot work are refused when the domain is made, not at the first snapshot",
+          "[durable][snapshot]") {
+    krmx::MemoryEventStore store;
+    krmx::MemoryCheckpointStore checkpoints;
+    krmx::testing::Hub hub;
+    const auto durability = krmx::durable(store, {.commits = krmx::Commits::synchronous, .snapshots = checkpoints});
+    const krmx::EventType<int> add{"add"};
+    auto opaque = krmx::StreamModel<Opaque>{}.when(add, [](Opaque& o, std::string_view, int n) { o.n += n; });
+    CHECK_THROWS_WITH((krmx::StreamDomain{hub, "opaque", opaque, {.durability = durability}}),
+                      Catch::Matchers::Contains("call StreamModel::snapshots(revision)"));
+    auto unwritable = krmx::StreamModel<Unwritable>{}.when(add, [](Unwritable& u, std::string_view, int n) { u.x += n; });
+    unwritable.snapshots(1);
+    CHECK_THROWS_WITH((krmx::StreamDomain{hub, "unwritable", unwritable, {.durability = durability}}),
+                      Catch::Matchers::Contains("from_json failed on what to_json wrote of the initial state"));
+    // Without a snapshot store, neither matters.
+    krmx::StreamDomain fine{hub, "fine", opaque, {.durability = krmx::durable(store, {.commits = krmx::Commits::synchronous})}};
+    CHECK(fine.dispatch("<server>", add(1)));
+}
+
+#if defined(KRMX_TEST_SQLITE)
+TEST_CASE("a SQLite domain restarts from a snapshot in the same file", "[durable][snapshot][sqlite]") {
+    krmx::testing::TempDir dir;
+    const auto path = dir.path() / "game.sqlite";
+    krmx::testing::Hub hub;
+    Counter before;
+    {
+        krmx::SqliteEventStore store{path};
+        krmx::SqliteCheckpointStore checkpoints{path};
+        krmx::StreamDomain server{hub, counter_domain, snapshot_model(),
+                                  {.durability = krmx::durable(store, {.memory = small_tail(256, 500), .snapshots = checkpoints})}};
+        for (int i = 0; i < 2000; ++i) {
+            REQUIRE(server.dispatch("<server>", counter::increment(1)));
+            if (i % 100 == 0) hub.run_until_idle();
+        }
+        hub.run_until_idle();
+        before = server.state();
+        CHECK(server.snapshot_statistics().saved >= 3);
+    }
+    krmx::SqliteEventStore store{path};
+    krmx::SqliteCheckpointStore checkpoints{path};
+    krmx::StreamDomain server{hub, counter_domain, snapshot_model(),
+                              {.durability = krmx::durable(store, {.memory = small_tail(256, 500), .snapshots = checkpoints})}};
+    CHECK(server.state() == before);
+    CHECK(server.snapshot_statistics().restored == 1);
+    CHECK(server.statistics().restored <= 500);
+}
+#endif
+
+TEST_CASE("a durable projection domain with a short tail restores its views from a snapshot", "[durable][snapshot]") {
+    // The shown state follows the private one through captures and restarts.
+    krmx::MemoryEventStore store;
+    krmx::MemoryCheckpointStore checkpoints;
+    krmx::testing::Hub hub;
+    krmx::ProjectionModel<Counter, nlohmann::json> model{Counter{},
+                                                          [](const Counter& c, std::string_view) { return nlohmann::json(c.counter); }};
+    model.when(counter::increment, [](Counter& c, std::string_view, int n) { c.counter += n; }).snapshots(1);
+    const auto options = krmx::DurableOptions{.memory = small_tail(8, 16), .snapshots = checkpoints};
+    {
+        krmx::ProjectionDomain server{hub, "view", model, {.durability = krmx::durable(store, options)}};
+        for (int i = 0; i < 100; ++i) {
+            REQUIRE(server.dispatch("<server>", counter::increment(1)));
+            hub.run_until_idle();
+        }
+        CHECK(server.shown_state().counter == 100);
+        CHECK(server.stream().log().held() <= 12);
+    }
+    krmx::ProjectionDomain server{hub, "view", model, {.durability = krmx::durable(store, options)}};
+    CHECK(server.shown_state().counter == 100);
+    CHECK(server.snapshot_statistics().restored == 1);
+    REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    hub.run_until_idle();
+    CHECK(server.shown_state().counter == 101);
+}
+
+TEST_CASE("a C++ client far behind joins from a snapshot, one that cannot read it from the events",
+          "[durable][snapshot]") {
+    krmx::MemoryEventStore store;
+    krmx::MemoryCheckpointStore checkpoints;
+    krmx::testing::Hub hub;
+    krmx::StreamDomain server{hub, counter_domain, snapshot_model(),
+                              {.durability = krmx::durable(store, {.memory = small_tail(64, 100), .snapshots = checkpoints})}};
+    for (int i = 0; i < 1000; ++i) {
+        REQUIRE(server.dispatch("<server>", counter::increment(1)));
+        if (i % 100 == 0) hub.run_until_idle();
+    }
+    REQUIRE(server.dispatch("bob", counter::claim()));
+    hub.run_until_idle();
+    const auto bytes = [](const krmx::testing::ClientEndpoint& c) {
+        std::size_t n = 0;
+        for (const auto& text : c.received()) n += text.size();
+        return n;
+    };
+
+    StreamClientFixture reader{hub, "reader", snapshot_model()};
+    hub.run_until_idle();
+    CHECK(reader.client.synced());
+    CHECK(reader.client.confirmed_state() == server.state());
+    CHECK(reader.client.confirmed_size() == 1001);
+    CHECK(server.statistics().snapshots_sent == 1);
+    const auto first = parsed(reader.connection).front();
+    CHECK(first["type"] == "stream/snapshot");
+    CHECK(first["payload"]["position"].get<std::size_t>() > 900);
+
+    // Another revision of the model cannot read it: it asks for the events, and gets them all.
+    StreamClientFixture other{hub, "other", snapshot_model(2)};
+    hub.run_until_idle();
+    CHECK(other.client.synced());
+    CHECK(other.client.confirmed_state() == server.state());
+    CHECK(server.statistics().snapshots_sent == 2);
+    // A client whose model has no snapshots says so up front and never gets one.
+    StreamClientFixture plain{hub, "plain", counter::model()};
+    hub.run_until_idle();
+    CHECK(plain.client.synced());
+    CHECK(plain.client.confirmed_state() == server.state());
+    CHECK(server.statistics().snapshots_sent == 3);  // on link: the client only answers with a resync
+    CHECK(bytes(reader.connection) * 10 < bytes(plain.connection));
+
+    // Live events reach all three, after what they caught up on.
+    REQUIRE(server.dispatch("bob", counter::increment(5)));
+    hub.run_until_idle();
+    CHECK(reader.client.confirmed_state().counter == 1005);
+    CHECK(other.client.confirmed_state().counter == 1005);
+    CHECK(plain.client.confirmed_state().counter == 1005);
+}
+
+TEST_CASE("state_at rebuilds any past state, from memory or from the store", "[durable][memory]") {
+    const auto commits = GENERATE(krmx::Commits::pipelined, krmx::Commits::synchronous);
+    const bool snapshots = GENERATE(false, true);
+    krmx::MemoryEventStore store;
+    krmx::MemoryCheckpointStore checkpoints;
+    krmx::testing::Hub hub;
+    krmx::DurableOptions options{.commits = commits, .memory = small_tail(8, 16)};
+    if (snapshots) options.snapshots = checkpoints;
+    krmx::StreamDomain server{hub, counter_domain, snapshots ? snapshot_model() : counter::model(),
+                              {.durability = krmx::durable(store, options)}};
+    for (int i = 0; i < 100; ++i) {
+        const auto by = i >= 40 ? "bob" : "<server>";  // bob claims the counter with event 40
+        REQUIRE((i == 40 ? server.dispatch(by, counter::claim()) : server.dispatch(by, counter::increment(1))));
+        hub.run_until_idle();
+    }
+    REQUIRE(server.held_from() > 50);
+    std::map<std::size_t, Counter> seen;
+    std::vector<std::string> errors;
+    for (const std::size_t position : {0, 1, 40, 41, 60, 99, 100, 101}) {
+        server.state_at(position, [&, position](std::optional<Counter> state, std::optional<std::string> error) {
+            if (state) seen[position] = *state;
+            if (error) errors.push_back(*error);
+        });
+    }
+    hub.run_until_idle();
+    CHECK(seen[0] == Counter{});
+    CHECK(seen[1] == Counter{1, std::nullopt});
+    CHECK(seen[40] == Counter{40, std::nullopt});
+    CHECK(seen[41] == Counter{40, "bob"});
+    CHECK(seen[60] == Counter{59, "bob"});
+    CHECK(seen[99] == Counter{98, "bob"});
+    CHECK(seen[100] == server.state());
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0] == "position 101 is past the confirmed events (100)");
+}

@@ -7,6 +7,7 @@
 //                  [--postgres CONNINFO] [--log human|json]
 //                  [--health] [--metrics [--metrics-token TOKEN]]
 //                  [--tls-cert FILE --tls-key FILE] [--cards DOMAIN]
+//                  [--inspect-token TOKEN] [--tail EVENTS]
 //
 // Safe for the internet by default: krmx::net::internet_facing's limits (users that do not come back are
 // forgotten, connections, link attempts and new usernames are budgeted per address, small frames at a human
@@ -35,6 +36,12 @@
 // domain: each player sees only its own hand), stored like the counters; the server deals a shuffled deck as
 // soon as two players sat down. The web page plays it at /cards.html.
 //
+// --inspect-token TOKEN (or the environment's KRMX_INSPECT_TOKEN): the inspector at /inspect?token=TOKEN
+// (krmx::net::Inspector): every domain's event log, live, and its state at any position. Off without a token.
+// --tail EVENTS: how many of the newest events each domain keeps in memory (64 Ki by default; older ones are
+// read back from the store). On SQLite, the domains' states are also snapshot into the same file, so that a
+// restart replays only the events after the newest snapshot.
+//
 // Prints where it listens; Ctrl-C (SIGINT) or SIGTERM stops it gracefully: every user leaves, queued
 // frames are flushed, the sockets close, the store is closed. Each domain restores itself from the store
 // when it is made, and stores its events with pipelined commits (a writer thread, one batch in flight).
@@ -54,8 +61,10 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <krmx/krmx.hpp>
+#include <krmx/net/inspector.hpp>
 #include <krmx/net/internet_facing.hpp>
 #include <krmx/net/websocket_server.hpp>
+#include <krmx/store/sqlite_checkpoint_store.hpp>
 #include <krmx/store/sqlite_event_store.hpp>
 #if defined(KRMX_COUNTER_SERVER_POSTGRES)
 #include <krmx/store/postgres_event_store.hpp>
@@ -90,7 +99,20 @@ struct Arguments {
     std::string metrics_token;
     std::string tls_cert;
     std::string tls_key;
+    std::string inspect_token;
+    std::optional<std::size_t> tail;
 };
+
+// The counter's model with snapshots on (revision 1 of Counter's JSON): a durable domain saves them when its
+// journal keeps them (SQLite here), and C++ clients far behind join from one.
+const krmx::StreamModel<Counter>& counter_model() {
+    static const auto model = [] {
+        auto m = counter::model();
+        m.snapshots(1);
+        return m;
+    }();
+    return model;
+}
 
 Arguments parse(int argc, char** argv) {
     Arguments a;
@@ -145,12 +167,17 @@ Arguments parse(int argc, char** argv) {
             a.tls_cert = value();
         } else if (arg == "--tls-key") {
             a.tls_key = value();
+        } else if (arg == "--inspect-token") {
+            a.inspect_token = value();
+        } else if (arg == "--tail") {
+            a.tail = static_cast<std::size_t>(std::stoull(value()));
         } else {
             throw std::invalid_argument("unknown argument " + arg);
         }
     }
     // A token on the command line shows in `ps`: a service manager passes it in the environment instead.
     if (const char* token = std::getenv("KRMX_METRICS_TOKEN"); a.metrics_token.empty() && token) a.metrics_token = token;
+    if (const char* token = std::getenv("KRMX_INSPECT_TOKEN"); a.inspect_token.empty() && token) a.inspect_token = token;
     if (a.tls_cert.empty() != a.tls_key.empty()) throw std::invalid_argument("--tls-cert and --tls-key go together");
     return a;
 }
@@ -163,17 +190,25 @@ int main(int argc, char** argv) {
         std::unique_ptr<krmx::SqliteEventStore> sqlite;
         krmx::Durability durability;
         std::string where = "in memory";
+        krmx::DurableOptions durable_options;
+        if (args.tail) durable_options.memory.tail_events = *args.tail;
 #if defined(KRMX_COUNTER_SERVER_POSTGRES)
         std::unique_ptr<krmx::PostgresEventStore> postgres;
         if (args.postgres) {
             postgres = std::make_unique<krmx::PostgresEventStore>(krmx::PostgresOptions{.connection = *args.postgres});
-            durability = krmx::durable(*postgres);
+            durability = krmx::durable(*postgres, durable_options);
             where = "store PostgreSQL";
         }
 #endif
+        std::unique_ptr<krmx::SqliteCheckpointStore> snapshots;
+        // The card game's model takes no snapshots: its domain gets a durability without them.
+        krmx::Durability card_durability = durability;
         if (args.store && !durability) {
             sqlite = std::make_unique<krmx::SqliteEventStore>(*args.store);
-            durability = krmx::durable(*sqlite);
+            card_durability = krmx::durable(*sqlite, durable_options);
+            snapshots = std::make_unique<krmx::SqliteCheckpointStore>(*args.store);  // the same file
+            durable_options.snapshots = *snapshots;
+            durability = krmx::durable(*sqlite, durable_options);
             where = "store " + *args.store;
         }
         const bool stored = static_cast<bool>(durability);
@@ -207,7 +242,7 @@ int main(int argc, char** argv) {
         std::vector<std::unique_ptr<krmx::StreamDomain<Counter>>> domains;
         for (const auto& domain : args.domains) {
             auto& d = *domains.emplace_back(std::make_unique<krmx::StreamDomain<Counter>>(
-                server, domain, counter::model(), krmx::StreamDomainOptions{.durability = durability}));
+                server, domain, counter_model(), krmx::StreamDomainOptions{.durability = durability}));
             if (stored) {
                 std::cout << "domain " << domain << ": " << d.statistics().restored << " events restored, counter "
                           << d.state().counter << "\n";
@@ -226,10 +261,12 @@ int main(int argc, char** argv) {
             if (!table->state().dealt) server.after(std::chrono::milliseconds{100}, deal_when_seated);
         };
         if (!args.cards.empty()) {
-            table.emplace(server, args.cards, cards::model(), krmx::ProjectionDomainOptions{.durability = durability});
+            table.emplace(server, args.cards, cards::model(), krmx::ProjectionDomainOptions{.durability = card_durability});
             if (stored) std::cout << "cards " << args.cards << ": " << table->statistics().restored << " actions restored\n";
             deal_when_seated();
         }
+        std::optional<krmx::net::Inspector> inspector;
+        if (!args.inspect_token.empty()) inspector.emplace(server, krmx::net::InspectorOptions{.token = args.inspect_token});
         auto joins = server.session().on_link([](std::string_view u) { std::cout << u << " linked\n"; });
         auto leaves = server.session().on_unlink([](std::string_view u) { std::cout << u << " unlinked\n"; });
 
@@ -261,6 +298,10 @@ int main(int argc, char** argv) {
         if (args.metrics) {
             std::cout << "metrics on " << (tls ? "https://" : "http://") << args.address << ":" << server.port()
                       << "/metrics" << (args.metrics_token.empty() ? "" : " (bearer token required)") << std::endl;
+        }
+        if (inspector) {
+            std::cout << "inspector on " << (tls ? "https://" : "http://") << args.address << ":" << server.port()
+                      << "/inspect?token=..." << std::endl;
         }
         if (!args.web.empty()) {
             std::cout << "web page on " << (tls ? "https://" : "http://") << args.address << ":" << server.port() << "/" << std::endl;

@@ -435,3 +435,97 @@ TEST_CASE("state_at rebuilds any past state, from memory or from the store", "[d
     REQUIRE(errors.size() == 1);
     CHECK(errors[0] == "position 101 is past the confirmed events (100)");
 }
+
+TEST_CASE("a user dismissed while it catches up on old events gets none of them after", "[durable][memory][audience]") {
+    krmx::MemoryEventStore store;
+    krmx::testing::Hub hub;
+    krmx::StreamDomain room{hub, "room", counter::model(),
+                            {.durability = krmx::durable(store, {.memory = small_tail(4)}), .audience = krmx::Audience::members}};
+    for (int i = 0; i < 40; ++i) REQUIRE(room.dispatch("<server>", counter::increment(1)));
+    hub.run_until_idle();
+    REQUIRE(room.held_from() > 0);
+    auto& eve = hub.connect("eve");
+    eve.link();
+    hub.run_until_idle();
+    eve.clear_received();
+    room.admit("eve");   // the old events are read off the loop...
+    room.dismiss("eve");  // ...and she leaves before they arrive
+    REQUIRE(room.dispatch("<server>", counter::increment(1)));
+    hub.run_until_idle();
+    const auto received = parsed(eve);
+    REQUIRE_FALSE(received.empty());
+    CHECK(received.back()["type"] == "stream/dismissed");
+    // Nothing of the room reaches her after the dismissal: neither old events read back nor the new one.
+    std::size_t after = 0;
+    bool dismissed = false;
+    for (const auto& message : received) {
+        if (message["type"] == "stream/dismissed") dismissed = true;
+        else if (dismissed) ++after;
+    }
+    CHECK(after == 0);
+}
+
+TEST_CASE("the host inspects a domain's events and states across the tail and the store", "[durable][memory][inspect]") {
+    const auto commits = GENERATE(krmx::Commits::pipelined, krmx::Commits::synchronous);
+    krmx::MemoryEventStore store;
+    krmx::testing::Hub hub;
+    krmx::StreamDomain server{hub, counter_domain, counter::model(),
+                              {.durability = krmx::durable(store, {.commits = commits, .memory = small_tail(8)})}};
+    for (int i = 0; i < 30; ++i) {
+        REQUIRE(server.dispatch("<server>", counter::increment(i)));
+        hub.run_until_idle();
+    }
+    REQUIRE(server.held_from() > 10);
+    std::vector<std::pair<nlohmann::json, std::optional<std::string>>> answers;
+    const auto keep = [&](nlohmann::json result, std::optional<std::string> error) {
+        answers.emplace_back(std::move(result), std::move(error));
+    };
+    hub.host().inspect_events(counter_domain, 5, 20, keep);   // from the store, then from memory
+    hub.host().inspect_events(counter_domain, 28, 100, keep);  // past the end: cut at the end
+    hub.host().inspect_state(counter_domain, 10, keep);
+    hub.host().inspect_state(counter_domain, 31, keep);
+    hub.host().inspect_state("nowhere", 0, keep);
+    hub.run_until_idle();
+    REQUIRE(answers.size() == 5);
+    // In the order they were asked when all come from memory; store reads may answer later: find each.
+    const auto find = [&](auto predicate) {
+        for (const auto& a : answers) {
+            if (predicate(a)) return a;
+        }
+        FAIL("no such answer");
+        return answers.front();
+    };
+    const auto twenty = find([](const auto& a) { return a.first.is_array() && a.first.size() == 20; });
+    CHECK(twenty.first.front() == nlohmann::json{{"position", 5}, {"dispatcher", "<server>"},
+                                                 {"event", {{"type", "increment"}, {"payload", 5}}}});
+    CHECK(twenty.first.back()["position"] == 24);
+    const auto last_two = find([](const auto& a) { return a.first.is_array() && a.first.size() == 2; });
+    CHECK(last_two.first.back()["position"] == 29);
+    const auto state = find([](const auto& a) { return a.first.is_object(); });
+    CHECK(state.first == nlohmann::json{{"counter", 45}});  // 0 + 1 + ... + 9
+    CHECK(find([](const auto& a) { return a.second && a.second->starts_with("position 31"); }).second);
+    CHECK(*find([](const auto& a) { return a.second && a.second->starts_with("no domain"); }).second ==
+          R"(no domain "nowhere")");
+}
+
+TEST_CASE("a resync from before the oldest event held is answered from the store", "[durable][memory]") {
+    krmx::MemoryEventStore store;
+    krmx::testing::Hub hub;  // its clients read history pages
+    krmx::StreamDomain server{hub, counter_domain, counter::model(),
+                              {.durability = krmx::durable(store, {.memory = small_tail(8)})}};
+    for (int i = 0; i < 50; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    hub.run_until_idle();
+    REQUIRE(server.held_from() > 10);
+    auto& raw = hub.connect("raw");
+    raw.link();
+    hub.run_until_idle();
+    raw.clear_received();
+    raw.send(krmx::detail::resync_message(counter_domain, 5));
+    hub.run_until_idle();
+    // From one event before the position asked (an event the client holds), to the end, in order.
+    std::vector<std::size_t> expected;
+    for (std::size_t i = 4; i < 50; ++i) expected.push_back(i);
+    CHECK(positions_received(raw) == expected);
+    CHECK(parsed(raw).back()["payload"].value("more", false) == false);
+    CHECK(server.statistics().history_reads >= 1);
+}

@@ -28,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "krmx/core/detail/json_write.hpp"
 #include "krmx/core/log.hpp"
 #include "krmx/core/message.hpp"
@@ -81,6 +83,9 @@ inline constexpr std::string_view history_pages_feature = "stream/history";
 /// The feature a client names in its link request when it reads `stream/snapshot`.
 inline constexpr std::string_view snapshot_feature = "stream/snapshot";
 
+/// How an inspection ends: the JSON asked for, or why there is none.
+using InspectDone = std::function<void(nlohmann::json result, std::optional<std::string> error)>;
+
 namespace detail {
 
 // What a host routes to: one domain (krmx::StreamDomain).
@@ -93,6 +98,18 @@ class HostedDomain {
     virtual void receive(std::string_view user, const Message& message) = 0;
     /// What it tells about itself now (DomainHost::reports()).
     [[nodiscard]] virtual DomainReport report() const = 0;
+    /// For the inspector: confirmed events [from, from + count) as `[{"position","dispatcher","event"}]`,
+    /// and the state after the first `position` events as JSON. `done` runs on the host's thread, in the
+    /// call or later (old events are read from the store).
+    virtual void inspect_events(std::size_t from, std::size_t count, InspectDone done) {
+        (void)from;
+        (void)count;
+        done({}, std::optional<std::string>{"this domain cannot be inspected"});
+    }
+    virtual void inspect_state(std::size_t position, InspectDone done) {
+        (void)position;
+        done({}, std::optional<std::string>{"this domain cannot be inspected"});
+    }
 
   protected:
     HostedDomain() = default;
@@ -164,6 +181,20 @@ class DomainHost {
         for (const auto& [name, domain] : domains_) out.push_back(domain->report());
         return out;
     }
+    /// For the inspector (net/inspector.hpp): a domain's confirmed events [from, from + count) and its state
+    /// after `position` events, as JSON (HostedDomain::inspect_events, inspect_state); an unknown domain is
+    /// an error. `done` runs on the host's thread.
+    void inspect_events(std::string_view domain, std::size_t from, std::size_t count, InspectDone done) {
+        const auto it = domains_.find(domain);
+        if (it == domains_.end()) return done({}, "no domain " + detail::quoted(domain));
+        it->second->inspect_events(from, count, std::move(done));
+    }
+    void inspect_state(std::string_view domain, std::size_t position, InspectDone done) {
+        const auto it = domains_.find(domain);
+        if (it == domains_.end()) return done({}, "no domain " + detail::quoted(domain));
+        it->second->inspect_state(position, std::move(done));
+    }
+
     /// Why each domain that cannot serve as it should cannot ("domain \"x\": last commit failed: ..."); empty
     /// when all can.
     [[nodiscard]] std::vector<std::string> not_ready() const {

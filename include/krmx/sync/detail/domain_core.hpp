@@ -132,7 +132,13 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         const auto it = members_.find(user);
         if (it == members_.end()) return false;
         members_.erase(it);
-        if (core_.audience == Audience::members && linked_.find(user) != linked_.end()) stop_hearing(user, true);
+        if (core_.audience == Audience::members && linked_.find(user) != linked_.end()) {
+            // Old events on their way from the store are no longer its to hear.
+            if (const auto catching_up = catching_up_.find(user); catching_up != catching_up_.end()) {
+                catching_up_.erase(catching_up);
+            }
+            stop_hearing(user, true);
+        }
         return true;
     }
     /// Whether `user` hears this domain: always with Audience::everyone, else when admitted.
@@ -434,6 +440,66 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
                 if (waiting.received) observer->append_confirmed(name_, Clock::now() - *waiting.received);
             }
         }
+    }
+
+    // ---- for the inspector (net/inspector.hpp) -----------------------------------------------------------
+
+    void inspect_events(std::size_t from, std::size_t count, InspectDone done) override {
+        const std::size_t end = std::min(confirmed_size(), from + std::min(count, max_inspected_events));
+        auto out = std::make_shared<nlohmann::json>(nlohmann::json::array());
+        if (from >= end) return done(std::move(*out), std::nullopt);
+        const auto add = [](nlohmann::json& list, std::size_t position, std::string_view dispatcher, std::string_view text) {
+            // Event texts were read under the one grammar when they were accepted: they parse.
+            list.push_back({{"position", position}, {"dispatcher", dispatcher},
+                            {"event", nlohmann::json::parse(text, nullptr, false)}});
+        };
+        const auto add_held = [this, add, end](nlohmann::json& list, std::size_t next) {
+            for (std::size_t i = next; i < end; ++i) {
+                const auto [dispatcher, text] = entry()(i);
+                add(list, i, dispatcher, text);
+            }
+        };
+        if (from >= held_from() || !journal_) {
+            add_held(*out, from);
+            return done(std::move(*out), std::nullopt);
+        }
+        // Old events from the store, then (the tail may have moved meanwhile) the rest from memory.
+        auto next = std::make_shared<std::size_t>(from);
+        read_pages(
+            [this, next, end]() -> std::optional<std::pair<std::size_t, std::size_t>> {
+                if (*next >= end || *next >= held_from()) return std::nullopt;
+                return std::pair{*next, std::min({history_read_page, held_from() - *next, end - *next})};
+            },
+            [this, out, next, end, add, add_held, done](std::size_t, std::vector<RecordedEvent> records,
+                                                        std::optional<std::string> error) {
+                if (error) {
+                    done({}, std::move(error));
+                    return false;
+                }
+                for (auto& record : records) add(*out, static_cast<std::size_t>(record.revision), record.dispatcher, stored_text(record));
+                *next += records.size();
+                if (*next < end && *next < held_from()) return true;
+                add_held(*out, *next);
+                done(std::move(*out), std::nullopt);
+                return false;
+            });
+    }
+
+    void inspect_state(std::size_t position, InspectDone done) override {
+        state_at(position, [this, done](std::optional<State> state, std::optional<std::string> error) {
+            if (!state) return done({}, std::move(error));
+            try {
+                if (const auto& codec = stream_.model().snapshots) return done(codec->save(*state), std::nullopt);
+                if constexpr (requires(const State& s) { nlohmann::json(s); }) {
+                    return done(nlohmann::json(*state), std::nullopt);
+                } else {
+                    return done({}, std::optional<std::string>{
+                                        "the state has no JSON: give it to_json (or turn snapshots on) to see it here"});
+                }
+            } catch (const std::exception& e) {
+                done({}, std::string{"to_json failed: "} + e.what());
+            }
+        });
     }
 
   protected:
@@ -918,6 +984,7 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         EventsForm form = EventsForm::pages;
     };
     static constexpr std::size_t history_read_page = 4096;
+    static constexpr std::size_t max_inspected_events = 1000;  // per inspect_events call
     static constexpr auto json_replace = nlohmann::json::error_handler_t::replace;
     MemoryPolicy memory_;
     std::optional<Capture> capture_;  // taken, waiting for its events to be stored

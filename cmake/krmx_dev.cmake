@@ -49,6 +49,9 @@ function(krmx_add_test name)
   endif()
   krmx_catch2_setup()
   add_executable(${name} ${ARG_SOURCES})
+  # A unity build compiles the whole folder as one translation unit, not in batches of 8: each batch parsed
+  # the headers and instantiated the same templates again.
+  set_target_properties(${name} PROPERTIES UNITY_BUILD_BATCH_SIZE 0)
   target_link_libraries(${name} PRIVATE krmx::krmx krmx_catch_main ${ARG_LIBS})
   if(ARG_SQLITE AND TARGET krmx::sqlite)
     target_link_libraries(${name} PRIVATE krmx::sqlite)

@@ -10,15 +10,14 @@ import assert from 'node:assert/strict';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import process from 'node:process';
-import puppeteer from 'puppeteer-core';
-import { runTest, sleep, startCounterServer, stopServer } from '../../../tests/net/js/harness.mjs';
+import { chromium, launchChromium, runBrowserTest } from './browser_harness.mjs';
+import { sleep, startCounterServer } from '../../../tests/net/js/harness.mjs';
 
 const [serverBinary, site, out] = process.argv.slice(2);
 if (!serverBinary || !site || !out) {
   console.error('usage: node test/browser.mjs SERVER_BINARY SITE_FOLDER OUT_FOLDER');
   process.exit(2);
 }
-const chromium = process.env.KRMX_CHROMIUM ?? '/usr/bin/chromium';
 const store = path.join(out, 'browser.sqlite');
 
 let server;
@@ -83,13 +82,7 @@ async function main() {
   server = await startServer(0);
   step(`server on port ${server.port}; launch ${chromium}`);
   const url = `http://127.0.0.1:${server.port}/`;
-  browser = await puppeteer.launch({
-    executablePath: chromium,
-    headless: true,
-    dumpio: process.env.KRMX_BROWSER_LOG === '1',
-    // --no-sandbox: CI containers run as root, where Chromium's sandbox cannot start.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
-  });
+  browser = await launchChromium();
 
   const alice = await openPlayer(url, 'alice');
   const bob = await openPlayer(url, 'bob');
@@ -165,15 +158,8 @@ async function main() {
   console.log(`browser test passed; end state in ${path.join(out, 'browser-end.png')}`);
 }
 
-await runTest('browser test', {
+await runBrowserTest('browser test', {
   deadlineMs: 150_000,
   main,
-  kill: () => {
-    server?.child.kill('SIGKILL');
-    browser?.process()?.kill('SIGKILL');
-  },
-  cleanup: async () => {
-    await browser?.close().catch(() => browser?.process()?.kill('SIGKILL'));
-    await stopServer(server);
-  },
+  processes: () => ({ server, browser }),
 });

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import process from 'node:process';
-import puppeteer from 'puppeteer-core';
-import { runTest, sleep, startCounterServer, stopServer } from '../../../tests/net/js/harness.mjs';
+import { chromium, launchChromium, runBrowserTest } from './browser_harness.mjs';
+import { sleep, startCounterServer } from '../../../tests/net/js/harness.mjs';
 import { makePki } from '../../../tests/net/js/pki.mjs';
 
 const [serverBinary, site, out] = process.argv.slice(2);
@@ -18,7 +18,6 @@ if (!serverBinary || !site || !out) {
   console.error('usage: node test/browser_tls.mjs SERVER_BINARY SITE_FOLDER OUT_FOLDER');
   process.exit(2);
 }
-const chromium = process.env.KRMX_CHROMIUM ?? '/usr/bin/chromium';
 
 let server;
 let browser;
@@ -80,13 +79,7 @@ async function main() {
   server = await startServer();
   step(`server on port ${server.port}; launch ${chromium}`);
   const url = `https://127.0.0.1:${server.port}/`;
-  browser = await puppeteer.launch({
-    executablePath: chromium,
-    headless: true,
-    dumpio: process.env.KRMX_BROWSER_LOG === '1',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
-      `--ignore-certificate-errors-spki-list=${pki.spkiHash()}`],
-  });
+  browser = await launchChromium([`--ignore-certificate-errors-spki-list=${pki.spkiHash()}`]);
   const alice = await openPlayer(url, 'alice');
   const bob = await openPlayer(url, 'bob');
   const players = [alice, bob];
@@ -103,16 +96,11 @@ async function main() {
   console.log('browser tls test passed');
 }
 
-await runTest('browser tls test', {
+await runBrowserTest('browser tls test', {
   deadlineMs: 100_000,
   main,
-  kill: () => {
-    server?.child.kill('SIGKILL');
-    browser?.process()?.kill('SIGKILL');
-  },
-  cleanup: async () => {
-    await browser?.close().catch(() => browser?.process()?.kill('SIGKILL'));
-    await stopServer(server);
+  processes: () => ({ server, browser }),
+  cleanup: () => {
     pki.remove();
   },
 });

@@ -11,8 +11,8 @@ import { createRequire } from 'node:module';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import process from 'node:process';
-import puppeteer from 'puppeteer-core';
-import { readCardFrames, runTest, sleep, startCounterServer, stopServer } from '../../../tests/net/js/harness.mjs';
+import { chromium, launchChromium, runBrowserTest } from './browser_harness.mjs';
+import { readCardFrames, sleep, startCounterServer } from '../../../tests/net/js/harness.mjs';
 
 const require = createRequire(import.meta.url);
 const jsondiffpatch = require('jsondiffpatch'); // the one @krmx/state bundles into the page
@@ -22,7 +22,6 @@ if (!serverBinary || !site || !out) {
   console.error('usage: node test/cards_browser.mjs SERVER_BINARY SITE_FOLDER OUT_FOLDER');
   process.exit(2);
 }
-const chromium = process.env.KRMX_CHROMIUM ?? '/usr/bin/chromium';
 const store = path.join(out, 'cards.sqlite');
 
 let server;
@@ -84,12 +83,7 @@ async function main() {
   server = await startServer(0);
   const url = `http://127.0.0.1:${server.port}/`;
   step(`server on port ${server.port}; launch ${chromium}`);
-  browser = await puppeteer.launch({
-    executablePath: chromium,
-    headless: true,
-    dumpio: process.env.KRMX_BROWSER_LOG === '1',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
-  });
+  browser = await launchChromium();
 
   const alice = await openPage(url, 'alice');
   const bob = await openPage(url, 'bob');
@@ -168,15 +162,8 @@ async function main() {
   console.log(`cards browser test passed (${players.map((p) => `${p.name}: ${p.frames.length} frames`).join(', ')})`);
 }
 
-await runTest('cards browser test', {
+await runBrowserTest('cards browser test', {
   deadlineMs: 150_000,
   main,
-  kill: () => {
-    server?.child.kill('SIGKILL');
-    browser?.process()?.kill('SIGKILL');
-  },
-  cleanup: async () => {
-    await browser?.close().catch(() => browser?.process()?.kill('SIGKILL'));
-    await stopServer(server);
-  },
+  processes: () => ({ server, browser }),
 });

@@ -10,15 +10,14 @@ import assert from 'node:assert/strict';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import process from 'node:process';
-import puppeteer from 'puppeteer-core';
-import { runTest, sleep, startCounterServer, stopServer } from '../../../tests/net/js/harness.mjs';
+import { chromium, launchChromium, runBrowserTest } from './browser_harness.mjs';
+import { sleep, startCounterServer } from '../../../tests/net/js/harness.mjs';
 
 const [serverBinary, out] = process.argv.slice(2);
 if (!serverBinary || !out) {
   console.error('usage: node test/inspector_browser.mjs SERVER_BINARY OUT_FOLDER');
   process.exit(2);
 }
-const chromium = process.env.KRMX_CHROMIUM ?? '/usr/bin/chromium';
 const store = path.join(out, 'inspector.sqlite');
 const token = 'inspect-s3cret';
 
@@ -68,13 +67,7 @@ async function main() {
   server = await startCounterServer(serverBinary, ['--address', '127.0.0.1', '--port', '0', '--store', store,
     '--tail', '8', '--inspect-token', token]);
   const origin = `http://127.0.0.1:${server.port}`;
-  browser = await puppeteer.launch({
-    executablePath: chromium,
-    headless: true,
-    dumpio: process.env.KRMX_BROWSER_LOG === '1',
-    // --no-sandbox: CI containers run as root, where Chromium's sandbox cannot start.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
-  });
+  browser = await launchChromium();
   const pageErrors = [];
   const page = await browser.newPage();
   page.on('pageerror', (error) => pageErrors.push(error.message));
@@ -145,15 +138,8 @@ async function main() {
   console.log(`inspector test passed; end state in ${path.join(out, 'inspector-end.png')}`);
 }
 
-await runTest('inspector browser test', {
+await runBrowserTest('inspector browser test', {
   deadlineMs: 120_000,
   main,
-  kill: () => {
-    server?.child.kill('SIGKILL');
-    browser?.process()?.kill('SIGKILL');
-  },
-  cleanup: async () => {
-    await browser?.close().catch(() => browser?.process()?.kill('SIGKILL'));
-    await stopServer(server);
-  },
+  processes: () => ({ server, browser }),
 });

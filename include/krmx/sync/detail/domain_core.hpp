@@ -378,6 +378,9 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
     struct LatestSnapshot {
         std::size_t position = 0;
         std::string text;
+        [[nodiscard]] static LatestSnapshot of(std::size_t position, const nlohmann::json& state) {
+            return {position, state.dump(-1, ' ', false, json_replace)};
+        }
     };
     /// For a joiner: the state now when every accepted event is stored (written once per position), else
     /// the newest capture; none when the model writes no snapshots or the domain is not durable.
@@ -386,11 +389,9 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         if (codec && journal_ && uncommitted() == 0 && stream_.size() > 0 &&
             (!latest_snapshot_ || latest_snapshot_->position < stream_.size())) {
             try {
-                latest_snapshot_ = LatestSnapshot{stream_.size(), codec->save(stream_.state()).dump(-1, ' ', false, json_replace)};
+                latest_snapshot_ = LatestSnapshot::of(stream_.size(), codec->save(stream_.state()));
             } catch (const std::exception& e) {
-                ++snapshot_statistics_.save_failures;
-                host_.log().error("snapshot.failed", "the state could not be written as JSON",
-                                  {{"domain", name_}, {"error", e.what()}});
+                unwritable_state(e);
             }
         }
         return latest_snapshot_;
@@ -650,7 +651,7 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
                 stream_.restore_at(std::move(*state), snapshot.position);
                 // (Before the tail is loaded: the captures taken while it is are newer.)
                 saved_position_ = snapshot.position;
-                latest_snapshot_ = LatestSnapshot{snapshot.position, snapshot.state.dump(-1, ' ', false, json_replace)};
+                latest_snapshot_ = LatestSnapshot::of(snapshot.position, snapshot.state);
                 if (journal_->restore_after(snapshot, load)) {
                     ++snapshot_statistics_.restored;
                     restored = true;
@@ -702,6 +703,11 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         use_capture(capture, may_save);
     }
 
+    void unwritable_state(const std::exception& e) {
+        ++snapshot_statistics_.save_failures;
+        host_.log().error("snapshot.failed", "the state could not be written as JSON", {{"domain", name_}, {"error", e.what()}});
+    }
+
     // A capture whose events are all stored: the state joiners may get, a snapshot when one is due, and the
     // floor of the stream when the tail is full.
     void use_capture(Capture& capture, bool may_save) {
@@ -710,11 +716,9 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         if (codec) {
             try {
                 json = codec->save(capture.state);
-                latest_snapshot_ = LatestSnapshot{capture.position, json->dump(-1, ' ', false, json_replace)};
+                latest_snapshot_ = LatestSnapshot::of(capture.position, *json);
             } catch (const std::exception& e) {
-                ++snapshot_statistics_.save_failures;
-                host_.log().error("snapshot.failed", "the state could not be written as JSON",
-                                  {{"domain", name_}, {"error", e.what()}});
+                unwritable_state(e);
                 json.reset();
             }
         }

@@ -118,6 +118,37 @@ TEST_CASE("no live event reaches a joiner before the old events it reads back fr
     CHECK(positions_received(js) == zero_to(60));
 }
 
+TEST_CASE("a joiner whose old events cannot be read hears nothing live until a read succeeds", "[durable][memory]") {
+    const auto commits = GENERATE(krmx::Commits::pipelined, krmx::Commits::synchronous);
+    krmx::MemoryEventStore store;
+    krmx::testing::InstrumentedStore instrumented{store};
+    krmx::testing::Hub hub;
+    krmx::StreamDomain server{hub, counter_domain, counter::model(),
+                              {.durability = krmx::durable(instrumented, {.commits = commits, .memory = small_tail(4)})}};
+    for (int i = 0; i < 40; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    hub.run_until_idle();
+    REQUIRE(server.held_from() > 0);
+    // The store cannot be read while the user links: its history waits, and so do the live events (a gap
+    // in them would be events lost without a word).
+    instrumented.fail_reads(2);
+    auto& js = hub.connect("js");
+    js.link();
+    hub.run_until_idle();
+    CHECK(server.statistics().history_read_failures == 1);
+    CHECK(positions_received(js).empty());
+    REQUIRE(server.dispatch("<server>", counter::increment(1)));  // its read is tried again after this commit
+    hub.run_until_idle();
+    CHECK(server.statistics().history_read_failures == 2);
+    CHECK(positions_received(js).empty());
+    // The store reads again: after the next commit the user gets every event, in order.
+    REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    hub.run_until_idle();
+    CHECK(positions_received(js) == zero_to(42));
+    for (int i = 0; i < 5; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    hub.run_until_idle();
+    CHECK(positions_received(js) == zero_to(47));
+}
+
 TEST_CASE("a durable domain keeps accepting past max_history_bytes; an in-memory one fills up", "[durable][memory]") {
     krmx::MemoryEventStore store;
     krmx::testing::Hub hub;

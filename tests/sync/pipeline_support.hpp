@@ -52,7 +52,7 @@ class CallbackJournal {
 };
 
 /// A real store with instruments on its appends: a count, the size of each, a gate (appends wait until
-/// the test lets one through) and one injected failure (nothing is written then).
+/// the test lets one through) and one injected failure (nothing is written then); and failing reads.
 template <class Store>
 class InstrumentedStore {
   public:
@@ -82,6 +82,13 @@ class InstrumentedStore {
     }
     std::vector<RecordedEvent> read_stream(std::string_view stream, Revision from = 0,
                                            std::size_t max_count = read_unbounded) const {
+        {
+            std::lock_guard lock{mutex_};
+            if (failing_reads_ > 0) {
+                --failing_reads_;
+                throw StoreError("injected read failure");
+            }
+        }
         return store_.read_stream(stream, from, max_count);
     }
     std::vector<RecordedEvent> read_all(Position after = 0, std::size_t max_count = read_unbounded,
@@ -128,6 +135,11 @@ class InstrumentedStore {
         std::lock_guard lock{mutex_};
         fail_next_ = std::move(why);
     }
+    /// The next `n` reads of a stream fail (a store that is briefly unreachable).
+    void fail_reads(std::size_t n) {
+        std::lock_guard lock{mutex_};
+        failing_reads_ = n;
+    }
     /// Sizes of the appends tried so far (failed ones included), in order.
     std::vector<std::size_t> append_sizes() const {
         std::lock_guard lock{mutex_};
@@ -142,6 +154,7 @@ class InstrumentedStore {
     std::size_t permits_ = 0;
     std::size_t waiting_ = 0;
     std::optional<std::string> fail_next_;
+    mutable std::size_t failing_reads_ = 0;
     std::vector<std::size_t> append_sizes_;
 };
 

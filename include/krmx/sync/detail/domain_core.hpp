@@ -836,6 +836,19 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
             });
     }
 
+    // The store took a commit: the users whose reads of old events failed read again. (Names first: a read
+    // may end in the call and change catching_up_.)
+    void retry_failed_reads() {
+        std::vector<std::string> users;
+        for (auto& [user, catch_up] : catching_up_) {
+            if (catch_up.failed) {
+                catch_up.failed = false;
+                users.push_back(user);
+            }
+        }
+        for (const auto& user : users) read_for(user);
+    }
+
     // A page read back: sent, and true when more pages must be read.
     bool read_done(const std::string& user, std::uint64_t serial, std::size_t from, std::vector<RecordedEvent> records,
                    std::optional<std::string> error) {
@@ -843,9 +856,12 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         if (it == catching_up_.end() || it->second.serial != serial) return false;  // unlinked, or asked anew
         const EventsForm form = it->second.form;
         if (error) {
+            // The user stays out of the live events (a gap in them would lose events without a word) and
+            // its read is tried again after the next stored commit (the store works then), or a resync.
             ++statistics_.history_read_failures;
-            catching_up_.erase(it);
-            host_.log().error("history.read_failed", "old events could not be read back for a user; its history stopped",
+            it->second.failed = true;
+            host_.log().error("history.read_failed",
+                              "old events could not be read back for a user: tried again after the next commit",
                               {{"domain", name_}, {"user", user}, {"error", *error}});
             return false;
         }
@@ -908,6 +924,7 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         last_committed_id_ = in_flight_last_id_;
         confirm(first, batch);
         use_capture_if_stored(first + batch.size(), true);
+        retry_failed_reads();
         // After a burst, with everything stored and the tail over its size or a snapshot due: the state now
         // is a capture of everything stored.
         if (!capture_ && pipeline_->uncommitted() == 0 && (tail_full() || snapshot_due(stream_.size()))) {
@@ -986,6 +1003,7 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         std::size_t next = 0;  // the next event to read back
         std::uint64_t serial = 0;
         EventsForm form = EventsForm::pages;
+        bool failed = false;  // its last read failed: tried again after the next stored commit
     };
     static constexpr std::size_t history_read_page = 4096;
     static constexpr std::size_t max_inspected_events = 1000;  // per inspect_events call

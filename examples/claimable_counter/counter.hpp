@@ -69,4 +69,15 @@ const krmx::StreamModel<State>& model() {
     return m;
 }
 
+// The model with snapshots on (revision 1 of Counter's JSON above): a durable domain of it saves snapshots
+// when its journal keeps them, and C++ clients far behind join from one.
+inline const krmx::StreamModel<Counter>& model_with_snapshots() {
+    static const auto m = [] {
+        auto copy = model();
+        copy.snapshots(1);
+        return copy;
+    }();
+    return m;
+}
+
 }  // namespace counter

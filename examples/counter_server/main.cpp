@@ -103,17 +103,6 @@ struct Arguments {
     std::optional<std::size_t> tail;
 };
 
-// The counter's model with snapshots on (revision 1 of Counter's JSON): a durable domain saves them when its
-// journal keeps them (SQLite here), and C++ clients far behind join from one.
-const krmx::StreamModel<Counter>& counter_model() {
-    static const auto model = [] {
-        auto m = counter::model();
-        m.snapshots(1);
-        return m;
-    }();
-    return model;
-}
-
 Arguments parse(int argc, char** argv) {
     Arguments a;
     for (int i = 1; i < argc; ++i) {
@@ -242,7 +231,7 @@ int main(int argc, char** argv) {
         std::vector<std::unique_ptr<krmx::StreamDomain<Counter>>> domains;
         for (const auto& domain : args.domains) {
             auto& d = *domains.emplace_back(std::make_unique<krmx::StreamDomain<Counter>>(
-                server, domain, counter_model(), krmx::StreamDomainOptions{.durability = durability}));
+                server, domain, counter::model_with_snapshots(), krmx::StreamDomainOptions{.durability = durability}));
             if (stored) {
                 std::cout << "domain " << domain << ": " << d.statistics().restored << " events restored, counter "
                           << d.state().counter << "\n";

@@ -44,6 +44,12 @@ std::vector<std::size_t> positions_received(const krmx::testing::ClientEndpoint&
     return out;
 }
 
+// `n` increments by the server, each one accepted.
+template <class Domain>
+void accept_increments(Domain& server, int n) {
+    for (int i = 0; i < n; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+}
+
 std::vector<std::size_t> zero_to(std::size_t n) {
     std::vector<std::size_t> out;
     for (std::size_t i = 0; i < n; ++i) out.push_back(i);
@@ -70,7 +76,7 @@ TEST_CASE("a durable domain holds only a tail, and joiners get every event in or
     krmx::testing::Hub hub{{.client = {.features = features}}};
     krmx::StreamDomain server{hub, counter_domain, counter::model(),
                               {.durability = krmx::durable(store, {.commits = commits, .memory = small_tail(8)})}};
-    for (int i = 0; i < 100; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    accept_increments(server, 100);
     hub.run_until_idle();
     REQUIRE(server.confirmed_size() == 100);
     CHECK(server.state() == Counter{100, std::nullopt});
@@ -91,7 +97,7 @@ TEST_CASE("a durable domain holds only a tail, and joiners get every event in or
     CHECK(server.statistics().history_read_failures == 0);
 
     // Events go on, and the memory stays bounded.
-    for (int i = 0; i < 50; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    accept_increments(server, 50);
     hub.run_until_idle();
     CHECK(cpp.client.confirmed_state() == Counter{150, std::nullopt});
     CHECK(positions_received(js) == zero_to(150));
@@ -104,7 +110,7 @@ TEST_CASE("no live event reaches a joiner before the old events it reads back fr
     krmx::testing::Hub hub;
     krmx::StreamDomain server{hub, counter_domain, counter::model(),
                               {.durability = krmx::durable(instrumented, {.memory = small_tail(4)})}};
-    for (int i = 0; i < 40; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    accept_increments(server, 40);
     hub.run_until_idle();
     REQUIRE(server.held_from() > 0);
     auto& js = hub.connect("js");
@@ -125,7 +131,7 @@ TEST_CASE("a joiner whose old events cannot be read hears nothing live until a r
     krmx::testing::Hub hub;
     krmx::StreamDomain server{hub, counter_domain, counter::model(),
                               {.durability = krmx::durable(instrumented, {.commits = commits, .memory = small_tail(4)})}};
-    for (int i = 0; i < 40; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    accept_increments(server, 40);
     hub.run_until_idle();
     REQUIRE(server.held_from() > 0);
     // The store cannot be read while the user links: its history waits, and so do the live events (a gap
@@ -144,7 +150,7 @@ TEST_CASE("a joiner whose old events cannot be read hears nothing live until a r
     REQUIRE(server.dispatch("<server>", counter::increment(1)));
     hub.run_until_idle();
     CHECK(positions_received(js) == zero_to(42));
-    for (int i = 0; i < 5; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    accept_increments(server, 5);
     hub.run_until_idle();
     CHECK(positions_received(js) == zero_to(47));
 }
@@ -178,7 +184,7 @@ TEST_CASE("a failed commit after a capture takes the capture back with its event
                                               .snapshots = checkpoints};
     {
         krmx::StreamDomain server{hub, counter_domain, snapshot_model(), {.durability = krmx::durable(instrumented, options)}};
-        for (int i = 0; i < 10; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+        accept_increments(server, 10);
         // Event 11 would complete a capture at 12; its commit fails: the capture holds a lost event.
         REQUIRE(server.dispatch("<server>", counter::increment(1)));
         instrumented.fail_next("disk full");
@@ -246,7 +252,7 @@ TEST_CASE("snapshots that cannot be trusted are skipped, counted, and a full rep
                                               .snapshots = checkpoints};
     {
         krmx::StreamDomain server{hub, counter_domain, snapshot_model(1), {.durability = krmx::durable(store, options)}};
-        for (int i = 0; i < 95; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+        accept_increments(server, 95);
     }
     SECTION("of another revision of the model") {
         krmx::StreamDomain server{hub, counter_domain, snapshot_model(2), {.durability = krmx::durable(store, options)}};
@@ -544,7 +550,7 @@ TEST_CASE("a resync from before the oldest event held is answered from the store
     krmx::testing::Hub hub;  // its clients read history pages
     krmx::StreamDomain server{hub, counter_domain, counter::model(),
                               {.durability = krmx::durable(store, {.memory = small_tail(8)})}};
-    for (int i = 0; i < 50; ++i) REQUIRE(server.dispatch("<server>", counter::increment(1)));
+    accept_increments(server, 50);
     hub.run_until_idle();
     REQUIRE(server.held_from() > 10);
     auto& raw = hub.connect("raw");

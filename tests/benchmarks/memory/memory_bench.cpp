@@ -50,15 +50,6 @@ double status_mib(std::string_view key) {
     return 0;
 }
 
-const krmx::StreamModel<Counter>& model_with_snapshots() {
-    static const auto m = [] {
-        auto model = counter::model();
-        model.snapshots(1);
-        return model;
-    }();
-    return m;
-}
-
 // The default policy, with a snapshot at least every quarter of the run (the default, every 64 Ki events,
 // from 256 Ki events on), so that a short run restarts from one too.
 krmx::MemoryPolicy policy(bool whole, std::size_t events) {
@@ -132,7 +123,8 @@ int main(int argc, char** argv) {
         krmx::testing::Hub hub;
         const double baseline = status_mib("VmRSS:");
         {
-            krmx::StreamDomain server{hub, counter_domain_name, whole ? counter::model() : model_with_snapshots(),
+            const auto& model = whole ? counter::model() : counter::model_with_snapshots();
+            krmx::StreamDomain server{hub, counter_domain_name, model,
                                       domain_options(store, whole ? nullptr : &checkpoints, whole, events)};
             const auto start = std::chrono::steady_clock::now();
             std::string player = "player-00";
@@ -154,7 +146,7 @@ int main(int argc, char** argv) {
         if (restart && !whole) {
             auto start = std::chrono::steady_clock::now();
             {
-                krmx::StreamDomain server{hub, counter_domain_name, model_with_snapshots(),
+                krmx::StreamDomain server{hub, counter_domain_name, counter::model_with_snapshots(),
                                           domain_options(store, &checkpoints, false, events)};
                 out["restart_snapshot_seconds"] = Seconds(std::chrono::steady_clock::now() - start).count();
                 out["restart_snapshot_replayed"] = server.statistics().restored;
@@ -169,9 +161,10 @@ int main(int argc, char** argv) {
             }
         }
         if (joiner && !whole) {
-            krmx::StreamDomain server{hub, counter_domain_name, model_with_snapshots(),
+            krmx::StreamDomain server{hub, counter_domain_name, counter::model_with_snapshots(),
                                       domain_options(store, &checkpoints, false, events)};
-            const auto [snapshot_bytes, snapshot_seconds] = join(hub, "snapshot-reader", model_with_snapshots());
+            const auto [snapshot_bytes, snapshot_seconds] =
+                join(hub, "snapshot-reader", counter::model_with_snapshots());
             const auto [event_bytes, event_seconds] = join(hub, "event-reader", counter::model());
             out["joiner_snapshot_bytes"] = snapshot_bytes;
             out["joiner_snapshot_seconds"] = snapshot_seconds;

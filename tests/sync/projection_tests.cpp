@@ -312,7 +312,7 @@ TEST_CASE("projection: members only; a non-member's action is refused, an admitt
     t.hub.run_until_idle();
     CHECK_FALSE(mallory.has_view());
     CHECK(mallory.statistics().dismissed == 1);
-    CHECK(t.server.view_of("mallory") == nullptr);
+    CHECK_FALSE(t.server.view_of("mallory").has_value());
 }
 
 TEST_CASE("projection: bad input is refused or dropped and counted, never shown", "[sync][projection]") {

@@ -40,6 +40,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "krmx/core/detail/json_tape.hpp"
 #include "krmx/core/json_delta.hpp"
 #include "krmx/core/message.hpp"
 #include "krmx/core/outcome.hpp"
@@ -131,18 +132,26 @@ class ProjectionDomain final : private detail::DomainCore<State> {
         return r;
     }
     /// The view `user` holds (the last one sent to it), while it hears the domain.
-    [[nodiscard]] const nlohmann::json* view_of(std::string_view user) const {
+    [[nodiscard]] std::optional<nlohmann::json> view_of(std::string_view user) const {
         const auto it = viewers_.find(user);
-        return it == viewers_.end() ? nullptr : &it->second.view;
+        if (it == viewers_.end()) return std::nullopt;
+        return it->second.view.value();
     }
     [[nodiscard]] const ProjectionStatistics& projection_statistics() const noexcept { return projection_statistics_; }
     [[nodiscard]] const ProjectionModel<State, View>& model() const noexcept { return model_; }
     [[nodiscard]] const ProjectionDomainOptions& options() const noexcept { return options_; }
 
   private:
+    // What a user holds is kept as a tape, not a tree: by the next action a tree has gone cold in the cache
+    // and costs a miss per node to diff (detail/json_tape.hpp).
     struct Viewer {
-        nlohmann::json view;  // what the user holds
-        std::size_t hash = 0;  // of view
+        detail::JsonTape view;  // what the user holds
+        std::size_t hash = 0;   // of view
+    };
+    // A view just computed: its tree (to send it whole) and its tape (to keep it and diff it).
+    struct Computed {
+        nlohmann::json tree;
+        detail::JsonTape tape;
     };
 
     // ---- hooks -----------------------------------------------------------------------------------------
@@ -150,7 +159,7 @@ class ProjectionDomain final : private detail::DomainCore<State> {
     void start_hearing(std::string_view user, const LinkedUser&) override {
         auto view = compute_view(user);
         if (!view) return;
-        auto text = view->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        auto text = view->tree.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         auto message = detail::projection_set_message(this->name(), text);
         if (message.size() > this->host().options().max_message_bytes) {
             ++projection_statistics_.views_too_large;
@@ -158,8 +167,8 @@ class ProjectionDomain final : private detail::DomainCore<State> {
         }
         ++projection_statistics_.sets_sent;
         this->host().send(user, std::move(message));
-        const auto hash = std::hash<nlohmann::json>{}(*view);
-        viewers_.insert_or_assign(std::string{user}, Viewer{std::move(*view), hash});
+        const auto hash = view->tape.hash();
+        viewers_.insert_or_assign(std::string{user}, Viewer{std::move(view->tape), hash});
     }
 
     void stop_hearing(std::string_view user, bool dismissed) override {
@@ -236,8 +245,8 @@ class ProjectionDomain final : private detail::DomainCore<State> {
         // Deltas computed in this batch, found by the hashes of the old and the new view and then compared:
         // users whose views changed alike (spectators, team mates) share one.
         struct Shared {
-            const nlohmann::json* from;
-            const nlohmann::json* to;
+            const detail::JsonTape* from;
+            const detail::JsonTape* to;
             std::string delta;
             SharedText message = {};  // the delta message without an optimisticId, made once for all
         };
@@ -257,9 +266,9 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                 return std::nullopt;
             };
             if (auto view = compute_view(user)) {
-                const auto hash = std::hash<nlohmann::json>{}(*view);
-                if (hash != viewer.hash || *view != viewer.view) {
-                    auto& update = updates.emplace_back(&viewer, Viewer{std::move(*view), hash});
+                const auto hash = view->tape.hash();
+                if (hash != viewer.hash || view->tape != viewer.view) {
+                    auto& update = updates.emplace_back(&viewer, Viewer{std::move(view->tape), hash});
                     const auto& next = update.second.view;
                     const auto key = viewer.hash * 31 + hash;
                     Shared* found = nullptr;
@@ -269,7 +278,7 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                     }
                     if (!found) {
                         ++projection_statistics_.deltas_computed;
-                        const auto delta = json_diff(viewer.view, next);
+                        const auto delta = detail::tape_diff(viewer.view, next);
                         shared.push_back(Shared{&viewer.view, &next,
                                                 delta ? delta->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                                                       : std::string{no_change_delta}});  // equal by value (1, 1.0)
@@ -286,7 +295,7 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                         ++projection_statistics_.deltas_sent;
                         this->host().send(user, message);
                     } else if (auto set = detail::projection_set_message(
-                                   this->name(), next.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+                                   this->name(), view->tree.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
                                set.size() <= max_bytes) {
                         ++projection_statistics_.sets_sent;
                         this->host().send(user, std::move(set));
@@ -310,10 +319,12 @@ class ProjectionDomain final : private detail::DomainCore<State> {
 
     // ---- views -----------------------------------------------------------------------------------------
 
-    std::optional<nlohmann::json> compute_view(std::string_view user) {
+    std::optional<Computed> compute_view(std::string_view user) {
         ++projection_statistics_.views_computed;
         try {
-            return nlohmann::json(model_.view(shown_state(), user));
+            nlohmann::json tree(model_.view(shown_state(), user));
+            detail::JsonTape tape{tree};  // may throw std::length_error: a view of 4 GiB
+            return Computed{std::move(tree), std::move(tape)};
         } catch (const std::exception& e) {
             ++projection_statistics_.view_failures;
             this->host().log().error("projection.view_failed", "a view function threw: that user's update was skipped",

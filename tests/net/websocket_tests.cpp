@@ -464,3 +464,23 @@ TEST_CASE("functions given to post() and after() that throw are counted, and the
     alice.link("alice");
     CHECK(alice.run_until([&] { return alice.linked(); }, 5s));
 }
+
+TEST_CASE("the server's timers are its domains' timers (a failed read of old events is retried on them)",
+          "[net][websocket]") {
+    ServerThread t;
+    const auto guard = t.stop_guard();
+    t.start();
+    std::atomic<bool> fired = false;
+    std::thread::id loop_thread;
+    std::atomic<bool> on_loop_thread = false;
+    t.on_server([&] {
+        REQUIRE(t.server().host().loop().after);
+        loop_thread = std::this_thread::get_id();
+        t.server().host().loop().after(1ms, [&] {
+            on_loop_thread = std::this_thread::get_id() == loop_thread;
+            fired = true;
+        });
+    });
+    CHECK(eventually([&] { return fired.load(); }));
+    CHECK(on_loop_thread);
+}

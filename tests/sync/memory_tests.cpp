@@ -155,6 +155,52 @@ TEST_CASE("a joiner whose old events cannot be read hears nothing live until a r
     CHECK(positions_received(js) == zero_to(47));
 }
 
+TEST_CASE("a joiner whose old events cannot be read gets them on a timer in a quiet domain", "[durable][memory]") {
+    using namespace std::chrono_literals;
+    const auto commits = GENERATE(krmx::Commits::pipelined, krmx::Commits::synchronous);
+    krmx::MemoryEventStore store;
+    krmx::testing::InstrumentedStore instrumented{store};
+    krmx::testing::Hub hub;
+    krmx::StreamDomain server{hub, counter_domain, counter::model(),
+                              {.durability = krmx::durable(instrumented, {.commits = commits, .memory = small_tail(4)})}};
+    accept_increments(server, 40);
+    hub.run_until_idle();
+    REQUIRE(server.held_from() > 0);
+    instrumented.fail_reads(2);
+    auto& js = hub.connect("js");
+    js.link();
+    hub.run_until_idle();
+    CHECK(server.statistics().history_read_failures == 1);
+    // Nobody acts: no commit comes to try the read again. The timer does, after 100 ms, then 200 ms.
+    hub.advance(99ms);
+    hub.run_until_idle();
+    CHECK(server.statistics().history_read_failures == 1);
+    hub.advance(1ms);
+    hub.run_until_idle();
+    CHECK(server.statistics().history_read_failures == 2);
+    CHECK(positions_received(js).empty());
+    hub.advance(199ms);
+    hub.run_until_idle();
+    CHECK(positions_received(js).empty());
+    hub.advance(1ms);
+    hub.run_until_idle();
+    CHECK(server.statistics().history_read_failures == 2);
+    CHECK(positions_received(js) == zero_to(40));
+    accept_increments(server, 5);
+    hub.run_until_idle();
+    CHECK(positions_received(js) == zero_to(45));
+    // Once reads work again the next failure waits 100 ms again, not longer.
+    instrumented.fail_reads(1);
+    auto& late = hub.connect("late");
+    late.link();
+    hub.run_until_idle();
+    CHECK(server.statistics().history_read_failures == 3);
+    hub.advance(100ms);
+    hub.run_until_idle();
+    CHECK(positions_received(late) == zero_to(45));
+    CHECK(hub.statistics().timers == 3);
+}
+
 TEST_CASE("a durable domain keeps accepting past max_history_bytes; an in-memory one fills up", "[durable][memory]") {
     krmx::MemoryEventStore store;
     krmx::testing::Hub hub;

@@ -116,6 +116,38 @@ TEST_CASE("advance delivers what arrives in time, in arrival order across connec
     CHECK(hub.elapsed() == 120ms);
 }
 
+TEST_CASE("timers fire when the clock passes them, in time order among the arrivals") {
+    Hub hub;
+    ServerLog server{hub};
+    std::vector<std::string> fired;
+    const auto start = hub.now();
+    hub.after(50ms, [&] { fired.push_back("50 at " + std::to_string((hub.now() - start) / 1ms)); });
+    hub.after(10ms, [&] { fired.push_back("10 at " + std::to_string((hub.now() - start) / 1ms)); });
+    hub.after(10ms, [&] { fired.push_back("10b at " + std::to_string((hub.now() - start) / 1ms)); });
+    // run_until_idle lets no time pass: nothing is in flight, so nothing fires.
+    hub.run_until_idle();
+    CHECK(fired.empty());
+    CHECK(hub.idle());
+    // A delivery that moves the clock past a timer fires the timer first, at its own time.
+    auto& alice = hub.connect("alice", 20ms);
+    alice.link();
+    hub.run_until_idle();
+    CHECK(fired == std::vector<std::string>{"10 at 10", "10b at 10"});
+    CHECK(server.seen == std::vector<std::string>{"link alice"});
+    CHECK(hub.elapsed() == 40ms);  // the link's acceptance came back
+    hub.advance(15ms);             // to 55
+    CHECK(fired.size() == 3);
+    CHECK(fired.back() == "50 at 50");
+    hub.after(1ms, [&] {
+        fired.push_back("nested at " + std::to_string((hub.now() - start) / 1ms));
+        hub.after(2ms, [&] { fired.push_back("inner at " + std::to_string((hub.now() - start) / 1ms)); });
+    });
+    hub.advance(10ms);  // a timer that a timer sets fires too, when due in time
+    CHECK(fired == std::vector<std::string>{"10 at 10", "10b at 10", "50 at 50", "nested at 56", "inner at 58"});
+    CHECK(hub.elapsed() == 65ms);
+    CHECK(hub.statistics().timers == 5);
+}
+
 TEST_CASE("broadcast reaches linked users only; sends to others are counted as undeliverable") {
     Hub hub;
     auto& alice = hub.connect("alice");

@@ -212,7 +212,7 @@ class ServerCollectable final : public prometheus::Collectable {
             KRMX_DOMAIN_COUNTER(not_member, "Events refused: the sender is outside the domain's audience.");
             KRMX_DOMAIN_COUNTER(not_member_resyncs, "Resyncs left unanswered: the sender is outside the audience.");
             KRMX_DOMAIN_COUNTER(history_reads, "Pages of old events read back from the store (durable).");
-            KRMX_DOMAIN_COUNTER(history_read_failures, "Reads of old events that failed: that user hears nothing until a read after the next commit succeeds.");
+            KRMX_DOMAIN_COUNTER(history_read_failures, "Reads of old events that failed: that user hears nothing until a read succeeds (tried again after the next commit, and after 100 ms to 5 s where the transport has timers).");
             KRMX_DOMAIN_COUNTER(snapshots_sent, "stream/snapshot states sent to joiners instead of old events.");
 #undef KRMX_DOMAIN_COUNTER
             f.gauge("krmx_domain_events", "Events accepted (including those waiting for their commit).",

@@ -16,6 +16,7 @@
 // domain's statistics, answered with `stream/invalidate` when the message names an id to invalidate, and
 // otherwise dropped.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -62,10 +63,12 @@ struct DomainHostStatistics {
 
 /// The event loop a transport runs on, as domains need it: `post(f)` runs `f` on the loop's thread and may
 /// be called from any thread; `hold()` (optional) returns a token that keeps a loop which stops when it is
-/// idle (krmx::testing::Hub) waiting for work that will post to it, until the token is gone.
+/// idle (krmx::testing::Hub) waiting for work that will post to it, until the token is gone; `after(d, f)`
+/// (optional, on the loop's thread) runs `f` there once `d` has passed.
 struct EventLoop {
     std::function<void(std::function<void()>)> post;
     std::function<std::shared_ptr<void>()> hold;
+    std::function<void(std::chrono::milliseconds, std::function<void()>)> after;
 };
 
 /// What a client announced when it linked: which optional protocol features it reads.
@@ -146,6 +149,11 @@ class DomainHost {
                           { t.hold() } -> std::convertible_to<std::shared_ptr<void>>;
                       }) {
             loop_.hold = [&transport] { return std::shared_ptr<void>{transport.hold()}; };
+        }
+        if constexpr (requires(Transport& t, std::function<void()> f) { t.after(std::chrono::milliseconds{1}, std::move(f)); }) {
+            loop_.after = [&transport](std::chrono::milliseconds delay, std::function<void()> f) {
+                transport.after(delay, std::move(f));
+            };
         }
         if constexpr (requires(Transport& t) {
                           { t.log() } -> std::convertible_to<const Logger&>;

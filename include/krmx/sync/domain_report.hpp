@@ -38,7 +38,8 @@ struct StreamDomainStatistics {
     std::uint64_t not_member = 0;  ///< refused: the sender is outside the domain's audience
     std::uint64_t not_member_resyncs = 0;  ///< `stream/resync` from users outside the audience: unanswered
     std::uint64_t history_reads = 0;  ///< pages of old events read back from the store (durable)
-    /// Reads of old events that failed: that user hears nothing until a read after the next commit succeeds.
+    /// Reads of old events that failed: that user hears nothing until a read succeeds (tried again after
+    /// the next commit, and after 100 ms to 5 s where the transport has timers).
     std::uint64_t history_read_failures = 0;
     std::uint64_t snapshots_sent = 0;  ///< `stream/snapshot` states sent to joiners instead of old events
 

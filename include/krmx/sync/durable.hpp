@@ -308,7 +308,7 @@ template <EventStore Store>
                                                                   options.memory, options.snapshots);
         }
         // A loop of the caller's own replaces the host's, work tokens included (they belong to the host's).
-        EventLoop loop = options.post ? EventLoop{options.post, {}} : host_loop;
+        EventLoop loop = options.post ? EventLoop{.post = options.post, .hold = {}, .after = {}} : host_loop;
         if (!loop.post) {
             throw std::invalid_argument(
                 "krmx::durable: pipelined commits need a way back to the domain's thread, and this transport "

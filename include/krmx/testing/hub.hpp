@@ -5,7 +5,8 @@
 // production client session (krmx::net::ClientSession, as krmx::net::WebSocketClient does): only the
 // sockets are simulated. Nothing happens until the test says so: `step()` delivers the next message (moving
 // the clock to its arrival), `advance(d)` lets `d` pass, `run_until_idle()` delivers until the queues are
-// empty and no posted work is outstanding. Every multiplayer scenario replays identically.
+// empty and no posted work is outstanding. Timers (`after`) fire when the clock passes them: in advance(), or
+// before a delivery that moves the clock beyond them. Every multiplayer scenario replays identically.
 //
 //   krmx::testing::Hub hub;
 //   krmx::StreamDomain server{hub, "counter", counter::model()};      // on hub.host()
@@ -29,6 +30,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -75,6 +77,7 @@ struct HubStatistics {
     std::uint64_t lost = 0;           ///< in flight when a connection dropped
     std::uint64_t undeliverable = 0;  ///< sent by a client that was not linked, or with no connection open
     std::uint64_t posted = 0;         ///< functions run through post()
+    std::uint64_t timers = 0;         ///< functions run through after()
 };
 
 namespace detail {
@@ -236,18 +239,23 @@ class Hub final : private net::SessionSink {
         return steps;
     }
 
-    /// Lets `by` pass: delivers everything that arrives until then, in order (and what is posted
-    /// meanwhile), then moves the clock.
+    /// Lets `by` pass: delivers everything that arrives until then and fires the timers due until then, in
+    /// order (and runs what is posted meanwhile), then moves the clock.
     void advance(Duration by) {
         const TimePoint until = clock_.now() + by;
         for (;;) {
             if (run_posted()) continue;
             const auto at = next_arrival();
+            if (fire_timer(at && *at < until ? *at : until)) continue;
             if (!at || *at > until) break;
             (void)deliver();
         }
         if (until > clock_.now()) move_clock(until);
     }
+
+    /// On the test's thread: runs `f` once the hub's clock has moved `delay` on (see advance()). Timers do
+    /// not keep the hub busy: run_until_idle() lets no time pass for them.
+    void after(Duration delay, std::function<void()> f) { timers_.emplace(clock_.now() + delay, std::move(f)); }
 
     /// Nothing in flight, nothing posted, no work holding the hub.
     [[nodiscard]] bool idle() const {
@@ -356,6 +364,7 @@ class Hub final : private net::SessionSink {
             }
         }
         if (!next) return false;
+        if (fire_timer(next->at)) return true;  // due before this arrives
         if (next->at > clock_.now()) move_clock(next->at);
         auto& queue = to_server ? owner->up_ : owner->down_;
         detail::HubItem item = std::move(queue.front());
@@ -364,6 +373,16 @@ class Hub final : private net::SessionSink {
         const auto kind = to_server ? at_server(*owner, item) : at_client(*owner, item);
         if (!on_delivery_.empty())
             on_delivery_.emit(Delivery{clock_.now(), owner->username_, to_server, kind, item.text});
+        return true;
+    }
+
+    // The first timer due at `until` or before, run at its time; false when there is none.
+    bool fire_timer(TimePoint until) {
+        if (timers_.empty() || timers_.begin()->first > until) return false;
+        auto node = timers_.extract(timers_.begin());
+        if (node.key() > clock_.now()) move_clock(node.key());
+        ++statistics_.timers;
+        node.mapped()();
         return true;
     }
 
@@ -459,6 +478,7 @@ class Hub final : private net::SessionSink {
     std::condition_variable work_changed_;
     std::deque<std::function<void()>> posted_;
     std::size_t held_ = 0;
+    std::multimap<TimePoint, std::function<void()>> timers_;  // by when they are due; equal times in order
 };
 
 inline const ManualClock& ClientEndpoint::clock() const noexcept {

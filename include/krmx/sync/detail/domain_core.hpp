@@ -13,6 +13,8 @@
 // write its state (StreamModel::snapshots). A restart loads the newest usable snapshot and replays only the
 // events after it. An in-memory domain keeps every event, up to max_history_bytes.
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -849,6 +851,20 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         for (const auto& user : users) read_for(user);
     }
 
+    // Failed reads are tried again on the transport's timer, where it has one: 100 ms after a failure, twice
+    // as long after each further one, at most 5 s apart; 100 ms again once a read succeeds.
+    void retry_reads_later() {
+        const auto& after = host_.loop().after;
+        if (!after || read_retry_pending_) return;
+        read_retry_pending_ = true;
+        after(read_retry_delay_, [this, alive = std::weak_ptr<int>(alive_)] {
+            if (alive.expired()) return;
+            read_retry_pending_ = false;
+            retry_failed_reads();
+        });
+        read_retry_delay_ = std::min(read_retry_delay_ * 2, last_read_retry);
+    }
+
     // A page read back: sent, and true when more pages must be read.
     bool read_done(const std::string& user, std::uint64_t serial, std::size_t from, std::vector<RecordedEvent> records,
                    std::optional<std::string> error) {
@@ -857,15 +873,19 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         const EventsForm form = it->second.form;
         if (error) {
             // The user stays out of the live events (a gap in them would lose events without a word) and
-            // its read is tried again after the next stored commit (the store works then), or a resync.
+            // its read is tried again after the next stored commit (the store works then), on a timer (a
+            // quiet domain may see no commit), or on a resync.
             ++statistics_.history_read_failures;
             it->second.failed = true;
             host_.log().error("history.read_failed",
-                              "old events could not be read back for a user: tried again after the next commit",
+                              "old events could not be read back for a user: tried again after the next commit "
+                              "or a wait",
                               {{"domain", name_}, {"user", user}, {"error", *error}});
+            retry_reads_later();
             return false;
         }
         ++statistics_.history_reads;
+        read_retry_delay_ = first_read_retry;
         std::vector<std::string> texts;
         texts.reserve(records.size());
         for (auto& record : records) texts.push_back(stored_text(record));
@@ -1003,9 +1023,13 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         std::size_t next = 0;  // the next event to read back
         std::uint64_t serial = 0;
         EventsForm form = EventsForm::pages;
-        bool failed = false;  // its last read failed: tried again after the next stored commit
+        bool failed = false;  // its last read failed: tried again after the next stored commit or a wait
     };
     static constexpr std::size_t history_read_page = 4096;
+    static constexpr std::chrono::milliseconds first_read_retry{100};
+    static constexpr std::chrono::milliseconds last_read_retry{5000};
+    std::chrono::milliseconds read_retry_delay_ = first_read_retry;
+    bool read_retry_pending_ = false;  // a timer will retry the failed reads
     static constexpr std::size_t max_inspected_events = 1000;  // per inspect_events call
     static constexpr auto json_replace = nlohmann::json::error_handler_t::replace;
     MemoryPolicy memory_;

@@ -17,21 +17,22 @@ function(krmx_catch2_setup)
   if(TARGET krmx_catch_main)
     return()
   endif()
+  # Our own main (tests/support/catch_main.cpp: Catch2's session, or a test's child process) over Catch2's
+  # library without its main.
+  add_library(krmx_catch_main STATIC ${PROJECT_SOURCE_DIR}/tests/support/catch_main.cpp)
   find_package(Catch2 3 QUIET)
   if(Catch2_FOUND)
-    add_library(krmx_catch_main INTERFACE)
-    target_link_libraries(krmx_catch_main INTERFACE Catch2::Catch2WithMain)
-    target_compile_definitions(krmx_catch_main INTERFACE KRMX_CATCH2_V3=1)
+    target_link_libraries(krmx_catch_main PUBLIC Catch2::Catch2)
+    target_compile_definitions(krmx_catch_main PUBLIC KRMX_CATCH2_V3=1)
   else()
     find_package(Catch2 2.13 REQUIRED)
-    add_library(krmx_catch_main STATIC ${PROJECT_SOURCE_DIR}/tests/support/catch_main.cpp)
     target_link_libraries(krmx_catch_main PUBLIC Catch2::Catch2)
-    target_compile_features(krmx_catch_main PUBLIC cxx_std_20)
-    # The test runner is not under test: no optimizer, debug info or sanitizers (it took a minute of the
-    # sanitized build; the sanitizers' runtime comes with the tests that link it).
-    target_compile_options(krmx_catch_main PRIVATE -O0 -g0 -fno-sanitize=all)
   endif()
-  target_include_directories(krmx_catch_main INTERFACE ${PROJECT_SOURCE_DIR}/tests/support)
+  target_compile_features(krmx_catch_main PUBLIC cxx_std_20)
+  # The test runner is not under test: no optimizer, debug info or sanitizers (it took a minute of the
+  # sanitized build; the sanitizers' runtime comes with the tests that link it).
+  target_compile_options(krmx_catch_main PRIVATE -O0 -g0 -fno-sanitize=all)
+  target_include_directories(krmx_catch_main PUBLIC ${PROJECT_SOURCE_DIR}/tests/support)
 endfunction()
 
 # krmx_add_test(name SOURCES a.cpp b.cpp [LIBS x y] [LABELS l] [SQLITE] [POSTGRES])
@@ -67,15 +68,14 @@ function(krmx_add_test name)
 endfunction()
 
 # krmx_add_test_child(test child SOURCE file.cpp DEFINE NAME [LIBS x y])
-# A program a test starts as a separate process (kill -9, locks between processes): built with the test,
-# linked like it, and its path handed to the test as the macro NAME.
+# A program a test starts as a separate process (kill -9, locks between processes): part of the test program
+# (tests/support/test_child.hpp: the file registers itself as `child`), compiled in the test's translation
+# unit, and handed to the test as the macro NAME, a krmx::testing::TestChild to start ChildProcess with.
 function(krmx_add_test_child test child)
   cmake_parse_arguments(ARG "" "SOURCE;DEFINE" "LIBS" ${ARGN})
-  add_executable(${child} ${ARG_SOURCE})
-  target_link_libraries(${child} PRIVATE krmx::krmx ${ARG_LIBS})
-  krmx_warnings(${child})
-  add_dependencies(${test} ${child})
-  target_compile_definitions(${test} PRIVATE ${ARG_DEFINE}="$<TARGET_FILE:${child}>")
+  target_sources(${test} PRIVATE ${ARG_SOURCE})
+  target_link_libraries(${test} PRIVATE ${ARG_LIBS})
+  target_compile_definitions(${test} PRIVATE "${ARG_DEFINE}=krmx::testing::TestChild{\"${child}\"}")
 endfunction()
 
 # The WebSocket connections (Beast's WebSocket and HTTP code) compiled once per build tree, not once per

@@ -24,8 +24,16 @@ extern char** environ;
 
 namespace krmx::testing {
 
+/// A child process that is part of the test program itself (tests/support/test_child.hpp).
+struct TestChild {
+    std::string name;
+};
+
 class ChildProcess {
   public:
+    /// Starts this test program as its child `child.name` with `arguments` (Linux: /proc/self/exe).
+    ChildProcess(const TestChild& child, const std::vector<std::string>& arguments)
+        : ChildProcess("/proc/self/exe", child_arguments(child, arguments)) {}
     /// Starts `program` with `arguments`; throws std::system_error if it cannot.
     ChildProcess(const std::string& program, const std::vector<std::string>& arguments) {
         // A child that died must not kill the test with SIGPIPE when the test writes to its stdin.
@@ -150,6 +158,11 @@ class ChildProcess {
     }
 
   private:
+    static std::vector<std::string> child_arguments(const TestChild& child, const std::vector<std::string>& arguments) {
+        std::vector<std::string> out{"--krmx-child", child.name};
+        out.insert(out.end(), arguments.begin(), arguments.end());
+        return out;
+    }
     static void close_fd(int& fd) {
         if (fd >= 0) ::close(fd);
         fd = -1;

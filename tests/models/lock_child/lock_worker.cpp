@@ -1,13 +1,13 @@
 // The child of the cross-process lock tests (sqlite_lock_process_tests.cpp). Two modes:
 //
-// krmx_models_lock_worker lend <store file> <lock file> <user> <rounds> <hold ms>
+// krmx_models_tests --krmx-child krmx_models_lock_worker lend <store file> <lock file> <user> <rounds> <hold ms>
 //   Opens the shared SQLite event store and lock file, prints "ready", waits for a line on stdin (so that
 //   all workers start together), then lends book 1 `rounds` times through the bookstore's write model,
 //   holding each decision for `hold ms`. For every round it prints "<acquired ns> <released ns> <outcome>":
 //   when it held the lock (CLOCK_MONOTONIC, one clock for every process of the machine) and what happened
 //   (appended, refused, conflict). Ends with "done".
 //
-// krmx_models_lock_worker hold <lock file> <lease ms>
+// krmx_models_tests --krmx-child krmx_models_lock_worker hold <lock file> <lease ms>
 //   Takes the lock of book 1 with the given lease, prints "held" and waits to be killed.
 
 #include <time.h>
@@ -26,6 +26,10 @@
 #include "krmx/models/sqlite_lock_provider.hpp"
 #include "krmx/models/write_model.hpp"
 #include "krmx/store/sqlite_event_store.hpp"
+
+#include "test_child.hpp"
+
+namespace child_krmx_models_lock_worker {
 
 namespace {
 
@@ -97,7 +101,7 @@ int hold(const std::string& lock_file, std::chrono::milliseconds lease) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     try {
         const std::string mode = argc > 1 ? argv[1] : "";
         if (mode == "lend" && argc == 7) {
@@ -115,3 +119,7 @@ int main(int argc, char** argv) {
         return 1;
     }
 }
+
+}  // namespace child_krmx_models_lock_worker
+
+KRMX_TEST_CHILD(krmx_models_lock_worker, child_krmx_models_lock_worker::run);

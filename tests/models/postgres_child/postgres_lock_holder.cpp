@@ -1,5 +1,5 @@
 // Takes a PostgreSQL lock, says "held", and keeps it until it is killed (the test kills it with SIGKILL).
-// Usage: krmx_models_postgres_lock_holder <conninfo> <schema> <key>
+// Usage: krmx_models_tests --krmx-child krmx_models_postgres_lock_holder <conninfo> <schema> <key>
 
 #include <chrono>
 #include <cstdio>
@@ -8,7 +8,11 @@
 
 #include "krmx/models/postgres_lock_provider.hpp"
 
-int main(int argc, char** argv) {
+#include "test_child.hpp"
+
+namespace child_krmx_models_postgres_lock_holder {
+
+int run(int argc, char** argv) {
     if (argc != 4) {
         std::fprintf(stderr, "usage: %s <conninfo> <schema> <key>\n", argv[0]);
         return 2;
@@ -24,3 +28,7 @@ int main(int argc, char** argv) {
         return 1;
     }
 }
+
+}  // namespace child_krmx_models_postgres_lock_holder
+
+KRMX_TEST_CHILD(krmx_models_postgres_lock_holder, child_krmx_models_postgres_lock_holder::run);

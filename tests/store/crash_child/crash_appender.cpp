@@ -3,7 +3,7 @@
 // <first position> <last position>". The parent kills it with SIGKILL at a random moment.
 //
 // Event content is a pure function of (stream, revision), so the parent can check every stored byte.
-// Usage: krmx_store_crash_appender <file> <synced|group> <seed>
+// Usage: krmx_store_tests --krmx-child krmx_store_crash_appender <file> <synced|group> <seed>
 
 #include <unistd.h>
 
@@ -16,6 +16,10 @@
 #include <vector>
 
 #include "krmx/store/sqlite_event_store.hpp"
+
+#include "test_child.hpp"
+
+namespace child_krmx_store_crash_appender {
 
 namespace {
 
@@ -34,7 +38,7 @@ void report(const std::string& line) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     if (argc != 4) {
         std::fprintf(stderr, "usage: %s <file> <synced|group> <seed>\n", argv[0]);
         return 2;
@@ -77,5 +81,10 @@ int main(int argc, char** argv) {
             }
         });
     }
-    for (auto& thread : threads) thread.join();
+    for (auto& thread : threads) thread.join();  // never: the appenders run until the process is killed
+    return 0;
 }
+
+}  // namespace child_krmx_store_crash_appender
+
+KRMX_TEST_CHILD(krmx_store_crash_appender, child_krmx_store_crash_appender::run);

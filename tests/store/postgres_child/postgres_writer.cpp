@@ -1,6 +1,6 @@
 // A writer process for the PostgreSQL tests: appends batches to a shared schema and says "done" at the end.
 // Events carry (writer, i, k), so the parent can check that every acknowledged event is stored exactly once.
-// Usage: krmx_store_postgres_writer <conninfo> <schema> <writer> <appends> <shared|own>
+// Usage: krmx_store_tests --krmx-child krmx_store_postgres_writer <conninfo> <schema> <writer> <appends> <shared|own>
 
 #include <cstdio>
 #include <cstdlib>
@@ -10,7 +10,11 @@
 
 #include "krmx/store/postgres_event_store.hpp"
 
-int main(int argc, char** argv) {
+#include "test_child.hpp"
+
+namespace child_krmx_store_postgres_writer {
+
+int run(int argc, char** argv) {
     if (argc != 6) {
         std::fprintf(stderr, "usage: %s <conninfo> <schema> <writer> <appends> <shared|own>\n", argv[0]);
         return 2;
@@ -42,3 +46,7 @@ int main(int argc, char** argv) {
         return 1;
     }
 }
+
+}  // namespace child_krmx_store_postgres_writer
+
+KRMX_TEST_CHILD(krmx_store_postgres_writer, child_krmx_store_postgres_writer::run);

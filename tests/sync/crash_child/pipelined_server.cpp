@@ -3,7 +3,7 @@
 // Each `stream/append` a client receives is reported on stdout the moment the first client receives it:
 // "<position> <event JSON>". The parent kills this process with SIGKILL at some moment and checks that
 // every reported event is in the store.
-// Usage: krmx_sync_pipelined_server <file> <seed> [snapshots]
+// Usage: krmx_sync_tests --krmx-child krmx_sync_pipelined_server <file> <seed> [snapshots]
 // With `snapshots`, the domain keeps a tail of 64 events and saves a snapshot every 20 (in the same file):
 // the kill then lands while snapshots are written as often as commits.
 #include <unistd.h>
@@ -24,6 +24,10 @@
 #include <krmx/testing/hub.hpp>
 
 #include "claimable_counter/counter.hpp"
+
+#include "test_child.hpp"
+
+namespace child_krmx_sync_pipelined_server {
 
 namespace {
 
@@ -47,7 +51,7 @@ struct Sender {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     if (argc != 3 && !(argc == 4 && std::string{argv[3]} == "snapshots")) {
         std::fprintf(stderr, "usage: %s <file> <seed> [snapshots]\n", argv[0]);
         return 2;
@@ -108,3 +112,7 @@ int main(int argc, char** argv) {
         }
     }
 }
+
+}  // namespace child_krmx_sync_pipelined_server
+
+KRMX_TEST_CHILD(krmx_sync_pipelined_server, child_krmx_sync_pipelined_server::run);

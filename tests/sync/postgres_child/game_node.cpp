@@ -34,6 +34,10 @@
 #include "krmx/sync/stream_domain.hpp"
 #include "krmx/testing/hub.hpp"
 
+#include "test_child.hpp"
+
+namespace child_krmx_sync_postgres_game_node {
+
 namespace {
 
 void say(const std::string& line) {
@@ -126,7 +130,7 @@ int read(const krmx::PostgresOptions& database, std::uint64_t target) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     try {
         const std::string mode = argc > 1 ? argv[1] : "";
         if (mode == "server" && argc == 6) {
@@ -147,3 +151,7 @@ int main(int argc, char** argv) {
         return 1;
     }
 }
+
+}  // namespace child_krmx_sync_postgres_game_node
+
+KRMX_TEST_CHILD(krmx_sync_postgres_game_node, child_krmx_sync_postgres_game_node::run);

@@ -67,15 +67,18 @@ function(krmx_add_test name)
   set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT 600)
 endfunction()
 
-# krmx_add_test_child(test child SOURCE file.cpp DEFINE NAME [LIBS x y])
+# krmx_add_test_child(test child SOURCE file.cpp [DEFINE NAME] [LIBS x y])
 # A program a test starts as a separate process (kill -9, locks between processes): part of the test program
 # (tests/support/test_child.hpp: the file registers itself as `child`), compiled in the test's translation
-# unit, and handed to the test as the macro NAME, a krmx::testing::TestChild to start ChildProcess with.
+# unit, and handed to the test as the macro NAME, a krmx::testing::TestChild to start ChildProcess with
+# (tests that are no C++ start `<test program> --krmx-child <child> ...` themselves).
 function(krmx_add_test_child test child)
   cmake_parse_arguments(ARG "" "SOURCE;DEFINE" "LIBS" ${ARGN})
   target_sources(${test} PRIVATE ${ARG_SOURCE})
   target_link_libraries(${test} PRIVATE ${ARG_LIBS})
-  target_compile_definitions(${test} PRIVATE "${ARG_DEFINE}=krmx::testing::TestChild{\"${child}\"}")
+  if(ARG_DEFINE)
+    target_compile_definitions(${test} PRIVATE "${ARG_DEFINE}=krmx::testing::TestChild{\"${child}\"}")
+  endif()
 endfunction()
 
 # The WebSocket connections (Beast's WebSocket and HTTP code) compiled once per build tree, not once per

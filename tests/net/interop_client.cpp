@@ -10,6 +10,8 @@
 
 #include <krmx/net/websocket_client.hpp>
 
+namespace krmx_interop {
+
 int interop_client(int argc, char** argv) {
     using namespace std::chrono_literals;
     if (argc != 3) {
@@ -44,3 +46,5 @@ int interop_client(int argc, char** argv) {
         return 1;
     }
 }
+
+}  // namespace krmx_interop

@@ -21,6 +21,8 @@
 #include "http_client.hpp"
 #include "net_support.hpp"
 
+namespace krmx_interop {
+
 int interop_metrics(const std::filesystem::path& out) {
     namespace http = boost::beast::http;
     krmx::MemoryEventStore store;
@@ -63,3 +65,5 @@ int interop_metrics(const std::filesystem::path& out) {
     std::cout << "scraped\n";
     return 0;
 }
+
+}  // namespace krmx_interop

@@ -26,6 +26,8 @@
 #include "cards/cards.hpp"
 #include "claimable_counter/counter.hpp"
 
+namespace krmx_interop {
+
 namespace {
 
 struct Number {
@@ -126,3 +128,5 @@ int interop_server() {
     std::cout << R"({"stopped":true})" << std::endl;
     return 0;
 }
+
+}  // namespace krmx_interop

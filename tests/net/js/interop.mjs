@@ -1,6 +1,7 @@
 // Interop of krmx-cpp's network layer with the real npm packages, run by CTest (krmx_net_interop):
-//   node interop.mjs PEER_BINARY BOT_BINARY   (PEER_BINARY: tests/net/interop_peer.cpp)
-// - @krmx/client@0.5.4 links to our C++ WebSocketServer (PEER_BINARY server = tests/net/interop_server.cpp):
+//   node interop.mjs BOT_BINARY PEER...   (PEER: the command of tests/net/interop_peer.cpp, with its arguments:
+//                                          krmx_net_tests --krmx-child krmx_net_interop_peer)
+// - @krmx/client@0.5.4 links to our C++ WebSocketServer (PEER server = tests/net/interop_server.cpp):
 //   every rejection reason verbatim, whole frame transcripts of link, relink, unlink, leave, kick and a
 //   dropped socket, custom messages both ways;
 // - the claimable counter on @krmx/state@0.0.1's StreamModel in JavaScript clients against our C++
@@ -15,7 +16,7 @@
 // - JavaScript and C++ players in one game: the C++ counter_bot (BOT_BINARY = examples/counter_bot) and
 //   JavaScript StreamModel clients append to one domain at the same time and converge; a refused C++ move
 //   is told to the C++ sender only;
-// - our C++ WebSocketClient (PEER_BINARY client = tests/net/interop_client.cpp) against the real
+// - our C++ WebSocketClient (PEER client = tests/net/interop_client.cpp) against the real
 //   @krmx/server@0.5.5.
 // Every server runs on loopback with a deadline and is stopped at the end, also on failure.
 import assert from 'node:assert/strict';
@@ -36,9 +37,9 @@ const {
 const jsondiffpatch = require('jsondiffpatch');
 const { z } = require('zod');
 
-const [peerBinary, botBinary] = process.argv.slice(2);
+const [botBinary, peerBinary, ...peerArgs] = process.argv.slice(2);
 if (!peerBinary || !botBinary) {
-  console.error('usage: node interop.mjs PEER_BINARY BOT_BINARY');
+  console.error('usage: node interop.mjs BOT_BINARY PEER_PROGRAM [PEER_ARGUMENT...]');
   process.exit(2);
 }
 
@@ -63,7 +64,7 @@ globalThis.WebSocket = RecordingWebSocket;
 
 // --- the C++ server as a child process, with a line protocol on stdin/stdout --------------------------
 async function startCppServer() {
-  const child = spawn(peerBinary, ['server'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(peerBinary, [...peerArgs, 'server'], { stdio: ['pipe', 'pipe', 'inherit'] });
   children.add(child);
   const lines = [];
   readline.createInterface({ input: child.stdout }).on('line', (line) => lines.push(JSON.parse(line)));
@@ -514,7 +515,7 @@ test('our C++ WebSocketClient against the real @krmx/server@0.5.5', async () => 
   const port = await server.listen(0);
   try {
     const output = await new Promise((resolve, reject) => {
-      const child = spawn(peerBinary, ['client', String(port), 'cpp'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(peerBinary, [...peerArgs, 'client', String(port), 'cpp'], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.add(child);
       let out = '';
       child.stdout.on('data', (d) => { out += d; });

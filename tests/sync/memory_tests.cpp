@@ -124,81 +124,78 @@ TEST_CASE("no live event reaches a joiner before the old events it reads back fr
     CHECK(positions_received(js) == zero_to(60));
 }
 
-TEST_CASE("a joiner whose old events cannot be read hears nothing live until a read succeeds", "[durable][memory]") {
-    const auto commits = GENERATE(krmx::Commits::pipelined, krmx::Commits::synchronous);
+// A durable domain of 40 events that holds a tail of 4, on a store whose reads can be made to fail.
+struct TailOnly {
+    explicit TailOnly(krmx::Commits commits)
+        : server{hub, counter_domain, counter::model(),
+                 {.durability = krmx::durable(instrumented, {.commits = commits, .memory = small_tail(4)})}} {
+        accept_increments(server, 40);
+        hub.run_until_idle();
+        REQUIRE(server.held_from() > 0);
+    }
+    // A user that links while the store's next `failures` reads fail.
+    krmx::testing::ClientEndpoint& join_unreadable(std::string name, std::size_t failures) {
+        instrumented.fail_reads(failures);
+        auto& connection = hub.connect(std::move(name));
+        connection.link();
+        hub.run_until_idle();
+        return connection;
+    }
     krmx::MemoryEventStore store;
-    krmx::testing::InstrumentedStore instrumented{store};
+    krmx::testing::InstrumentedStore<krmx::MemoryEventStore> instrumented{store};
     krmx::testing::Hub hub;
-    krmx::StreamDomain server{hub, counter_domain, counter::model(),
-                              {.durability = krmx::durable(instrumented, {.commits = commits, .memory = small_tail(4)})}};
-    accept_increments(server, 40);
-    hub.run_until_idle();
-    REQUIRE(server.held_from() > 0);
+    krmx::StreamDomain<Counter> server;
+};
+
+TEST_CASE("a joiner whose old events cannot be read hears nothing live until a read succeeds", "[durable][memory]") {
+    TailOnly t{GENERATE(krmx::Commits::pipelined, krmx::Commits::synchronous)};
     // The store cannot be read while the user links: its history waits, and so do the live events (a gap
     // in them would be events lost without a word).
-    instrumented.fail_reads(2);
-    auto& js = hub.connect("js");
-    js.link();
-    hub.run_until_idle();
-    CHECK(server.statistics().history_read_failures == 1);
+    auto& js = t.join_unreadable("js", 2);
+    CHECK(t.server.statistics().history_read_failures == 1);
     CHECK(positions_received(js).empty());
-    REQUIRE(server.dispatch("<server>", counter::increment(1)));  // its read is tried again after this commit
-    hub.run_until_idle();
-    CHECK(server.statistics().history_read_failures == 2);
+    REQUIRE(t.server.dispatch("<server>", counter::increment(1)));  // its read is tried again after this commit
+    t.hub.run_until_idle();
+    CHECK(t.server.statistics().history_read_failures == 2);
     CHECK(positions_received(js).empty());
     // The store reads again: after the next commit the user gets every event, in order.
-    REQUIRE(server.dispatch("<server>", counter::increment(1)));
-    hub.run_until_idle();
+    REQUIRE(t.server.dispatch("<server>", counter::increment(1)));
+    t.hub.run_until_idle();
     CHECK(positions_received(js) == zero_to(42));
-    accept_increments(server, 5);
-    hub.run_until_idle();
+    accept_increments(t.server, 5);
+    t.hub.run_until_idle();
     CHECK(positions_received(js) == zero_to(47));
 }
 
 TEST_CASE("a joiner whose old events cannot be read gets them on a timer in a quiet domain", "[durable][memory]") {
     using namespace std::chrono_literals;
-    const auto commits = GENERATE(krmx::Commits::pipelined, krmx::Commits::synchronous);
-    krmx::MemoryEventStore store;
-    krmx::testing::InstrumentedStore instrumented{store};
-    krmx::testing::Hub hub;
-    krmx::StreamDomain server{hub, counter_domain, counter::model(),
-                              {.durability = krmx::durable(instrumented, {.commits = commits, .memory = small_tail(4)})}};
-    accept_increments(server, 40);
-    hub.run_until_idle();
-    REQUIRE(server.held_from() > 0);
-    instrumented.fail_reads(2);
-    auto& js = hub.connect("js");
-    js.link();
-    hub.run_until_idle();
-    CHECK(server.statistics().history_read_failures == 1);
+    TailOnly t{GENERATE(krmx::Commits::pipelined, krmx::Commits::synchronous)};
+    auto& js = t.join_unreadable("js", 2);
+    CHECK(t.server.statistics().history_read_failures == 1);
     // Nobody acts: no commit comes to try the read again. The timer does, after 100 ms, then 200 ms.
-    hub.advance(99ms);
-    hub.run_until_idle();
-    CHECK(server.statistics().history_read_failures == 1);
-    hub.advance(1ms);
-    hub.run_until_idle();
-    CHECK(server.statistics().history_read_failures == 2);
+    const auto after = [&](std::chrono::milliseconds wait) {
+        t.hub.advance(wait);
+        t.hub.run_until_idle();
+    };
+    after(99ms);
+    CHECK(t.server.statistics().history_read_failures == 1);
+    after(1ms);
+    CHECK(t.server.statistics().history_read_failures == 2);
     CHECK(positions_received(js).empty());
-    hub.advance(199ms);
-    hub.run_until_idle();
+    after(199ms);
     CHECK(positions_received(js).empty());
-    hub.advance(1ms);
-    hub.run_until_idle();
-    CHECK(server.statistics().history_read_failures == 2);
+    after(1ms);
+    CHECK(t.server.statistics().history_read_failures == 2);
     CHECK(positions_received(js) == zero_to(40));
-    accept_increments(server, 5);
-    hub.run_until_idle();
+    accept_increments(t.server, 5);
+    t.hub.run_until_idle();
     CHECK(positions_received(js) == zero_to(45));
     // Once reads work again the next failure waits 100 ms again, not longer.
-    instrumented.fail_reads(1);
-    auto& late = hub.connect("late");
-    late.link();
-    hub.run_until_idle();
-    CHECK(server.statistics().history_read_failures == 3);
-    hub.advance(100ms);
-    hub.run_until_idle();
+    auto& late = t.join_unreadable("late", 1);
+    CHECK(t.server.statistics().history_read_failures == 3);
+    after(100ms);
     CHECK(positions_received(late) == zero_to(45));
-    CHECK(hub.statistics().timers == 3);
+    CHECK(t.hub.statistics().timers == 3);
 }
 
 TEST_CASE("a durable domain keeps accepting past max_history_bytes; an in-memory one fills up", "[durable][memory]") {

@@ -1,5 +1,6 @@
 // The C++ side of the differential test of json_diff/json_patch with the real jsondiffpatch (run by
-// js/json_delta.mjs, which has the JavaScript side):
+// js/json_delta.mjs, which has the JavaScript side), a child of the core tests' program
+// (`krmx_core_tests --krmx-child krmx_json_delta_peer ...`, tests/support/test_child.hpp):
 //
 //   json_delta_peer generate SEED COUNT   writes COUNT lines {"from", "to", "delta"} (no delta when equal):
 //                                         random pairs and json_diff's deltas, for JavaScript to patch
@@ -18,6 +19,10 @@
 #include <krmx/core/json_delta.hpp>
 
 #include "json_delta_random.hpp"
+
+#include "test_child.hpp"
+
+namespace child_krmx_json_delta_peer {
 
 namespace {
 
@@ -140,7 +145,7 @@ int apply() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     try {
         const std::string mode = argc > 1 ? argv[1] : "";
         if (mode == "generate" && argc == 4) return generate(std::stoull(argv[2]), std::stol(argv[3]));
@@ -152,3 +157,7 @@ int main(int argc, char** argv) {
         return 1;
     }
 }
+
+}  // namespace child_krmx_json_delta_peer
+
+KRMX_TEST_CHILD(krmx_json_delta_peer, child_krmx_json_delta_peer::run);

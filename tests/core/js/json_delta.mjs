@@ -4,13 +4,18 @@
 //      must deep-equal `to`.
 //   2. Random pairs made here are diffed by jsondiffpatch.diff (moves, text diffs); the peer applies each
 //      delta with json_patch and compares with `to`.
-// Usage: node json_delta.mjs PEER [SEED1 SEED2 [COUNT]]. The seeds are printed: a failure replays with them.
+// Usage: node json_delta.mjs PEER [PEER_ARGUMENT...] [-- SEED1 SEED2 [COUNT]] (PEER: the command of
+// tests/core/json_delta_peer.cpp, krmx_core_tests --krmx-child krmx_json_delta_peer). The seeds are
+// printed: a failure replays with them.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 
-const [peer, seedArg1, seedArg2, countArg] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const split = args.includes('--') ? args.indexOf('--') : args.length;
+const [peer, ...peerArgs] = args.slice(0, split);
+const [seedArg1, seedArg2, countArg] = args.slice(split + 1);
 if (!peer) {
-  console.error('usage: node json_delta.mjs PEER [SEED1 SEED2 [COUNT]]');
+  console.error('usage: node json_delta.mjs PEER [PEER_ARGUMENT...] [-- SEED1 SEED2 [COUNT]]');
   process.exit(2);
 }
 const seed1 = Number(seedArg1 ?? 20260611);
@@ -47,7 +52,7 @@ function same(a, b) {
 // ---- direction 1: C++'s deltas, patched by jsondiffpatch ----
 function direction1() {
   const started = Date.now();
-  const run = spawnSync(peer, ['generate', String(seed1), String(count)], { encoding: 'utf8', maxBuffer });
+  const run = spawnSync(peer, [...peerArgs, 'generate', String(seed1), String(count)], { encoding: 'utf8', maxBuffer });
   if (run.status !== 0) {
     console.log(`direction 1 (seed ${seed1}): the peer failed (status ${run.status}, ${run.error ?? ''})`);
     console.log(run.stderr);
@@ -250,7 +255,7 @@ function direction2() {
     }
     lines.push(JSON.stringify(delta === undefined ? { from, to } : { from, to, delta }));
   }
-  const run = spawnSync(peer, ['apply'], { input: `${lines.join('\n')}\n`, encoding: 'utf8', maxBuffer });
+  const run = spawnSync(peer, [...peerArgs, 'apply'], { input: `${lines.join('\n')}\n`, encoding: 'utf8', maxBuffer });
   process.stdout.write(run.stdout);
   if (run.stderr) process.stdout.write(run.stderr);
   console.log(`direction 2 (seed ${seed2}): ${lines.length} pairs diffed by jsondiffpatch and sent to json_patch ` +

@@ -275,5 +275,5 @@ function noChangeDelta() {
 
 const ok1 = direction1();
 const ok2 = direction2() && noChangeDelta();
-if (!ok1 || !ok2) console.log(`FAILED; replay: node tests/core/js/json_delta.mjs ${peer} ${seed1} ${seed2} ${count}`);
+if (!ok1 || !ok2) console.log(`FAILED; replay: node tests/core/js/json_delta.mjs ${[peer, ...peerArgs].join(' ')} -- ${seed1} ${seed2} ${count}`);
 process.exit(ok1 && ok2 ? 0 : 1);

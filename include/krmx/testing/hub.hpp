@@ -246,9 +246,11 @@ class Hub final : private net::SessionSink {
         for (;;) {
             if (run_posted()) continue;
             const auto at = next_arrival();
-            if (fire_timer(at && *at < until ? *at : until)) continue;
-            if (!at || *at > until) break;
-            (void)deliver();
+            if (at && *at <= until) {
+                (void)deliver();  // or a timer due before it
+                continue;
+            }
+            if (!fire_timer(until)) break;
         }
         if (until > clock_.now()) move_clock(until);
     }

@@ -47,13 +47,14 @@ class JsonTape {
     friend bool operator==(const JsonTape& a, const JsonTape& b) noexcept { return a.bytes_ == b.bytes_; }
 
   private:
-    void put_u32(std::size_t n) {
+    // A length or count as the tape holds it.
+    static std::uint32_t u32(std::size_t n) {
         if (n > std::numeric_limits<std::uint32_t>::max()) {
             throw std::length_error("krmx::detail::JsonTape: a string, array or object of 4 GiB or more");
         }
-        const auto v = static_cast<std::uint32_t>(n);
-        bytes_.append(reinterpret_cast<const char*>(&v), sizeof v);
+        return static_cast<std::uint32_t>(n);
     }
+    void put_u32(std::size_t n) { put(u32(n)); }
     template <class T>
     void put(T v) {
         bytes_.append(reinterpret_cast<const char*>(&v), sizeof v);
@@ -67,12 +68,8 @@ class JsonTape {
         return at;
     }
     void close(std::size_t at) {
-        const auto length = bytes_.size() - at - sizeof(std::uint32_t);
-        if (length > std::numeric_limits<std::uint32_t>::max()) {
-            throw std::length_error("krmx::detail::JsonTape: an array or object of 4 GiB or more");
-        }
-        const auto v = static_cast<std::uint32_t>(length);
-        std::memcpy(bytes_.data() + at, &v, sizeof v);
+        const auto length = u32(bytes_.size() - at - sizeof(std::uint32_t));
+        std::memcpy(bytes_.data() + at, &length, sizeof length);
     }
 
     void write(const nlohmann::json& value) {

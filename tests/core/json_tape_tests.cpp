@@ -39,7 +39,11 @@ bool same(const json& a, const json& b) {
     return a == b || a.is_discarded() || (a.is_number_float() && a.dump() == b.dump());  // discarded != itself
 }
 
-std::string shown(const std::optional<json>& delta) { return delta ? delta->dump() : std::string{"(none)"}; }
+// A delta's text as the projection sends it (invalid UTF-8 replaced).
+std::string shown(const std::optional<json>& delta) {
+    return delta ? delta->dump(-1, ' ', false, json::error_handler_t::replace) : std::string{"(none)"};
+}
+std::string shown(const std::optional<std::string>& delta) { return delta ? *delta : std::string{"(none)"}; }
 
 }  // namespace
 
@@ -76,6 +80,7 @@ TEST_CASE("json tape: every kind of value reads back with its type", "[core][jso
         }
         CHECK(JsonTape{back} == tape);
         CHECK(JsonTape{back}.hash() == tape.hash());
+        CHECK(tape.text() == v.dump(-1, ' ', false, json::error_handler_t::replace));
     }
     CHECK(JsonTape{}.value().is_null());
     CHECK(JsonTape{json(1)} != JsonTape{json(1.0)});  // equal values, unequal tapes: tape_diff decides
@@ -92,6 +97,7 @@ TEST_CASE("json tape: tape_diff is json_diff on random pairs", "[core][json_tape
         const JsonTape b{to};
         CHECK(same(a.value(), from));
         CHECK(same(b.value(), to));
+        CHECK(a.text() == from.dump(-1, ' ', false, json::error_handler_t::replace));
         const auto expected = krmx::json_diff(from, to);
         const auto delta = krmx::detail::tape_diff(a, b);
         CHECK(shown(delta) == shown(expected));
@@ -104,7 +110,7 @@ TEST_CASE("json tape: tape_diff is json_diff on random pairs", "[core][json_tape
 
 TEST_CASE("json tape: what json_diff does specially, tape_diff does alike", "[core][json_tape]") {
     const auto check = [](const json& from, const json& to) {
-        INFO("from " << from.dump() << "\nto   " << to.dump());
+        INFO("from " << shown(from) << "\nto   " << shown(to));
         CHECK(shown(krmx::detail::tape_diff(JsonTape{from}, JsonTape{to})) == shown(krmx::json_diff(from, to)));
     };
     // A member named _t: the object is replaced whole.
@@ -125,4 +131,14 @@ TEST_CASE("json tape: what json_diff does specially, tape_diff does alike", "[co
     }
     check(deep_from, deep_to);
     check(deep_from, deep_from);
+    // Text that nlohmann writes in its own way: escapes, invalid UTF-8 (replaced), doubles, keys alike.
+    check(json::parse(R"({"a":"x","b\"q":1,"c":0.5})"), json::parse(R"({"a":"x\ny","b\"q":2,"c":1e300,"\u0001":[0.1]})"));
+    check(json{{"k\xff", "v"}, {"s", "\xc3"}}, json{{"k\xff", "w"}, {"s", "\xc3\xa9\x80"}, {"\x7f", -1.0}});
+    check(json{{"i", -5}, {"u", 5u}, {"n", nullptr}, {"b", true}}, json{{"i", std::numeric_limits<std::int64_t>::min()},
+                                                                      {"u", std::numeric_limits<std::uint64_t>::max()},
+                                                                      {"n", false},
+                                                                      {"b", "true"}});
+    check(json{{"i", 5}, {"u", 6u}}, json{{"i", 5u}, {"u", 6}});  // equal values of other types: no delta
+    check(json{{"i", 5}, {"u", 6u}}, json{{"i", 7u}, {"u", -6}});
+    check(json{{"x", json::binary({1})}}, json{{"x", json::binary({2}, 3)}});
 }

@@ -148,27 +148,20 @@ class ProjectionDomain final : private detail::DomainCore<State> {
         detail::JsonTape view;  // what the user holds
         std::size_t hash = 0;   // of view
     };
-    // A view just computed: its tree (to send it whole) and its tape (to keep it and diff it).
-    struct Computed {
-        nlohmann::json tree;
-        detail::JsonTape tape;
-    };
-
     // ---- hooks -----------------------------------------------------------------------------------------
 
     void start_hearing(std::string_view user, const LinkedUser&) override {
         auto view = compute_view(user);
         if (!view) return;
-        auto text = view->tree.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-        auto message = detail::projection_set_message(this->name(), text);
+        auto message = detail::projection_set_message(this->name(), view->text());
         if (message.size() > this->host().options().max_message_bytes) {
             ++projection_statistics_.views_too_large;
             return;
         }
         ++projection_statistics_.sets_sent;
         this->host().send(user, std::move(message));
-        const auto hash = view->tape.hash();
-        viewers_.insert_or_assign(std::string{user}, Viewer{std::move(view->tape), hash});
+        const auto hash = view->hash();
+        viewers_.insert_or_assign(std::string{user}, Viewer{std::move(*view), hash});
     }
 
     void stop_hearing(std::string_view user, bool dismissed) override {
@@ -266,9 +259,9 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                 return std::nullopt;
             };
             if (auto view = compute_view(user)) {
-                const auto hash = view->tape.hash();
-                if (hash != viewer.hash || view->tape != viewer.view) {
-                    auto& update = updates.emplace_back(&viewer, Viewer{std::move(view->tape), hash});
+                const auto hash = view->hash();
+                if (hash != viewer.hash || *view != viewer.view) {
+                    auto& update = updates.emplace_back(&viewer, Viewer{std::move(*view), hash});
                     const auto& next = update.second.view;
                     const auto key = viewer.hash * 31 + hash;
                     Shared* found = nullptr;
@@ -278,10 +271,9 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                     }
                     if (!found) {
                         ++projection_statistics_.deltas_computed;
-                        const auto delta = detail::tape_diff(viewer.view, next);
+                        auto delta = detail::tape_diff(viewer.view, next);
                         shared.push_back(Shared{&viewer.view, &next,
-                                                delta ? delta->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                                                      : std::string{no_change_delta}});  // equal by value (1, 1.0)
+                                                delta ? std::move(*delta) : std::string{no_change_delta}});  // equal by value (1, 1.0)
                         shared_by_hash.emplace(key, shared.size() - 1);
                         found = &shared.back();
                     }
@@ -294,8 +286,7 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                     if (message->size() <= max_bytes) {
                         ++projection_statistics_.deltas_sent;
                         this->host().send(user, message);
-                    } else if (auto set = detail::projection_set_message(
-                                   this->name(), view->tree.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+                    } else if (auto set = detail::projection_set_message(this->name(), next.text());
                                set.size() <= max_bytes) {
                         ++projection_statistics_.sets_sent;
                         this->host().send(user, std::move(set));
@@ -319,12 +310,10 @@ class ProjectionDomain final : private detail::DomainCore<State> {
 
     // ---- views -----------------------------------------------------------------------------------------
 
-    std::optional<Computed> compute_view(std::string_view user) {
+    std::optional<detail::JsonTape> compute_view(std::string_view user) {
         ++projection_statistics_.views_computed;
         try {
-            nlohmann::json tree(model_.view(shown_state(), user));
-            detail::JsonTape tape{tree};  // may throw std::length_error: a view of 4 GiB
-            return Computed{std::move(tree), std::move(tape)};
+            return detail::JsonTape{nlohmann::json(model_.view(shown_state(), user))};  // may throw std::length_error: 4 GiB
         } catch (const std::exception& e) {
             ++projection_statistics_.view_failures;
             this->host().log().error("projection.view_failed", "a view function threw: that user's update was skipped",

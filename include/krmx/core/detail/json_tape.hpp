@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <charconv>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -43,6 +44,8 @@ class JsonTape {
     [[nodiscard]] std::string_view bytes() const noexcept { return bytes_; }
     /// The value again, with the same types (an integer stays an integer, a double a double).
     [[nodiscard]] nlohmann::json value() const;
+    /// The value's JSON text, as value().dump(-1, ' ', false, error_handler_t::replace) writes it.
+    [[nodiscard]] std::string text() const;
     [[nodiscard]] std::size_t hash() const noexcept { return std::hash<std::string_view>{}(bytes_); }
     friend bool operator==(const JsonTape& a, const JsonTape& b) noexcept { return a.bytes_ == b.bytes_; }
 
@@ -54,81 +57,102 @@ class JsonTape {
         }
         return static_cast<std::uint32_t>(n);
     }
-    void put_u32(std::size_t n) { put(u32(n)); }
-    template <class T>
-    void put(T v) {
-        bytes_.append(reinterpret_cast<const char*>(&v), sizeof v);
-    }
-    // Writes a container's header with room for its length, and returns where that length goes.
-    std::size_t open(char tag, std::size_t count) {
-        bytes_ += tag;
-        put_u32(count);
-        const auto at = bytes_.size();
-        put_u32(0);
-        return at;
-    }
-    void close(std::size_t at) {
-        const auto length = u32(bytes_.size() - at - sizeof(std::uint32_t));
-        std::memcpy(bytes_.data() + at, &length, sizeof length);
-    }
-
+    // The tape is measured first and then written into a buffer of exactly that size: appending piece by piece
+    // cost more than the second walk over a tree that was just built and is still in the cache.
     void write(const nlohmann::json& value) {
+        bytes_.resize(extent(value));
+        write(bytes_.data(), value);
+    }
+    // The bytes `value` takes; every length the tape will hold is checked here.
+    static std::size_t extent(const nlohmann::json& value) {
+        using T = nlohmann::json::value_t;
+        switch (value.type()) {
+            case T::number_integer:
+            case T::number_unsigned:
+            case T::number_float:
+                return 9;
+            case T::string:
+                return 5 + u32(value.get_ref<const std::string&>().size());
+            case T::binary:
+                return 14 + u32(value.get_binary().size());
+            case T::array: {
+                std::size_t n = 0;
+                for (const auto& element : value.get_ref<const nlohmann::json::array_t&>()) n += extent(element);
+                (void)u32(value.size());
+                return 9 + u32(n);
+            }
+            case T::object: {
+                std::size_t n = 0;
+                for (const auto& [key, member] : value.get_ref<const nlohmann::json::object_t&>()) {
+                    n += 4 + u32(key.size()) + extent(member);
+                }
+                (void)u32(value.size());
+                return 9 + u32(n);
+            }
+            default:
+                return 1;
+        }
+    }
+    template <class V>
+    static char* put(char* p, V v) noexcept {
+        std::memcpy(p, &v, sizeof v);
+        return p + sizeof v;
+    }
+    static char* put_u32(char* p, std::size_t n) noexcept { return put(p, static_cast<std::uint32_t>(n)); }
+    static char* put_bytes(char* p, const void* data, std::size_t n) noexcept {
+        if (n > 0) std::memcpy(p, data, n);
+        return p + n;
+    }
+    static char* write(char* p, const nlohmann::json& value) noexcept {
         using T = nlohmann::json::value_t;
         switch (value.type()) {
             case T::null:
-                bytes_ += 'n';
-                return;
+                *p = 'n';
+                return p + 1;
             case T::boolean:
-                bytes_ += value.get_ref<const bool&>() ? 't' : 'f';
-                return;
+                *p = value.get_ref<const bool&>() ? 't' : 'f';
+                return p + 1;
             case T::number_integer:
-                bytes_ += 'i';
-                put(value.get_ref<const std::int64_t&>());
-                return;
+                *p = 'i';
+                return put(p + 1, value.get_ref<const std::int64_t&>());
             case T::number_unsigned:
-                bytes_ += 'u';
-                put(value.get_ref<const std::uint64_t&>());
-                return;
+                *p = 'u';
+                return put(p + 1, value.get_ref<const std::uint64_t&>());
             case T::number_float:
-                bytes_ += 'd';
-                put(value.get_ref<const double&>());
-                return;
+                *p = 'd';
+                return put(p + 1, value.get_ref<const double&>());
             case T::string: {
                 const auto& s = value.get_ref<const std::string&>();
-                bytes_ += 's';
-                put_u32(s.size());
-                bytes_ += s;
-                return;
+                *p = 's';
+                return put_bytes(put_u32(p + 1, s.size()), s.data(), s.size());
             }
             case T::binary: {
                 const auto& b = value.get_binary();
-                bytes_ += 'b';
-                put(static_cast<std::uint8_t>(b.has_subtype() ? 1 : 0));
-                put(static_cast<std::uint64_t>(b.has_subtype() ? b.subtype() : 0));
-                put_u32(b.size());
-                bytes_.append(reinterpret_cast<const char*>(b.data()), b.size());
-                return;
+                *p = 'b';
+                p = put(p + 1, static_cast<std::uint8_t>(b.has_subtype() ? 1 : 0));
+                p = put(p, static_cast<std::uint64_t>(b.has_subtype() ? b.subtype() : 0));
+                return put_bytes(put_u32(p, b.size()), b.data(), b.size());
             }
-            case T::array: {
-                const auto at = open('a', value.size());
-                for (const auto& element : value.get_ref<const nlohmann::json::array_t&>()) write(element);
-                close(at);
-                return;
-            }
+            case T::array:
             case T::object: {
-                const auto at = open('o', value.size());
-                for (const auto& [key, member] : value.get_ref<const nlohmann::json::object_t&>()) {
-                    put_u32(key.size());
-                    bytes_ += key;
-                    write(member);
+                *p = value.is_array() ? 'a' : 'o';
+                char* const length_at = put_u32(p + 1, value.size());
+                char* q = length_at + 4;
+                if (value.is_array()) {
+                    for (const auto& element : value.get_ref<const nlohmann::json::array_t&>()) q = write(q, element);
+                } else {
+                    for (const auto& [key, member] : value.get_ref<const nlohmann::json::object_t&>()) {
+                        q = write(put_bytes(put_u32(q, key.size()), key.data(), key.size()), member);
+                    }
                 }
-                close(at);
-                return;
+                put_u32(length_at, static_cast<std::size_t>(q - length_at - 4));
+                return q;
             }
             case T::discarded:
-                bytes_ += 'x';
-                return;
+                *p = 'x';
+                return p + 1;
         }
+        return p;
     }
 
     std::string bytes_;
@@ -239,43 +263,174 @@ class TapeMembers {
 
 inline nlohmann::json JsonTape::value() const { return tape_read(bytes_); }
 
-// diff_value (json_delta.hpp) on tapes: objects are walked here, anything else is read back and handed to
-// diff_value, so that the deltas are json_diff's exactly.
-[[nodiscard]] inline std::optional<nlohmann::json> tape_diff_value(std::string_view from, std::string_view to,
-                                                                   int level) {
-    if (from.front() != 'o' || to.front() != 'o' || level > json_delta_max_depth) {
-        if (from == to) return std::nullopt;
-        return diff_value(tape_read(from), tape_read(to), level);
+// The text of a tape value, byte for byte what nlohmann's dump(-1, ' ', false, replace) writes for its value:
+// numbers and plain strings here, anything nlohmann formats in its own way (doubles, escapes, invalid UTF-8,
+// binary) by nlohmann.
+inline void tape_dump_json(std::string& out, const nlohmann::json& value) {
+    out += value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+inline void tape_dump_string(std::string& out, std::string_view s) {
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
+            tape_dump_json(out, nlohmann::json(std::string{s}));
+            return;
+        }
     }
-    nlohmann::json delta;  // null until a member differs
+    out += '"';
+    out += s;
+    out += '"';
+}
+template <class T>
+void tape_dump_integer(std::string& out, const char* p) {
+    T v{};
+    std::memcpy(&v, p + 1, sizeof v);
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+    out.append(digits, end);
+}
+inline void tape_dump(std::string& out, std::string_view value) {
+    const char* p = value.data();
+    switch (*p) {
+        case 'n':
+            out += "null";
+            return;
+        case 't':
+            out += "true";
+            return;
+        case 'f':
+            out += "false";
+            return;
+        case 'i':
+            tape_dump_integer<std::int64_t>(out, p);
+            return;
+        case 'u':
+            tape_dump_integer<std::uint64_t>(out, p);
+            return;
+        case 's':
+            tape_dump_string(out, {p + 5, tape_u32(p + 1)});
+            return;
+        case 'a': {
+            out += '[';
+            const std::uint32_t count = tape_u32(p + 1);
+            const char* e = p + 9;
+            for (std::uint32_t k = 0; k < count; ++k) {
+                if (k > 0) out += ',';
+                const auto extent = tape_extent(e);
+                tape_dump(out, {e, extent});
+                e += extent;
+            }
+            out += ']';
+            return;
+        }
+        case 'o': {
+            out += '{';
+            for (TapeMembers m{value}; !m.done(); m.next()) {
+                if (out.back() != '{') out += ',';
+                tape_dump_string(out, m.key());
+                out += ':';
+                tape_dump(out, m.value());
+            }
+            out += '}';
+            return;
+        }
+        default:
+            tape_dump_json(out, tape_read(value));
+    }
+}
+
+inline std::string JsonTape::text() const {
+    std::string out;
+    out.reserve(bytes_.size());
+    tape_dump(out, bytes_);
+    return out;
+}
+
+// diff_value (json_delta.hpp) on tapes, written as text: objects are walked here, and so are scalars whose
+// bytes differ only when their values do; anything else is read back and handed to diff_value, so that the
+// text is that of json_diff's delta exactly. Appends nothing and returns false when the values are equal.
+inline bool tape_diff_value(std::string& out, std::string_view from, std::string_view to, int level) {
+    const auto scalar = [](char tag) { return tag == 'n' || tag == 't' || tag == 'f' || tag == 's' || tag == 'i' || tag == 'u'; };
+    if (from.front() != 'o' || to.front() != 'o' || level > json_delta_max_depth) {
+        if (from == to) return false;
+        const char a = from.front();
+        const char b = to.front();
+        // An int and a uint may be equal values; doubles may equal each other (0 and -0.0) or any number.
+        if (scalar(a) && scalar(b) && !((a == 'i' && b == 'u') || (a == 'u' && b == 'i'))) {
+            out += '[';
+            tape_dump(out, from);
+            out += ',';
+            tape_dump(out, to);
+            out += ']';
+            return true;
+        }
+        const auto delta = diff_value(tape_read(from), tape_read(to), level);
+        if (!delta) return false;
+        tape_dump_json(out, *delta);
+        return true;
+    }
+    const auto start = out.size();
+    bool any = false;
+    bool reserved = false;  // a member named _t changed: the object is replaced whole, as diff_object does
+    const auto member = [&](std::string_view key) {
+        out += any ? ',' : '{';
+        any = true;
+        reserved = reserved || key == "_t";
+        tape_dump_string(out, key);
+        out += ':';
+    };
     TapeMembers a{from};
     TapeMembers b{to};
     while (!a.done() || !b.done()) {
         const int order = a.done() ? 1 : b.done() ? -1 : a.key().compare(b.key());
         if (order < 0) {
-            delta[std::string{a.key()}] = delta_deleted(tape_read(a.value()));
+            member(a.key());
+            out += '[';
+            tape_dump(out, a.value());
+            out += ",0,0]";
             a.next();
         } else if (order > 0) {
-            delta[std::string{b.key()}] = delta_added(tape_read(b.value()));
+            member(b.key());
+            out += '[';
+            tape_dump(out, b.value());
+            out += ']';
             b.next();
         } else {
             if (a.value() != b.value()) {
-                if (auto nested = tape_diff_value(a.value(), b.value(), level + 1)) {
-                    delta[std::string{a.key()}] = std::move(*nested);
+                const auto mark = out.size();
+                const bool had = any;
+                const bool had_reserved = reserved;
+                member(a.key());
+                if (!tape_diff_value(out, a.value(), b.value(), level + 1)) {
+                    out.resize(mark);
+                    any = had;
+                    reserved = had_reserved;
                 }
             }
             a.next();
             b.next();
         }
     }
-    if (delta.is_null()) return std::nullopt;
-    if (delta.contains("_t")) return delta_replaced(tape_read(from), tape_read(to));  // as diff_object
-    return delta;
+    if (!any) return false;
+    if (reserved) {
+        out.resize(start);
+        out += '[';
+        tape_dump(out, from);
+        out += ',';
+        tape_dump(out, to);
+        out += ']';
+        return true;
+    }
+    out += '}';
+    return true;
 }
 
-/// json_diff(from.value(), to.value()), without reading back what did not change.
-[[nodiscard]] inline std::optional<nlohmann::json> tape_diff(const JsonTape& from, const JsonTape& to) {
-    return tape_diff_value(from.bytes(), to.bytes(), 1);
+/// The text of json_diff(from.value(), to.value()) as dump(-1, ' ', false, replace) writes it, without reading
+/// back what did not change; nullopt when the values are equal.
+[[nodiscard]] inline std::optional<std::string> tape_diff(const JsonTape& from, const JsonTape& to) {
+    std::string out;
+    if (!tape_diff_value(out, from.bytes(), to.bytes(), 1)) return std::nullopt;
+    return out;
 }
 
 }  // namespace krmx::detail

@@ -1,5 +1,5 @@
 // krmx::detail::JsonTape, the contiguous form in which a projection keeps each user's view: it reads back
-// as the same value with the same types, and tape_diff gives json_diff's delta exactly.
+// as the same value with the same types, and tape_diff writes the text of json_diff's delta exactly.
 
 #include <cstdint>
 #include <limits>

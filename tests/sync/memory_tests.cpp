@@ -1,10 +1,12 @@
 // Memory bounded by the state: a durable domain keeps a tail of its stream in memory, reads older events
 // back from its store for joiners and resyncs (off the loop, in order, before any live event), restarts
 // from its newest usable snapshot, and skips (and counts) every snapshot it cannot trust.
+#include <atomic>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <krmx/sync/durable.hpp>
@@ -284,6 +286,81 @@ TEMPLATE_TEST_CASE("a restart loads the newest snapshot and replays only the eve
     REQUIRE(server.dispatch("bob", counter::increment(1)));
     hub.run_until_idle();
     CHECK(server.state().counter == 1001);
+}
+
+namespace aside_writes {
+
+// A state that counts where it is written as JSON: on the domain's thread (the test's, the hub's loop) or
+// elsewhere, and that can be made to fail writing.
+struct Traced {
+    int total = 0;
+    friend bool operator==(const Traced&, const Traced&) = default;
+};
+std::thread::id loop_thread;
+std::atomic<int> written_on_loop{0};
+std::atomic<int> written_aside{0};
+std::atomic<bool> fail{false};
+void to_json(nlohmann::json& j, const Traced& t) {
+    ++(std::this_thread::get_id() == loop_thread ? written_on_loop : written_aside);
+    if (fail) throw std::runtime_error("the disk of the JSON is full");
+    j = nlohmann::json{{"total", t.total}};
+}
+void from_json(const nlohmann::json& j, Traced& t) { j.at("total").get_to(t.total); }
+
+inline constexpr krmx::EventType<int> add{"add"};
+const krmx::StreamModel<Traced>& model() {
+    static const auto m = [] {
+        auto made = krmx::StreamModel<Traced>{}.when(add, [](Traced& s, std::string_view, int n) { s.total += n; });
+        made.snapshots(1);
+        return made;
+    }();
+    return m;
+}
+
+}  // namespace aside_writes
+
+TEST_CASE("a pipelined domain writes its captures as JSON off its loop, and a failure there is counted",
+          "[durable][snapshot]") {
+    using namespace aside_writes;
+    krmx::MemoryEventStore store;
+    krmx::MemoryCheckpointStore checkpoints;
+    krmx::testing::Hub hub;
+    loop_thread = std::this_thread::get_id();
+    fail = false;
+    {
+        krmx::StreamDomain server{hub, "traced", model(),
+                                  {.durability = krmx::durable(store, {.memory = small_tail(64, 100), .snapshots = checkpoints})}};
+        const int on_loop_at_start = written_on_loop;  // the check that the state can be snapshot, when made
+        written_aside = 0;
+        for (int i = 0; i < 1000; ++i) {
+            REQUIRE(server.dispatch("<server>", add(1)));
+            if (i % 16 == 0) hub.run_until_idle();
+        }
+        hub.run_until_idle();
+        CHECK(server.snapshot_statistics().saved >= 7);  // captures every 32 events, saved 100 or more apart
+        CHECK(server.snapshot_statistics().save_failures == 0);
+        CHECK(server.stream().log().held() <= 64);
+        CHECK(written_aside >= 25);
+        CHECK(written_on_loop == on_loop_at_start);
+        // A failure on the other thread is counted on the loop, and the tail is still let go.
+        fail = true;
+        for (int i = 0; i < 500; ++i) {
+            REQUIRE(server.dispatch("<server>", add(1)));
+            if (i % 16 == 0) hub.run_until_idle();
+        }
+        hub.run_until_idle();
+        fail = false;
+        CHECK(server.snapshot_statistics().save_failures >= 10);
+        CHECK(server.stream().log().held() <= 64);
+        CHECK(server.state().total == 1500);
+    }
+    // A restart loads the newest snapshot saved before the failures and replays the events after it.
+    krmx::StreamDomain server{hub, "traced", model(),
+                              {.durability = krmx::durable(store, {.memory = small_tail(64, 100), .snapshots = checkpoints})}};
+    CHECK(server.snapshot_statistics().restored == 1);
+    CHECK(server.state().total == 1500);
+    CHECK(server.statistics().restored >= 500);
+    CHECK(server.statistics().restored < 700);
 }
 
 TEST_CASE("snapshots that cannot be trusted are skipped, counted, and a full replay serves", "[durable][snapshot]") {

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -61,6 +62,21 @@ using SaveDone = std::function<void(std::optional<std::string> error)>;
 /// `post`, or from inside `commit`); later calls, and calls after the domain is gone, do nothing.
 using CommitDone = std::function<void(std::optional<std::string> error)>;
 
+namespace detail {
+/// Runs `work` and tells `done` how it ended: no error, or what it threw.
+inline void run_in_call(const std::function<void()>& work, const std::function<void(std::optional<std::string>)>& done) {
+    std::optional<std::string> error;
+    try {
+        work();
+    } catch (const std::exception& e) {
+        error = e.what();
+    } catch (...) {
+        error = "it threw something that is no std::exception";
+    }
+    done(std::move(error));
+}
+}  // namespace detail
+
 /// A domain's durable storage.
 class DomainJournal {
   public:
@@ -96,6 +112,10 @@ class DomainJournal {
         (void)snapshot;
         done(std::optional<std::string>{"this journal keeps no snapshots"});
     }
+    /// Runs `work` off the domain's thread if the journal has a thread for it (beside its commits, not after
+    /// them), else in the call, and calls `done` as `commit` does. The domain writes its captures of the state
+    /// as JSON through this, so that a large state does not hold up its loop; `work` touches only what it owns.
+    virtual void run_aside(std::function<void()> work, SaveDone done) { detail::run_in_call(work, done); }
     /// Reads at most `count` stored events from position `from` (0-based, as in the domain), after every
     /// commit handed over before it, and calls `done` as `commit` does. The domain reads what it no longer
     /// holds in memory through this.

@@ -21,7 +21,9 @@
 // events (which wait for the next batch), and the outcome returns to the domain's event loop through the
 // transport's `post` (krmx::net::WebSocketServer and krmx::testing::Hub have one; give `post` for another
 // loop). `Commits::synchronous` appends in the call instead: every event is its own batch, and the loop
-// waits for the store. One writer thread serves every domain opened from one `durable(...)` value.
+// waits for the store. One writer thread serves every domain opened from one `durable(...)` value, and a
+// second one writes their captures of the state as JSON (DomainJournal::run_aside), so that neither the loop
+// nor the commits wait while a large state is written.
 
 #include <condition_variable>
 #include <cstddef>
@@ -157,14 +159,30 @@ class StoreWriter {
     std::thread thread_;
 };
 
+// The thread on which the domains of one durable(...) value write their captures as JSON (run_aside): not
+// the writer's, whose commits would wait behind a large state. Started by the first capture.
+class AsideWriter {
+  public:
+    StoreWriter& get() {
+        std::lock_guard lock{mutex_};
+        if (!writer_) writer_.emplace();
+        return *writer_;
+    }
+
+  private:
+    std::mutex mutex_;
+    std::optional<StoreWriter> writer_;
+};
+
 template <EventStore Store>
 class StoreJournal final : public DomainJournal {
   public:
-    StoreJournal(Store& store, std::string stream, std::shared_ptr<StoreWriter> writer, EventLoop loop,
-                 MemoryPolicy memory, CheckpointStoreRef snapshots)
+    StoreJournal(Store& store, std::string stream, std::shared_ptr<StoreWriter> writer,
+                 std::shared_ptr<AsideWriter> aside, EventLoop loop, MemoryPolicy memory, CheckpointStoreRef snapshots)
         : store_(store),
           stream_(std::move(stream)),
           writer_(std::move(writer)),
+          aside_(std::move(aside)),
           loop_(std::move(loop)),
           memory_(memory),
           snapshots_(std::move(snapshots)) {}
@@ -230,6 +248,11 @@ class StoreJournal final : public DomainJournal {
         run([this, revision, shared] { krmx::save_snapshot(snapshots_, stream_, revision, *shared); }, std::move(done));
     }
 
+    // Pipelined: on a second thread, shared like the writer, made when first needed.
+    void run_aside(std::function<void()> work, SaveDone done) override {
+        run_on(aside_ ? &aside_->get() : nullptr, std::move(work), std::move(done));
+    }
+
     void read(std::size_t from, std::size_t count, ReadDone done) override {
         auto records = std::make_shared<std::vector<RecordedEvent>>();
         run([this, from, count, records] { *records = store_.read_stream(stream_, from, count); },
@@ -242,16 +265,12 @@ class StoreJournal final : public DomainJournal {
     // Runs `work` in the call (synchronous commits) or on the writer thread after everything handed over
     // before it, and reports how it ended to `done`: in the call, or posted to the domain's loop.
     void run(std::function<void()> work, std::function<void(std::optional<std::string>)> done) {
-        if (!writer_) {
-            std::optional<std::string> error;
-            try {
-                work();
-            } catch (const std::exception& e) {
-                error = e.what();
-            } catch (...) {
-                error = "the store failed";
-            }
-            done(std::move(error));
+        run_on(writer_.get(), std::move(work), std::move(done));
+    }
+    // The same on `writer`, or in the call without one.
+    void run_on(StoreWriter* writer, std::function<void()> work, std::function<void(std::optional<std::string>)> done) {
+        if (!writer) {
+            run_in_call(work, done);
             return;
         }
         {
@@ -259,7 +278,7 @@ class StoreJournal final : public DomainJournal {
             ++state_->in_flight;
         }
         auto hold = loop_.hold ? loop_.hold() : nullptr;
-        writer_->submit(StoreWriter::Job{
+        writer->submit(StoreWriter::Job{
             std::move(work),
             [post = loop_.post, done = std::move(done), hold = std::move(hold),
              state = state_](std::optional<std::string> error) mutable {
@@ -286,6 +305,7 @@ class StoreJournal final : public DomainJournal {
     Store& store_;
     std::string stream_;
     std::shared_ptr<StoreWriter> writer_;  // none: synchronous commits
+    std::shared_ptr<AsideWriter> aside_;   // none: synchronous commits
     EventLoop loop_;
     MemoryPolicy memory_;
     CheckpointStoreRef snapshots_;
@@ -299,12 +319,13 @@ template <EventStore Store>
 [[nodiscard]] Durability durable(Store& store, DurableOptions options = {}) {
     // Made with the first pipelined domain; shared by every domain opened from this value.
     auto writer = std::make_shared<std::shared_ptr<detail::StoreWriter>>();
+    auto aside = std::make_shared<detail::AsideWriter>();
     auto mutex = std::make_shared<std::mutex>();
-    return Durability{[&store, options = std::move(options), writer, mutex](
+    return Durability{[&store, options = std::move(options), writer, aside, mutex](
                           std::string_view domain, const EventLoop& host_loop) -> std::unique_ptr<DomainJournal> {
         std::string stream = options.stream_prefix + std::string{domain};
         if (options.commits == Commits::synchronous) {
-            return std::make_unique<detail::StoreJournal<Store>>(store, std::move(stream), nullptr, EventLoop{},
+            return std::make_unique<detail::StoreJournal<Store>>(store, std::move(stream), nullptr, nullptr, EventLoop{},
                                                                   options.memory, options.snapshots);
         }
         // A loop of the caller's own replaces the host's, work tokens included (they belong to the host's).
@@ -320,7 +341,7 @@ template <EventStore Store>
             if (!*writer) *writer = std::make_shared<detail::StoreWriter>();
             shared = *writer;
         }
-        return std::make_unique<detail::StoreJournal<Store>>(store, std::move(stream), std::move(shared),
+        return std::make_unique<detail::StoreJournal<Store>>(store, std::move(stream), std::move(shared), aside,
                                                               std::move(loop), options.memory, options.snapshots);
     }};
 }

@@ -393,7 +393,7 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
             try {
                 latest_snapshot_ = LatestSnapshot::of(stream_.size(), codec->save(stream_.state()));
             } catch (const std::exception& e) {
-                unwritable_state(e);
+                unwritable_state(e.what());
             }
         }
         return latest_snapshot_;
@@ -591,7 +591,7 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         last_restored_id_ = std::move(record.id);
         // Everything restored is stored: a capture is used at once (and not saved: see restore_all).
         capture_if_due(bytes, last_restored_id_);
-        use_capture_if_stored(stream_.size(), false);
+        use_capture_if_stored(stream_.size(), false, false);
     }
 
     // The text a stored event is re-sent as: as it arrived (metadata "text"), or rebuilt from its parts.
@@ -671,8 +671,7 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         }
         if (snapshot_due(stream_.size()) && !last_restored_id_.empty()) {
             // The restored state, stored to the last event: saved now, so that the next restart is short.
-            Capture capture{stream_.size(), stream_.state(), last_restored_id_};
-            use_capture(capture, true);
+            use_capture(Capture{stream_.size(), stream_.state(), last_restored_id_}, true, false);
         }
     }
 
@@ -698,48 +697,85 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
     }
 
     // Once every event before the capture is stored, it is used (once).
-    void use_capture_if_stored(std::size_t stored, bool may_save) {
+    void use_capture_if_stored(std::size_t stored, bool may_save, bool aside) {
         if (!capture_ || capture_->position > stored) return;
         Capture capture = std::move(*capture_);
         capture_.reset();
-        use_capture(capture, may_save);
+        use_capture(std::move(capture), may_save, aside);
     }
 
-    void unwritable_state(const std::exception& e) {
+    void unwritable_state(std::string_view error) {
         ++snapshot_statistics_.save_failures;
-        host_.log().error("snapshot.failed", "the state could not be written as JSON", {{"domain", name_}, {"error", e.what()}});
+        host_.log().error("snapshot.failed", "the state could not be written as JSON",
+                          {{"domain", name_}, {"error", std::string{error}}});
     }
 
     // A capture whose events are all stored: the state joiners may get, a snapshot when one is due, and the
-    // floor of the stream when the tail is full.
-    void use_capture(Capture& capture, bool may_save) {
+    // floor of the stream when the tail is full. Its JSON is written `aside` (DomainJournal::run_aside, off
+    // the loop where the journal has a thread for it), so that writing a large state does not hold the loop
+    // up: the loop hands the capture over and finishes with it when the JSON comes back (captured).
+    struct CaptureJob {
+        Capture capture;
+        bool save = false;            // a snapshot is due: store it
+        std::size_t saved_before = 0;  // saved_position_ before it: back to it if the JSON fails
+        nlohmann::json json = {};
+        std::string text = {};
+    };
+    void use_capture(Capture capture, bool may_save, bool aside) {
         const auto& codec = stream_.model().snapshots;
-        std::optional<nlohmann::json> json;
-        if (codec) {
-            try {
-                json = codec->save(capture.state);
-                latest_snapshot_ = LatestSnapshot::of(capture.position, *json);
-            } catch (const std::exception& e) {
-                unwritable_state(e);
-                json.reset();
+        if (!codec) {
+            if (tail_full()) forget_before(capture.position, std::move(capture.state));
+            return;
+        }
+        const bool save = may_save && snapshot_due(capture.position) && !capture.last_event_id.empty();
+        const std::size_t saved_before = saved_position_;
+        if (save) {
+            saved_position_ = capture.position;  // the captures taken meanwhile are not due
+            since_saved_bytes_ = 0;
+        }
+        auto job = std::make_shared<CaptureJob>(CaptureJob{std::move(capture), save, saved_before});
+        auto write = [job, save_state = codec->save] {
+            job->json = save_state(job->capture.state);
+            job->text = job->json.dump(-1, ' ', false, json_replace);
+        };
+        auto done = [this, alive = std::weak_ptr<int>(alive_), job, aside](std::optional<std::string> error) {
+            if (alive.expired()) return;
+            if (aside) --captures_aside_;
+            captured(*job, std::move(error));
+        };
+        if (aside) {
+            ++captures_aside_;
+            journal_->run_aside(std::move(write), std::move(done));
+        } else {
+            run_in_call(write, done);
+        }
+    }
+    void captured(CaptureJob& job, std::optional<std::string> error) {
+        const auto position = job.capture.position;
+        if (error) {
+            unwritable_state(*error);
+            if (job.save && saved_position_ == position) saved_position_ = job.saved_before;  // the next one is due
+        } else {
+            if (!latest_snapshot_ || latest_snapshot_->position < position) {
+                latest_snapshot_ = LatestSnapshot{position, std::move(job.text)};
+            }
+            if (job.save) {
+                journal_->save_snapshot(stream_.model().snapshots->revision,
+                                        StoredSnapshot{position, std::move(job.json), job.capture.last_event_id},
+                                        [this, alive = std::weak_ptr<int>(alive_)](std::optional<std::string> failed) {
+                                            if (alive.expired()) return;
+                                            if (!failed) {
+                                                ++snapshot_statistics_.saved;
+                                                return;
+                                            }
+                                            ++snapshot_statistics_.save_failures;
+                                            host_.log().error("snapshot.failed",
+                                                              "a snapshot could not be saved; the previous one stays",
+                                                              {{"domain", name_}, {"error", *failed}});
+                                        });
             }
         }
-        if (may_save && json && snapshot_due(capture.position) && !capture.last_event_id.empty()) {
-            saved_position_ = capture.position;
-            since_saved_bytes_ = 0;
-            journal_->save_snapshot(codec->revision, StoredSnapshot{capture.position, std::move(*json), capture.last_event_id},
-                                    [this, alive = std::weak_ptr<int>(alive_)](std::optional<std::string> error) {
-                                        if (alive.expired()) return;
-                                        if (!error) {
-                                            ++snapshot_statistics_.saved;
-                                            return;
-                                        }
-                                        ++snapshot_statistics_.save_failures;
-                                        host_.log().error("snapshot.failed", "a snapshot could not be saved; the previous one stays",
-                                                          {{"domain", name_}, {"error", *error}});
-                                    });
-        }
-        if (tail_full()) forget_before(capture.position, std::move(capture.state));
+        if (tail_full()) forget_before(position, std::move(job.capture.state));
     }
 
     // Whether a snapshot at `position` should be saved: the model writes them, the journal keeps them, and
@@ -943,15 +979,15 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         last_commit_failed_ = false;
         last_committed_id_ = in_flight_last_id_;
         confirm(first, batch);
-        use_capture_if_stored(first + batch.size(), true);
+        use_capture_if_stored(first + batch.size(), true, true);
         retry_failed_reads();
         // After a burst, with everything stored and the tail over its size or a snapshot due: the state now
         // is a capture of everything stored.
-        if (!capture_ && pipeline_->uncommitted() == 0 && (tail_full() || snapshot_due(stream_.size()))) {
-            Capture now{stream_.size(), stream_.state(), last_committed_id_};
+        if (!capture_ && captures_aside_ == 0 && pipeline_->uncommitted() == 0 &&
+            (tail_full() || snapshot_due(stream_.size()))) {
             since_capture_events_ = 0;
             since_capture_bytes_ = 0;
-            use_capture(now, true);
+            use_capture(Capture{stream_.size(), stream_.state(), last_committed_id_}, true, true);
         }
     }
 
@@ -1043,6 +1079,7 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
     SnapshotStatistics snapshot_statistics_;
     std::map<std::string, CatchUp, std::less<>> catching_up_;  // users reading old events from the store
     std::uint64_t catch_up_serial_ = 0;
+    std::size_t captures_aside_ = 0;  // handed to run_aside, not back yet
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // lets a late journal callback see the domain is gone
 };
 

@@ -368,6 +368,21 @@ TEST_CASE("a pipelined domain writes its captures as JSON off its loop, and a fa
     CHECK(server.statistics().restored < 700);
 }
 
+TEST_CASE("after a burst, the capture of everything stored follows the one being written aside",
+          "[durable][snapshot]") {
+    using namespace aside_writes;
+    krmx::MemoryEventStore store;
+    krmx::MemoryCheckpointStore checkpoints;
+    krmx::testing::Hub hub;
+    loop_thread = std::this_thread::get_id();
+    krmx::StreamDomain server{hub, "traced", model(),
+                              {.durability = krmx::durable(store, {.memory = small_tail(1000, 1000), .snapshots = checkpoints})}};
+    for (int i = 0; i < 5000; ++i) REQUIRE(server.dispatch("<server>", add(1)));  // one burst, then quiet
+    hub.run_until_idle();
+    CHECK(server.snapshot_statistics().saved == 1);  // of the state after the burst
+    CHECK(server.stream().log().held() <= 1000);
+}
+
 TEST_CASE("a domain that goes while its captures are written aside waits for them and hears nothing after",
           "[durable][snapshot]") {
     using namespace aside_writes;

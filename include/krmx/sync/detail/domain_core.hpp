@@ -740,8 +740,11 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         };
         auto done = [this, alive = std::weak_ptr<int>(alive_), job, aside](std::optional<std::string> error) {
             if (alive.expired()) return;
-            if (aside) --captures_aside_;
+            const bool written = !error;
             captured(*job, std::move(error));
+            if (!aside) return;
+            --captures_aside_;
+            if (written) capture_now_if_quiet();  // (after a failure, the next commit tries again)
         };
         if (aside) {
             ++captures_aside_;
@@ -981,8 +984,12 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         confirm(first, batch);
         use_capture_if_stored(first + batch.size(), true, true);
         retry_failed_reads();
-        // After a burst, with everything stored and the tail over its size or a snapshot due: the state now
-        // is a capture of everything stored.
+        capture_now_if_quiet();
+    }
+
+    // After a burst, with everything stored and the tail over its size or a snapshot due: the state now is a
+    // capture of everything stored. Not while one is being written: it comes when that one is back.
+    void capture_now_if_quiet() {
         if (!capture_ && captures_aside_ == 0 && pipeline_->uncommitted() == 0 &&
             (tail_full() || snapshot_due(stream_.size()))) {
             since_capture_events_ = 0;

@@ -322,21 +322,32 @@ const krmx::StreamModel<Traced>& model() {
     return m;
 }
 
+// A memory store and its snapshots, on a hub whose thread is the loop; nothing held or failing.
+struct Fixture {
+    Fixture() {
+        loop_thread = std::this_thread::get_id();
+        written_aside = 0;
+        fail = false;
+        held = false;
+    }
+    [[nodiscard]] krmx::Durability durable(krmx::MemoryPolicy memory, krmx::PostToLoop post = {}) {
+        return krmx::durable(store, {.post = std::move(post), .memory = memory, .snapshots = checkpoints});
+    }
+    krmx::MemoryEventStore store;
+    krmx::MemoryCheckpointStore checkpoints;
+    krmx::testing::Hub hub;
+};
+
 }  // namespace aside_writes
 
 TEST_CASE("a pipelined domain writes its captures as JSON off its loop, and a failure there is counted",
           "[durable][snapshot]") {
     using namespace aside_writes;
-    krmx::MemoryEventStore store;
-    krmx::MemoryCheckpointStore checkpoints;
-    krmx::testing::Hub hub;
-    loop_thread = std::this_thread::get_id();
-    fail = false;
+    Fixture t;
+    auto& hub = t.hub;
     {
-        krmx::StreamDomain server{hub, "traced", model(),
-                                  {.durability = krmx::durable(store, {.memory = small_tail(64, 100), .snapshots = checkpoints})}};
+        krmx::StreamDomain server{hub, "traced", model(), {.durability = t.durable(small_tail(64, 100))}};
         const int on_loop_at_start = written_on_loop;  // the check that the state can be snapshot, when made
-        written_aside = 0;
         for (int i = 0; i < 1000; ++i) {
             REQUIRE(server.dispatch("<server>", add(1)));
             if (i % 16 == 0) hub.run_until_idle();
@@ -360,8 +371,7 @@ TEST_CASE("a pipelined domain writes its captures as JSON off its loop, and a fa
         CHECK(server.state().total == 1500);
     }
     // A restart loads the newest snapshot saved before the failures and replays the events after it.
-    krmx::StreamDomain server{hub, "traced", model(),
-                              {.durability = krmx::durable(store, {.memory = small_tail(64, 100), .snapshots = checkpoints})}};
+    krmx::StreamDomain server{hub, "traced", model(), {.durability = t.durable(small_tail(64, 100))}};
     CHECK(server.snapshot_statistics().restored == 1);
     CHECK(server.state().total == 1500);
     CHECK(server.statistics().restored >= 500);
@@ -371,14 +381,10 @@ TEST_CASE("a pipelined domain writes its captures as JSON off its loop, and a fa
 TEST_CASE("after a burst, the capture of everything stored follows the one being written aside",
           "[durable][snapshot]") {
     using namespace aside_writes;
-    krmx::MemoryEventStore store;
-    krmx::MemoryCheckpointStore checkpoints;
-    krmx::testing::Hub hub;
-    loop_thread = std::this_thread::get_id();
-    krmx::StreamDomain server{hub, "traced", model(),
-                              {.durability = krmx::durable(store, {.memory = small_tail(1000, 1000), .snapshots = checkpoints})}};
+    Fixture t;
+    krmx::StreamDomain server{t.hub, "traced", model(), {.durability = t.durable(small_tail(1000, 1000))}};
     for (int i = 0; i < 5000; ++i) REQUIRE(server.dispatch("<server>", add(1)));  // one burst, then quiet
-    hub.run_until_idle();
+    t.hub.run_until_idle();
     CHECK(server.snapshot_statistics().saved == 1);  // of the state after the burst
     CHECK(server.stream().log().held() <= 1000);
 }
@@ -386,19 +392,12 @@ TEST_CASE("after a burst, the capture of everything stored follows the one being
 TEST_CASE("a domain that goes while its captures are written aside waits for them and hears nothing after",
           "[durable][snapshot]") {
     using namespace aside_writes;
-    krmx::MemoryEventStore store;
-    krmx::MemoryCheckpointStore checkpoints;
-    krmx::testing::Hub hub;
+    Fixture t;
     krmx::testing::Mailbox loop;  // the domain's loop, run by hand
-    loop_thread = std::this_thread::get_id();
-    written_aside = 0;
     held = true;
     std::thread opener;
     {
-        krmx::StreamDomain server{hub, "traced", model(),
-                                  {.durability = krmx::durable(store, {.post = loop.poster(),
-                                                                       .memory = small_tail(64, 100),
-                                                                       .snapshots = checkpoints})}};
+        krmx::StreamDomain server{t.hub, "traced", model(), {.durability = t.durable(small_tail(64, 100), loop.poster())}};
         for (int i = 0; i < 200; ++i) {
             REQUIRE(server.dispatch("<server>", add(1)));
             (void)loop.run_posted();

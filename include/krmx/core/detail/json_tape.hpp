@@ -80,16 +80,14 @@ class JsonTape {
                 std::size_t n = 0;
                 for (const auto& element : value.get_ref<const nlohmann::json::array_t&>())
                     n += extent(element);
-                (void)u32(value.size());
-                return 9 + u32(n);
+                return 9 + u32(n);  // (the count is at most the length: every element takes a byte or more)
             }
             case T::object: {
                 std::size_t n = 0;
                 for (const auto& [key, member] : value.get_ref<const nlohmann::json::object_t&>()) {
                     n += 4 + u32(key.size()) + extent(member);
                 }
-                (void)u32(value.size());
-                return 9 + u32(n);
+                return 9 + u32(n);  // (and so is the count of members)
             }
             default:
                 return 1;

@@ -719,7 +719,7 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         bool save = false;            // a snapshot is due: store it
         std::size_t saved_before = 0;  // saved_position_ before it: back to it if the JSON fails
         nlohmann::json json = {};
-        std::string text = {};
+        LatestSnapshot latest = {};  // its text, for joiners
     };
     void use_capture(Capture capture, bool may_save, bool aside) {
         const auto& codec = stream_.model().snapshots;
@@ -736,7 +736,7 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
         auto job = std::make_shared<CaptureJob>(CaptureJob{std::move(capture), save, saved_before});
         auto write = [job, save_state = codec->save] {
             job->json = save_state(job->capture.state);
-            job->text = job->json.dump(-1, ' ', false, json_replace);
+            job->latest = LatestSnapshot::of(job->capture.position, job->json);
         };
         auto done = [this, alive = std::weak_ptr<int>(alive_), job, aside](std::optional<std::string> error) {
             if (alive.expired()) return;
@@ -760,7 +760,7 @@ class DomainCore : protected HostedDomain, protected CommitPipeline::Owner {
             if (job.save && saved_position_ == position) saved_position_ = job.saved_before;  // the next one is due
         } else {
             if (!latest_snapshot_ || latest_snapshot_->position < position) {
-                latest_snapshot_ = LatestSnapshot{position, std::move(job.text)};
+                latest_snapshot_ = std::move(job.latest);
             }
             if (job.save) {
                 journal_->save_snapshot(stream_.model().snapshots->revision,

@@ -14,6 +14,7 @@
 #include <benchmark/benchmark.h>
 #include <nlohmann/json.hpp>
 
+#include <krmx/net/session.hpp>
 #include <krmx/store/checkpoint_store.hpp>
 #include <krmx/store/memory_event_store.hpp>
 #include <krmx/sync/domain_host.hpp>
@@ -21,6 +22,7 @@
 #include <krmx/sync/stream_domain.hpp>
 
 #include "bench_common.hpp"
+#include "counting_sink.hpp"
 #include "mailbox.hpp"
 
 namespace capture_bench {
@@ -42,18 +44,6 @@ krmx::StreamModel<Board> model(std::size_t cells) {
     return m;
 }
 
-// A transport that takes what the domain sends and drops it.
-struct NullTransport {
-    krmx::detail::Signal<std::string_view> linked;
-    krmx::detail::Signal<std::string_view> unlinked;
-    krmx::detail::Signal<std::string_view, const krmx::Message&> message;
-    krmx::Subscription on_link(krmx::UserCallback f) { return linked.connect(std::move(f)); }
-    krmx::Subscription on_unlink(krmx::UserCallback f) { return unlinked.connect(std::move(f)); }
-    krmx::Subscription on_message(krmx::UserMessageCallback f) { return message.connect(std::move(f)); }
-    void send(std::string_view, std::string) {}
-    void broadcast(std::string) {}
-};
-
 void BM_capture_loop_step(benchmark::State& state) {
     using Clock = std::chrono::steady_clock;
     const auto cells = krmx_bench_size(static_cast<std::size_t>(state.range(0)), 1024);
@@ -74,8 +64,9 @@ void BM_capture_loop_step(benchmark::State& state) {
     };
     krmx::MemoryEventStore store;
     krmx::MemoryCheckpointStore checkpoints;
-    NullTransport transport;
-    krmx::DomainHost host{transport};
+    CountingSink sink;  // (no one links: the domain sends nothing)
+    krmx::net::Session session{sink};
+    krmx::DomainHost host{session};
     krmx::StreamDomain server{
         host, "board", board,
         {.durability = krmx::durable(store, {.post = post,

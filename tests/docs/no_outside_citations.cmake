@@ -1,6 +1,6 @@
 # Fails when the product cites documents that are not in the repository: what the code implements is
 # described in docs/ (docs/protocol.md, docs/architecture.md) and the README, and nothing may send a reader
-# elsewhere (a PROTOCOL.md or DESIGN.md of its own making, a folder beside the checkout).
+# elsewhere (an upper-case protocol or design document beside the checkout, a folder next to it).
 file(GLOB_RECURSE files LIST_DIRECTORIES false
      ${ROOT}/include/*.hpp ${ROOT}/tests/*.cpp ${ROOT}/tests/*.hpp ${ROOT}/tests/*.mjs ${ROOT}/tests/*.sh
      ${ROOT}/tests/*.txt ${ROOT}/tests/*.cmake ${ROOT}/examples/*.cpp ${ROOT}/examples/*.hpp ${ROOT}/examples/*.mjs

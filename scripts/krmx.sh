@@ -315,7 +315,7 @@ cmd_fuzz() {
   cmake -S "$root" -B "$dir" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKRMX_HEADER_CHECKS=OFF \
     -DKRMX_BUILD_BENCHMARKS=OFF -DKRMX_BUILD_EXAMPLES=OFF -DKRMX_FUZZ_SECONDS="$seconds" >"$dir.configure.log" 2>&1 \
     || { cat "$dir.configure.log"; die "configure failed ($dir)"; }
-  cmake --build "$dir" --parallel "$jobs" --target krmx_fuzz_json krmx_fuzz_host krmx_fuzz_client
+  cmake --build "$dir" --parallel "$jobs" --target krmx_fuzz_json krmx_fuzz_host krmx_fuzz_client krmx_fuzz_delta krmx_fuzz_projection
   say "fuzzing each harness for $seconds s"
   ctest --test-dir "$build_root/fuzz" --output-on-failure --parallel "$jobs" -L fuzz
 }

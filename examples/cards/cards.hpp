@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <krmx/core/define_view.hpp>
 #include <krmx/core/event_type.hpp>
 #include <krmx/core/json_optional.hpp>  // the View's optional members
 #include <krmx/core/outcome.hpp>
@@ -46,7 +47,7 @@ struct Seat {
     std::optional<std::string> winner;
     friend bool operator==(const Seat&, const Seat&) = default;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Seat, hand, held, top, deck, turn, winner)
+KRMX_DEFINE_VIEW(Seat, hand, held, top, deck, turn, winner)  // JSON, and views written without a JSON tree
 
 inline constexpr std::size_t max_players = 4;
 inline constexpr std::size_t hand_size = 5;

@@ -6,6 +6,7 @@
 #include "krmx/version.hpp"
 
 #include "krmx/core/clock.hpp"
+#include "krmx/core/define_view.hpp"
 #include "krmx/core/event.hpp"
 #include "krmx/core/event_type.hpp"
 #include "krmx/core/json_delta.hpp"

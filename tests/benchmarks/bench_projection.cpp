@@ -3,7 +3,8 @@
 // `projection/action` frame read by the Krmx session, routed by the host, applied, and answered with a
 // jsondiffpatch delta of each member's view, serialised and handed to its connection. The reference runs
 // the same model on @krmx/state's ProjectionServer (its `diff` per user) with JSON.parse of the action and
-// JSON.stringify of each delta (tests/benchmarks/reference/bench.mjs, projection_rooms).
+// JSON.stringify of each delta (tests/benchmarks/reference/bench.mjs, projection_rooms). It runs twice: with
+// the view defined by KRMX_DEFINE_VIEW (BM_projection_rooms) and by nlohmann's macro (..._tree_view).
 #include <algorithm>
 #include <cstdint>
 #include <map>
@@ -15,6 +16,7 @@
 #include <benchmark/benchmark.h>
 #include <nlohmann/json.hpp>
 
+#include <krmx/core/define_view.hpp>
 #include <krmx/net/session.hpp>
 #include <krmx/stream/projection_model.hpp>
 #include <krmx/sync/domain_host.hpp>
@@ -28,36 +30,53 @@ namespace projection_bench {
 struct Player {
     int score = 0;
     std::vector<int> secret;  // the last 8 moves: only its owner sees them
-    friend bool operator==(const Player&, const Player&) = default;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Player, score, secret)
 
 struct Scores {
     std::map<std::string, Player> players;
     int round = 0;
 };
 
+// The view, defined with KRMX_DEFINE_VIEW: the domain writes it without a JSON tree.
+struct PlayerView {
+    int score = 0;
+    std::vector<int> secret;
+};
+KRMX_DEFINE_VIEW(PlayerView, score, secret)
 struct ScoresView {
-    Player you;
+    PlayerView you;
     std::map<std::string, int> scores;
     int round = 0;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ScoresView, you, scores, round)
+KRMX_DEFINE_VIEW(ScoresView, you, scores, round)
+
+// The same view with nlohmann's macro: the domain builds its JSON tree and copies that.
+struct TreePlayerView {
+    int score = 0;
+    std::vector<int> secret;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TreePlayerView, score, secret)
+struct TreeScoresView {
+    TreePlayerView you;
+    std::map<std::string, int> scores;
+    int round = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TreeScoresView, you, scores, round)
 
 inline constexpr krmx::EventType<int> move{"move"};
 
-const krmx::ProjectionModel<Scores, ScoresView>& model() {
+template <class View>
+const krmx::ProjectionModel<Scores, View>& model() {
     static const auto m =
-        krmx::ProjectionModel<Scores, ScoresView>{Scores{},
-                                                  [](const Scores& s, std::string_view user) {
-                                                      ScoresView v;
-                                                      if (const auto it = s.players.find(std::string{user});
-                                                          it != s.players.end())
-                                                          v.you = it->second;
-                                                      for (const auto& [name, p] : s.players) v.scores[name] = p.score;
-                                                      v.round = s.round;
-                                                      return v;
-                                                  }}
+        krmx::ProjectionModel<Scores, View>{Scores{},
+                                            [](const Scores& s, std::string_view user) {
+                                                View v;
+                                                if (const auto it = s.players.find(std::string{user}); it != s.players.end())
+                                                    v.you = {it->second.score, it->second.secret};
+                                                for (const auto& [name, p] : s.players) v.scores[name] = p.score;
+                                                v.round = s.round;
+                                                return v;
+                                            }}
             .when(move, [](Scores& s, std::string_view by, int n) {
                 auto& p = s.players[std::string{by}];
                 p.score += n;
@@ -71,11 +90,12 @@ const krmx::ProjectionModel<Scores, ScoresView>& model() {
 constexpr int rooms = 100;
 constexpr int players_per_room = 8;
 
+template <class View>
 struct Server {
     Server() {
         for (int r = 0; r < rooms; ++r) {
-            domains.push_back(std::make_unique<krmx::ProjectionDomain<Scores, ScoresView>>(
-                host, "room-" + std::to_string(r), model(), krmx::ProjectionDomainOptions{.audience = krmx::Audience::members}));
+            domains.push_back(std::make_unique<krmx::ProjectionDomain<Scores, View>>(
+                host, "room-" + std::to_string(r), model<View>(), krmx::ProjectionDomainOptions{.audience = krmx::Audience::members}));
             for (int p = 0; p < players_per_room; ++p) {
                 const auto user = "p" + std::to_string(r) + "-" + std::to_string(p);
                 (void)domains.back()->admit(user);
@@ -100,14 +120,15 @@ struct Server {
     CountingSink sink;
     krmx::net::Session session{sink};
     krmx::DomainHost host{session};
-    std::vector<std::unique_ptr<krmx::ProjectionDomain<Scores, ScoresView>>> domains;
+    std::vector<std::unique_ptr<krmx::ProjectionDomain<Scores, View>>> domains;
     std::vector<krmx::net::ConnectionId> connections;
     std::vector<std::string> actions;
 };
 
 // Actions go round the rooms (room after room, each time the next player), so that every room stays busy.
+template <class View>
 void BM_projection_rooms(benchmark::State& state) {
-    Server server;
+    Server<View> server;
     const std::uint64_t before = server.accepted();
     const std::uint64_t frames_before = server.sink.frames;  // not the links' and the first moves'
     const std::uint64_t bytes_before = server.sink.bytes;
@@ -134,6 +155,7 @@ void BM_projection_rooms(benchmark::State& state) {
     for (const auto& d : server.domains) computed += d->projection_statistics().deltas_computed;
     state.counters["deltas_per_action"] = per_action(computed - computed_before);
 }
-BENCHMARK(BM_projection_rooms)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_projection_rooms<ScoresView>)->Name("BM_projection_rooms")->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_projection_rooms<TreeScoresView>)->Name("BM_projection_rooms_tree_view")->Unit(benchmark::kMicrosecond);
 
 }  // namespace projection_bench

@@ -41,6 +41,7 @@
 #include <nlohmann/json.hpp>
 
 #include "krmx/core/detail/json_tape.hpp"
+#include "krmx/core/detail/tape_writer.hpp"
 #include "krmx/core/json_delta.hpp"
 #include "krmx/core/message.hpp"
 #include "krmx/core/outcome.hpp"
@@ -258,7 +259,7 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                 if (next_own < own.size()) return std::string_view{own[next_own++]};
                 return std::nullopt;
             };
-            if (auto view = compute_view(user)) {
+            if (auto view = compute_view(user, viewer.view.bytes().size())) {
                 const auto hash = view->hash();
                 if (hash != viewer.hash || *view != viewer.view) {
                     auto& update = updates.emplace_back(&viewer, Viewer{std::move(*view), hash});
@@ -310,10 +311,15 @@ class ProjectionDomain final : private detail::DomainCore<State> {
 
     // ---- views -----------------------------------------------------------------------------------------
 
-    std::optional<detail::JsonTape> compute_view(std::string_view user) {
+    // `expected_bytes`: the size of the tape of the user's last view.
+    std::optional<detail::JsonTape> compute_view(std::string_view user, std::size_t expected_bytes = 0) {
         ++projection_statistics_.views_computed;
         try {
-            return detail::JsonTape{nlohmann::json(model_.view(shown_state(), user))};  // may throw std::length_error: 4 GiB
+            // Views of KRMX_DEFINE_VIEW types and standard containers are written without a JSON tree.
+            detail::TapeWriter writer;
+            writer.reserve(expected_bytes + 64);  // no growing piece by piece
+            detail::tape_write(writer, model_.view(shown_state(), user));  // may throw std::length_error: 4 GiB
+            return std::move(writer).tape();
         } catch (const std::exception& e) {
             ++projection_statistics_.view_failures;
             this->host().log().error("projection.view_failed", "a view function threw: that user's update was skipped",

@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -50,20 +51,30 @@ class JsonTape {
     [[nodiscard]] std::size_t hash() const noexcept { return std::hash<std::string_view>{}(bytes_); }
     friend bool operator==(const JsonTape& a, const JsonTape& b) noexcept { return a.bytes_ == b.bytes_; }
 
-  private:
-    // A length or count as the tape holds it.
+    /// A length or count as the tape holds it.
     static std::uint32_t u32(std::size_t n) {
         if (n > std::numeric_limits<std::uint32_t>::max()) {
             throw std::length_error("krmx::detail::JsonTape: a string, array or object of 4 GiB or more");
         }
         return static_cast<std::uint32_t>(n);
     }
+    /// Appends the tape of `value` to `out`.
+    static void append(std::string& out, const nlohmann::json& value) {
+        const auto at = out.size();
+        out.resize(at + extent(value));
+        write(out.data() + at, value);
+    }
+    /// The tape made of `bytes`, which a TapeWriter wrote.
+    [[nodiscard]] static JsonTape adopt(std::string bytes) noexcept {
+        JsonTape tape;
+        tape.bytes_ = std::move(bytes);
+        return tape;
+    }
+
+  private:
     // The tape is measured first and then written into a buffer of exactly that size: appending piece by
     // piece cost more than the second walk over a tree that was just built and is still in the cache.
-    void write(const nlohmann::json& value) {
-        bytes_.resize(extent(value));
-        write(bytes_.data(), value);
-    }
+    void write(const nlohmann::json& value) { append(bytes_, value); }
     // The bytes `value` takes; every length the tape will hold is checked here.
     static std::size_t extent(const nlohmann::json& value) {
         using T = nlohmann::json::value_t;

@@ -108,6 +108,55 @@ TEST_CASE("json tape: tape_diff is json_diff on random pairs", "[core][json_tape
     CHECK(changed > 2500);
 }
 
+TEST_CASE("json tape: a batch's cache diffs each top-level member that changed alike once, to the same text",
+          "[core][json_tape]") {
+    // Six players: each a hand of its own, one table for all; the table changes, and so does one hand.
+    const auto view = [](int player, const json& table, int round, bool played) {
+        json hand = json::array({player, player + 10, player + 20});
+        if (played) hand.erase(hand.begin());
+        return json{{"hand", hand}, {"round", round}, {"table", table}};
+    };
+    const json table_before = {{"pile", {3, 4}}, {"held", {{"a", 3}, {"b", 3}}}, {"x", 1}};
+    const json table_after = {{"pile", {3, 4, 0}}, {"held", {{"a", 2}, {"b", 3}}}, {"x", 1.0}};  // 1.0: no change
+    krmx::detail::TapeDiffCache cache;
+    std::vector<JsonTape> tapes;  // the cache keeps views of the tapes it diffed: they outlive it
+    tapes.reserve(12);
+    for (int player = 0; player < 6; ++player) {
+        const auto from = view(player, table_before, 1, false);
+        const auto to = view(player, table_after, 2, player == 0);
+        const auto& a = tapes.emplace_back(from);
+        const auto& b = tapes.emplace_back(to);
+        CHECK(shown(krmx::detail::tape_diff(a, b, &cache)) == shown(krmx::json_diff(from, to)));
+    }
+    CHECK(cache.hits == 5);  // the table, after the first player
+    // Members equal by value only: the cached answer is "no delta" too.
+    krmx::detail::TapeDiffCache equal_cache;
+    const JsonTape one{json{{"t", {{"x", 1}}}, {"p", 1}}};
+    const JsonTape one_point_o{json{{"t", {{"x", 1.0}}}, {"p", 2}}};
+    for (int k = 0; k < 2; ++k) {
+        CHECK(shown(krmx::detail::tape_diff(one, one_point_o, &equal_cache)) == R"({"p":[1,2]})");
+    }
+    CHECK(equal_cache.hits == 1);
+
+    // Random members, private and shared, through one cache per batch: the same text as without.
+    krmx_test::JsonDeltaRandom random{20261208};
+    for (int i = 0; i < 300; ++i) {
+        const auto [shared_from, shared_to] = random.pair();
+        krmx::detail::TapeDiffCache batch;
+        std::vector<JsonTape> kept;
+        kept.reserve(8);
+        for (int player = 0; player < 4; ++player) {
+            const auto [own_from, own_to] = random.pair();
+            const json from = {{"own", own_from}, {"shared", shared_from}, {"_t", player == 3 ? json("a") : json(0)}};
+            const json to = {{"own", own_to}, {"shared", shared_to}, {"_t", player == 3 ? json("b") : json(0)}};
+            INFO("case " << i << " player " << player << "\nfrom " << from.dump() << "\nto   " << to.dump());
+            const auto& a = kept.emplace_back(from);
+            const auto& b = kept.emplace_back(to);
+            CHECK(shown(krmx::detail::tape_diff(a, b, &batch)) == shown(krmx::json_diff(from, to)));
+        }
+    }
+}
+
 TEST_CASE("json tape: what json_diff does specially, tape_diff does alike", "[core][json_tape]") {
     const auto check = [](const json& from, const json& to) {
         INFO("from " << shown(from) << "\nto   " << shown(to));

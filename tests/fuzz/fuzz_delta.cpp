@@ -3,7 +3,8 @@
 // The input is a JSON array [from, to] or [from, to, delta].
 // - json_patch either applies the delta or throws std::invalid_argument and leaves the value as it was;
 // - json_diff's delta, patched onto `from`, gives `to` (numbers by value), and none means they are equal;
-// - the tapes of `from` and `to` hold them exactly, and tape_diff writes the text of json_diff's delta.
+// - the tapes of `from` and `to` hold them exactly, and tape_diff writes the text of json_diff's delta, also
+//   through a cache of the deltas of top-level members.
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -55,6 +56,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     KRMX_FUZZ_CHECK(*tape_delta == text_of(*delta));
+    // Two members that change alike: the second one's delta comes from the cache, and is the same.
+    krmx::detail::TapeDiffCache cache;
+    const nlohmann::json wrapped_from = {{"a", from}, {"b", from}};
+    const nlohmann::json wrapped_to = {{"a", to}, {"b", to}};
+    const auto wrapped_delta = krmx::json_diff(wrapped_from, wrapped_to);
+    const krmx::detail::JsonTape wrapped_from_tape{wrapped_from};
+    const krmx::detail::JsonTape wrapped_to_tape{wrapped_to};  // (the cache keeps views of both)
+    const auto cached = krmx::detail::tape_diff(wrapped_from_tape, wrapped_to_tape, &cache);
+    KRMX_FUZZ_CHECK(wrapped_delta && cached && *cached == text_of(*wrapped_delta));
+    const auto container = [](const nlohmann::json& v) { return v.is_object() || v.is_array(); };
+    KRMX_FUZZ_CHECK(cache.hits == (container(from) && container(to) ? 1U : 0U));
     auto patched = from;
     try {
         krmx::json_patch(patched, *delta);

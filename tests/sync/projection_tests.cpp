@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <krmx/core/json_delta.hpp>
+#include <krmx/net/session.hpp>
 #include <krmx/store/memory_event_store.hpp>
 #include <krmx/sync/durable.hpp>
 #include <krmx/sync/projection_client.hpp>
@@ -243,6 +244,53 @@ TEST_CASE("projection: equal views share one delta; a sender whose view did not 
     CHECK(own[0]["payload"]["optimisticId"] == *sent.optimistic_id);
     CHECK(clients[0]->pending_count() == 0);
     CHECK(clients[0]->statistics().deltas == 2);
+}
+
+// The frames a session hands to its connections, as shared texts.
+struct RecordingSink final : krmx::net::SessionSink {
+    std::vector<std::pair<krmx::net::ConnectionId, krmx::net::SharedText>> frames;
+    void send(krmx::net::ConnectionId connection, krmx::net::SharedText text) override {
+        frames.emplace_back(connection, std::move(text));
+    }
+    void close(krmx::net::ConnectionId, krmx::net::CloseReason) override {}
+};
+
+TEST_CASE("projection: a part of the views that changed alike is diffed once; equal deltas are one frame",
+          "[sync][projection]") {
+    RecordingSink sink;
+    krmx::net::Session session{sink};
+    krmx::DomainHost host{session};
+    krmx::ProjectionDomain table{host, "cards", cards::model()};
+    std::map<std::string, krmx::net::ConnectionId> connections;
+    for (const char* name : {"alice", "bob", "carol", "dave"}) {  // carol and dave watch
+        connections[name] = session.connect();
+        session.receive(connections[name], json{{"type", "krmx/link"}, {"payload", {{"username", name}, {"version", "0.5.4"}}}}.dump());
+    }
+    REQUIRE(table.dispatch("alice", cards::sit()));
+    REQUIRE(table.dispatch("bob", cards::sit()));
+    REQUIRE(table.dispatch(krmx::server_dispatcher, cards::deal(ordered_deck())));
+    const auto reused = table.projection_statistics().parts_reused;
+    sink.frames.clear();
+
+    // Alice draws: her hand changes, and for everyone how many cards she holds, the deck and the turn.
+    REQUIRE(table.dispatch("alice", cards::draw()));
+    // `held`: diffed for alice, reused for bob and carol (dave's whole view changed as carol's: hers is his).
+    CHECK(table.projection_statistics().parts_reused - reused == 2);
+    std::map<std::string, krmx::net::SharedText> frame;
+    for (const auto& [name, id] : connections) {
+        for (const auto& [connection, text] : sink.frames) {
+            if (connection == id) {
+                CHECK_FALSE(frame.contains(name));
+                frame[name] = text;
+            }
+        }
+    }
+    REQUIRE(frame.size() == 4);
+    CHECK(frame["bob"].get() == frame["carol"].get());  // bob's view differs (his hand), his delta does not
+    CHECK(frame["carol"].get() == frame["dave"].get());
+    CHECK(frame["alice"].get() != frame["bob"].get());
+    CHECK(json::parse(*frame["alice"])["payload"]["delta"].contains("hand"));
+    CHECK_FALSE(json::parse(*frame["bob"])["payload"]["delta"].contains("hand"));
 }
 
 TEST_CASE("projection: a view that throws skips that user only; a view too large for a message is not sent",

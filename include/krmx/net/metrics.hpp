@@ -253,6 +253,7 @@ class ServerCollectable final : public prometheus::Collectable {
                 KRMX_PROJECTION_COUNTER(sets_sent, "projection/set messages: on hearing, and for deltas too large to send.");
                 KRMX_PROJECTION_COUNTER(deltas_sent, "projection/delta messages.");
                 KRMX_PROJECTION_COUNTER(deltas_computed, "Deltas computed: one per distinct change of a view per batch.");
+                KRMX_PROJECTION_COUNTER(parts_reused, "Members of views whose delta was computed once for users whose views changed there alike.");
                 KRMX_PROJECTION_COUNTER(views_computed, "View function calls.");
                 KRMX_PROJECTION_COUNTER(view_failures, "View functions that threw: that user's update was skipped.");
                 KRMX_PROJECTION_COUNTER(views_too_large, "Views that fit in no message: not sent.");

@@ -54,6 +54,7 @@ struct ProjectionStatistics {
     std::uint64_t sets_sent = 0;        ///< `projection/set`: on hearing, and for deltas too large to send
     std::uint64_t deltas_sent = 0;      ///< `projection/delta` messages, releases of unchanged views included
     std::uint64_t deltas_computed = 0;  ///< json_diff runs: one per distinct (old, new) view pair per batch
+    std::uint64_t parts_reused = 0;     ///< members of views diffed once for users whose views changed there alike
     std::uint64_t views_computed = 0;   ///< view function calls
     std::uint64_t view_failures = 0;    ///< view functions that threw or gave a View that is no JSON: skipped
     std::uint64_t views_too_large = 0;  ///< views that fit in no message: not sent

@@ -19,7 +19,9 @@
 //   with the optimisticId and the reason (an action without optimisticId is refused unanswered: @krmx/state
 //   sends none when it applied nothing).
 // - Each view is computed once per user and compared with what the user holds; a delta is computed once
-//   per distinct (old, new) pair, so that spectators and team mates whose views changed alike share it.
+//   per distinct (old, new) pair, so that spectators and team mates whose views changed alike share it, and
+//   the delta of a member of the view (a table all see) once per distinct change of that member. Equal
+//   deltas are one message: one frame for all their connections.
 // - A delta that would not fit in a message is replaced by `projection/set`; a view that does not fit either
 //   is not sent (counted in views_too_large; the user keeps its old view, and the next change that fits is
 //   a delta from it). A view function that throws skips that user's update (view_failures), nobody else's.
@@ -246,6 +248,11 @@ class ProjectionDomain final : private detail::DomainCore<State> {
         };
         std::vector<Shared> shared;
         std::unordered_multimap<std::size_t, std::size_t> shared_by_hash;
+        // Equal deltas from different views (the players but the sender, when only public parts changed) are
+        // one message, one frame shared by all the connections.
+        std::unordered_map<std::string, SharedText> messages;
+        // And parts of views that changed alike (a table all see, beside hands of their own) are diffed once.
+        detail::TapeDiffCache member_deltas;
         // New views wait here until every user was served: shared deltas point at the old ones.
         std::vector<std::pair<Viewer*, Viewer>> updates;
         updates.reserve(viewers_.size());
@@ -272,7 +279,7 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                     }
                     if (!found) {
                         ++projection_statistics_.deltas_computed;
-                        auto delta = detail::tape_diff(viewer.view, next);
+                        auto delta = detail::tape_diff(viewer.view, next, &member_deltas);
                         shared.push_back(Shared{&viewer.view, &next,
                                                 delta ? std::move(*delta) : std::string{no_change_delta}});  // equal by value (1, 1.0)
                         shared_by_hash.emplace(key, shared.size() - 1);
@@ -280,7 +287,9 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                     }
                     const auto id = next_id();
                     if (!id && !found->message) {
-                        found->message = share_text(detail::projection_delta_message(this->name(), found->delta, {}));
+                        auto& message = messages[found->delta];
+                        if (!message) message = share_text(detail::projection_delta_message(this->name(), found->delta, {}));
+                        found->message = message;
                     }
                     auto message = id ? share_text(detail::projection_delta_message(this->name(), found->delta, id))
                                       : found->message;
@@ -304,6 +313,7 @@ class ProjectionDomain final : private detail::DomainCore<State> {
                 this->host().send(user, detail::projection_delta_message(this->name(), no_change_delta, optimistic));
             }
         }
+        projection_statistics_.parts_reused += member_deltas.hits;
         for (auto& [viewer, next] : updates) {
             if (viewer) *viewer = std::move(next);
         }

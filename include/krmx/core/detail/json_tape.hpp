@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -370,10 +371,48 @@ inline void tape_dump_replaced(std::string& out, std::string_view from, std::str
     out += ']';
 }
 
+// The deltas of the members of top-level objects, kept through one batch of diffs: users whose views differ
+// (each holds its own hand) but whose public parts changed alike (the table) get the delta of such a part
+// diffed once. It keeps views of the tapes it saw: they must outlive it.
+struct TapeDiffCache {
+    struct Entry {
+        std::string_view from;
+        std::string_view to;
+        std::optional<std::string> delta;  // none: equal by value
+    };
+    std::unordered_multimap<std::size_t, Entry> entries;
+    std::uint64_t hits = 0;
+};
+
+inline bool tape_diff_value(std::string& out, std::string_view from, std::string_view to, int level,
+                            TapeDiffCache* cache = nullptr);
+
+// tape_diff_value of a member of two top-level objects, through the cache (a delta does not name its member).
+inline bool tape_diff_member(std::string& out, TapeDiffCache& cache, std::string_view from, std::string_view to,
+                             int level) {
+    const std::hash<std::string_view> hash_of;
+    const auto hash = hash_of(from) * 31 + hash_of(to);
+    for (auto [it, end] = cache.entries.equal_range(hash); it != end; ++it) {
+        const auto& entry = it->second;
+        if (entry.from == from && entry.to == to) {
+            ++cache.hits;
+            if (!entry.delta) return false;
+            out += *entry.delta;
+            return true;
+        }
+    }
+    const auto start = out.size();
+    const bool changed = tape_diff_value(out, from, to, level);
+    cache.entries.emplace(hash, TapeDiffCache::Entry{from, to, changed ? std::optional{out.substr(start)} : std::nullopt});
+    return changed;
+}
+
 // diff_value (json_delta.hpp) on tapes, written as text: objects are walked here, and so are scalars whose
 // bytes differ only when their values do; anything else is read back and handed to diff_value, so that the
 // text is that of json_diff's delta exactly. Appends nothing and returns false when the values are equal.
-inline bool tape_diff_value(std::string& out, std::string_view from, std::string_view to, int level) {
+// `cache`: for the members of a top-level object that are containers (a scalar is as quickly diffed as looked up).
+inline bool tape_diff_value(std::string& out, std::string_view from, std::string_view to, int level,
+                            TapeDiffCache* cache) {
     const auto scalar = [](char tag) {
         return tag == 'n' || tag == 't' || tag == 'f' || tag == 's' || tag == 'i' || tag == 'u';
     };
@@ -423,7 +462,11 @@ inline bool tape_diff_value(std::string& out, std::string_view from, std::string
                 const bool had = any;
                 const bool had_reserved = reserved;
                 member(a.key());
-                if (!tape_diff_value(out, a.value(), b.value(), level + 1)) {
+                const auto container = [](std::string_view v) { return v.front() == 'o' || v.front() == 'a'; };
+                const bool changed = cache && level == 1 && container(a.value()) && container(b.value())
+                                         ? tape_diff_member(out, *cache, a.value(), b.value(), level + 1)
+                                         : tape_diff_value(out, a.value(), b.value(), level + 1);
+                if (!changed) {
                     out.resize(mark);
                     any = had;
                     reserved = had_reserved;
@@ -444,10 +487,12 @@ inline bool tape_diff_value(std::string& out, std::string_view from, std::string
 }
 
 /// The text of json_diff(from.value(), to.value()) as dump(-1, ' ', false, replace) writes it, without
-/// reading back what did not change; nullopt when the values are equal.
-[[nodiscard]] inline std::optional<std::string> tape_diff(const JsonTape& from, const JsonTape& to) {
+/// reading back what did not change; nullopt when the values are equal. With a cache, the members of top-level
+/// objects that it saw change alike before are not diffed again.
+[[nodiscard]] inline std::optional<std::string> tape_diff(const JsonTape& from, const JsonTape& to,
+                                                          TapeDiffCache* cache = nullptr) {
     std::string out;
-    if (!tape_diff_value(out, from.bytes(), to.bytes(), 1)) return std::nullopt;
+    if (!tape_diff_value(out, from.bytes(), to.bytes(), 1, cache)) return std::nullopt;
     return out;
 }
 

@@ -7,7 +7,7 @@
 //   KRMX_DEFINE_VIEW(Seat, hand, held, top)
 //
 // Use it at namespace scope, in Type's namespace, as nlohmann's macro. The JSON is the same either way; with
-// this macro a domain writes each view straight into the compact form it diffs (1.5-1.7x the actions per
+// this macro a domain writes each view straight into the compact form it diffs (1.6-1.7x the actions per
 // second in the projection benchmark). Members of types nlohmann converts itself, of types defined with this
 // macro, and nlohmann::json are written directly; members of other types (enums, types with a to_json of
 // their own) through their to_json. Up to 63 members; a member listed twice does not compile.
